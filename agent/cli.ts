@@ -1,0 +1,113 @@
+/**
+ * `cronplane` — the agent and a client of the /v1 API.
+ *   cronplane agent --tag role=web --name web-1 --concurrency 4
+ *   cronplane jobs ls | get NAME | apply -f FILE | rm NAME | run NAME | toggle NAME
+ *   cronplane executions JOB | members | leader | pause | unpause
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { LOCAL_STACK_FILE } from '../local/stack-file.ts';
+import { createContext } from '../shared/context.ts';
+import { Agent } from './agent.ts';
+import { resolveAgentConfig } from './config.ts';
+
+const program = new Command('cronplane').description('Cronplane: serverless, Dkron-compatible job scheduler');
+program.option('--api <url>', 'API base URL', process.env.CRONPLANE_API ?? 'http://127.0.0.1:8080');
+
+async function call(method: string, path: string, body?: unknown): Promise<unknown> {
+  const base = program.opts<{ api: string }>().api.replace(/\/$/, '');
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) {
+    const message = (data as { error?: string } | null)?.error ?? res.statusText;
+    console.error(`error ${res.status}: ${message}`);
+    process.exit(1);
+  }
+  return data;
+}
+
+const print = (data: unknown) => console.log(JSON.stringify(data, null, 2));
+
+program
+  .command('agent')
+  .description('run an agent that executes jobs on this host')
+  .option(
+    '--tag <key=value>',
+    'agent tag (repeatable)',
+    (v: string, acc: string[]) => [...acc, v],
+    [] as string[],
+  )
+  .option('--name <id>', 'agent id (default: hostname)')
+  .option('--concurrency <n>', 'parallel executions (default 4)')
+  .option('--config <file>', 'JSON file: {"name", "tags", "concurrency", "env"}')
+  .action(async (flags) => {
+    const cfg = resolveAgentConfig(flags, process.env, LOCAL_STACK_FILE);
+    const ctx = createContext(cfg.env);
+    const agent = new Agent(ctx, {
+      agentId: cfg.agentId,
+      tags: cfg.tags,
+      concurrency: cfg.concurrency,
+      log: (e) => console.log(JSON.stringify({ time: new Date().toISOString(), ...e })),
+    });
+    await agent.start();
+    if (cfg.joinedLocalStack)
+      console.log(JSON.stringify({ msg: 'joined the local stack', file: LOCAL_STACK_FILE }));
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(JSON.stringify({ msg: `received ${signal}, finishing running jobs` }));
+      await agent.stop(Number(process.env.CRONPLANE_AGENT_GRACE_MS ?? 30_000));
+      process.exit(0);
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+  });
+
+const jobs = program.command('jobs').description('manage jobs');
+jobs.command('ls').action(async () => {
+  const list = (await call('GET', '/v1/jobs')) as Array<{
+    name: string;
+    schedule: string;
+    next: string | null;
+    status: string;
+    disabled: boolean;
+  }>;
+  for (const j of list)
+    console.log(
+      [j.name, j.schedule, j.next ?? '-', j.status || '-', j.disabled ? 'disabled' : ''].join('\t'),
+    );
+});
+jobs
+  .command('get <name>')
+  .action(async (name: string) => print(await call('GET', `/v1/jobs/${encodeURIComponent(name)}`)));
+jobs
+  .command('apply')
+  .requiredOption('-f, --file <file>', 'job JSON (one job or an array)')
+  .action(async (o: { file: string }) => {
+    const parsed = JSON.parse(readFileSync(o.file === '-' ? 0 : o.file, 'utf8')) as unknown;
+    for (const job of Array.isArray(parsed) ? parsed : [parsed]) print(await call('POST', '/v1/jobs', job));
+  });
+jobs
+  .command('rm <name>')
+  .action(async (name: string) => print(await call('DELETE', `/v1/jobs/${encodeURIComponent(name)}`)));
+jobs
+  .command('run <name>')
+  .action(async (name: string) => print(await call('POST', `/v1/jobs/${encodeURIComponent(name)}/run`)));
+jobs
+  .command('toggle <name>')
+  .action(async (name: string) => print(await call('POST', `/v1/jobs/${encodeURIComponent(name)}/toggle`)));
+program
+  .command('executions <job>')
+  .action(async (job: string) => print(await call('GET', `/v1/jobs/${encodeURIComponent(job)}/executions`)));
+program.command('members').action(async () => print(await call('GET', '/v1/members')));
+program.command('leader').action(async () => print(await call('GET', '/v1/leader')));
+program.command('pause').action(async () => print(await call('POST', '/v1/pause')));
+program.command('unpause').action(async () => print(await call('POST', '/v1/unpause')));
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,164 @@
+/**
+ * Dkron's shell executor: `command` (split into words, or run by /bin/sh -c when `shell` is "true"),
+ * `env` ("K1=v1,K2=v2"), `cwd`, `timeout` (Go duration) and `payload` (base64, fed to stdin).
+ * The job runs in its own process group, so a timeout or cancel kills everything it started.
+ */
+import { spawn as nodeSpawn } from 'node:child_process';
+import type { Execution } from '../../shared/executions/execution.ts';
+import { OutputBuffer } from '../../shared/executions/output-buffer.ts';
+import { parseTimeout } from '../../shared/executors/common.ts';
+import type { Executor, ExecutorResult } from '../../shared/executors/executor.ts';
+import type { JobDefinition } from '../../shared/jobs/job.ts';
+
+/** Splits like a POSIX shell would for simple words and quotes, without expanding anything. */
+export function splitCommand(command: string): string[] {
+  const words: string[] = [];
+  let current = '';
+  let quote: '"' | "'" | null = null;
+  let inWord = false;
+  for (let i = 0; i < command.length; i++) {
+    const c = command[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === '\\' && quote === '"' && i + 1 < command.length) current += command[++i];
+      else current += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inWord = true;
+    } else if (c === '\\' && i + 1 < command.length) {
+      current += command[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(current);
+      current = '';
+      inWord = false;
+    } else {
+      current += c;
+      inWord = true;
+    }
+  }
+  if (quote) throw new Error(`unterminated ${quote} quote in command`);
+  if (inWord) words.push(current);
+  return words;
+}
+
+export function parseEnvList(env: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (env ?? '').split(',')) {
+    const i = pair.indexOf('=');
+    if (i > 0) out[pair.slice(0, i).trim()] = pair.slice(i + 1);
+  }
+  return out;
+}
+
+export interface ShellExecutorOptions {
+  readonly spawn?: typeof nodeSpawn;
+  readonly baseEnv?: Record<string, string | undefined>;
+  /** Resolves secret references (e.g. `{{ssm:/path}}`) in env values at run time. */
+  readonly resolveEnv?: (env: Record<string, string>) => Promise<Record<string, string>>;
+}
+
+export class ShellExecutor implements Executor {
+  constructor(private readonly options: ShellExecutorOptions = {}) {}
+
+  async run(job: JobDefinition, execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
+    const cfg = job.executor_config;
+    const command = cfg.command ?? '';
+    const useShell = cfg.shell === 'true';
+    let argv: string[];
+    try {
+      argv = useShell ? ['/bin/sh', '-c', command] : splitCommand(command);
+    } catch (error) {
+      return failed(`command: ${(error as Error).message}`);
+    }
+    if (argv.length === 0) return failed('command is empty');
+    const timeoutMs = parseTimeout(cfg.timeout, 0);
+    let extra = parseEnvList(cfg.env);
+    if (this.options.resolveEnv) extra = await this.options.resolveEnv(extra);
+    const env = {
+      ...(this.options.baseEnv ?? process.env),
+      ...extra,
+      ENV_JOB_NAME: job.name,
+      CRONPLANE_JOB_NAME: job.name,
+      CRONPLANE_EXECUTION_ID: execution.executionId,
+      CRONPLANE_SCHEDULED_AT: new Date(execution.scheduledAt).toISOString(),
+    };
+    const output = new OutputBuffer();
+    const spawn = this.options.spawn ?? nodeSpawn;
+    return new Promise<ExecutorResult>((resolve) => {
+      let settled = false;
+      let killedFor: 'timeout' | 'cancelled' | null = null;
+      const child = spawn(argv[0]!, argv.slice(1), {
+        cwd: cfg.cwd || undefined,
+        env,
+        detached: true, // own process group: kill(-pid) reaches grandchildren too
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      const killGroup = (why: 'timeout' | 'cancelled') => {
+        if (killedFor || child.pid === undefined) return;
+        killedFor = why;
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
+      };
+      const timer = timeoutMs > 0 ? setTimeout(() => killGroup('timeout'), timeoutMs) : null;
+      const onAbort = () => killGroup('cancelled');
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
+      child.stdout?.on('data', (d: Buffer) => output.write(d));
+      child.stderr?.on('data', (d: Buffer) => output.write(d));
+      child.stdin?.on('error', () => {});
+      if (cfg.payload) child.stdin?.end(Buffer.from(cfg.payload, 'base64'));
+      else child.stdin?.end();
+      const finish = (result: ExecutorResult) => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(result);
+      };
+      child.on('error', (error) => finish(failed(`cannot start ${argv[0]}: ${error.message}`, output)));
+      child.on('close', (code, sig) => {
+        const text = output.toString();
+        if (killedFor === 'timeout') {
+          finish({
+            status: 'timeout',
+            exitCode: code,
+            output: text,
+            outputTruncated: output.truncated,
+            reason: `timed out after ${cfg.timeout}`,
+          });
+        } else if (killedFor === 'cancelled') {
+          finish({
+            status: 'cancelled',
+            exitCode: code,
+            output: text,
+            outputTruncated: output.truncated,
+            reason: 'cancelled',
+          });
+        } else {
+          const ok = code !== null && job.success_exit_codes.includes(code);
+          finish({
+            status: ok ? 'succeeded' : 'failed',
+            exitCode: code,
+            output: text,
+            outputTruncated: output.truncated,
+            reason: ok ? null : sig ? `killed by ${sig}` : `exit code ${code}`,
+          });
+        }
+      });
+    });
+  }
+}
+
+function failed(reason: string, output?: OutputBuffer): ExecutorResult {
+  return {
+    status: 'failed',
+    exitCode: null,
+    output: output?.toString() ?? '',
+    outputTruncated: output?.truncated ?? false,
+    reason,
+  };
+}

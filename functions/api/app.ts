@@ -1,0 +1,55 @@
+/**
+ * The API's one middleware chain: header normalizer → JSON body → route → domain-error mapping.
+ * Used by the Lambda entry point and, in-process, by the local HTTP server.
+ */
+import middy from '@middy/core';
+import httpHeaderNormalizer from '@middy/http-header-normalizer';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { Context } from '../../shared/context.ts';
+import { ValidationError } from '../../shared/errors.ts';
+import { errorResponse } from './errors.ts';
+import { route } from './routes.ts';
+
+const JSON_HEADERS = { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' };
+
+/**
+ * Parses any non-empty body as JSON whatever its Content-Type: Dkron's users send jobs with plain
+ * `curl -d`, which says application/x-www-form-urlencoded.
+ */
+function parseBody(event: APIGatewayProxyEvent): unknown {
+  if (!event.body) return undefined;
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ValidationError('body', `must be valid JSON (${(error as Error).message})`);
+  }
+}
+
+export function createApiHandler(ctx: Context) {
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(httpHeaderNormalizer())
+    .use({
+      onError: async (request) => {
+        const { statusCode, body } = errorResponse(request.error);
+        if (statusCode >= 500) console.error(request.error);
+        request.response = { statusCode, headers: JSON_HEADERS, body: JSON.stringify(body) };
+      },
+    })
+    .handler(async (event) => {
+      const query: Record<string, string> = {};
+      for (const [k, v] of Object.entries(event.queryStringParameters ?? {})) {
+        if (typeof v === 'string') query[k] = v;
+      }
+      const res = await route(ctx, event.httpMethod.toUpperCase(), event.path, {
+        query,
+        body: parseBody(event),
+      });
+      return {
+        statusCode: res.status,
+        headers: { ...JSON_HEADERS, ...res.headers },
+        body: JSON.stringify(res.body),
+      };
+    });
+}

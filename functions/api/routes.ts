@@ -1,0 +1,201 @@
+/** Dkron's /v1 routes (plus ours), each a call into shared/. */
+import { busy, leader, members, pauseState, setPaused } from '../../shared/cluster/cluster.ts';
+import type { Context } from '../../shared/context.ts';
+import { NotFoundError, ValidationError } from '../../shared/errors.ts';
+import {
+  clearExecutions,
+  deleteJob,
+  getExecution,
+  getJob,
+  listExecutions,
+  listJobs,
+  runJob,
+  toggleJob,
+  upsertJob,
+} from '../../shared/jobs/jobs-service.ts';
+import { previewSchedule } from '../../shared/scheduler/preview.ts';
+
+export interface ApiRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: Readonly<Record<string, string>>;
+  readonly body: unknown;
+}
+
+export interface ApiResponse {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+type Handler = (ctx: Context, req: ApiRequest) => Promise<ApiResponse>;
+
+const ok = (body: unknown, headers?: Record<string, string>): ApiResponse => ({ status: 200, body, headers });
+
+function intParam(query: Readonly<Record<string, string>>, name: string): number | undefined {
+  const raw = query[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new ValidationError(name, 'must be a non-negative integer');
+  return n;
+}
+
+function metadataFilter(query: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(query)) {
+    const m = /^metadata\[(.+)\]$/.exec(k);
+    if (m?.[1]) out[m[1]] = v;
+  }
+  return out;
+}
+
+async function saveJob(ctx: Context, req: ApiRequest, nameFromPath?: string): Promise<ApiResponse> {
+  const { job } = await upsertJob(ctx, req.body, { nameFromPath });
+  let headers: Record<string, string> = { Location: `/v1/jobs/${job.name}` };
+  if (req.query.runoncreate !== undefined) {
+    const run = await runJob(ctx, job.name);
+    headers = { ...headers, 'X-Cronplane-Group': run.group };
+  }
+  return { status: 201, body: job, headers };
+}
+
+const runNow: Handler = async (ctx, req) => {
+  const run = await runJob(ctx, req.params.job!);
+  return { status: 202, body: { ...run.job, group: run.group, executions: run.executions } };
+};
+
+const routes: Array<[string, RegExp, string[], Handler]> = [
+  ['GET', /^\/health$/, [], async () => ok({ status: 'healthy' })],
+  [
+    'GET',
+    /^\/v1\/?$/,
+    [],
+    async (ctx) =>
+      ok({ agent: { name: 'cronplane', version: '0.1.0', backend: 'dynamodb' }, ...(await pauseState(ctx)) }),
+  ],
+  [
+    'GET',
+    /^\/v1\/members$/,
+    [],
+    async (ctx) => {
+      const list = await members(ctx);
+      return ok(list, { 'X-Total-Count': String(list.length) });
+    },
+  ],
+  ['GET', /^\/v1\/leader$/, [], async (ctx) => ok(await leader(ctx))],
+  [
+    'GET',
+    /^\/v1\/isleader$/,
+    [],
+    // No API node is ever the scheduler here: the tick Lambda is. Dkron answers 404 for "not leader".
+    async () => ({
+      status: 404,
+      body: { is_leader: false, reason: 'the scheduler runs in the tick function' },
+    }),
+  ],
+  [
+    'GET',
+    /^\/v1\/busy$/,
+    [],
+    async (ctx) => {
+      const list = await busy(ctx);
+      return ok(list, { 'X-Total-Count': String(list.length) });
+    },
+  ],
+  ['GET', /^\/v1\/pause$/, [], async (ctx) => ok(await pauseState(ctx))],
+  ['POST', /^\/v1\/pause$/, [], async (ctx) => ok(await setPaused(ctx, true))],
+  ['POST', /^\/v1\/unpause$/, [], async (ctx) => ok(await setPaused(ctx, false))],
+  [
+    'GET',
+    /^\/v1\/schedule\/preview$/,
+    [],
+    async (_ctx, req) =>
+      ok(
+        previewSchedule({
+          schedule: req.query.schedule,
+          timezone: req.query.timezone,
+          from: req.query.from,
+          count: req.query.count,
+        }),
+      ),
+  ],
+  [
+    'GET',
+    /^\/v1\/jobs\/?$/,
+    [],
+    async (ctx, req) => {
+      const { total, jobs } = await listJobs(ctx, {
+        sort: req.query._sort,
+        order: req.query._order,
+        q: req.query.q,
+        metadata: metadataFilter(req.query),
+        status: req.query.status,
+        disabled: req.query.disabled,
+        start: intParam(req.query, '_start'),
+        end: intParam(req.query, '_end'),
+      });
+      return ok(jobs, { 'X-Total-Count': String(total) });
+    },
+  ],
+  ['POST', /^\/v1\/jobs\/?$/, [], (ctx, req) => saveJob(ctx, req)],
+  ['PATCH', /^\/v1\/jobs\/?$/, [], (ctx, req) => saveJob(ctx, req)],
+  ['GET', /^\/v1\/jobs\/([^/]+)$/, ['job'], async (ctx, req) => ok(await getJob(ctx, req.params.job!))],
+  ['PUT', /^\/v1\/jobs\/([^/]+)$/, ['job'], (ctx, req) => saveJob(ctx, req, req.params.job)],
+  ['DELETE', /^\/v1\/jobs\/([^/]+)$/, ['job'], async (ctx, req) => ok(await deleteJob(ctx, req.params.job!))],
+  ['POST', /^\/v1\/jobs\/([^/]+)$/, ['job'], runNow],
+  ['POST', /^\/v1\/jobs\/([^/]+)\/run$/, ['job'], runNow],
+  [
+    'POST',
+    /^\/v1\/jobs\/([^/]+)\/toggle$/,
+    ['job'],
+    async (ctx, req) => ok(await toggleJob(ctx, req.params.job!)),
+  ],
+  [
+    'GET',
+    /^\/v1\/jobs\/([^/]+)\/executions$/,
+    ['job'],
+    async (ctx, req) => {
+      const list = await listExecutions(ctx, req.params.job!, {
+        order: req.query._order,
+        outputSizeLimit: intParam(req.query, 'output_size_limit'),
+        limit: intParam(req.query, '_limit'),
+      });
+      return ok(list, { 'X-Total-Count': String(list.length) });
+    },
+  ],
+  [
+    'DELETE',
+    /^\/v1\/jobs\/([^/]+)\/executions$/,
+    ['job'],
+    async (ctx, req) => ok(await clearExecutions(ctx, req.params.job!)),
+  ],
+  [
+    'GET',
+    /^\/v1\/jobs\/([^/]+)\/executions\/([^/]+)$/,
+    ['job', 'id'],
+    async (ctx, req) => ok(await getExecution(ctx, req.params.job!, req.params.id!)),
+  ],
+];
+
+export async function route(
+  ctx: Context,
+  method: string,
+  path: string,
+  req: Omit<ApiRequest, 'params' | 'method' | 'path'>,
+) {
+  let pathMatched = false;
+  for (const [m, pattern, names, handler] of routes) {
+    const match = pattern.exec(path);
+    if (!match) continue;
+    pathMatched = true;
+    if (m !== method) continue;
+    const params: Record<string, string> = {};
+    names.forEach((n, i) => {
+      params[n] = decodeURIComponent(match[i + 1] ?? '');
+    });
+    return handler(ctx, { ...req, method, path, params });
+  }
+  if (pathMatched) return { status: 405, body: { error: `method ${method} not allowed on ${path}` } };
+  throw new NotFoundError(`no route for ${method} ${path}`);
+}

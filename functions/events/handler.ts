@@ -1,0 +1,24 @@
+/**
+ * Lambda entry point for the Executions table's stream: reacts to finished executions (counters,
+ * retries, dependent jobs, `Execution Finished` events, retention, ephemeral jobs). Reports batch item
+ * failures, so only the failed record and those after it are delivered again (needs
+ * `ReportBatchItemFailures` on the event source mapping).
+ */
+import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import { type Context, createContext } from '../../shared/context.ts';
+import { type ReactionOptions, reactToStreamRecords } from '../../shared/events/reactions.ts';
+
+/** The handler over a given context and options (the module's `handler` builds both from the environment). */
+export function createEventsHandler(ctx: () => Context, options: ReactionOptions) {
+  return async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
+    const result = await reactToStreamRecords(ctx(), event.Records ?? [], options);
+    return { batchItemFailures: result.failed.map((itemIdentifier) => ({ itemIdentifier })) };
+  };
+}
+
+let ctx: Context | undefined;
+
+export const handler = createEventsHandler(() => (ctx ??= createContext()), {
+  eventBusName: process.env.CRONPLANE_EVENT_BUS || undefined,
+  log: (event) => console.log(JSON.stringify(event)),
+});

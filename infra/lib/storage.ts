@@ -1,0 +1,73 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, ProjectionType, StreamViewType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { Construct } from 'constructs';
+
+export interface StorageProps {
+  /** What happens to the tables when they leave the stack. Default: RETAIN (the data outlives the stack). */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The four DynamoDB tables (see DESIGN.md, "State"). All on-demand with point-in-time recovery.
+ * Physical names are left to CloudFormation; the functions get them from CRONPLANE_*_TABLE.
+ */
+export class Storage extends Construct {
+  /** key `name`; sparse GSI `byDue` (`dueShard` N, `nextRunAt` N) */
+  readonly jobs: Table;
+  /** key (`jobName`, `executionId`); TTL `expiresAt`; stream NEW_AND_OLD_IMAGES; sparse GSI `byActive` (`activeShard` N, `scheduledAt` N) */
+  readonly executions: Table;
+  /** key `agentId`; TTL `expiresAt` */
+  readonly agents: Table;
+  /** key `pk`; TTL `expiresAt`: lease, cursor, pause flag, queue registry, locks */
+  readonly control: Table;
+
+  constructor(scope: Construct, id: string, props: StorageProps = {}) {
+    super(scope, id);
+    const common = {
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    } as const;
+
+    this.jobs = new Table(this, 'Jobs', {
+      ...common,
+      partitionKey: { name: 'name', type: AttributeType.STRING },
+    });
+    this.jobs.addGlobalSecondaryIndex({
+      indexName: 'byDue',
+      partitionKey: { name: 'dueShard', type: AttributeType.NUMBER },
+      sortKey: { name: 'nextRunAt', type: AttributeType.NUMBER },
+      projectionType: ProjectionType.ALL,
+    });
+
+    this.executions = new Table(this, 'Executions', {
+      ...common,
+      partitionKey: { name: 'jobName', type: AttributeType.STRING },
+      sortKey: { name: 'executionId', type: AttributeType.STRING },
+      timeToLiveAttribute: 'expiresAt',
+      stream: StreamViewType.NEW_AND_OLD_IMAGES,
+    });
+    this.executions.addGlobalSecondaryIndex({
+      indexName: 'byActive',
+      partitionKey: { name: 'activeShard', type: AttributeType.NUMBER },
+      sortKey: { name: 'scheduledAt', type: AttributeType.NUMBER },
+      projectionType: ProjectionType.ALL,
+    });
+
+    this.agents = new Table(this, 'Agents', {
+      ...common,
+      partitionKey: { name: 'agentId', type: AttributeType.STRING },
+      timeToLiveAttribute: 'expiresAt',
+    });
+
+    this.control = new Table(this, 'Control', {
+      ...common,
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'expiresAt',
+    });
+  }
+
+  get tables(): Table[] {
+    return [this.jobs, this.executions, this.agents, this.control];
+  }
+}

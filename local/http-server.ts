@@ -1,0 +1,100 @@
+/**
+ * A small Node HTTP server that turns requests into API Gateway proxy events and hands them to the very
+ * same API handler the Lambda runs. Also serves the web UI's static files under /ui.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { extname, join, normalize } from 'node:path';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context as LambdaContext } from 'aws-lambda';
+
+type ProxyHandler = (event: APIGatewayProxyEvent, context: LambdaContext) => Promise<APIGatewayProxyResult>;
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.json': 'application/json',
+};
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function toProxyEvent(req: IncomingMessage, body: string): APIGatewayProxyEvent {
+  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+  const query: Record<string, string> = {};
+  const multi: Record<string, string[]> = {};
+  for (const [k, v] of url.searchParams) {
+    query[k] = v;
+    multi[k] = [...(multi[k] ?? []), v];
+  }
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
+  return {
+    httpMethod: req.method ?? 'GET',
+    path: url.pathname,
+    resource: '/{proxy+}',
+    headers,
+    multiValueHeaders: {},
+    queryStringParameters: Object.keys(query).length ? query : null,
+    multiValueQueryStringParameters: Object.keys(multi).length ? multi : null,
+    pathParameters: { proxy: url.pathname.slice(1) },
+    stageVariables: null,
+    body: body === '' ? null : body,
+    isBase64Encoded: false,
+    requestContext: {} as APIGatewayProxyEvent['requestContext'],
+  };
+}
+
+export async function startHttpServer(options: {
+  handler: ProxyHandler;
+  port: number;
+  host?: string;
+  uiDir?: string;
+}): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
+  const server = createServer(async (req, res) => {
+    try {
+      const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+      if (options.uiDir && (path === '/' || path === '/ui' || path.startsWith('/ui/'))) {
+        if (path === '/') {
+          res.writeHead(302, { Location: '/ui/' }).end();
+          return;
+        }
+        const rel = normalize(path.replace(/^\/ui\/?/, '') || 'index.html').replace(/^(\.\.[/\\])+/, '');
+        try {
+          const file = await readFile(join(options.uiDir, rel));
+          res.writeHead(200, { 'Content-Type': MIME[extname(rel)] ?? 'application/octet-stream' }).end(file);
+        } catch {
+          const index = await readFile(join(options.uiDir, 'index.html'));
+          res.writeHead(200, { 'Content-Type': MIME['.html']! }).end(index);
+        }
+        return;
+      }
+      const event = toProxyEvent(req, await readBody(req));
+      const out = await options.handler(event, { awsRequestId: `local-${Date.now()}` } as LambdaContext);
+      res.writeHead(out.statusCode, out.headers as Record<string, string>).end(out.body);
+    } catch (error) {
+      console.error(error);
+      res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"error":"internal error"}');
+    }
+  });
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  return {
+    server,
+    url: `http://${host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

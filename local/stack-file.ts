@@ -1,0 +1,6 @@
+/** Where a running local stack tells agents started in the same checkout how to join it. */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const LOCAL_STACK_FILE = join(REPO_ROOT, '.cronplane', 'local.json');

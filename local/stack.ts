@@ -1,0 +1,109 @@
+/**
+ * The whole system on one machine: emulators (unless AWS_ENDPOINT_URL points elsewhere), tables and
+ * queues provisioned from the synthesized CDK template, the API (+ UI) over HTTP, the ticker and agents
+ * — all running the same handlers and domain code as on AWS.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Agent, type AgentOptions } from '../agent/agent.ts';
+import { createApiHandler } from '../functions/api/app.ts';
+import { createClients } from '../shared/aws/clients.ts';
+import { type Context, createContext } from '../shared/context.ts';
+import { tick } from '../shared/scheduler/tick.ts';
+import { startEmulators } from './emulators.ts';
+import { startHttpServer } from './http-server.ts';
+import { provisionFromTemplate } from './provision.ts';
+import { LOCAL_STACK_FILE, REPO_ROOT } from './stack-file.ts';
+
+export interface LocalStackOptions {
+  /** HTTP port for the API and UI; 0 picks a free one. */
+  readonly port?: number;
+  /** How often the local ticker runs (on AWS, EventBridge ticks once a minute). */
+  readonly tickIntervalMs?: number;
+  /** Extra CRONPLANE_* settings, e.g. a shorter tick period for tests. */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** Agents to start in-process; default one untagged agent. */
+  readonly agents?: ReadonlyArray<Omit<AgentOptions, 'log'>>;
+  readonly prefix?: string;
+  readonly writeStackFile?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+export interface LocalStack {
+  readonly url: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly ctx: Context;
+  readonly agents: Agent[];
+  /** Runs one tick now (the timer also runs them). */
+  tickNow(): ReturnType<typeof tick>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const log = options.log ?? (() => {});
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await s().catch((e) => log(`stop: ${(e as Error).message}`));
+  };
+  try {
+    const emulators = await startEmulators({ log });
+    stops.push(() => emulators.stop());
+    const clients = createClients(emulators.env);
+    const resources = await provisionFromTemplate(
+      { dynamodb: clients.dynamodb, sqs: clients.sqs },
+      { prefix: options.prefix ?? 'cronplane-' },
+    );
+    const env: Record<string, string> = {
+      ...emulators.env,
+      ...resources.env,
+      CRONPLANE_TICK_PERIOD_MS: '5000',
+      CRONPLANE_TICK_MARGIN_MS: '2000',
+      ...options.settings,
+    };
+    const ctx = createContext(env);
+    const api = await startHttpServer({
+      handler: createApiHandler(ctx),
+      port: options.port ?? 8080,
+      uiDir: join(REPO_ROOT, 'web', 'dist'),
+    });
+    stops.push(api.close);
+
+    const owner = `local-ticker@${hostname()}:${process.pid}`;
+    let ticking: Promise<unknown> = Promise.resolve();
+    const tickNow = () => {
+      const run = tick(ctx, owner);
+      ticking = run.catch(() => {});
+      return run;
+    };
+    await tickNow();
+    const timer = setInterval(() => {
+      void tickNow().then(
+        (r) => r.errors.length && log(`tick errors: ${JSON.stringify(r.errors)}`),
+        (e: unknown) => log(`tick failed: ${(e as Error).message}`),
+      );
+    }, options.tickIntervalMs ?? 1_000);
+    stops.push(async () => {
+      clearInterval(timer);
+      await ticking;
+    });
+
+    const agents = (options.agents ?? [{ agentId: `local-${hostname()}` }]).map(
+      (a) => new Agent(ctx, { pollWaitSeconds: 2, ...a, log: (e) => log(JSON.stringify(e)) }),
+    );
+    for (const agent of agents) {
+      await agent.start();
+      stops.push(() => agent.stop(5_000));
+    }
+
+    if (options.writeStackFile) {
+      await mkdir(dirname(LOCAL_STACK_FILE), { recursive: true });
+      await writeFile(LOCAL_STACK_FILE, JSON.stringify({ url: api.url, pid: process.pid, env }, null, 2));
+      stops.push(() => rm(LOCAL_STACK_FILE, { force: true }));
+    }
+    return { url: api.url, env, ctx, agents, tickNow, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

@@ -1,0 +1,27 @@
+/** `npm start`: the whole system locally; prints one line with the URL when ready; Ctrl-C stops it. */
+import { startLocalStack } from './stack.ts';
+
+const verbose = process.env.CRONPLANE_VERBOSE === '1';
+const port = process.env.PORT ? Number(process.env.PORT) : 8080;
+
+const stack = await startLocalStack({
+  port,
+  writeStackFile: true,
+  log: (line) => {
+    if (verbose) console.error(line);
+  },
+});
+console.log(
+  `Cronplane is running at ${stack.url} (API ${stack.url}/v1, UI ${stack.url}/ui) — Ctrl-C to stop`,
+);
+
+let stopping = false;
+const shutdown = async () => {
+  if (stopping) return;
+  stopping = true;
+  console.error('stopping…');
+  await stack.stop();
+  process.exit(0);
+};
+process.on('SIGINT', () => void shutdown());
+process.on('SIGTERM', () => void shutdown());

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs what the local stack and the test suites need, and nothing when it is all there already.
+#   - node_modules (npm ci) when missing or older than package-lock.json
+#   - Java 17+ for DynamoDB Local (apt-get, Debian)
+#   - a project-local Python venv at .venv/ with moto[server] (SQS, EventBridge, S3, IAM, STS, ...)
+# Silent when nothing is installed; progress lines go to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MOTO_VERSION=5.2.5
+
+say() { echo "ensure-deps: $*" >&2; }
+
+# --- node_modules -------------------------------------------------------------------------------
+# npm writes node_modules/.package-lock.json at the end of every install: it is the marker.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "installing npm packages (npm ci)"
+  if ! npm ci --no-audit --no-fund --loglevel=error >&2; then
+    # `npm ci` refuses a lock file that lacks entries package.json implies (e.g. optional platform
+    # packages pruned from it). `npm install --no-save` installs the same pinned versions and leaves
+    # package.json and package-lock.json untouched.
+    say "npm ci failed; falling back to npm install --no-save"
+    npm install --no-save --no-audit --no-fund --loglevel=error >&2
+  fi
+  touch node_modules/.package-lock.json
+fi
+
+# --- Java 17+ -----------------------------------------------------------------------------------
+java_major() {
+  # `java -version` prints e.g. 'openjdk version "17.0.15" 2025-04-15' (or "1.8.0_x" for Java 8) on stderr.
+  local v
+  v=$(java -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n1)
+  v=${v#1.}
+  echo "${v%%[._-]*}"
+}
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "cannot install $* here (no apt-get): please install it"
+    exit 1
+  fi
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  say "installing $* (apt-get)"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+}
+
+if ! command -v java >/dev/null 2>&1 || [[ "$(java_major)" -lt 17 ]]; then
+  apt_install openjdk-17-jre-headless
+fi
+
+# --- moto server in .venv -----------------------------------------------------------------------
+if [[ ! -x .venv/bin/moto_server ]]; then
+  if [[ ! -x .venv/bin/pip ]]; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+    say "creating Python virtual environment in .venv"
+    if ! python3 -m venv .venv >&2; then
+      # Debian's python3 comes without ensurepip unless python3-venv is installed
+      rm -rf .venv
+      apt_install python3-venv
+      python3 -m venv .venv >&2
+    fi
+  fi
+  say "installing moto[server]==${MOTO_VERSION} into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}" >&2
+fi

@@ -1,0 +1,95 @@
+/** Agents table: cluster membership (Dkron's member list), kept alive by heartbeats. */
+import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { AwsClients } from '../aws/clients.ts';
+import type { Config } from '../config.ts';
+
+export interface AgentRecord {
+  readonly agentId: string;
+  readonly hostname: string;
+  readonly tags: Record<string, string>;
+  readonly version: string;
+  readonly capacity: number;
+  readonly running: number;
+  readonly startedAt: number;
+  readonly lastHeartbeatAt: number;
+  readonly heartbeatIntervalMs: number;
+  readonly leftAt: number | null;
+}
+
+export type MemberStatus = 'alive' | 'failed' | 'left';
+
+/** Alive while heartbeats arrive; failed after three missed intervals; left when it said goodbye. */
+export function memberStatus(a: AgentRecord, now: number): MemberStatus {
+  if (a.leftAt !== null) return 'left';
+  return now - a.lastHeartbeatAt <= 3 * a.heartbeatIntervalMs ? 'alive' : 'failed';
+}
+
+function fromItem(item: Record<string, unknown>): AgentRecord {
+  return {
+    agentId: item.agentId as string,
+    hostname: (item.hostname as string) ?? '',
+    tags: (item.tags as Record<string, string>) ?? {},
+    version: (item.version as string) ?? '',
+    capacity: Number(item.capacity ?? 1),
+    running: Number(item.running ?? 0),
+    startedAt: Number(item.startedAt ?? 0),
+    lastHeartbeatAt: Number(item.lastHeartbeatAt ?? 0),
+    heartbeatIntervalMs: Number(item.heartbeatIntervalMs ?? 5000),
+    leftAt: typeof item.leftAt === 'number' ? item.leftAt : null,
+  };
+}
+
+export class AgentsStore {
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly config: Config,
+  ) {}
+
+  private get table() {
+    return this.config.tables.agents;
+  }
+
+  async heartbeat(a: Omit<AgentRecord, 'leftAt'>): Promise<void> {
+    await this.clients.doc.send(
+      new PutCommand({
+        TableName: this.table,
+        // Members that stop heartbeating disappear a day later.
+        Item: { ...a, expiresAt: Math.floor(a.lastHeartbeatAt / 1000) + 86_400 },
+      }),
+    );
+  }
+
+  async leave(agentId: string, now: number): Promise<void> {
+    await this.clients.doc
+      .send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { agentId },
+          UpdateExpression: 'SET leftAt = :now',
+          ConditionExpression: 'attribute_exists(agentId)',
+          ExpressionAttributeValues: { ':now': now },
+        }),
+      )
+      .catch((error: unknown) => {
+        if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      });
+  }
+
+  async get(agentId: string): Promise<AgentRecord | null> {
+    const out = await this.clients.doc.send(new GetCommand({ TableName: this.table, Key: { agentId } }));
+    return out.Item ? fromItem(out.Item) : null;
+  }
+
+  async list(): Promise<AgentRecord[]> {
+    const agents: AgentRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.clients.doc.send(
+        new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }),
+      );
+      for (const item of out.Items ?? []) agents.push(fromItem(item));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return agents.sort((x, y) => x.agentId.localeCompare(y.agentId));
+  }
+}

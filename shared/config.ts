@@ -1,0 +1,61 @@
+/**
+ * Runtime configuration, parsed once per deployable from the environment. Nothing else in the code
+ * base reads process.env; a missing variable fails fast with its name.
+ */
+import { z } from 'zod';
+import type { Env } from './aws/clients.ts';
+
+const schema = z.object({
+  CRONPLANE_JOBS_TABLE: z.string().min(1),
+  CRONPLANE_EXECUTIONS_TABLE: z.string().min(1),
+  CRONPLANE_AGENTS_TABLE: z.string().min(1),
+  CRONPLANE_CONTROL_TABLE: z.string().min(1),
+  CRONPLANE_DEFAULT_QUEUE_URL: z.string().min(1),
+  CRONPLANE_DLQ_ARN: z.string().optional(),
+  CRONPLANE_QUEUE_PREFIX: z.string().default('cronplane-'),
+  /** How far past "now" one tick plans (the tick period on AWS is one minute). */
+  CRONPLANE_TICK_PERIOD_MS: z.coerce.number().int().positive().default(60_000),
+  CRONPLANE_TICK_MARGIN_MS: z.coerce.number().int().nonnegative().default(15_000),
+  CRONPLANE_DUE_SHARDS: z.coerce.number().int().min(1).max(64).default(1),
+  CRONPLANE_RETENTION_DAYS: z.coerce.number().int().positive().default(30),
+});
+
+export interface Config {
+  readonly tables: {
+    readonly jobs: string;
+    readonly executions: string;
+    readonly agents: string;
+    readonly control: string;
+  };
+  readonly defaultQueueUrl: string;
+  readonly dlqArn: string | undefined;
+  readonly queuePrefix: string;
+  readonly tickPeriodMs: number;
+  readonly tickMarginMs: number;
+  readonly dueShards: number;
+  readonly retentionDays: number;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const names = parsed.error.issues.map((i) => i.path.join('.')).join(', ');
+    throw new Error(`Cronplane configuration: missing or invalid environment variable(s): ${names}`);
+  }
+  const e = parsed.data;
+  return {
+    tables: {
+      jobs: e.CRONPLANE_JOBS_TABLE,
+      executions: e.CRONPLANE_EXECUTIONS_TABLE,
+      agents: e.CRONPLANE_AGENTS_TABLE,
+      control: e.CRONPLANE_CONTROL_TABLE,
+    },
+    defaultQueueUrl: e.CRONPLANE_DEFAULT_QUEUE_URL,
+    dlqArn: e.CRONPLANE_DLQ_ARN,
+    queuePrefix: e.CRONPLANE_QUEUE_PREFIX,
+    tickPeriodMs: e.CRONPLANE_TICK_PERIOD_MS,
+    tickMarginMs: e.CRONPLANE_TICK_MARGIN_MS,
+    dueShards: e.CRONPLANE_DUE_SHARDS,
+    retentionDays: e.CRONPLANE_RETENTION_DAYS,
+  };
+}

@@ -1,0 +1,34 @@
+/** Wires the stores of one deployable: built once from config and clients, then passed around. */
+import { AgentsStore } from './agents/agents-store.ts';
+import { type AwsClients, createClients, type Env } from './aws/clients.ts';
+import { type Config, loadConfig } from './config.ts';
+import { ControlStore } from './control/control-store.ts';
+import { Dispatcher } from './dispatch/dispatch.ts';
+import { ExecutionsStore } from './executions/executions-store.ts';
+import { JobsStore } from './jobs/jobs-store.ts';
+
+export interface Context {
+  readonly config: Config;
+  readonly clients: AwsClients;
+  readonly jobs: JobsStore;
+  readonly executions: ExecutionsStore;
+  readonly control: ControlStore;
+  readonly agents: AgentsStore;
+  readonly dispatch: Dispatcher;
+  readonly clock: () => number;
+}
+
+export function createContext(env: Env = process.env, clock: () => number = Date.now): Context {
+  const config = loadConfig(env);
+  const clients = createClients(env);
+  return {
+    config,
+    clients,
+    clock,
+    jobs: new JobsStore(clients, config),
+    executions: new ExecutionsStore(clients, config),
+    control: new ControlStore(clients, config),
+    agents: new AgentsStore(clients, config),
+    dispatch: new Dispatcher(clients, config),
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * Control table: small items that coordinate the control plane — the scheduler lease (with a fencing
+ * token), the tick's window cursor and the global pause flag.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { AwsClients } from '../aws/clients.ts';
+import type { Config } from '../config.ts';
+import { PAUSE_KEY } from '../executions/executions-store.ts';
+
+export interface Lease {
+  readonly owner: string;
+  readonly token: number;
+  readonly expiresAtMs: number;
+}
+
+export class ControlStore {
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly config: Config,
+  ) {}
+
+  private get table() {
+    return this.config.tables.control;
+  }
+
+  /**
+   * Takes or renews the lease: succeeds if nobody holds it, it expired, or we already hold it. Every
+   * takeover increments the fencing token, so writes made under an older token can be refused.
+   */
+  async acquireLease(name: string, owner: string, now: number, ttlMs: number): Promise<Lease | null> {
+    try {
+      const out = await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `lease#${name}` },
+          UpdateExpression: 'SET #o = :me, expiresAtMs = :exp, acquiredAt = :now ADD #t :one',
+          ConditionExpression: 'attribute_not_exists(pk) OR expiresAtMs < :now OR #o = :me',
+          ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
+          ExpressionAttributeValues: { ':me': owner, ':exp': now + ttlMs, ':now': now, ':one': 1 },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      const a = out.Attributes ?? {};
+      return { owner, token: Number(a.token), expiresAtMs: Number(a.expiresAtMs) };
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return null;
+      throw error;
+    }
+  }
+
+  async releaseLease(name: string, lease: Lease): Promise<void> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `lease#${name}` },
+          UpdateExpression: 'SET expiresAtMs = :zero',
+          ConditionExpression: '#o = :me AND #t = :token',
+          ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
+          ExpressionAttributeValues: { ':zero': 0, ':me': lease.owner, ':token': lease.token },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  async getLease(name: string): Promise<Lease | null> {
+    const out = await this.clients.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk: `lease#${name}` }, ConsistentRead: true }),
+    );
+    const a = out.Item;
+    if (!a) return null;
+    return { owner: String(a.owner), token: Number(a.token), expiresAtMs: Number(a.expiresAtMs) };
+  }
+
+  async getCursor(shard: number): Promise<number | null> {
+    const out = await this.clients.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk: `cursor#${shard}` }, ConsistentRead: true }),
+    );
+    return typeof out.Item?.at === 'number' ? out.Item.at : null;
+  }
+
+  /**
+   * Moves the cursor forward under a fencing token: a holder whose token is older than the last writer's
+   * (it lost the lease while working) cannot move it, and the cursor never moves backwards.
+   */
+  async advanceCursor(shard: number, at: number, fence: number): Promise<boolean> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `cursor#${shard}` },
+          UpdateExpression: 'SET #at = :at, fence = :fence',
+          ConditionExpression: 'attribute_not_exists(pk) OR (fence <= :fence AND #at <= :at)',
+          ExpressionAttributeNames: { '#at': 'at' },
+          ExpressionAttributeValues: { ':at': at, ':fence': fence },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async isPaused(): Promise<boolean> {
+    const out = await this.clients.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk: PAUSE_KEY }, ConsistentRead: true }),
+    );
+    return out.Item?.paused === true;
+  }
+
+  async setPaused(paused: boolean, now: number): Promise<void> {
+    await this.clients.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: PAUSE_KEY },
+        UpdateExpression: 'SET paused = :p, changedAt = :now',
+        ExpressionAttributeValues: { ':p': paused, ':now': now },
+      }),
+    );
+  }
+}

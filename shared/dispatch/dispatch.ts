@@ -1,0 +1,135 @@
+/**
+ * Dispatch: which SQS queue serves a job's tag set, and sending launch messages to it.
+ * The canonical tag set (sorted key=value) names a queue, created on first use and recorded in the
+ * Control table's registry; jobs without tags use the default queue that every agent polls.
+ */
+
+import { createHash } from 'node:crypto';
+import { CreateQueueCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { AwsClients } from '../aws/clients.ts';
+import type { Config } from '../config.ts';
+
+export interface LaunchMessage {
+  readonly jobName: string;
+  readonly executionId: string;
+  readonly scheduledAt: number;
+}
+
+/** `{"dc":"eu","role":"web"}` → `dc=eu,role=web`; empty for no tags. */
+export function canonicalTagSet(selector: Record<string, string>): string {
+  return Object.keys(selector)
+    .sort()
+    .map((k) => `${k}=${selector[k]}`)
+    .join(',');
+}
+
+/** An agent serves a tag set when it carries every key=value of it. */
+export function tagsSatisfy(agentTags: Record<string, string>, tagSet: Record<string, string>): boolean {
+  return Object.entries(tagSet).every(([k, v]) => agentTags[k] === v);
+}
+
+export function parseTagSet(canonical: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of canonical.split(',').filter(Boolean)) {
+    const i = pair.indexOf('=');
+    out[pair.slice(0, i)] = pair.slice(i + 1);
+  }
+  return out;
+}
+
+export interface QueueEntry {
+  readonly tagSet: string;
+  readonly url: string;
+}
+
+/** SQS delays are whole seconds up to 900; send a second early and let the agent hold it to the exact time. */
+export function delaySecondsFor(fireAtMs: number, now: number): number {
+  return Math.max(0, Math.min(900, Math.floor((fireAtMs - now) / 1000) - 1));
+}
+
+export class Dispatcher {
+  private readonly known = new Map<string, string>();
+
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly config: Config,
+  ) {}
+
+  async queueFor(selector: Record<string, string>): Promise<string> {
+    const tagSet = canonicalTagSet(selector);
+    if (tagSet === '') return this.config.defaultQueueUrl;
+    const cached = this.known.get(tagSet);
+    if (cached) return cached;
+    const key = { pk: `queue#${tagSet}` };
+    const found = await this.clients.doc.send(
+      new GetCommand({ TableName: this.config.tables.control, Key: key }),
+    );
+    let url = found.Item?.url as string | undefined;
+    if (!url) {
+      // CreateQueue is idempotent for identical attributes, so racing creators end with the same URL.
+      const name = `${this.config.queuePrefix}tags-${createHash('sha256').update(tagSet).digest('hex').slice(0, 16)}`;
+      const attributes: Record<string, string> = {
+        VisibilityTimeout: '60',
+        ReceiveMessageWaitTimeSeconds: '20',
+      };
+      if (this.config.dlqArn) {
+        attributes.RedrivePolicy = JSON.stringify({
+          deadLetterTargetArn: this.config.dlqArn,
+          maxReceiveCount: 5,
+        });
+      }
+      const created = await this.clients.sqs.send(
+        new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
+      );
+      url = created.QueueUrl as string;
+      await this.clients.doc.send(
+        new PutCommand({
+          TableName: this.config.tables.control,
+          Item: { ...key, tagSet, url, kind: 'queue' },
+        }),
+      );
+    }
+    this.known.set(tagSet, url);
+    return url;
+  }
+
+  /** Every registered tag-set queue plus the default queue (tag set ''). */
+  async registry(): Promise<QueueEntry[]> {
+    const entries: QueueEntry[] = [{ tagSet: '', url: this.config.defaultQueueUrl }];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.clients.doc.send(
+        new ScanCommand({
+          TableName: this.config.tables.control,
+          FilterExpression: 'kind = :q',
+          ExpressionAttributeValues: { ':q': 'queue' },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? [])
+        entries.push({ tagSet: item.tagSet as string, url: item.url as string });
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return entries;
+  }
+
+  /** Sends in batches of ten per queue. Failed entries are retried once, then reported. */
+  async send(queueUrl: string, messages: readonly LaunchMessage[], now: number): Promise<void> {
+    for (let i = 0; i < messages.length; i += 10) {
+      let batch = messages.slice(i, i + 10).map((m, j) => ({
+        Id: String(j),
+        MessageBody: JSON.stringify(m),
+        DelaySeconds: delaySecondsFor(m.scheduledAt, now),
+      }));
+      for (let round = 0; round < 3 && batch.length > 0; round++) {
+        const out = await this.clients.sqs.send(
+          new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: batch }),
+        );
+        const failed = new Set((out.Failed ?? []).map((f) => f.Id));
+        batch = batch.filter((b) => failed.has(b.Id));
+      }
+      if (batch.length > 0) throw new Error(`SQS refused ${batch.length} launch message(s) for ${queueUrl}`);
+    }
+  }
+}

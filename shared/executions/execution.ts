@@ -1,0 +1,110 @@
+/** The execution: one launch of a job on one agent slot, and its result. */
+import { toRfc3339, ZERO_TIME } from '../time.ts';
+
+export type ExecutionStatus =
+  | 'scheduled'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'timeout'
+  | 'cancelled'
+  | 'lost'
+  | 'skipped';
+
+export const TERMINAL: ReadonlySet<ExecutionStatus> = new Set([
+  'succeeded',
+  'failed',
+  'timeout',
+  'cancelled',
+  'lost',
+  'skipped',
+]);
+
+export type Trigger = 'schedule' | 'manual' | 'retry' | 'dependent' | 'catchup' | 'backfill';
+
+export interface Execution {
+  readonly jobName: string;
+  readonly executionId: string;
+  /** Shared by every slot and retry of one trigger (Dkron's `group`). */
+  readonly group: string;
+  readonly slot: number;
+  readonly attempt: number;
+  readonly trigger: Trigger;
+  readonly status: ExecutionStatus;
+  /** The nominal fire time (ms). */
+  readonly scheduledAt: number;
+  readonly jobVersion: number;
+  readonly queueUrl: string;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  readonly heartbeatAt: number | null;
+  readonly agentId: string | null;
+  readonly nodeName: string | null;
+  readonly exitCode: number | null;
+  readonly success: boolean | null;
+  readonly output: string;
+  readonly outputTruncated: boolean;
+  readonly reason: string | null;
+}
+
+/** Zero-padded so that ids sort by fire time. */
+export function groupIdFor(fireAtMs: number, suffix = ''): string {
+  return `${String(fireAtMs).padStart(13, '0')}${suffix}`;
+}
+
+/**
+ * The id derives from the fire time (via the group), the slot and the attempt, and nothing else, so
+ * one fire time can never produce two executions: the put is conditional on the id not existing.
+ */
+export function executionIdFor(group: string, slot: number, attempt: number): string {
+  return `${group}.${slot}.${attempt}`;
+}
+
+export function fromItem(item: Record<string, unknown>): Execution {
+  const num = (v: unknown) => (typeof v === 'number' ? v : null);
+  return {
+    jobName: item.jobName as string,
+    executionId: item.executionId as string,
+    group: item.group as string,
+    slot: Number(item.slot ?? 0),
+    attempt: Number(item.attempt ?? 1),
+    trigger: (item.trigger as Trigger) ?? 'schedule',
+    status: item.status as ExecutionStatus,
+    scheduledAt: Number(item.scheduledAt),
+    jobVersion: Number(item.jobVersion ?? 0),
+    queueUrl: (item.queueUrl as string) ?? '',
+    startedAt: num(item.startedAt),
+    finishedAt: num(item.finishedAt),
+    heartbeatAt: num(item.heartbeatAt),
+    agentId: (item.agentId as string) ?? null,
+    nodeName: (item.nodeName as string) ?? null,
+    exitCode: num(item.exitCode),
+    success: typeof item.success === 'boolean' ? item.success : null,
+    output: (item.output as string) ?? '',
+    outputTruncated: item.outputTruncated === true,
+    reason: (item.reason as string) ?? null,
+  };
+}
+
+/** Dkron's execution JSON plus our fields. `outputLimit` trims the output (Dkron's output_size_limit). */
+export function toApi(e: Execution, outputLimit?: number) {
+  const output =
+    outputLimit !== undefined && e.output.length > outputLimit ? e.output.slice(-outputLimit) : e.output;
+  return {
+    id: e.executionId,
+    job_name: e.jobName,
+    group: e.group,
+    attempt: e.attempt,
+    status: e.status,
+    trigger: e.trigger,
+    scheduled_at: new Date(e.scheduledAt).toISOString(),
+    started_at: toRfc3339(e.startedAt) ?? ZERO_TIME,
+    finished_at: toRfc3339(e.finishedAt) ?? ZERO_TIME,
+    success: e.success ?? false,
+    exit_code: e.exitCode,
+    output,
+    output_truncated: e.outputTruncated || output.length < e.output.length,
+    node_name: e.nodeName ?? '',
+    reason: e.reason,
+  };
+}

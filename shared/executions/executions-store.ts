@@ -1,0 +1,424 @@
+/**
+ * Executions table. Every state transition is a conditional update on the previous status, so two
+ * writers (duplicate deliveries, overlapping ticks, a slow agent and its replacement) cannot both win.
+ */
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { AwsClients } from '../aws/clients.ts';
+import type { Config } from '../config.ts';
+import { type Execution, type ExecutionStatus, fromItem, type Trigger } from './execution.ts';
+
+export const PAUSE_KEY = 'pause';
+
+export interface NewExecution {
+  jobName: string;
+  executionId: string;
+  group: string;
+  slot: number;
+  attempt: number;
+  trigger: Trigger;
+  scheduledAt: number;
+  jobVersion: number;
+  queueUrl: string;
+}
+
+export type ClaimOutcome =
+  | { readonly claimed: true; readonly execution: Execution }
+  | { readonly claimed: false; readonly why: 'not_scheduled' | 'job_changed' | 'paused' };
+
+export interface ExecutionResult {
+  status: Extract<ExecutionStatus, 'succeeded' | 'failed' | 'timeout' | 'cancelled'>;
+  exitCode: number | null;
+  output: string;
+  outputTruncated: boolean;
+  reason: string | null;
+}
+
+const ACTIVE_SHARD = 0;
+
+export class ExecutionsStore {
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly config: Config,
+  ) {}
+
+  private get table() {
+    return this.config.tables.executions;
+  }
+
+  private expiresAt(now: number) {
+    return Math.floor(now / 1000) + this.config.retentionDays * 86_400;
+  }
+
+  /**
+   * Writes a `scheduled` execution unless one with this id exists. Returns null when created, else the
+   * existing execution — the caller decides whether it still needs sending (the outbox).
+   */
+  async createScheduled(e: NewExecution, now: number): Promise<Execution | null> {
+    try {
+      await this.clients.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: {
+            ...e,
+            status: 'scheduled',
+            activeShard: ACTIVE_SHARD,
+            createdAt: now,
+            expiresAt: this.expiresAt(e.scheduledAt),
+          },
+          ConditionExpression: 'attribute_not_exists(executionId)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return null;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        if (error.Item) return fromItem(unmarshall(error.Item));
+        const existing = await this.get(e.jobName, e.executionId);
+        if (existing) return existing;
+      }
+      throw error;
+    }
+  }
+
+  /** Re-targets a still-scheduled execution at the job's new version (the job was edited). */
+  async retarget(e: Execution, jobVersion: number): Promise<boolean> {
+    return this.conditionalUpdate(e, 'SET jobVersion = :nv', 'scheduled', { ':nv': jobVersion });
+  }
+
+  /**
+   * `scheduled → running`, in one transaction with checks that the job is still the version the
+   * execution was planned for and that the scheduler is not paused. A message delivered twice runs once.
+   */
+  async claim(
+    e: Execution,
+    agent: { agentId: string; nodeName: string },
+    now: number,
+    options: { ignorePause?: boolean } = {},
+  ): Promise<ClaimOutcome> {
+    const items = [
+      {
+        Update: {
+          TableName: this.table,
+          Key: { jobName: e.jobName, executionId: e.executionId },
+          UpdateExpression:
+            'SET #s = :running, startedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
+          ConditionExpression: '#s = :scheduled',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':running': 'running',
+            ':scheduled': 'scheduled',
+            ':now': now,
+            ':a': agent.agentId,
+            ':n': agent.nodeName,
+          },
+        },
+      },
+      {
+        ConditionCheck: {
+          TableName: this.config.tables.jobs,
+          Key: { name: e.jobName },
+          ConditionExpression: 'version = :v',
+          ExpressionAttributeValues: { ':v': e.jobVersion },
+        },
+      },
+      ...(options.ignorePause
+        ? []
+        : [
+            {
+              ConditionCheck: {
+                TableName: this.config.tables.control,
+                Key: { pk: PAUSE_KEY },
+                ConditionExpression: 'attribute_not_exists(paused) OR paused = :f',
+                ExpressionAttributeValues: { ':f': false },
+              },
+            },
+          ]),
+    ];
+    try {
+      await this.clients.doc.send(new TransactWriteCommand({ TransactItems: items }));
+      return {
+        claimed: true,
+        execution: {
+          ...e,
+          status: 'running',
+          startedAt: now,
+          heartbeatAt: now,
+          agentId: agent.agentId,
+          nodeName: agent.nodeName,
+        },
+      };
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) {
+        const reasons = error.CancellationReasons ?? [];
+        if (reasons[0]?.Code === 'ConditionalCheckFailed') return { claimed: false, why: 'not_scheduled' };
+        if (reasons[1]?.Code === 'ConditionalCheckFailed') return { claimed: false, why: 'job_changed' };
+        if (reasons[2]?.Code === 'ConditionalCheckFailed') return { claimed: false, why: 'paused' };
+      }
+      throw error;
+    }
+  }
+
+  async heartbeat(e: Execution, agentId: string, now: number): Promise<boolean> {
+    return this.conditionalUpdate(e, 'SET heartbeatAt = :now', 'running', { ':now': now }, agentId);
+  }
+
+  /** `running → terminal`, only by the agent that claimed it. */
+  async finish(e: Execution, agentId: string, result: ExecutionResult, now: number): Promise<boolean> {
+    return this.conditionalUpdate(
+      e,
+      'SET #s = :to, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why, expiresAt = :exp REMOVE activeShard',
+      'running',
+      {
+        ':to': result.status,
+        ':now': now,
+        ':code': result.exitCode,
+        ':ok': result.status === 'succeeded',
+        ':out': result.output,
+        ':tr': result.outputTruncated,
+        ':why': result.reason,
+        ':exp': this.expiresAt(now),
+      },
+      agentId,
+      { '#o': 'output' },
+    );
+  }
+
+  /** Ends an execution that never ran (skipped, cancelled) or whose agent vanished (lost). */
+  async end(
+    e: Pick<Execution, 'jobName' | 'executionId'>,
+    from: ExecutionStatus,
+    to: Extract<ExecutionStatus, 'skipped' | 'cancelled' | 'lost' | 'failed'>,
+    reason: string,
+    now: number,
+  ): Promise<boolean> {
+    return this.conditionalUpdate(
+      e,
+      'SET #s = :to, finishedAt = :now, success = :f, reason = :why, expiresAt = :exp REMOVE activeShard',
+      from,
+      { ':to': to, ':now': now, ':f': false, ':why': reason, ':exp': this.expiresAt(now) },
+    );
+  }
+
+  private async conditionalUpdate(
+    e: Pick<Execution, 'jobName' | 'executionId'>,
+    update: string,
+    fromStatus: ExecutionStatus,
+    values: Record<string, unknown>,
+    agentId?: string,
+    names: Record<string, string> = {},
+  ): Promise<boolean> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobName: e.jobName, executionId: e.executionId },
+          UpdateExpression: update,
+          ConditionExpression: agentId ? '#s = :from AND agentId = :me' : '#s = :from',
+          ExpressionAttributeNames: { '#s': 'status', ...names },
+          ExpressionAttributeValues: {
+            ...values,
+            ':from': fromStatus,
+            ...(agentId ? { ':me': agentId } : {}),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async get(jobName: string, executionId: string): Promise<Execution | null> {
+    const out = await this.clients.doc.send(
+      new GetCommand({ TableName: this.table, Key: { jobName, executionId }, ConsistentRead: true }),
+    );
+    return out.Item ? fromItem(out.Item) : null;
+  }
+
+  async listForJob(
+    jobName: string,
+    options: { newestFirst?: boolean; limit?: number; fromId?: string } = {},
+  ) {
+    const items: Execution[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.clients.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: options.fromId ? 'jobName = :j AND executionId >= :from' : 'jobName = :j',
+          ExpressionAttributeValues: {
+            ':j': jobName,
+            ...(options.fromId ? { ':from': options.fromId } : {}),
+          },
+          ScanIndexForward: !(options.newestFirst ?? true),
+          ExclusiveStartKey: start,
+          ...(options.limit ? { Limit: options.limit - items.length } : {}),
+        }),
+      );
+      for (const item of out.Items ?? []) items.push(fromItem(item));
+      start = out.LastEvaluatedKey;
+    } while (start && (options.limit === undefined || items.length < options.limit));
+    return items;
+  }
+
+  /** Scheduled and running executions of all jobs, from the sparse `byActive` index. */
+  async listActive(): Promise<Execution[]> {
+    const items: Execution[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.clients.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: 'byActive',
+          KeyConditionExpression: 'activeShard = :s',
+          ExpressionAttributeValues: { ':s': ACTIVE_SHARD },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? []) items.push(fromItem(item));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  /**
+   * Reaction bookkeeping of one execution (read without its output): `countedAt` is set with the job's
+   * counters in one transaction, `reactedAt` once every reaction is done. Null when the execution is gone.
+   */
+  async reactionMarks(
+    jobName: string,
+    executionId: string,
+  ): Promise<{ status: ExecutionStatus; countedAt: number | null; reactedAt: number | null } | null> {
+    const out = await this.clients.doc.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { jobName, executionId },
+        ConsistentRead: true,
+        ProjectionExpression: '#s, countedAt, reactedAt',
+        ExpressionAttributeNames: { '#s': 'status' },
+      }),
+    );
+    if (!out.Item) return null;
+    const num = (v: unknown) => (typeof v === 'number' ? v : null);
+    return {
+      status: out.Item.status as ExecutionStatus,
+      countedAt: num(out.Item.countedAt),
+      reactedAt: num(out.Item.reactedAt),
+    };
+  }
+
+  /** Records that every reaction to this terminal execution is done; false if already recorded or gone. */
+  async markReacted(e: Pick<Execution, 'jobName' | 'executionId'>, now: number): Promise<boolean> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobName: e.jobName, executionId: e.executionId },
+          UpdateExpression: 'SET reactedAt = :now',
+          ConditionExpression: 'attribute_exists(executionId) AND attribute_not_exists(reactedAt)',
+          ExpressionAttributeValues: { ':now': now },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** Every slot and attempt of one group (ids are `<group>.<slot>.<attempt>`), without outputs. */
+  async listGroup(jobName: string, group: string): Promise<Execution[]> {
+    const items: Execution[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.clients.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'jobName = :j AND begins_with(executionId, :g)',
+          ProjectionExpression:
+            'jobName, executionId, #g, slot, attempt, #t, #s, scheduledAt, jobVersion, queueUrl, startedAt, finishedAt, success',
+          ExpressionAttributeNames: { '#g': 'group', '#t': 'trigger', '#s': 'status' },
+          ExpressionAttributeValues: { ':j': jobName, ':g': `${group}.` },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? []) items.push(fromItem(item));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  /** Keys and statuses of a job's executions, newest first (no outputs in the answer). */
+  async listKeysForJob(
+    jobName: string,
+  ): Promise<Array<Pick<Execution, 'jobName' | 'executionId' | 'status'>>> {
+    const items: Array<Pick<Execution, 'jobName' | 'executionId' | 'status'>> = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.clients.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'jobName = :j',
+          ProjectionExpression: 'jobName, executionId, #s',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':j': jobName },
+          ScanIndexForward: false,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        items.push({
+          jobName: item.jobName as string,
+          executionId: item.executionId as string,
+          status: item.status as ExecutionStatus,
+        });
+      }
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  /** Deletes the given executions (batches of 25, unprocessed items retried). */
+  async deleteMany(keys: ReadonlyArray<Pick<Execution, 'jobName' | 'executionId'>>): Promise<number> {
+    for (let i = 0; i < keys.length; i += 25) {
+      let requests: Record<string, unknown[]> | undefined = {
+        [this.table]: keys
+          .slice(i, i + 25)
+          .map((e) => ({ DeleteRequest: { Key: { jobName: e.jobName, executionId: e.executionId } } })),
+      };
+      while (requests && Object.keys(requests).length > 0) {
+        const out = await this.clients.doc.send(new BatchWriteCommand({ RequestItems: requests as never }));
+        requests = out.UnprocessedItems as Record<string, unknown[]> | undefined;
+      }
+    }
+    return keys.length;
+  }
+
+  async deleteForJob(jobName: string): Promise<number> {
+    const all = await this.listForJob(jobName);
+    for (let i = 0; i < all.length; i += 25) {
+      const chunk = all.slice(i, i + 25);
+      let requests: Record<string, unknown[]> | undefined = {
+        [this.table]: chunk.map((e) => ({
+          DeleteRequest: { Key: { jobName: e.jobName, executionId: e.executionId } },
+        })),
+      };
+      while (requests && Object.keys(requests).length > 0) {
+        const out = await this.clients.doc.send(new BatchWriteCommand({ RequestItems: requests as never }));
+        requests = out.UnprocessedItems as Record<string, unknown[]> | undefined;
+      }
+    }
+    return all.length;
+  }
+}

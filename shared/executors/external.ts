@@ -1,0 +1,283 @@
+/**
+ * External executors: the extension point for custom executors, as separate executables speaking JSON.
+ *
+ * Discovery: `discoverExternalExecutors(dirs)` registers every executable regular file named
+ * `cronplane-executor-<name>` (name: lowercase letters, digits, `_` and `-`) in the given directories as
+ * executor `<name>`; the first directory listing a name wins, like PATH. An operator may also map a name
+ * to any executable path in the agent's configuration (`new ExternalExecutor(name, path)`). The path is
+ * never taken from a job's `executor_config`: jobs pick among the executors the host offers.
+ *
+ * Protocol, one process per execution:
+ *   - The agent starts the executable with no arguments, in its own process group, with the agent's
+ *     environment plus CRONPLANE_EXECUTOR, CRONPLANE_JOB_NAME, CRONPLANE_EXECUTION_ID,
+ *     CRONPLANE_SCHEDULED_AT and ENV_JOB_NAME.
+ *   - stdin receives one JSON document, then EOF:
+ *       {"job": <the job definition, Dkron JSON>,
+ *        "execution": {"id": "...", "job_name": "...", "scheduled_at": "<RFC 3339>", "attempt": 1},
+ *        "config": <the job's executor_config, string values>}
+ *   - stdout must be exactly one JSON object (surrounding whitespace allowed), at most 8 MiB:
+ *       {"success": true|false, "output": "<text>", "exit_code"?: <integer>, "error"?: "<reason>"}
+ *     `output` becomes the execution's output (bounded like every output), `exit_code` its exit code (the
+ *     process's own exit code when absent), `error` the reason when `success` is false.
+ *   - stderr is for logs: kept (bounded) and returned as the output when the protocol is broken.
+ *   - The process should exit 0. A non-zero exit fails the run even when stdout says success; stdout
+ *     that is not the JSON above fails it too, with the reason saying what was wrong.
+ *   - `executor_config.timeout` (seconds or a Go duration; none by default) and cancellation kill the
+ *     whole process group with SIGKILL; the run is then `timeout` / `cancelled`.
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, constants, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Execution } from '../executions/execution.ts';
+import { OutputBuffer } from '../executions/output-buffer.ts';
+import type { JobDefinition } from '../jobs/job.ts';
+import { errorMessage, failedResult, parseTimeout, RunControl } from './common.ts';
+import type { Executor, ExecutorResult } from './executor.ts';
+
+export const EXTERNAL_PREFIX = 'cronplane-executor-';
+export const MAX_STDOUT_BYTES = 8 * 1024 * 1024;
+const NAME = /^[a-z0-9_-]+$/;
+
+export interface ExternalRequest {
+  job: JobDefinition;
+  execution: { id: string; job_name: string; scheduled_at: string; attempt: number };
+  config: Record<string, string>;
+}
+
+export interface ExternalResponse {
+  success: boolean;
+  output: string;
+  exit_code?: number;
+  error?: string;
+}
+
+export function buildExternalRequest(job: JobDefinition, execution: Execution): ExternalRequest {
+  return {
+    job,
+    execution: {
+      id: execution.executionId,
+      job_name: job.name,
+      scheduled_at: new Date(execution.scheduledAt).toISOString(),
+      attempt: execution.attempt,
+    },
+    config: job.executor_config,
+  };
+}
+
+const responseSchema = z.object({
+  success: z.boolean({ message: '"success" must be true or false' }),
+  output: z.string({ message: '"output" must be a string' }).optional(),
+  exit_code: z
+    .number({ message: '"exit_code" must be an integer' })
+    .int({ message: '"exit_code" must be an integer' })
+    .optional(),
+  error: z.string({ message: '"error" must be a string' }).optional(),
+});
+
+/** Parses an executor's stdout. Throws an Error whose message says what is wrong with it. */
+export function parseExternalResponse(stdout: string): ExternalResponse {
+  const text = stdout.trim();
+  if (text === '') throw new Error('printed nothing on stdout (expected a JSON result)');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error(`stdout is not JSON: ${snippet(text)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`stdout must be a JSON object, got ${snippet(text)}`);
+  }
+  const result = responseSchema.safeParse(parsed);
+  if (!result.success)
+    throw new Error(`bad result on stdout: ${result.error.issues[0]?.message ?? 'invalid'}`);
+  const r = result.data;
+  return {
+    success: r.success,
+    output: r.output ?? '',
+    ...(r.exit_code !== undefined ? { exit_code: r.exit_code } : {}),
+    ...(r.error !== undefined ? { error: r.error } : {}),
+  };
+}
+
+function snippet(text: string, max = 200): string {
+  const one = text.replace(/\s+/g, ' ');
+  return JSON.stringify(one.length > max ? `${one.slice(0, max)}…` : one);
+}
+
+export interface ExternalExecutorOptions {
+  readonly baseEnv?: Record<string, string | undefined>;
+}
+
+export class ExternalExecutor implements Executor {
+  constructor(
+    readonly name: string,
+    readonly path: string,
+    private readonly options: ExternalExecutorOptions = {},
+  ) {}
+
+  async run(job: JobDefinition, execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
+    let timeoutMs: number;
+    try {
+      timeoutMs = parseTimeout(job.executor_config.timeout, 0);
+    } catch (error) {
+      return failedResult(errorMessage(error));
+    }
+    const control = new RunControl(signal, timeoutMs);
+    try {
+      const early = control.stoppedResult();
+      if (early) return early;
+      return await this.spawnAndWait(job, execution, control);
+    } finally {
+      control.dispose();
+    }
+  }
+
+  private spawnAndWait(
+    job: JobDefinition,
+    execution: Execution,
+    control: RunControl,
+  ): Promise<ExecutorResult> {
+    const env = {
+      ...(this.options.baseEnv ?? process.env),
+      CRONPLANE_EXECUTOR: this.name,
+      ENV_JOB_NAME: job.name,
+      CRONPLANE_JOB_NAME: job.name,
+      CRONPLANE_EXECUTION_ID: execution.executionId,
+      CRONPLANE_SCHEDULED_AT: new Date(execution.scheduledAt).toISOString(),
+    };
+    const stdout: Buffer[] = [];
+    let stdoutSize = 0;
+    let overflow = false;
+    const stderr = new OutputBuffer();
+    return new Promise<ExecutorResult>((resolve) => {
+      let settled = false;
+      const child = spawn(this.path, [], { env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      const killGroup = () => {
+        if (child.pid === undefined) return;
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
+      };
+      control.signal.addEventListener('abort', killGroup, { once: true });
+      const finish = (result: ExecutorResult) => {
+        if (settled) return;
+        settled = true;
+        control.signal.removeEventListener('abort', killGroup);
+        resolve(result);
+      };
+      child.stdout.on('data', (d: Buffer) => {
+        if (overflow) return;
+        stdoutSize += d.length;
+        if (stdoutSize > MAX_STDOUT_BYTES) {
+          overflow = true;
+          killGroup();
+          return;
+        }
+        stdout.push(d);
+      });
+      child.stderr.on('data', (d: Buffer) => stderr.write(d));
+      child.stdin.on('error', () => {}); // an executor that ignores stdin may close it early
+      child.stdin.end(`${JSON.stringify(buildExternalRequest(job, execution))}\n`);
+      child.on('error', (error) =>
+        finish(failedResult(`cannot start executor ${this.name} (${this.path}): ${error.message}`)),
+      );
+      child.on('close', (code, sig) => {
+        const stopped = control.stoppedResult(stderr, code);
+        if (stopped) return finish(stopped);
+        if (overflow)
+          return finish(
+            failedResult(
+              `executor ${this.name} printed more than ${MAX_STDOUT_BYTES} bytes on stdout`,
+              stderr,
+              code,
+            ),
+          );
+        let response: ExternalResponse;
+        try {
+          response = parseExternalResponse(Buffer.concat(stdout).toString('utf8'));
+        } catch (error) {
+          const exit = code !== 0 ? ` and ${sig ? `was killed by ${sig}` : `exited with code ${code}`}` : '';
+          return finish(
+            failedResult(
+              `executor ${this.name} ${errorMessage(error)}${exit}${stderrHint(stderr)}`,
+              stderr,
+              code,
+            ),
+          );
+        }
+        const output = new OutputBuffer();
+        output.write(response.output);
+        const exitCode = response.exit_code ?? code;
+        const base = { exitCode, output: output.toString(), outputTruncated: output.truncated };
+        if (code !== 0) {
+          const why = sig ? `was killed by ${sig}` : `exited with code ${code}`;
+          return finish({
+            ...base,
+            status: 'failed',
+            reason: `executor ${this.name} ${why}${response.error ? `: ${response.error}` : ''}`,
+          });
+        }
+        if (!response.success) {
+          return finish({
+            ...base,
+            status: 'failed',
+            reason: response.error || `executor ${this.name} reported failure`,
+          });
+        }
+        finish({ ...base, status: 'succeeded', reason: null });
+      });
+    });
+  }
+}
+
+/** The last non-empty stderr line, for a reason. */
+function stderrHint(stderr: OutputBuffer): string {
+  const last = stderr
+    .toString()
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .at(-1);
+  return last ? ` (stderr: ${last.length > 200 ? `${last.slice(0, 200)}…` : last})` : '';
+}
+
+/**
+ * Finds `cronplane-executor-<name>` executables in `dirs` (missing directories are skipped; the first
+ * directory with a name wins) and returns an ExternalExecutor per name.
+ */
+export function discoverExternalExecutors(
+  dirs: string[],
+  options: ExternalExecutorOptions = {},
+): Record<string, Executor> {
+  const found: Record<string, Executor> = {};
+  for (const dir of dirs) {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir).sort();
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      if (!entry.startsWith(EXTERNAL_PREFIX)) continue;
+      const name = entry.slice(EXTERNAL_PREFIX.length);
+      if (!NAME.test(name) || Object.hasOwn(found, name)) continue;
+      const path = join(dir, entry);
+      if (!isExecutableFile(path)) continue;
+      found[name] = new ExternalExecutor(name, path, options);
+    }
+  }
+  return found;
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

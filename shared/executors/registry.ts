@@ -1,0 +1,80 @@
+/**
+ * The executors a process offers, by name, and where a job runs.
+ *
+ * Where a job runs: an *agentless* job needs no host, so the worker (a Lambda function) runs it itself
+ * instead of dispatching it to an agent. That is every `lambda`, `sqs` and `eventbridge` job (one AWS API
+ * call), and an `http` job **without tags**: with no tags nothing ties the request to a particular host,
+ * so any place with network access will do. An `http` job with tags (say, to call a service only reachable
+ * from inside a private network) goes to the matching agents like a shell job. Shell and external
+ * executors always need an agent.
+ *
+ * Secrets: the HTTP executor resolves `{{ssm:...}}` with an SSM resolver built from the clients. The
+ * shell executor is built by the caller (it lives with the agent); give it
+ * `resolveEnv: createSsmResolver(clients)` and pass it here: it is wrapped so that each run is a secret
+ * scope (resolved values redacted from output and reason, a missing parameter a failed run).
+ *
+ * Built-in names (shell, http, lambda, sqs, eventbridge) are reserved: an external executor by one of
+ * those names is ignored, even when no shell executor is given.
+ */
+import type { AwsClients } from '../aws/clients.ts';
+import type { JobDefinition } from '../jobs/job.ts';
+import { EventBridgeExecutor, LambdaExecutor, SqsExecutor } from './aws.ts';
+import type { Executor } from './executor.ts';
+import { discoverExternalExecutors, ExternalExecutor, type ExternalExecutorOptions } from './external.ts';
+import { HttpExecutor } from './http.ts';
+import { createSsmResolver, type SsmResolver, withSecretRedaction } from './secrets.ts';
+
+export const BUILT_IN_EXECUTORS: ReadonlySet<string> = new Set([
+  'shell',
+  'http',
+  'lambda',
+  'sqs',
+  'eventbridge',
+]);
+export const AGENTLESS_EXECUTORS: ReadonlySet<string> = new Set(['lambda', 'sqs', 'eventbridge']);
+
+/** True when the job runs in the worker without an agent (see the rule above). */
+export function isAgentless(def: Pick<JobDefinition, 'executor' | 'tags'>): boolean {
+  if (AGENTLESS_EXECUTORS.has(def.executor)) return true;
+  return def.executor === 'http' && Object.keys(def.tags ?? {}).length === 0;
+}
+
+export interface CreateExecutorsOptions {
+  readonly clients: AwsClients;
+  /** The shell executor (the agent's); wrapped for secret redaction. */
+  readonly shell?: Executor;
+  /** Directories searched for `cronplane-executor-<name>` executables. */
+  readonly externalDirs?: string[];
+  /** Explicit external executors: name → executable path (from the agent's configuration). */
+  readonly externalPaths?: Readonly<Record<string, string>>;
+  /** Environment for external executors (default: this process's). */
+  readonly externalEnv?: ExternalExecutorOptions['baseEnv'];
+  /** Shared SSM resolver (default: a new one on `clients`, 60 s cache). */
+  readonly resolver?: SsmResolver;
+}
+
+export function createExecutors(options: CreateExecutorsOptions): Record<string, Executor> {
+  const resolver = options.resolver ?? createSsmResolver(options.clients);
+  const externalOptions: ExternalExecutorOptions = options.externalEnv
+    ? { baseEnv: options.externalEnv }
+    : {};
+  const executors: Record<string, Executor> = {};
+  const external = {
+    ...discoverExternalExecutors(options.externalDirs ?? [], externalOptions),
+    ...Object.fromEntries(
+      Object.entries(options.externalPaths ?? {}).map(([name, path]) => [
+        name,
+        new ExternalExecutor(name, path, externalOptions),
+      ]),
+    ),
+  };
+  for (const [name, executor] of Object.entries(external)) {
+    if (!BUILT_IN_EXECUTORS.has(name)) executors[name] = executor;
+  }
+  executors.http = new HttpExecutor({ resolveSecrets: resolver.resolveSecrets });
+  executors.lambda = new LambdaExecutor(options.clients);
+  executors.sqs = new SqsExecutor(options.clients);
+  executors.eventbridge = new EventBridgeExecutor(options.clients);
+  if (options.shell) executors.shell = withSecretRedaction(options.shell);
+  return executors;
+}

@@ -1,0 +1,222 @@
+/**
+ * Secret references: `{{ssm:/path/name}}` inside a shell job's `env` values and inside an HTTP job's
+ * `url`, header values and `body` is replaced at run time by the SSM parameter's value (GetParameter
+ * WithDecryption, so SecureString works). Values are cached for 60 s per resolver. The reference may name
+ * a version or label like SSM does (`{{ssm:/db/password:3}}`) or a parameter ARN.
+ *
+ * An unknown or unreadable parameter throws SecretResolutionError; its message names the parameter (and
+ * the env key) but never a value, and the executors turn it into a failed run.
+ *
+ * Resolved values must never reach an execution's output or reason: every value looked up inside a
+ * `withSecretScope` run is remembered for that run (AsyncLocalStorage, so concurrent runs don't mix), and
+ * the result's output and reason go through `redact` before they are returned.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
+import type { AwsClients } from '../aws/clients.ts';
+import { errorMessage, failedResult } from './common.ts';
+import type { Executor, ExecutorResult } from './executor.ts';
+
+export const SECRET_CACHE_TTL_MS = 60_000;
+export const REDACTED = '[redacted]';
+
+const REFERENCE_SOURCE = String.raw`\{\{\s*ssm:([^{}\s]+)\s*\}\}`;
+// A fresh global RegExp per use: a shared one carries `lastIndex` from one call into the next.
+const references = () => new RegExp(REFERENCE_SOURCE, 'g');
+
+/** A parameter that does not exist or cannot be read. The message never contains a secret value. */
+export class SecretResolutionError extends Error {
+  constructor(
+    readonly parameter: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SecretResolutionError';
+  }
+}
+
+/** Looks up one parameter's (decrypted) value. */
+export type ParameterLookup = (name: string) => Promise<string>;
+
+/** The parameter names referenced in `text`, in order of first appearance, without duplicates. */
+export function findSecretReferences(text: string): string[] {
+  return [...new Set(Array.from(text.matchAll(references()), (m) => m[1]!))];
+}
+
+export function hasSecretReferences(text: string): boolean {
+  return new RegExp(REFERENCE_SOURCE).test(text);
+}
+
+/** Replaces every `{{ssm:...}}` in `text` with the looked-up value; text without references is returned as is. */
+export async function resolveSecrets(text: string, lookup: ParameterLookup): Promise<string> {
+  const names = findSecretReferences(text);
+  if (names.length === 0) return text;
+  const values = new Map<string, string>();
+  await Promise.all(names.map(async (name) => values.set(name, await lookup(name))));
+  return text.replace(references(), (_match, name: string) => values.get(name)!);
+}
+
+// --- per-run tracking and redaction ---------------------------------------------------------------
+
+const scope = new AsyncLocalStorage<Set<string>>();
+
+/** Remembers a resolved value in the current run's scope (if any) so that it is redacted from the result. */
+export function rememberSecret(value: string): void {
+  if (value !== '') scope.getStore()?.add(value);
+}
+
+/**
+ * Replaces every occurrence of each secret in `text` by `[redacted]`, also in its JSON-escaped and
+ * URL-encoded forms (a server echoing a header or a body back in JSON, an error quoting a URL). Longer
+ * secrets are replaced first so that a secret containing another one is not left half visible. Empty
+ * secrets are ignored; any other value is redacted however short it is.
+ */
+export function redact(text: string, secrets: Iterable<string>): string {
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    if (secret === '') continue;
+    forms.add(secret);
+    forms.add(JSON.stringify(secret).slice(1, -1));
+    forms.add(encodeURIComponent(secret));
+  }
+  if (forms.size === 0 || text === '') return text;
+  const pattern = [...forms]
+    .sort((a, b) => b.length - a.length)
+    .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('|');
+  return text.replace(new RegExp(pattern, 'g'), REDACTED);
+}
+
+export function redactResult(result: ExecutorResult, secrets: Iterable<string>): ExecutorResult {
+  const list = [...secrets];
+  if (list.length === 0) return result;
+  return {
+    ...result,
+    output: redact(result.output, list),
+    reason: result.reason === null ? null : redact(result.reason, list),
+  };
+}
+
+/**
+ * Runs one execution in its own secret scope: whatever is resolved during `run` is redacted from the
+ * result, and an exception (a missing parameter, a bad config) becomes a failed result with the
+ * exception's message, redacted too. Scopes nest: an inner run's secrets are also redacted by the outer.
+ */
+export async function withSecretScope(run: () => Promise<ExecutorResult>): Promise<ExecutorResult> {
+  const parent = scope.getStore();
+  const secrets = new Set<string>();
+  let result: ExecutorResult;
+  try {
+    result = await scope.run(secrets, run);
+  } catch (error) {
+    result = failedResult(errorMessage(error));
+  }
+  if (parent) for (const s of secrets) parent.add(s);
+  return redactResult(result, secrets);
+}
+
+/** Wraps an executor (e.g. the shell executor with an SSM `resolveEnv`) so that every run is a secret scope. */
+export function withSecretRedaction(executor: Executor): Executor {
+  return { run: (job, execution, signal) => withSecretScope(() => executor.run(job, execution, signal)) };
+}
+
+// --- SSM ------------------------------------------------------------------------------------------
+
+export interface SsmResolverOptions {
+  readonly ttlMs?: number;
+  readonly now?: () => number;
+}
+
+/** Resolves `{{ssm:...}}` in env values; also resolves single strings and can drop its cache. */
+export interface SsmResolver {
+  (env: Record<string, string>): Promise<Record<string, string>>;
+  resolveSecrets(text: string): Promise<string>;
+  readonly lookup: ParameterLookup;
+  clearCache(): void;
+}
+
+/** A cached (60 s), de-duplicating lookup of SSM parameters with decryption. */
+export function createSsmLookup(
+  clients: AwsClients,
+  options: SsmResolverOptions = {},
+): ParameterLookup & { clear(): void } {
+  const ttl = options.ttlMs ?? SECRET_CACHE_TTL_MS;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { value: string; expiresAt: number }>();
+  const inFlight = new Map<string, Promise<string>>();
+
+  const fetchValue = async (name: string): Promise<string> => {
+    let value: string | undefined;
+    try {
+      const res = await clients.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+      value = res.Parameter?.Value;
+    } catch (error) {
+      const kind = (error as { name?: string }).name;
+      if (kind === 'ParameterNotFound' || kind === 'ParameterVersionNotFound') {
+        throw new SecretResolutionError(name, `SSM parameter ${name} not found`, { cause: error });
+      }
+      throw new SecretResolutionError(
+        name,
+        `cannot read SSM parameter ${name}: ${kind ?? 'Error'}: ${errorMessage(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    if (value === undefined) throw new SecretResolutionError(name, `SSM parameter ${name} has no value`);
+    cache.set(name, { value, expiresAt: now() + ttl });
+    return value;
+  };
+
+  const lookup = async (name: string): Promise<string> => {
+    const hit = cache.get(name);
+    let value: string;
+    if (hit && hit.expiresAt > now()) {
+      value = hit.value;
+    } else {
+      let pending = inFlight.get(name);
+      if (!pending) {
+        pending = fetchValue(name).finally(() => inFlight.delete(name));
+        inFlight.set(name, pending);
+      }
+      value = await pending;
+    }
+    rememberSecret(value);
+    return value;
+  };
+  return Object.assign(lookup, {
+    clear: () => {
+      cache.clear();
+    },
+  });
+}
+
+/** `(env) => env` with every `{{ssm:...}}` resolved; also `resolveSecrets(text)` for single strings. */
+export function createSsmResolver(clients: AwsClients, options: SsmResolverOptions = {}): SsmResolver {
+  const lookup = createSsmLookup(clients, options);
+  const resolveEnv = async (env: Record<string, string>): Promise<Record<string, string>> => {
+    const out: Record<string, string> = {};
+    await Promise.all(
+      Object.entries(env).map(async ([key, value]) => {
+        try {
+          out[key] = await resolveSecrets(value, lookup);
+        } catch (error) {
+          if (error instanceof SecretResolutionError) {
+            throw new SecretResolutionError(error.parameter, `env ${key}: ${error.message}`, {
+              cause: error,
+            });
+          }
+          throw error;
+        }
+      }),
+    );
+    // Keep the caller's key order.
+    return Object.fromEntries(Object.keys(env).map((k) => [k, out[k]!]));
+  };
+  return Object.assign(resolveEnv, {
+    resolveSecrets: (text: string) => resolveSecrets(text, lookup),
+    lookup: lookup as ParameterLookup,
+    clearCache: () => lookup.clear(),
+  });
+}

@@ -1,0 +1,227 @@
+/**
+ * The job: Dkron's job JSON (snake_case), validated by one schema shared by API, CLI, UI and agent.
+ * Validation errors name the field and the rule; nothing is stored unless the whole job is valid.
+ */
+import { z } from 'zod';
+import { ValidationError } from '../errors.ts';
+import { parseTimeout } from '../executors/common.ts';
+import { parseDuration } from '../schedule/duration.ts';
+import { parseSchedule, type Schedule } from '../schedule/schedule.ts';
+import { parseTime } from '../time.ts';
+
+/** Built in; any other lowercase name selects a custom (external) executor installed on the agents. */
+export const EXECUTORS = ['shell', 'http', 'lambda', 'sqs', 'eventbridge'] as const;
+export const CONCURRENCY = ['allow', 'forbid', 'replace'] as const;
+
+const stringMap = z.record(
+  z.string(),
+  z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v)),
+);
+
+const time = z
+  .string()
+  .nullable()
+  .optional()
+  .refine((v) => v === null || v === undefined || v === '' || parseTime(v) !== null, {
+    message: 'must be an RFC 3339 time (e.g. 2026-01-02T15:04:05Z) or 2006-01-02T15:04',
+  });
+
+/** What a user may send. Computed fields (counters, status, next) are accepted and ignored. */
+export const jobInputSchema = z
+  .object({
+    name: z
+      .string({ message: 'is required' })
+      .min(1, { message: 'is required' })
+      .max(200, { message: 'must be at most 200 characters' })
+      .regex(/^[a-z0-9_-]+$/, { message: 'may contain only lowercase letters, digits, _ and -' }),
+    displayname: z.string().optional(),
+    schedule: z.string().optional(),
+    timezone: z.string().optional(),
+    owner: z.string().optional(),
+    owner_email: z.string().optional(),
+    disabled: z.boolean().optional(),
+    tags: z
+      .record(z.string(), z.string().regex(/^[^:]*(:\d+)?$/, { message: 'must be value or value:count' }))
+      .optional(),
+    metadata: z.record(z.string(), z.string()).optional(),
+    retries: z.number().int().min(0).max(100).optional(),
+    retry_backoff: z.string().optional(),
+    parent_job: z.string().optional(),
+    on_failure_job: z.string().optional(),
+    concurrency: z.enum(CONCURRENCY, { message: `must be one of ${CONCURRENCY.join(', ')}` }).optional(),
+    executor: z
+      .string()
+      .regex(/^[a-z][a-z0-9_-]*$/, {
+        message: `must be one of ${EXECUTORS.join(', ')} or the lowercase name of a custom executor`,
+      })
+      .optional(),
+    executor_config: stringMap.optional(),
+    processors: z.record(z.string(), stringMap).optional(),
+    ephemeral: z.boolean().optional(),
+    starts_at: time,
+    expires_at: time,
+    catchup_window: z.string().optional(),
+    success_exit_codes: z.array(z.number().int().min(0).max(255)).optional(),
+  })
+  .passthrough();
+
+/** The normalized definition we store: defaults filled in, unknown fields dropped. */
+export interface JobDefinition {
+  name: string;
+  displayname: string;
+  schedule: string;
+  timezone: string;
+  owner: string;
+  owner_email: string;
+  disabled: boolean;
+  tags: Record<string, string>;
+  metadata: Record<string, string>;
+  retries: number;
+  retry_backoff: string;
+  parent_job: string;
+  on_failure_job: string;
+  concurrency: (typeof CONCURRENCY)[number];
+  executor: string;
+  executor_config: Record<string, string>;
+  processors: Record<string, Record<string, string>>;
+  ephemeral: boolean;
+  starts_at: string | null;
+  expires_at: string | null;
+  catchup_window: string;
+  success_exit_codes: number[];
+}
+
+/** Catch-up default: fire times missed by up to an hour still run (trigger "catchup"); older are counted as missed. */
+export const DEFAULT_CATCHUP_WINDOW = '1h';
+export const DEFAULT_RETRY_BACKOFF = '10s';
+
+function firstIssue(error: z.ZodError): ValidationError {
+  const issue = error.issues[0];
+  const field = issue && issue.path.length > 0 ? issue.path.join('.') : 'body';
+  let rule = issue?.message ?? 'is invalid';
+  if (issue?.code === 'invalid_type') {
+    rule = issue.input === undefined ? 'is required' : `must be ${issue.expected}`;
+  }
+  return new ValidationError(field, rule);
+}
+
+export function isValidTimezone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pure validation and normalization (Dkron's Job.Validate). Throws ValidationError. */
+export function validateJob(input: unknown): JobDefinition {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ValidationError('body', 'must be a JSON object describing a job');
+  }
+  const parsed = jobInputSchema.safeParse(input);
+  if (!parsed.success) throw firstIssue(parsed.error);
+  const j = parsed.data;
+  const timezone = j.timezone ?? '';
+  if (timezone !== '' && !isValidTimezone(timezone)) {
+    throw new ValidationError('timezone', `"${timezone}" is not an IANA time zone (e.g. Europe/Berlin)`);
+  }
+  const schedule = (j.schedule ?? '').trim();
+  if (schedule === '' && !j.parent_job) {
+    throw new ValidationError('schedule', 'is required unless parent_job is set');
+  }
+  const def: JobDefinition = {
+    name: j.name,
+    displayname: j.displayname ?? '',
+    schedule,
+    timezone,
+    owner: j.owner ?? '',
+    owner_email: j.owner_email ?? '',
+    disabled: j.disabled ?? false,
+    tags: j.tags ?? {},
+    metadata: j.metadata ?? {},
+    retries: j.retries ?? 0,
+    retry_backoff: j.retry_backoff ?? DEFAULT_RETRY_BACKOFF,
+    parent_job: j.parent_job ?? '',
+    on_failure_job: j.on_failure_job ?? '',
+    concurrency: j.concurrency ?? 'allow',
+    executor: j.executor ?? 'shell',
+    executor_config: j.executor_config ?? {},
+    processors: j.processors ?? {},
+    ephemeral: j.ephemeral ?? false,
+    starts_at: j.starts_at || null,
+    expires_at: j.expires_at || null,
+    catchup_window: j.catchup_window ?? DEFAULT_CATCHUP_WINDOW,
+    success_exit_codes: j.success_exit_codes ?? [0],
+  };
+  if (def.schedule !== '') jobSchedule(def);
+  parseDuration(def.catchup_window, 'catchup_window');
+  parseDuration(def.retry_backoff, 'retry_backoff');
+  if (def.parent_job === def.name) throw new ValidationError('parent_job', 'must not be the job itself');
+  if (def.executor === 'shell' && !def.executor_config.command) {
+    throw new ValidationError('executor_config.command', 'is required for the shell executor');
+  }
+  if (def.executor === 'http' && !def.executor_config.url) {
+    throw new ValidationError('executor_config.url', 'is required for the http executor');
+  }
+  if (def.executor_config.timeout) {
+    try {
+      parseTimeout(def.executor_config.timeout, 0);
+    } catch {
+      throw new ValidationError(
+        'executor_config.timeout',
+        'must be a number of seconds or a duration like 30s or 1m',
+      );
+    }
+  }
+  const starts = def.starts_at ? parseTime(def.starts_at) : null;
+  const expires = def.expires_at ? parseTime(def.expires_at) : null;
+  if (starts !== null && expires !== null && expires <= starts) {
+    throw new ValidationError('expires_at', 'must be after starts_at');
+  }
+  return def;
+}
+
+/** The job's schedule object; `@every` intervals are anchored at `starts_at` when set, else the epoch. */
+export function jobSchedule(def: JobDefinition): Schedule {
+  const anchor = def.starts_at ? parseTime(def.starts_at) : null;
+  return parseSchedule(def.schedule || '@manually', {
+    timezone: def.timezone || 'UTC',
+    jobName: def.name,
+    anchorMs: anchor ?? 0,
+  });
+}
+
+/**
+ * The first fire time at or after `fromMs` that lies within [starts_at, expires_at], or null.
+ * Disabled jobs have none: they carry no `nextRunAt`, so the sparse due index never lists them.
+ */
+export function firstFireAtOrAfter(def: JobDefinition, fromMs: number): number | null {
+  if (def.disabled || def.schedule === '') return null;
+  const starts = def.starts_at ? (parseTime(def.starts_at) ?? 0) : 0;
+  const t = jobSchedule(def).next(Math.max(fromMs, starts) - 1);
+  return t !== null && withinExpiry(def, t) ? t : null;
+}
+
+export function withinExpiry(def: JobDefinition, t: number): boolean {
+  const expires = def.expires_at ? parseTime(def.expires_at) : null;
+  return expires === null || t <= expires;
+}
+
+/** Dkron tag syntax: `{"role": "web:2"}` targets 2 agents with role=web; no count = every matching agent. */
+export function parseTags(tags: Record<string, string>): {
+  selector: Record<string, string>;
+  count: number | null;
+} {
+  const selector: Record<string, string> = {};
+  let count: number | null = null;
+  for (const [key, raw] of Object.entries(tags)) {
+    const m = /^(.*?)(?::(\d+))?$/.exec(raw);
+    selector[key] = m?.[1] ?? raw;
+    if (m?.[2] !== undefined) {
+      const n = Number(m[2]);
+      count = count === null ? n : Math.min(count, n); // Dkron: the lowest count wins
+    }
+  }
+  return { selector, count };
+}

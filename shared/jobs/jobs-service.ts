@@ -1,0 +1,203 @@
+/**
+ * The job write path and queries behind the API and CLI. A write stores the definition, then plans the
+ * job's fire times up to the tick's cursor with the same planner the tick uses, so a new `@every 2s`
+ * job starts within seconds instead of at the next tick; planned executions of the old definition that
+ * no longer apply are skipped with the reason.
+ */
+
+import { randomBytes } from 'node:crypto';
+import type { Context } from '../context.ts';
+import { ConflictError, NotFoundError, PausedError, ValidationError } from '../errors.ts';
+import { executionIdFor, toApi as executionToApi, groupIdFor } from '../executions/execution.ts';
+import { planJob } from '../scheduler/plan.ts';
+import { toRfc3339 } from '../time.ts';
+import { firstFireAtOrAfter, parseTags, validateJob } from './job.ts';
+import type { JobRecord } from './jobs-store.ts';
+
+export function jobToApi(job: JobRecord) {
+  return {
+    ...job.def,
+    starts_at: job.def.starts_at,
+    expires_at: job.def.expires_at,
+    dependent_jobs: job.dependentJobs.length > 0 ? job.dependentJobs : null,
+    status: job.status,
+    next: toRfc3339(job.nextRunAt),
+    success_count: job.successCount,
+    error_count: job.errorCount,
+    missed_count: job.missedCount,
+    last_success: toRfc3339(job.lastSuccess),
+    last_error: toRfc3339(job.lastError),
+    version: job.version,
+  };
+}
+
+export type ApiJob = ReturnType<typeof jobToApi>;
+
+async function requireJob(ctx: Context, name: string): Promise<JobRecord> {
+  const job = await ctx.jobs.get(name);
+  if (!job) throw new NotFoundError(`job ${name} not found`);
+  return job;
+}
+
+export async function getJob(ctx: Context, name: string): Promise<ApiJob> {
+  return jobToApi(await requireJob(ctx, name));
+}
+
+/** Create or replace (Dkron: POST, PATCH and PUT all replace; counters are kept). */
+export async function upsertJob(ctx: Context, input: unknown, options: { nameFromPath?: string } = {}) {
+  const def = validateJob(input);
+  if (options.nameFromPath !== undefined && options.nameFromPath !== def.name) {
+    throw new ValidationError('name', `must match the job name in the path (${options.nameFromPath})`);
+  }
+  if (await ctx.control.isPaused()) throw new PausedError('the scheduler is paused; unpause to change jobs');
+  if (def.parent_job && !(await ctx.jobs.get(def.parent_job))) {
+    throw new NotFoundError(`parent_job ${def.parent_job} not found`);
+  }
+  const now = ctx.clock();
+  const previous = await ctx.jobs.get(def.name);
+  const job = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), previous?.version ?? null, now);
+  await replan(ctx, job, now);
+  const fresh = (await ctx.jobs.get(job.name)) ?? job;
+  return { job: jobToApi(fresh), created: previous === null };
+}
+
+/** Plans [now, cursor) for a job just written and skips its stale planned executions. */
+async function replan(ctx: Context, job: JobRecord, now: number): Promise<void> {
+  const cursor = await ctx.control.getCursor(ctx.jobs.dueShard(job.name));
+  if (cursor !== null && cursor > now) await planJob(ctx, job, cursor, now);
+  const pending = await ctx.executions.listForJob(job.name, { fromId: groupIdFor(now - 3_600_000) });
+  for (const e of pending) {
+    if (e.status === 'scheduled' && e.jobVersion !== job.version) {
+      await ctx.executions.end(
+        e,
+        'scheduled',
+        'skipped',
+        job.def.disabled ? 'job disabled' : 'job changed after planning',
+        now,
+      );
+    }
+  }
+}
+
+export async function toggleJob(ctx: Context, name: string): Promise<ApiJob> {
+  const job = await requireJob(ctx, name);
+  const def = { ...job.def, disabled: !job.def.disabled };
+  const now = ctx.clock();
+  const updated = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), job.version, now);
+  await replan(ctx, updated, now);
+  return jobToApi((await ctx.jobs.get(name)) ?? updated);
+}
+
+export async function deleteJob(ctx: Context, name: string): Promise<ApiJob> {
+  const job = await requireJob(ctx, name);
+  const children = (await ctx.jobs.list()).filter((j) => j.def.parent_job === name).map((j) => j.name);
+  if (children.length > 0) {
+    throw new ConflictError(`job ${name} has dependent jobs (${children.join(', ')}); delete them first`);
+  }
+  await ctx.jobs.delete(name);
+  await ctx.executions.deleteForJob(name);
+  return jobToApi(job);
+}
+
+/** Run now, bypassing `disabled` (Dkron's POST /v1/jobs/{job}); answers at once with the group. */
+export async function runJob(ctx: Context, name: string) {
+  const job = await requireJob(ctx, name);
+  const now = ctx.clock();
+  const group = groupIdFor(now, `m${randomBytes(3).toString('hex')}`);
+  const queueUrl = await ctx.dispatch.queueFor(parseTags(job.def.tags).selector);
+  const executionId = executionIdFor(group, 0, 1);
+  await ctx.executions.createScheduled(
+    {
+      jobName: name,
+      executionId,
+      group,
+      slot: 0,
+      attempt: 1,
+      trigger: 'manual',
+      scheduledAt: now,
+      jobVersion: job.version,
+      queueUrl,
+    },
+    now,
+  );
+  await ctx.dispatch.send(queueUrl, [{ jobName: name, executionId, scheduledAt: now }], now);
+  return { job: jobToApi(job), group, executions: [executionId] };
+}
+
+const SORTABLE = [
+  'name',
+  'displayname',
+  'schedule',
+  'success_count',
+  'error_count',
+  'last_success',
+  'last_error',
+  'next',
+] as const;
+
+export interface ListQuery {
+  sort?: string;
+  order?: string;
+  q?: string;
+  metadata?: Record<string, string>;
+  status?: string;
+  disabled?: string;
+  start?: number;
+  end?: number;
+}
+
+/** Dkron's list semantics: filter, sort, then slice; the total counts after filtering. */
+export async function listJobs(
+  ctx: Context,
+  query: ListQuery = {},
+): Promise<{ total: number; jobs: ApiJob[] }> {
+  const sort = query.sort ?? 'name';
+  if (!(SORTABLE as readonly string[]).includes(sort)) {
+    throw new ValidationError('_sort', `must be one of ${SORTABLE.join(', ')}`);
+  }
+  const order = (query.order ?? 'ASC').toUpperCase();
+  if (order !== 'ASC' && order !== 'DESC') throw new ValidationError('_order', 'must be ASC or DESC');
+  let jobs = (await ctx.jobs.list()).map(jobToApi);
+  if (query.q) {
+    const q = query.q.toLowerCase();
+    jobs = jobs.filter((j) => j.name.includes(q) || j.displayname.toLowerCase().includes(q));
+  }
+  for (const [k, v] of Object.entries(query.metadata ?? {})) jobs = jobs.filter((j) => j.metadata[k] === v);
+  if (query.status) {
+    jobs = jobs.filter((j) => (query.status === 'untriggered' ? j.status === '' : j.status === query.status));
+  }
+  if (query.disabled !== undefined) jobs = jobs.filter((j) => String(j.disabled) === query.disabled);
+  const key = sort as (typeof SORTABLE)[number];
+  jobs.sort((a, b) => {
+    const x = a[key] ?? '';
+    const y = b[key] ?? '';
+    const c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
+    return order === 'ASC' ? c : -c;
+  });
+  const total = jobs.length;
+  return { total, jobs: jobs.slice(query.start ?? 0, query.end ?? undefined) };
+}
+
+export async function listExecutions(
+  ctx: Context,
+  name: string,
+  query: { order?: string; outputSizeLimit?: number; limit?: number } = {},
+) {
+  await requireJob(ctx, name);
+  const order = (query.order ?? 'DESC').toUpperCase();
+  if (order !== 'ASC' && order !== 'DESC') throw new ValidationError('_order', 'must be ASC or DESC');
+  const items = await ctx.executions.listForJob(name, { newestFirst: order === 'DESC', limit: query.limit });
+  return items.map((e) => executionToApi(e, query.outputSizeLimit));
+}
+
+export async function getExecution(ctx: Context, name: string, id: string) {
+  const e = await ctx.executions.get(name, id);
+  if (!e) throw new NotFoundError(`execution ${id} of job ${name} not found`);
+  return executionToApi(e);
+}
+
+export async function clearExecutions(ctx: Context, name: string) {
+  const job = await requireJob(ctx, name);
+  const removed = await ctx.executions.deleteForJob(name);
+  return { job: jobToApi(job), removed };
+}

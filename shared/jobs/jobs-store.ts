@@ -1,0 +1,338 @@
+/** Jobs table: the definition (as JSON), its optimistic-lock version, the due-index keys and counters. */
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  GetCommand,
+  QueryCommand,
+  ScanCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { AwsClients } from '../aws/clients.ts';
+import type { Config } from '../config.ts';
+import { ConflictError } from '../errors.ts';
+import type { JobDefinition } from './job.ts';
+
+export interface JobRecord {
+  readonly name: string;
+  readonly def: JobDefinition;
+  /** Bumped by every user write; planned executions carry the version they were planned for. */
+  readonly version: number;
+  readonly nextRunAt: number | null;
+  readonly successCount: number;
+  readonly errorCount: number;
+  readonly missedCount: number;
+  readonly lastSuccess: number | null;
+  readonly lastError: number | null;
+  readonly status: string;
+  readonly dependentJobs: string[];
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+type Item = Record<string, unknown>;
+
+export function fromItem(item: Item): JobRecord {
+  return {
+    name: item.name as string,
+    def: JSON.parse(item.def as string) as JobDefinition,
+    version: Number(item.version ?? 0),
+    nextRunAt: typeof item.nextRunAt === 'number' ? item.nextRunAt : null,
+    successCount: Number(item.successCount ?? 0),
+    errorCount: Number(item.errorCount ?? 0),
+    missedCount: Number(item.missedCount ?? 0),
+    lastSuccess: typeof item.lastSuccess === 'number' ? item.lastSuccess : null,
+    lastError: typeof item.lastError === 'number' ? item.lastError : null,
+    status: typeof item.status === 'string' ? item.status : '',
+    dependentJobs: Array.isArray(item.dependentJobs) ? (item.dependentJobs as string[]) : [],
+    createdAt: Number(item.createdAt ?? 0),
+    updatedAt: Number(item.updatedAt ?? 0),
+  };
+}
+
+export class JobsStore {
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly config: Config,
+  ) {}
+
+  private get table() {
+    return this.config.tables.jobs;
+  }
+
+  /** Shard of the sparse due index; spreading by name keeps each shard's partition small. */
+  dueShard(name: string): number {
+    let h = 0;
+    for (const c of name) h = (h * 31 + c.charCodeAt(0)) | 0;
+    return Math.abs(h) % this.config.dueShards;
+  }
+
+  async get(name: string, consistent = true): Promise<JobRecord | null> {
+    const out = await this.clients.doc.send(
+      new GetCommand({ TableName: this.table, Key: { name }, ConsistentRead: consistent }),
+    );
+    return out.Item ? fromItem(out.Item) : null;
+  }
+
+  /**
+   * Creates or replaces the definition. Counters, status and dependents are kept (Dkron's rule);
+   * `expectedVersion` (the version read before) makes concurrent writers fail instead of overwriting.
+   */
+  async putDefinition(
+    def: JobDefinition,
+    nextRunAt: number | null,
+    expectedVersion: number | null,
+    now: number,
+  ) {
+    const version = (expectedVersion ?? 0) + 1;
+    const names: Record<string, string> = {
+      '#def': 'def',
+      '#v': 'version',
+      '#u': 'updatedAt',
+      '#c': 'createdAt',
+    };
+    const values: Record<string, unknown> = {
+      ':def': JSON.stringify(def),
+      ':v': version,
+      ':now': now,
+      ':zero': 0,
+    };
+    let set = 'SET #def = :def, #v = :v, #u = :now, #c = if_not_exists(#c, :now)';
+    set +=
+      ', successCount = if_not_exists(successCount, :zero), errorCount = if_not_exists(errorCount, :zero)';
+    let remove = '';
+    if (nextRunAt === null) {
+      remove = ' REMOVE nextRunAt, dueShard';
+    } else {
+      set += ', nextRunAt = :next, dueShard = :shard';
+      values[':next'] = nextRunAt;
+      values[':shard'] = this.dueShard(def.name);
+    }
+    let condition = 'attribute_not_exists(#v)';
+    if (expectedVersion !== null) {
+      condition = '#v = :expected';
+      values[':expected'] = expectedVersion;
+    }
+    try {
+      const out = await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { name: def.name },
+          UpdateExpression: set + remove,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return fromItem(out.Attributes as Item);
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        throw new ConflictError(`job ${def.name} was changed concurrently; retry`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Moves the job's next fire time forward, but only from the value the planner read: when two planners
+   * race (tick and write path, or overlapping ticks), exactly one advances it. Returns false if lost.
+   */
+  async advanceNextRun(job: JobRecord, next: number | null, missed: number): Promise<boolean> {
+    const values: Record<string, unknown> = { ':v': job.version, ':old': job.nextRunAt, ':missed': missed };
+    let update = 'ADD missedCount :missed';
+    if (next === null) update += ' REMOVE nextRunAt, dueShard';
+    else {
+      update += ' SET nextRunAt = :next';
+      values[':next'] = next;
+    }
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { name: job.name },
+          UpdateExpression: update,
+          ConditionExpression: 'version = :v AND nextRunAt = :old',
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** Jobs whose next fire time is before `beforeMs`, read from the sparse due index only. */
+  async *due(shard: number, beforeMs: number): AsyncGenerator<JobRecord> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.clients.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: 'byDue',
+          KeyConditionExpression: 'dueShard = :s AND nextRunAt < :before',
+          ExpressionAttributeValues: { ':s': shard, ':before': beforeMs },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? []) yield fromItem(item);
+      start = out.LastEvaluatedKey;
+    } while (start);
+  }
+
+  async list(): Promise<JobRecord[]> {
+    const jobs: JobRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.clients.doc.send(
+        new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }),
+      );
+      for (const item of out.Items ?? []) jobs.push(fromItem(item));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return jobs;
+  }
+
+  async delete(name: string): Promise<JobRecord | null> {
+    const out = await this.clients.doc.send(
+      new DeleteCommand({ TableName: this.table, Key: { name }, ReturnValues: 'ALL_OLD' }),
+    );
+    return out.Attributes ? fromItem(out.Attributes) : null;
+  }
+
+  /** Counters and status after a terminal execution (the events reaction). */
+  async recordResult(name: string, success: boolean, at: number): Promise<void> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { name },
+          UpdateExpression: success
+            ? 'ADD successCount :one SET lastSuccess = :at, #s = :status'
+            : 'ADD errorCount :one SET lastError = :at, #s = :status',
+          ConditionExpression: 'attribute_exists(#n)',
+          ExpressionAttributeNames: { '#s': 'status', '#n': 'name' },
+          ExpressionAttributeValues: { ':one': 1, ':at': at, ':status': success ? 'success' : 'failed' },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  /**
+   * Counts one terminal execution exactly once: the execution's `countedAt` mark (conditional on its
+   * absence) and the job's counters are written in one transaction, so a stream record delivered twice
+   * cannot count twice. `outcome` decides the counter; `at` is the finish time (`last_success`/`last_error`).
+   */
+  async countResultOnce(
+    execution: { jobName: string; executionId: string },
+    outcome: 'success' | 'error',
+    at: number,
+    now: number,
+  ): Promise<'counted' | 'already_counted' | 'no_job'> {
+    const success = outcome === 'success';
+    try {
+      await this.clients.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.config.tables.executions,
+                Key: { jobName: execution.jobName, executionId: execution.executionId },
+                UpdateExpression: 'SET countedAt = :now',
+                ConditionExpression: 'attribute_exists(executionId) AND attribute_not_exists(countedAt)',
+                ExpressionAttributeValues: { ':now': now },
+              },
+            },
+            {
+              Update: {
+                TableName: this.table,
+                Key: { name: execution.jobName },
+                UpdateExpression: success
+                  ? 'ADD successCount :one SET lastSuccess = :at'
+                  : 'ADD errorCount :one SET lastError = :at',
+                ConditionExpression: 'attribute_exists(#n)',
+                ExpressionAttributeNames: { '#n': 'name' },
+                ExpressionAttributeValues: { ':one': 1, ':at': at },
+              },
+            },
+          ],
+        }),
+      );
+      return 'counted';
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) {
+        const reasons = error.CancellationReasons ?? [];
+        if (reasons[0]?.Code === 'ConditionalCheckFailed') return 'already_counted';
+        if (reasons[1]?.Code === 'ConditionalCheckFailed') return 'no_job';
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Sets the job's `status` from the results of one execution group, unless a newer group already set
+   * it (group ids sort by fire time), so a late result of an old group cannot overwrite a newer status.
+   */
+  async setStatusFromGroup(name: string, status: string, group: string): Promise<boolean> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { name },
+          UpdateExpression: 'SET #s = :status, statusGroup = :g',
+          ConditionExpression:
+            'attribute_exists(#n) AND (attribute_not_exists(statusGroup) OR statusGroup <= :g)',
+          ExpressionAttributeNames: { '#s': 'status', '#n': 'name' },
+          ExpressionAttributeValues: { ':status': status, ':g': group },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** Stores the names of the jobs whose `parent_job` is this job (Dkron's server-maintained `dependent_jobs`). */
+  async setDependentJobs(name: string, children: readonly string[]): Promise<void> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { name },
+          UpdateExpression: children.length > 0 ? 'SET dependentJobs = :c' : 'REMOVE dependentJobs',
+          ConditionExpression: 'attribute_exists(#n)',
+          ExpressionAttributeNames: { '#n': 'name' },
+          ...(children.length > 0 ? { ExpressionAttributeValues: { ':c': [...children] } } : {}),
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  /**
+   * Deletes the job only if it was created at or before `createdBy` (an ephemeral job after its successful
+   * run): a job re-created under the same name since then is left alone. False when nothing was deleted.
+   */
+  async deleteIfCreatedBy(name: string, createdBy: number): Promise<boolean> {
+    try {
+      await this.clients.doc.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: { name },
+          ConditionExpression: 'attribute_exists(#n) AND createdAt <= :t',
+          ExpressionAttributeNames: { '#n': 'name' },
+          ExpressionAttributeValues: { ':t': createdBy },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+}

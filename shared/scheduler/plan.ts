@@ -1,0 +1,119 @@
+/**
+ * Planning one job over a window: the single function used by the tick and by the write path.
+ *
+ * Order matters for crash safety. Executions are put first (conditional on their fire-time-derived id),
+ * then sent, and only then is the job's `nextRunAt` advanced (compare-and-set on its old value). A crash
+ * at any point leaves `nextRunAt` where it was, so the next planner re-plans the same fire times: the puts
+ * find the executions already there, and any still `scheduled` are sent again (the outbox). A second
+ * delivery is harmless because an agent runs an execution only through the `scheduled → running` claim.
+ */
+import { memberStatus } from '../agents/agents-store.ts';
+import type { Context } from '../context.ts';
+import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
+import { executionIdFor, groupIdFor, type Trigger } from '../executions/execution.ts';
+import { jobSchedule, parseTags, withinExpiry } from '../jobs/job.ts';
+import type { JobRecord } from '../jobs/jobs-store.ts';
+import { parseDuration } from '../schedule/duration.ts';
+
+/** Never an unbounded burst: at most this many fire times of one job per planning pass. */
+export const MAX_FIRES_PER_PASS = 500;
+/** Counting missed fire times stops here (the count is then a lower bound). */
+const MAX_MISSED_COUNT = 100_000;
+/** A fire time this far in the past when planned was missed: it runs as `catchup`. */
+const LATE_TOLERANCE_MS = 1_000;
+
+export interface PlanResult {
+  planned: number;
+  resent: number;
+  missed: number;
+  failedSlots: number;
+  advanced: boolean;
+}
+
+export type AgentsSnapshot = () => Promise<ReadonlyArray<{ tags: Record<string, string> }>>;
+
+/** Live agents, read at most once per planning pass. */
+export function liveAgents(ctx: Context, now: number): AgentsSnapshot {
+  let cached: Promise<ReadonlyArray<{ tags: Record<string, string> }>> | null = null;
+  return () => {
+    cached ??= ctx.agents.list().then((all) => all.filter((a) => memberStatus(a, now) === 'alive'));
+    return cached;
+  };
+}
+
+/** How many slots one launch of this job has: 1 untagged; every live match, or `:N` of them. */
+async function slotsFor(job: JobRecord, agents: AgentsSnapshot): Promise<{ slots: number; live: number }> {
+  const { selector, count } = parseTags(job.def.tags);
+  if (Object.keys(selector).length === 0) return { slots: 1, live: 1 };
+  const live = (await agents()).filter((a) => tagsSatisfy(a.tags, selector)).length;
+  return { slots: Math.max(1, count ?? live), live };
+}
+
+export async function planJob(
+  ctx: Context,
+  job: JobRecord,
+  windowEnd: number,
+  now: number,
+  agents: AgentsSnapshot = liveAgents(ctx, now),
+): Promise<PlanResult> {
+  const result: PlanResult = { planned: 0, resent: 0, missed: 0, failedSlots: 0, advanced: false };
+  if (job.nextRunAt === null || job.nextRunAt >= windowEnd) return result;
+  const schedule = jobSchedule(job.def);
+  const catchupStart = now - parseDuration(job.def.catchup_window, 'catchup_window');
+
+  let from: number | null = job.nextRunAt;
+  if (from < catchupStart) {
+    result.missed = schedule.between(from, catchupStart, MAX_MISSED_COUNT).length;
+    from = schedule.next(catchupStart - 1);
+  }
+  const times = from === null ? [] : schedule.between(from, windowEnd, MAX_FIRES_PER_PASS);
+  const inWindow = times.filter((t) => withinExpiry(job.def, t));
+  const last = times.at(-1);
+  let next: number | null = last === undefined ? from : schedule.next(last);
+  if (inWindow.length < times.length || (next !== null && !withinExpiry(job.def, next))) next = null;
+
+  const { slots, live } = inWindow.length > 0 ? await slotsFor(job, agents) : { slots: 0, live: 0 };
+  const queueUrl = inWindow.length > 0 ? await ctx.dispatch.queueFor(parseTags(job.def.tags).selector) : '';
+  const messages: LaunchMessage[] = [];
+  for (const t of inWindow) {
+    const trigger: Trigger = t < now - LATE_TOLERANCE_MS ? 'catchup' : 'schedule';
+    const group = groupIdFor(t);
+    for (let slot = 0; slot < slots; slot++) {
+      const executionId = executionIdFor(group, slot, 1);
+      const fresh = {
+        jobName: job.name,
+        executionId,
+        group,
+        slot,
+        attempt: 1,
+        trigger,
+        scheduledAt: t,
+        jobVersion: job.version,
+        queueUrl,
+      };
+      const existing = await ctx.executions.createScheduled(fresh, now);
+      if (existing === null && slot >= live) {
+        const reason =
+          live === 0
+            ? `no live agent matches tags ${JSON.stringify(job.def.tags)}`
+            : `only ${live} live agent(s) match tags ${JSON.stringify(job.def.tags)}`;
+        await ctx.executions.end(fresh, 'scheduled', 'failed', reason, now);
+        result.failedSlots++;
+        continue;
+      }
+      if (existing === null) {
+        result.planned++;
+      } else if (existing.status === 'scheduled') {
+        if (existing.jobVersion !== job.version && !(await ctx.executions.retarget(existing, job.version)))
+          continue;
+        result.resent++;
+      } else {
+        continue;
+      }
+      messages.push({ jobName: job.name, executionId, scheduledAt: t });
+    }
+  }
+  if (messages.length > 0) await ctx.dispatch.send(queueUrl, messages, now);
+  result.advanced = await ctx.jobs.advanceNextRun(job, next, result.missed);
+  return result;
+}

@@ -1,0 +1,89 @@
+/**
+ * The tick: under the scheduler lease, plan every due job over [cursor, now + period + margin) and move
+ * the cursor. Duplicate or overlapping ticks are harmless: only the lease holder works, every launch is a
+ * conditional put keyed by fire time, and `nextRunAt` only moves by compare-and-set.
+ */
+import type { Context } from '../context.ts';
+import { liveAgents, planJob } from './plan.ts';
+
+export interface TickReport {
+  readonly leader: boolean;
+  readonly paused: boolean;
+  readonly windowStart: number | null;
+  readonly windowEnd: number | null;
+  readonly jobs: number;
+  readonly planned: number;
+  readonly resent: number;
+  readonly missed: number;
+  readonly failedSlots: number;
+  readonly errors: ReadonlyArray<{ job: string; error: string }>;
+}
+
+export const SCHEDULER_LEASE = 'scheduler';
+/** How many jobs one tick plans at once. */
+const PARALLEL_JOBS = 16;
+
+export function leaseName(shard: number): string {
+  return shard === 0 ? SCHEDULER_LEASE : `${SCHEDULER_LEASE}-${shard}`;
+}
+
+export async function tick(ctx: Context, owner: string, shard = 0): Promise<TickReport> {
+  const now = ctx.clock();
+  const report = {
+    leader: false,
+    paused: false,
+    windowStart: null as number | null,
+    windowEnd: null as number | null,
+    jobs: 0,
+    planned: 0,
+    resent: 0,
+    missed: 0,
+    failedSlots: 0,
+    errors: [] as { job: string; error: string }[],
+  };
+  const leaseMs = Math.max(ctx.config.tickPeriodMs, 30_000);
+  const lease = await ctx.control.acquireLease(leaseName(shard), owner, now, leaseMs);
+  if (!lease) return report;
+  report.leader = true;
+  try {
+    // While paused nothing is planned and the cursor is held; catch-up decides about the gap later.
+    if (await ctx.control.isPaused()) {
+      report.paused = true;
+      return report;
+    }
+    const cursor = (await ctx.control.getCursor(shard)) ?? now;
+    const windowEnd = Math.max(cursor, now + ctx.config.tickPeriodMs + ctx.config.tickMarginMs);
+    report.windowStart = cursor;
+    report.windowEnd = windowEnd;
+    const agents = liveAgents(ctx, now);
+    const inFlight = new Set<Promise<void>>();
+    for await (const job of ctx.jobs.due(shard, windowEnd)) {
+      // A holder whose lease ran out stops: a newer holder may be working the same window.
+      if (ctx.clock() >= lease.expiresAtMs) break;
+      report.jobs++;
+      const p: Promise<void> = planJob(ctx, job, windowEnd, now, agents)
+        .then((r) => {
+          report.planned += r.planned;
+          report.resent += r.resent;
+          report.missed += r.missed;
+          report.failedSlots += r.failedSlots;
+        })
+        .catch((error: unknown) => {
+          report.errors.push({
+            job: job.name,
+            error: error instanceof Error ? error.message : String(error),
+          });
+        })
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= PARALLEL_JOBS) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    if (report.errors.length === 0 && ctx.clock() < lease.expiresAtMs) {
+      await ctx.control.advanceCursor(shard, windowEnd, lease.token);
+    }
+    return report;
+  } finally {
+    await ctx.control.releaseLease(leaseName(shard), lease);
+  }
+}

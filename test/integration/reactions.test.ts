@@ -1,0 +1,515 @@
+/**
+ * Reactions to finished executions against the real emulators: the local stack (API, ticker, one agent)
+ * plus the stream poller, which feeds the Executions stream of DynamoDB Local to the same function the
+ * `events` Lambda runs. Retries, dependent and on-failure chains, ephemeral jobs, retention, the
+ * `Execution Finished` event and idempotency under redelivery.
+ */
+import {
+  CreateEventBusCommand,
+  DescribeEventBusCommand,
+  PutRuleCommand,
+  PutTargetsCommand,
+} from '@aws-sdk/client-eventbridge';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import type { DynamoDBStreamEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEventsHandler } from '../../functions/events/handler.ts';
+import { type StreamPoller, startStreamPoller } from '../../local/stream-poller.ts';
+import { reactToChanges, trimExecutions } from '../../shared/events/reactions.ts';
+import { type Execution, executionIdFor, groupIdFor } from '../../shared/executions/execution.ts';
+import { upsertJob } from '../../shared/jobs/jobs-service.ts';
+import { startTestStack, waitFor } from './support/stack.ts';
+
+type Stack = Awaited<ReturnType<typeof startTestStack>>;
+let stack: Stack;
+let poller: StreamPoller;
+let eventsQueueUrl: string;
+const BUS = 'cronplane-reactions-test';
+
+type ApiExecution = {
+  id: string;
+  status: string;
+  attempt: number;
+  group: string;
+  trigger: string;
+  scheduled_at: string;
+  started_at: string;
+  finished_at: string;
+};
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  const { eventbridge, sqs } = stack.ctx.clients;
+  await eventbridge.send(new CreateEventBusCommand({ Name: BUS }));
+  eventsQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `${BUS}-events` }))).QueueUrl!;
+  const attributes = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: eventsQueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  await eventbridge.send(
+    new PutRuleCommand({
+      Name: 'finished',
+      EventBusName: BUS,
+      EventPattern: JSON.stringify({ source: ['cronplane'], 'detail-type': ['Execution Finished'] }),
+    }),
+  );
+  await eventbridge.send(
+    new PutTargetsCommand({
+      Rule: 'finished',
+      EventBusName: BUS,
+      Targets: [{ Id: 'queue', Arn: attributes.Attributes!.QueueArn! }],
+    }),
+  );
+  poller = startStreamPoller(stack.ctx, {
+    reactions: { eventBusName: BUS },
+    log: process.env.CRONPLANE_VERBOSE === '1' ? (l) => console.error(l) : undefined,
+  });
+});
+
+afterAll(async () => {
+  await poller?.stop();
+  await stack?.stop();
+});
+
+async function createJob(job: Record<string, unknown>) {
+  const res = await stack.api('POST', '/v1/jobs', { schedule: '@manually', ...job });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body;
+}
+
+async function executions(name: string): Promise<ApiExecution[]> {
+  const res = await stack.api<ApiExecution[]>('GET', `/v1/jobs/${name}/executions?_order=ASC`);
+  return res.status === 200 ? res.body : [];
+}
+
+async function job(name: string) {
+  return (await stack.api('GET', `/v1/jobs/${name}`)).body;
+}
+
+/** The stored item, with attributes the API does not show. */
+async function rawExecution(jobName: string, executionId: string) {
+  const out = await stack.ctx.clients.doc.send(
+    new GetCommand({ TableName: stack.ctx.config.tables.executions, Key: { jobName, executionId } }),
+  );
+  return out.Item;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('retries', () => {
+  it('retries a failing job with exponential backoff, on the shared queue, until attempts run out', async () => {
+    await createJob({
+      name: 'fails',
+      executor_config: { command: 'false' },
+      retries: 2,
+      retry_backoff: '1s',
+    });
+    expect((await stack.api('POST', '/v1/jobs/fails/run')).status).toBe(202);
+
+    const done = await waitFor(
+      async () => {
+        const j = await job('fails');
+        return j.error_count === 3 ? j : null;
+      },
+      20_000,
+      'three failed attempts counted',
+    );
+    expect(done).toMatchObject({ status: 'failed', success_count: 0, error_count: 3 });
+    expect(done.last_error).toMatch(/Z$/);
+
+    const runs = await executions('fails');
+    expect(runs.map((e) => [e.attempt, e.status, e.trigger])).toEqual([
+      [1, 'failed', 'manual'],
+      [2, 'failed', 'retry'],
+      [3, 'failed', 'retry'],
+    ]);
+    expect(new Set(runs.map((e) => e.group)).size).toBe(1);
+    // Attempt n+1 is due backoff·2^(n−1) after attempt n finished: ~1 s, then ~2 s.
+    const at = runs.map((e) => Date.parse(e.scheduled_at));
+    const finished = runs.map((e) => Date.parse(e.finished_at));
+    expect(at[1]! - finished[0]!).toBe(1_000);
+    expect(at[2]! - finished[1]!).toBe(2_000);
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(1_000);
+    expect(at[1]! - at[0]!).toBeLessThan(2_000);
+    expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(2_000);
+    expect(at[2]! - at[1]!).toBeLessThan(3_000);
+    // Each retry started at its due time, not before.
+    for (const e of runs) expect(Date.parse(e.started_at)).toBeGreaterThanOrEqual(Date.parse(e.scheduled_at));
+
+    await sleep(1_500);
+    expect(await executions('fails')).toHaveLength(3);
+  });
+});
+
+describe('dependent jobs', () => {
+  it('runs parent → child → grandchild in order after the parent runs', async () => {
+    await createJob({ name: 'chain-parent', executor_config: { command: 'echo parent' } });
+    await createJob({
+      name: 'chain-child',
+      parent_job: 'chain-parent',
+      executor_config: { command: 'echo child' },
+    });
+    await createJob({
+      name: 'chain-grandchild',
+      parent_job: 'chain-child',
+      executor_config: { command: 'echo grandchild' },
+    });
+    expect((await stack.api('POST', '/v1/jobs/chain-parent/run')).status).toBe(202);
+
+    const grandchild = await waitFor(
+      async () => {
+        const runs = await executions('chain-grandchild');
+        return runs.find((e) => e.status === 'succeeded');
+      },
+      20_000,
+      'the grandchild to succeed',
+    );
+    const [parent] = await executions('chain-parent');
+    const [child] = await executions('chain-child');
+    expect(parent).toMatchObject({ status: 'succeeded', trigger: 'manual' });
+    expect(child).toMatchObject({ status: 'succeeded', trigger: 'dependent' });
+    expect(grandchild).toMatchObject({ trigger: 'dependent' });
+    expect(Date.parse(child!.started_at)).toBeGreaterThanOrEqual(Date.parse(parent!.finished_at));
+    expect(Date.parse(grandchild.started_at)).toBeGreaterThanOrEqual(Date.parse(child!.finished_at));
+
+    await waitFor(async () => (await job('chain-child')).success_count === 1, 5_000, 'the child counted');
+    expect(await job('chain-parent')).toMatchObject({
+      status: 'success',
+      success_count: 1,
+      dependent_jobs: ['chain-child'],
+    });
+    expect(await job('chain-child')).toMatchObject({ dependent_jobs: ['chain-grandchild'] });
+    // Each ran exactly once.
+    await sleep(1_000);
+    expect(await executions('chain-child')).toHaveLength(1);
+    expect(await executions('chain-grandchild')).toHaveLength(1);
+    expect((await rawExecution('chain-child', child!.id))?.triggeredBy).toMatchObject({
+      kind: 'parent_job',
+      job: 'chain-parent',
+      executionId: parent!.id,
+    });
+  });
+
+  it('does not run children after a failure, and runs the on_failure_job instead', async () => {
+    await createJob({ name: 'fallback', executor_config: { command: 'echo fallback' } });
+    await createJob({ name: 'breaks', executor_config: { command: 'false' }, on_failure_job: 'fallback' });
+    await createJob({
+      name: 'breaks-child',
+      parent_job: 'breaks',
+      executor_config: { command: 'echo never' },
+    });
+    expect((await stack.api('POST', '/v1/jobs/breaks/run')).status).toBe(202);
+
+    const fallback = await waitFor(
+      async () => (await executions('fallback')).find((e) => e.status === 'succeeded'),
+      20_000,
+      'the on_failure_job to succeed',
+    );
+    expect(fallback.trigger).toBe('dependent');
+    const [failed] = await executions('breaks');
+    expect(failed).toMatchObject({ status: 'failed' });
+    expect(Date.parse(fallback.started_at)).toBeGreaterThanOrEqual(Date.parse(failed!.finished_at));
+    expect((await rawExecution('fallback', fallback.id))?.triggeredBy).toMatchObject({
+      kind: 'on_failure_job',
+      job: 'breaks',
+      executionId: failed!.id,
+    });
+    await sleep(1_000);
+    expect(await executions('breaks-child')).toHaveLength(0);
+    expect(await executions('fallback')).toHaveLength(1);
+    expect(await job('breaks')).toMatchObject({ status: 'failed', error_count: 1 });
+  });
+});
+
+describe('ephemeral jobs', () => {
+  it('deletes the job after a successful run and keeps its executions', async () => {
+    await createJob({ name: 'once', ephemeral: true, executor_config: { command: 'echo once' } });
+    expect((await stack.api('POST', '/v1/jobs/once/run')).status).toBe(202);
+    await waitFor(
+      async () => (await stack.api('GET', '/v1/jobs/once')).status === 404,
+      15_000,
+      'the job deleted',
+    );
+    const kept = await stack.ctx.executions.listForJob('once');
+    expect(kept.map((e) => e.status)).toEqual(['succeeded']);
+  });
+
+  it('keeps an ephemeral job whose run failed', async () => {
+    await createJob({ name: 'once-fails', ephemeral: true, executor_config: { command: 'false' } });
+    await stack.api('POST', '/v1/jobs/once-fails/run');
+    await waitFor(async () => (await job('once-fails')).error_count === 1, 15_000, 'the failure counted');
+    expect((await stack.api('GET', '/v1/jobs/once-fails')).status).toBe(200);
+  });
+});
+
+/** Writes a finished execution directly (scheduled → failed), as the planner does for a slot nobody can take. */
+async function finishedExecution(jobName: string, fireAt: number, slot = 0, attempt = 1): Promise<Execution> {
+  const { ctx } = stack;
+  const group = groupIdFor(fireAt);
+  const fresh = {
+    jobName,
+    executionId: executionIdFor(group, slot, attempt),
+    group,
+    slot,
+    attempt,
+    trigger: 'schedule' as const,
+    scheduledAt: fireAt,
+    jobVersion: 1,
+    queueUrl: ctx.config.defaultQueueUrl,
+  };
+  await ctx.executions.createScheduled(fresh, fireAt);
+  await ctx.executions.end(fresh, 'scheduled', 'failed', 'test', fireAt + 10);
+  return (await ctx.executions.get(jobName, fresh.executionId))!;
+}
+
+describe('retention', () => {
+  it('keeps the newest N finished executions of a job', async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, { name: 'history', schedule: '@manually', executor_config: { command: 'true' } });
+    const t0 = Date.parse('2030-01-01T00:00:00Z');
+    for (let i = 0; i < 6; i++) await finishedExecution('history', t0 + i * 1_000);
+    // A pending execution older than the cut is never trimmed.
+    const pendingGroup = groupIdFor(t0 - 1_000);
+    await ctx.executions.createScheduled(
+      {
+        jobName: 'history',
+        executionId: executionIdFor(pendingGroup, 0, 1),
+        group: pendingGroup,
+        slot: 0,
+        attempt: 1,
+        trigger: 'schedule',
+        scheduledAt: t0 - 1_000,
+        jobVersion: 1,
+        queueUrl: ctx.config.defaultQueueUrl,
+      },
+      t0,
+    );
+    expect(await trimExecutions(ctx, 'history', 4)).toBe(2);
+    const left = await ctx.executions.listForJob('history', { newestFirst: false });
+    expect(left.map((e) => e.scheduledAt)).toEqual([
+      t0 - 1_000,
+      t0 + 2_000,
+      t0 + 3_000,
+      t0 + 4_000,
+      t0 + 5_000,
+    ]);
+
+    // Through the reaction with a small N: the newest finish trims the rest.
+    const newest = await finishedExecution('history', t0 + 6_000);
+    const result = await reactToChanges(
+      ctx,
+      [{ id: '1', oldImage: { status: 'scheduled' }, newImage: { ...newest } }],
+      {
+        keepExecutions: 2,
+      },
+    );
+    expect(result.failed).toEqual([]);
+    const after = await ctx.executions.listForJob('history', { newestFirst: false });
+    expect(after.map((e) => e.scheduledAt)).toEqual([t0 - 1_000, t0 + 5_000, t0 + 6_000]);
+  });
+});
+
+function streamEvent(e: Execution, sequence: string): DynamoDBStreamEvent {
+  const image = (x: object) => marshall(x, { removeUndefinedValues: true, convertClassInstanceToMap: true });
+  return {
+    Records: [
+      {
+        eventID: sequence,
+        eventName: 'MODIFY',
+        dynamodb: {
+          SequenceNumber: sequence,
+          OldImage: image({ ...e, status: 'scheduled' }) as never,
+          NewImage: image(e) as never,
+        },
+      },
+    ],
+  };
+}
+
+describe('idempotency', () => {
+  it('counts a finish once however often its stream record is delivered', async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, { name: 'dup-record', schedule: '@manually', executor_config: { command: 'true' } });
+    const handler = createEventsHandler(() => ctx, {});
+    const e = await finishedExecution('dup-record', Date.parse('2030-02-01T00:00:00Z'));
+    const event = streamEvent(e, '100');
+    // The poller sees the real record too: three deliveries in all.
+    expect(await handler(event)).toEqual({ batchItemFailures: [] });
+    expect(await handler(event)).toEqual({ batchItemFailures: [] });
+    await sleep(1_000);
+    expect(await job('dup-record')).toMatchObject({ error_count: 1, success_count: 0, status: 'failed' });
+    const marked = (await ctx.executions.reactionMarks('dup-record', e.executionId))!;
+    expect(marked.countedAt).not.toBeNull();
+    expect(marked.reactedAt).not.toBeNull();
+  });
+
+  it('does not count again when a delivery died after counting, and finishes the other reactions', async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, {
+      name: 'dup-crash',
+      schedule: '@manually',
+      executor_config: { command: 'true' },
+      retries: 1,
+      retry_backoff: '10m',
+    });
+    const e = await finishedExecution('dup-crash', Date.parse('2030-03-01T00:00:00Z'));
+    // A first delivery that counted and then crashed (no reactedAt).
+    await ctx.jobs.countResultOnce(e, 'error', e.finishedAt!, Date.now());
+    const again = await createEventsHandler(() => ctx, {})(streamEvent(e, '200'));
+    expect(again.batchItemFailures).toEqual([]);
+    await sleep(1_000);
+    expect(await job('dup-crash')).toMatchObject({ error_count: 1 });
+    // The retry was still scheduled (once), due the backoff after the failure.
+    const runs = await ctx.executions.listForJob('dup-crash', { newestFirst: false });
+    expect(runs.map((r) => [r.attempt, r.trigger, r.status])).toEqual([
+      [1, 'schedule', 'failed'],
+      [2, 'retry', 'scheduled'],
+    ]);
+    expect(runs[1]!.scheduledAt).toBe(e.finishedAt! + 600_000);
+  });
+
+  it('reports a failed record to Lambda, and reacts in full when it is delivered again', async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, {
+      name: 'flaky-store',
+      schedule: '@manually',
+      executor_config: { command: 'true' },
+    });
+    const e = await finishedExecution('flaky-store', Date.parse('2030-04-01T00:00:00Z'));
+    const other = await finishedExecution('flaky-store', Date.parse('2030-04-01T00:01:00Z'));
+    const broken = { ...ctx, jobs: Object.create(ctx.jobs) as typeof ctx.jobs };
+    broken.jobs.get = async () => Promise.reject(new Error('DynamoDB unavailable'));
+    const event = streamEvent(e, '300');
+    event.Records.push(...streamEvent(other, '301').Records);
+    const failed = await createEventsHandler(() => broken, {})(event);
+    // Processing stops at the first failure; Lambda redelivers from there.
+    expect(failed).toEqual({ batchItemFailures: [{ itemIdentifier: '300' }] });
+    expect(await createEventsHandler(() => ctx, {})(event)).toEqual({ batchItemFailures: [] });
+    // Whoever reacted first (this handler or the poller), each finish counted once.
+    await sleep(1_000);
+    expect(await job('flaky-store')).toMatchObject({ error_count: 2 });
+  });
+});
+
+describe('event bus configuration', () => {
+  it('does not hold up reactions when the configured bus does not exist', async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, { name: 'no-bus', schedule: '@manually', executor_config: { command: 'true' } });
+    const e = await finishedExecution('no-bus', Date.parse('2030-05-01T00:00:00Z'));
+    const result = await createEventsHandler(() => ctx, { eventBusName: 'no-such-bus' })(
+      streamEvent(e, '400'),
+    );
+    expect(result.batchItemFailures).toEqual([]);
+    expect((await ctx.executions.reactionMarks('no-bus', e.executionId))?.reactedAt).not.toBeNull();
+  });
+
+  it('lets the local poller create its bus in the emulator', async () => {
+    const second = startStreamPoller(stack.ctx, {
+      reactions: { eventBusName: `${BUS}-created` },
+      createEventBus: true,
+    });
+    try {
+      await waitFor(
+        async () =>
+          (await stack.ctx.clients.eventbridge.send(new DescribeEventBusCommand({ Name: `${BUS}-created` })))
+            .Name,
+        10_000,
+        'the bus',
+      );
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe('fan-out groups', () => {
+  it('sets partially_failed and runs the children once when the group settles with a success', async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, { name: 'fan', schedule: '@manually', executor_config: { command: 'true' } });
+    await upsertJob(ctx, {
+      name: 'fan-child',
+      parent_job: 'fan',
+      schedule: '@manually',
+      executor_config: { command: 'echo c' },
+    });
+    const fanJob = (await ctx.jobs.get('fan'))!;
+    const now = Date.now();
+    const group = groupIdFor(now, 'fan');
+    const slots = [0, 1, 2].map((slot) => ({
+      jobName: 'fan',
+      executionId: executionIdFor(group, slot, 1),
+      group,
+      slot,
+      attempt: 1,
+      trigger: 'manual' as const,
+      scheduledAt: now,
+      jobVersion: fanJob.version,
+      queueUrl: ctx.config.defaultQueueUrl,
+    }));
+    for (const s of slots) await ctx.executions.createScheduled(s, now);
+    const claimed = [];
+    for (const s of slots) {
+      const c = await ctx.executions.claim(
+        (await ctx.executions.get('fan', s.executionId))!,
+        { agentId: `fake-${s.slot}`, nodeName: 'n' },
+        now,
+      );
+      if (!c.claimed) throw new Error('claim failed');
+      claimed.push(c.execution);
+    }
+    const result = (status: 'succeeded' | 'failed') => ({
+      status,
+      exitCode: status === 'succeeded' ? 0 : 1,
+      output: '',
+      outputTruncated: false,
+      reason: null,
+    });
+    await ctx.executions.finish(claimed[0]!, 'fake-0', result('succeeded'), now + 100);
+    await ctx.executions.finish(claimed[1]!, 'fake-1', result('failed'), now + 200);
+    await waitFor(async () => (await job('fan')).error_count === 1, 10_000, 'the failed slot counted');
+    // One slot still running: not settled, no child yet.
+    await sleep(500);
+    expect(await executions('fan-child')).toHaveLength(0);
+    await ctx.executions.finish(claimed[2]!, 'fake-2', result('succeeded'), now + 300);
+
+    await waitFor(
+      async () => (await executions('fan-child')).find((e) => e.status === 'succeeded'),
+      15_000,
+      'the child to run once',
+    );
+    expect(await job('fan')).toMatchObject({ status: 'partially_failed', success_count: 2, error_count: 1 });
+    await sleep(500);
+    expect(await executions('fan-child')).toHaveLength(1);
+  });
+});
+
+describe('Execution Finished events', () => {
+  it('publishes every finish to the configured EventBridge bus', async () => {
+    await createJob({ name: 'announce', executor_config: { command: 'echo hi' } });
+    await stack.api('POST', '/v1/jobs/announce/run');
+    const detail = await waitFor(
+      async () => {
+        const out = await stack.ctx.clients.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: eventsQueueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: 1,
+          }),
+        );
+        for (const m of out.Messages ?? []) {
+          const event = JSON.parse(m.Body!);
+          if (event['detail-type'] === 'Execution Finished' && event.detail.job_name === 'announce')
+            return event;
+        }
+        return null;
+      },
+      15_000,
+      'the event on the queue',
+    );
+    expect(detail).toMatchObject({
+      source: 'cronplane',
+      detail: { job_name: 'announce', status: 'succeeded', success: true, output: 'hi\n', attempt: 1 },
+    });
+  });
+});

@@ -1,0 +1,191 @@
+/**
+ * Fault tests for the tick against the real emulators: overlapping ticks, the lease, a tick that dies
+ * after each of its steps, and duplicate SQS deliveries. Each asserts exactly one execution per fire time.
+ */
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Agent } from '../../agent/agent.ts';
+import { type Context, createContext } from '../../shared/context.ts';
+import { validateJob } from '../../shared/jobs/job.ts';
+import { upsertJob } from '../../shared/jobs/jobs-service.ts';
+import { planJob } from '../../shared/scheduler/plan.ts';
+import { tick } from '../../shared/scheduler/tick.ts';
+import { startTestStack, waitFor } from './support/stack.ts';
+
+type Stack = Awaited<ReturnType<typeof startTestStack>>;
+let stack: Stack;
+let clockNow = 0;
+let ctx: Context;
+let jobSeq = 0;
+
+beforeAll(async () => {
+  // No agents and no timer-driven ticks: the tests drive the scheduler themselves.
+  stack = await startTestStack({ agents: [], tickIntervalMs: 3_600_000 });
+  ctx = createContext(stack.env, () => clockNow);
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+beforeEach(async () => {
+  // Hide what earlier tests left in the queue (moto allows one PurgeQueue a minute).
+  await drainQueue();
+  clockNow = Date.parse('2030-01-01T00:00:00Z') + jobSeq++ * 3_600_000;
+});
+
+/**
+ * Receives (and hides for 10 minutes) what is in the default queue. Messages are sent with real SQS
+ * delays, so with `atLeast` it keeps polling until that many arrived or `timeoutMs` passed.
+ */
+async function drainQueue(
+  atLeast = 0,
+  timeoutMs = 15_000,
+): Promise<Array<{ jobName: string; executionId: string }>> {
+  const out: Array<{ jobName: string; executionId: string }> = [];
+  const deadline = Date.now() + timeoutMs;
+  // moto reads WaitTimeSeconds 0 as "the queue's default" (20 s), so wait 1 s per call.
+  for (;;) {
+    const res = await ctx.clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: ctx.config.defaultQueueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+        VisibilityTimeout: 600,
+      }),
+    );
+    const msgs = res.Messages ?? [];
+    for (const m of msgs) out.push(JSON.parse(m.Body!));
+    if (msgs.length === 0 && (out.length >= atLeast || Date.now() > deadline)) return out;
+  }
+}
+
+async function createJob(name: string, schedule = '@every 1s') {
+  const { job } = await upsertJob(ctx, { name, schedule, executor_config: { command: 'echo run' } });
+  return job;
+}
+
+function withFault(base: Context, fault: { sendFails?: boolean; advanceFails?: boolean }): Context {
+  const dispatch = Object.create(base.dispatch) as Context['dispatch'];
+  const jobs = Object.create(base.jobs) as Context['jobs'];
+  if (fault.sendFails) dispatch.send = async () => Promise.reject(new Error('crash: between put and send'));
+  if (fault.advanceFails) jobs.advanceNextRun = async () => Promise.reject(new Error('crash: after send'));
+  return { ...base, dispatch, jobs };
+}
+
+describe('lease', () => {
+  it('lets exactly one of many concurrent ticks lead, and a new holder take over after expiry', async () => {
+    await ctx.control.releaseLease('scheduler', { owner: 'nobody', token: 0, expiresAtMs: 0 });
+    const owners = Array.from({ length: 8 }, (_, i) => `owner-${i}`);
+    const grabs = await Promise.all(
+      owners.map((o) => ctx.control.acquireLease('fault-lease', o, clockNow, 30_000)),
+    );
+    const winners = grabs.filter((g) => g !== null);
+    expect(winners).toHaveLength(1);
+    const first = winners[0]!;
+    // Held: others are refused, the holder renews.
+    expect(await ctx.control.acquireLease('fault-lease', 'intruder', clockNow + 1_000, 30_000)).toBeNull();
+    expect(
+      (await ctx.control.acquireLease('fault-lease', first.owner, clockNow + 1_000, 30_000))?.token,
+    ).toBe(first.token + 1);
+    // Expired: a new holder gets a higher fencing token, and the old holder's cursor write is refused.
+    const next = await ctx.control.acquireLease('fault-lease', 'successor', clockNow + 60_000, 30_000);
+    expect(next?.token).toBeGreaterThan(first.token + 1);
+    expect(await ctx.control.advanceCursor(99, clockNow + 10, next!.token)).toBe(true);
+    expect(await ctx.control.advanceCursor(99, clockNow + 20, first.token)).toBe(false);
+  });
+});
+
+describe('at most one launch per fire time', () => {
+  it('holds under many overlapping ticks and write-path planners over one window', async () => {
+    const names = ['ov-a', 'ov-b', 'ov-c'];
+    for (const n of names) await createJob(n);
+    const windowEnd = clockNow + ctx.config.tickPeriodMs + ctx.config.tickMarginMs;
+    const ticks = Array.from({ length: 6 }, (_, i) => tick(ctx, `tick-${i}`));
+    const planners = names.flatMap((n) =>
+      Array.from({ length: 4 }, async () => {
+        const job = await ctx.jobs.get(n);
+        return planJob(ctx, job!, windowEnd, clockNow);
+      }),
+    );
+    await Promise.all([...ticks, ...planners]);
+    await Promise.all(Array.from({ length: 6 }, (_, i) => tick(ctx, `tick-again-${i}`)));
+    for (const n of names) {
+      const execs = await ctx.executions.listForJob(n, { newestFirst: false });
+      const fireTimes = execs.map((e) => e.scheduledAt);
+      expect(new Set(fireTimes).size).toBe(fireTimes.length);
+      // Every fire time from creation to the end of the planned window is there: none lost.
+      const expected = [];
+      for (let t = clockNow; t < windowEnd; t += 1_000) expected.push(t);
+      expect(fireTimes).toEqual(expected);
+    }
+  });
+
+  it('re-sends executions that a tick wrote but never sent (crash between put and send)', async () => {
+    await createJob('crash-send');
+    const crashed = await tick(withFault(ctx, { sendFails: true }), 'crashing');
+    expect(crashed.errors.length).toBeGreaterThan(0);
+    expect((await drainQueue()).filter((m) => m.jobName === 'crash-send')).toHaveLength(0);
+    const planned = await ctx.executions.listForJob('crash-send');
+    expect(planned.length).toBeGreaterThan(0);
+
+    const recovered = await tick(ctx, 'recovering');
+    expect(recovered.errors).toEqual([]);
+    const sent = await drainQueue(planned.length);
+    const ids = new Set(sent.filter((m) => m.jobName === 'crash-send').map((m) => m.executionId));
+    for (const e of planned) expect(ids.has(e.executionId)).toBe(true);
+    expect(await ctx.executions.listForJob('crash-send')).toHaveLength(planned.length);
+  });
+
+  it('creates no second execution when a tick dies after sending but before advancing the job', async () => {
+    await createJob('crash-advance');
+    await tick(withFault(ctx, { advanceFails: true }), 'crashing');
+    const before = await ctx.executions.listForJob('crash-advance');
+    await tick(ctx, 'recovering');
+    const after = await ctx.executions.listForJob('crash-advance');
+    expect(after.map((e) => e.executionId)).toEqual(before.map((e) => e.executionId));
+    expect((await ctx.jobs.get('crash-advance'))!.nextRunAt).toBeGreaterThan(clockNow);
+  });
+
+  it('runs a message delivered many times exactly once', async () => {
+    const realCtx = createContext(stack.env);
+    const now = Date.now();
+    const def = validateJob({
+      name: 'dup-delivery',
+      schedule: '@every 1s',
+      executor_config: { command: 'echo once' },
+    });
+    const fireAt = Math.ceil((now + 1_000) / 1_000) * 1_000;
+    const job = await realCtx.jobs.putDefinition(def, fireAt, null, now);
+    await planJob(realCtx, job, fireAt + 1, now);
+    const [execution] = await realCtx.executions.listForJob('dup-delivery');
+    expect(execution).toBeDefined();
+    // SQS is at-least-once: deliver the same launch five more times.
+    const message = {
+      jobName: 'dup-delivery',
+      executionId: execution!.executionId,
+      scheduledAt: execution!.scheduledAt,
+    };
+    await realCtx.dispatch.send(realCtx.config.defaultQueueUrl, Array(5).fill(message), now);
+    const agents = [0, 1].map(
+      (i) => new Agent(realCtx, { agentId: `dup-${i}`, pollWaitSeconds: 1, concurrency: 8 }),
+    );
+    await Promise.all(agents.map((a) => a.start()));
+    try {
+      const done = await waitFor(
+        async () => {
+          const e = await realCtx.executions.get('dup-delivery', execution!.executionId);
+          return e?.status === 'succeeded' ? e : null;
+        },
+        15_000,
+        'the execution to succeed',
+      );
+      expect(done.output).toBe('once\n');
+      // Give the duplicates time to be received and dropped.
+      await new Promise((r) => setTimeout(r, 3_000));
+      const all = await realCtx.executions.listForJob('dup-delivery');
+      expect(all).toHaveLength(1);
+      expect(all[0]!.startedAt).toBe(done.startedAt);
+    } finally {
+      await Promise.all(agents.map((a) => a.stop(1_000)));
+    }
+  });
+});

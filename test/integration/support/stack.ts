@@ -1,0 +1,52 @@
+/** Starts the real local stack (emulators, provisioning from the CDK template, API, ticker, agents) for a suite. */
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../../local/stack.ts';
+
+let counter = 0;
+
+export async function startTestStack(options: LocalStackOptions = {}): Promise<LocalStack & { api: Api }> {
+  const stack = await startLocalStack({
+    port: 0,
+    prefix: `t${process.pid}-${counter++}-`,
+    ...options,
+    log: process.env.CRONPLANE_VERBOSE === '1' ? (l) => console.error(l) : undefined,
+  });
+  return Object.assign(stack, { api: api(stack.url) });
+}
+
+export interface ApiResult<T = unknown> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export type Api = <T = any>(method: string, path: string, body?: unknown) => Promise<ApiResult<T>>;
+
+export function api(base: string): Api {
+  return async (method, path, body) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+  };
+}
+
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | null | false>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { parseEnvList, ShellExecutor, splitCommand } from '../../../agent/executors/shell.ts';
+import type { Execution } from '../../../shared/executions/execution.ts';
+import { validateJob } from '../../../shared/jobs/job.ts';
+
+const execution = { executionId: '0000000000001.0.1', scheduledAt: 1 } as Execution;
+
+function job(config: Record<string, string>, extra: Record<string, unknown> = {}) {
+  return validateJob({
+    name: 'j',
+    schedule: '@manually',
+    executor: 'shell',
+    executor_config: config,
+    ...extra,
+  });
+}
+
+describe('splitCommand', () => {
+  it('splits words and honours quotes and escapes without expanding', () => {
+    expect(splitCommand(`echo "a b" 'c $d' e\\ f`)).toEqual(['echo', 'a b', 'c $d', 'e f']);
+    expect(splitCommand('  ls   -l ')).toEqual(['ls', '-l']);
+    expect(splitCommand(`printf ''`)).toEqual(['printf', '']);
+    expect(() => splitCommand('echo "open')).toThrow(/unterminated/);
+  });
+});
+
+describe('parseEnvList', () => {
+  it('reads Dkron K1=v1,K2=v2', () => {
+    expect(parseEnvList('A=1,B=x=y')).toEqual({ A: '1', B: 'x=y' });
+  });
+});
+
+describe('ShellExecutor', () => {
+  const run = (def: ReturnType<typeof job>, signal = new AbortController().signal) =>
+    new ShellExecutor().run(def, execution, signal);
+
+  it('runs a command and captures its output and exit code', async () => {
+    const r = await run(job({ command: 'echo hello' }));
+    expect(r).toMatchObject({ status: 'succeeded', exitCode: 0, output: 'hello\n' });
+  });
+
+  it('runs through /bin/sh with shell=true, with env, cwd and payload', async () => {
+    const payload = Buffer.from('from-stdin').toString('base64');
+    const r = await run(
+      job({
+        command: 'echo $GREETING $ENV_JOB_NAME $(pwd); cat',
+        shell: 'true',
+        env: 'GREETING=hi',
+        cwd: '/tmp',
+        payload,
+      }),
+    );
+    expect(r.output).toBe('hi j /tmp\nfrom-stdin');
+  });
+
+  it('fails on a non-zero exit unless it is listed in success_exit_codes', async () => {
+    expect((await run(job({ command: 'sh -c "exit 3"' }))).status).toBe('failed');
+    expect((await run(job({ command: 'sh -c "exit 3"' }, { success_exit_codes: [0, 3] }))).status).toBe(
+      'succeeded',
+    );
+  });
+
+  it('kills the whole process group on timeout', async () => {
+    const started = Date.now();
+    const r = await run(job({ command: 'sleep 30 & sleep 30; wait', shell: 'true', timeout: '300ms' }));
+    expect(r.status).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('reports a command that cannot start', async () => {
+    const r = await run(job({ command: '/nonexistent/binary' }));
+    expect(r.status).toBe('failed');
+    expect(r.reason).toMatch(/cannot start/);
+  });
+});

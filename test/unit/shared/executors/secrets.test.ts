@@ -1,0 +1,158 @@
+import { describe, expect, it } from 'vitest';
+import type { AwsClients } from '../../../../shared/aws/clients.ts';
+import type { ExecutorResult } from '../../../../shared/executors/executor.ts';
+import {
+  createSsmResolver,
+  findSecretReferences,
+  REDACTED,
+  redact,
+  rememberSecret,
+  resolveSecrets,
+  SecretResolutionError,
+  withSecretScope,
+} from '../../../../shared/executors/secrets.ts';
+
+const ok = (output: string, reason: string | null = null): ExecutorResult => ({
+  status: 'succeeded',
+  exitCode: 0,
+  output,
+  outputTruncated: false,
+  reason,
+});
+
+/** An SSM client stand-in: GetParameter from a map, counting calls. */
+function fakeClients(params: Record<string, string>) {
+  const calls: string[] = [];
+  const ssm = {
+    send: async (command: { input: { Name: string; WithDecryption?: boolean } }) => {
+      calls.push(command.input.Name);
+      expect(command.input.WithDecryption).toBe(true);
+      const value = params[command.input.Name];
+      if (value === undefined)
+        throw Object.assign(new Error('Parameter not found.'), { name: 'ParameterNotFound' });
+      return { Parameter: { Name: command.input.Name, Value: value } };
+    },
+  };
+  return { clients: { ssm } as unknown as AwsClients, calls };
+}
+
+describe('findSecretReferences / resolveSecrets', () => {
+  it('finds {{ssm:...}} references once each', () => {
+    expect(findSecretReferences('a {{ssm:/x}} b {{ ssm:/y/z:3 }} {{ssm:/x}} {{other}}')).toEqual([
+      '/x',
+      '/y/z:3',
+    ]);
+    expect(findSecretReferences('none')).toEqual([]);
+  });
+
+  it('replaces every reference by the looked-up value', async () => {
+    const lookup = async (name: string) => `<${name}>`;
+    expect(await resolveSecrets('Bearer {{ssm:/t}} and {{ssm:/t}} {{ssm:/u}}', lookup)).toBe(
+      'Bearer </t> and </t> </u>',
+    );
+    expect(await resolveSecrets('plain', lookup)).toBe('plain');
+  });
+});
+
+describe('redact', () => {
+  it('removes every occurrence, longest secret first, and escaped forms', () => {
+    expect(redact('token=abc123 again abc123', ['abc123'])).toBe(`token=${REDACTED} again ${REDACTED}`);
+    expect(redact('pass word', ['pass', 'pass word'])).toBe(REDACTED);
+    expect(redact('{"h":"a\\"b"}', ['a"b'])).toBe(`{"h":"${REDACTED}"}`);
+    expect(redact('q=a%20b%2Fc', ['a b/c'])).toBe(`q=${REDACTED}`);
+    expect(redact('a.c abc', ['a.c'])).toBe(`${REDACTED} abc`);
+    expect(redact('unchanged', [])).toBe('unchanged');
+    expect(redact('unchanged', [''])).toBe('unchanged');
+  });
+});
+
+describe('withSecretScope', () => {
+  it('redacts what was resolved during the run from output and reason', async () => {
+    const r = await withSecretScope(async () => {
+      rememberSecret('s3cr3t');
+      return ok('got s3cr3t', 'because s3cr3t');
+    });
+    expect(r.output).toBe(`got ${REDACTED}`);
+    expect(r.reason).toBe(`because ${REDACTED}`);
+  });
+
+  it('keeps concurrent runs apart and passes inner secrets to the outer scope', async () => {
+    const [a, b] = await Promise.all([
+      withSecretScope(async () => {
+        rememberSecret('alpha');
+        await new Promise((r) => setTimeout(r, 10));
+        return ok('alpha beta');
+      }),
+      withSecretScope(async () => {
+        rememberSecret('beta');
+        return ok('alpha beta');
+      }),
+    ]);
+    expect(a.output).toBe(`${REDACTED} beta`);
+    expect(b.output).toBe(`alpha ${REDACTED}`);
+    const outer = await withSecretScope(async () => {
+      await withSecretScope(async () => {
+        rememberSecret('inner');
+        return ok('');
+      });
+      return ok('inner leaked?');
+    });
+    expect(outer.output).toBe(`${REDACTED} leaked?`);
+  });
+
+  it('turns an exception into a failed run', async () => {
+    const r = await withSecretScope(async () => {
+      throw new SecretResolutionError('/x', 'SSM parameter /x not found');
+    });
+    expect(r).toMatchObject({ status: 'failed', reason: 'SSM parameter /x not found', output: '' });
+  });
+});
+
+describe('createSsmResolver', () => {
+  it('resolves env values and caches parameters for 60 s', async () => {
+    let now = 1_000_000;
+    const { clients, calls } = fakeClients({ '/db/pass': 'hunter2', '/user': 'bob' });
+    const resolve = createSsmResolver(clients, { now: () => now });
+    const env = { USER: '{{ssm:/user}}', DSN: 'pg://{{ssm:/user}}:{{ssm:/db/pass}}@h', PLAIN: 'x' };
+    expect(await resolve(env)).toEqual({ USER: 'bob', DSN: 'pg://bob:hunter2@h', PLAIN: 'x' });
+    expect(calls.sort()).toEqual(['/db/pass', '/user']);
+    expect(await resolve.resolveSecrets('{{ssm:/db/pass}}')).toBe('hunter2');
+    now += 59_000;
+    await resolve(env);
+    expect(calls).toHaveLength(2);
+    now += 2_000;
+    await resolve(env);
+    expect(calls).toHaveLength(4);
+  });
+
+  it('names the env key and the parameter, never a value, when a parameter is missing', async () => {
+    const { clients } = fakeClients({ '/known': 'topsecret' });
+    const resolve = createSsmResolver(clients);
+    const error = await resolve({ A: '{{ssm:/known}}', B: '{{ssm:/missing}}' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SecretResolutionError);
+    expect((error as SecretResolutionError).parameter).toBe('/missing');
+    expect((error as Error).message).toBe('env B: SSM parameter /missing not found');
+    expect((error as Error).message).not.toContain('topsecret');
+  });
+
+  it('does not cache failures', async () => {
+    const params: Record<string, string> = {};
+    const { clients, calls } = fakeClients(params);
+    const resolve = createSsmResolver(clients);
+    await expect(resolve.resolveSecrets('{{ssm:/later}}')).rejects.toThrow(/not found/);
+    params['/later'] = 'now';
+    expect(await resolve.resolveSecrets('{{ssm:/later}}')).toBe('now');
+    expect(calls).toEqual(['/later', '/later']);
+  });
+});
+
+describe('reference matching has no state between calls', () => {
+  it('finds references after hasSecretReferences was called on another text', async () => {
+    const { hasSecretReferences } = await import('../../../../shared/executors/secrets.ts');
+    expect(hasSecretReferences('xxxxxxxxxxxxxxxxxxxxxxxxxxxx {{ssm:/long/name/here}}')).toBe(true);
+    expect(findSecretReferences('{{ssm:/a}}')).toEqual(['/a']);
+    expect(hasSecretReferences('{{ssm:/a}}')).toBe(true);
+    expect(hasSecretReferences('{{ssm:/a}}')).toBe(true);
+    expect(await resolveSecrets('{{ssm:/a}}', async () => 'v')).toBe('v');
+  });
+});
