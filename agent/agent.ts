@@ -4,7 +4,8 @@
  * execution heartbeat alive while it runs, writes the result, then deletes the message.
  */
 
-import { hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
@@ -13,9 +14,10 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context } from '../shared/context.ts';
 import { type LaunchMessage, parseTagSet, tagsSatisfy } from '../shared/dispatch/dispatch.ts';
-import type { Execution } from '../shared/executions/execution.ts';
-import type { Executor, ExecutorResult } from '../shared/executors/executor.ts';
-import type { JobDefinition } from '../shared/jobs/job.ts';
+import { laterVisibilitySeconds, processLaunch } from '../shared/executions/runner.ts';
+import type { Executor } from '../shared/executors/executor.ts';
+import { createExecutors } from '../shared/executors/registry.ts';
+import { createSsmResolver } from '../shared/executors/secrets.ts';
 import { ShellExecutor } from './executors/shell.ts';
 
 export interface AgentOptions {
@@ -28,10 +30,20 @@ export interface AgentOptions {
   readonly pollWaitSeconds?: number;
   readonly visibilityTimeoutSeconds?: number;
   readonly registryRefreshMs?: number;
+  /** Poll exactly these queues instead of the tag-set registry (the local agentless worker). */
+  readonly queues?: readonly string[];
+  /** How often a running execution heartbeats; cancel requests are noticed at this pace. */
+  readonly executionHeartbeatMs?: number;
+  /** A running execution whose heartbeat is older than this is taken as lost (agent died). */
+  readonly lostAfterMs?: number;
   readonly version?: string;
   readonly executors?: Readonly<Record<string, Executor>>;
   readonly log?: (event: Record<string, unknown>) => void;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Whether to appear in the member list (the local stand-in of the worker Lambda does not). */
+  readonly member?: boolean;
+  /** Called after the agent left because an operator asked it to (POST /v1/leave). */
+  readonly onLeave?: () => void;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -45,9 +57,14 @@ export class Agent {
   private readonly pollWaitSeconds: number;
   private readonly visibilityTimeoutSeconds: number;
   private readonly registryRefreshMs: number;
+  private readonly fixedQueues: readonly string[] | undefined;
+  private readonly executionHeartbeatMs: number;
+  private readonly lostAfterMs: number;
   private readonly executors: Readonly<Record<string, Executor>>;
   private readonly log: (event: Record<string, unknown>) => void;
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly onLeave: (() => void) | undefined;
+  private readonly member: boolean;
   private readonly startedAt: number;
   private readonly version: string;
 
@@ -71,10 +88,21 @@ export class Agent {
     this.pollWaitSeconds = options.pollWaitSeconds ?? 20;
     this.visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 60;
     this.registryRefreshMs = options.registryRefreshMs ?? 15_000;
+    this.fixedQueues = options.queues;
+    this.executionHeartbeatMs = options.executionHeartbeatMs ?? 2_000;
+    this.lostAfterMs = options.lostAfterMs ?? 30_000;
     this.version = options.version ?? '0.1.0';
-    this.executors = options.executors ?? { shell: new ShellExecutor() };
+    this.executors =
+      options.executors ??
+      createExecutors({
+        clients: ctx.clients,
+        shell: new ShellExecutor({ resolveEnv: createSsmResolver(ctx.clients) }),
+        externalDirs: [join(homedir(), '.cronplane', 'executors'), '/usr/local/lib/cronplane/executors'],
+      });
     this.log = options.log ?? (() => {});
     this.sleep = options.sleep ?? defaultSleep;
+    this.onLeave = options.onLeave;
+    this.member = options.member ?? true;
     this.startedAt = ctx.clock();
   }
 
@@ -120,7 +148,7 @@ export class Agent {
       await drained;
     }
     await Promise.allSettled([...this.pollers.values()]);
-    await this.ctx.agents.leave(this.agentId, this.ctx.clock()).catch(() => {});
+    if (this.member) await this.ctx.agents.leave(this.agentId, this.ctx.clock()).catch(() => {});
     this.log({ msg: 'agent stopped', agentId: this.agentId });
   }
 
@@ -129,7 +157,8 @@ export class Agent {
   }
 
   private async heartbeat(): Promise<void> {
-    await this.ctx.agents.heartbeat({
+    if (this.stopping || !this.member) return;
+    const { leaveRequested } = await this.ctx.agents.heartbeat({
       agentId: this.agentId,
       hostname: hostname(),
       tags: this.tags,
@@ -140,12 +169,19 @@ export class Agent {
       lastHeartbeatAt: this.ctx.clock(),
       heartbeatIntervalMs: this.heartbeatIntervalMs,
     });
+    if (leaveRequested) {
+      this.log({ msg: 'asked to leave the cluster; finishing running jobs' });
+      void this.stop().then(() => this.onLeave?.());
+    }
   }
 
   /** Polls every queue whose tag set our tags satisfy (the default queue has the empty tag set). */
   private async refreshQueues(): Promise<void> {
     if (this.stopping) return;
-    for (const entry of await this.ctx.dispatch.registry()) {
+    const entries = this.fixedQueues
+      ? this.fixedQueues.map((url) => ({ url, tagSet: '' }))
+      : await this.ctx.dispatch.registry();
+    for (const entry of entries) {
       if (this.pollers.has(entry.url) || !tagsSatisfy(this.tags, parseTagSet(entry.tagSet))) continue;
       this.pollers.set(entry.url, this.poll(entry.url));
     }
@@ -169,6 +205,7 @@ export class Agent {
             MaxNumberOfMessages: Math.min(10, this.concurrency - this.inFlight.size),
             WaitTimeSeconds: this.pollWaitSeconds,
             VisibilityTimeout: this.visibilityTimeoutSeconds,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
           }),
           { abortSignal: this.stopController.signal },
         );
@@ -206,112 +243,40 @@ export class Agent {
       await this.deleteMessage(queueUrl, m);
       return;
     }
-    // SQS delays are whole seconds: a message may arrive early; hold it to the exact fire time.
-    const early = launch.scheduledAt - this.ctx.clock();
-    if (early > 0) await this.sleep(early);
-
-    let execution = await this.ctx.executions.get(launch.jobName, launch.executionId);
-    if (execution?.status !== 'scheduled') {
-      await this.deleteMessage(queueUrl, m);
-      return;
-    }
-    let claim = await this.ctx.executions.claim(
-      execution,
-      { agentId: this.agentId, nodeName: this.nodeName },
-      this.ctx.clock(),
-      {
-        ignorePause: execution.trigger === 'manual',
+    const me = { agentId: this.agentId, nodeName: this.nodeName };
+    const verdict = await processLaunch(this.ctx, launch, me, {
+      executors: this.executors,
+      heartbeatIntervalMs: this.executionHeartbeatMs,
+      lostAfterMs: this.lostAfterMs,
+      sleep: this.sleep,
+      receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1),
+      log: this.log,
+      track: (id, controller) => {
+        if (controller) this.running.set(id, controller);
+        else this.running.delete(id);
       },
-    );
-    if (!claim.claimed && claim.why === 'job_changed') {
-      // The job was edited after planning; its write path retargets or skips planned executions. Give
-      // it a moment, then either run under the new version or record why we did not.
-      await this.sleep(300);
-      const job = await this.ctx.jobs.get(launch.jobName);
-      execution = (await this.ctx.executions.get(launch.jobName, launch.executionId)) ?? execution;
-      if (!job) {
-        await this.ctx.executions.end(execution, 'scheduled', 'cancelled', 'job deleted', this.ctx.clock());
-      } else if (execution.status === 'scheduled' && execution.jobVersion === job.version) {
-        claim = await this.ctx.executions.claim(
-          execution,
-          { agentId: this.agentId, nodeName: this.nodeName },
-          this.ctx.clock(),
+      keepAlive: async () => {
+        await this.ctx.clients.sqs.send(
+          new ChangeMessageVisibilityCommand({
+            QueueUrl: queueUrl,
+            ReceiptHandle: m.ReceiptHandle,
+            VisibilityTimeout: this.visibilityTimeoutSeconds,
+          }),
         );
-      } else {
-        await this.ctx.executions.end(
-          execution,
-          'scheduled',
-          'skipped',
-          job.def.disabled ? 'job disabled' : 'job changed after planning',
-          this.ctx.clock(),
-        );
-      }
-    }
-    if (!claim.claimed) {
-      if (claim.why === 'paused') {
-        await this.ctx.executions.end(
-          execution,
-          'scheduled',
-          'skipped',
-          'scheduler paused',
-          this.ctx.clock(),
-        );
-      }
-      await this.deleteMessage(queueUrl, m);
-      return;
-    }
-    await this.run(queueUrl, m, claim.execution);
-  }
-
-  private async run(queueUrl: string, m: Message, execution: Execution): Promise<void> {
-    const job = await this.ctx.jobs.get(execution.jobName);
-    const controller = new AbortController();
-    this.running.set(execution.executionId, controller);
-    const keepAlive = setInterval(
-      () => {
-        void this.ctx.executions
-          .heartbeat(execution, this.agentId, this.ctx.clock())
-          .catch((e) => this.logError('exec heartbeat', e));
-        void this.ctx.clients.sqs
-          .send(
-            new ChangeMessageVisibilityCommand({
-              QueueUrl: queueUrl,
-              ReceiptHandle: m.ReceiptHandle,
-              VisibilityTimeout: this.visibilityTimeoutSeconds,
-            }),
-          )
-          .catch((e) => this.logError('visibility', e));
       },
-      Math.min(this.heartbeatIntervalMs, (this.visibilityTimeoutSeconds * 1000) / 3),
-    );
-    let result: ExecutorResult;
-    try {
-      result = job ? await this.execute(job.def, execution, controller.signal) : missing('job deleted');
-    } catch (error) {
-      result = missing(`executor error: ${error instanceof Error ? error.message : String(error)}`);
-    } finally {
-      clearInterval(keepAlive);
-      this.running.delete(execution.executionId);
-    }
-    const written = await this.ctx.executions.finish(execution, this.agentId, result, this.ctx.clock());
-    this.log({
-      msg: 'execution finished',
-      job: execution.jobName,
-      id: execution.executionId,
-      status: result.status,
-      written,
     });
-    await this.deleteMessage(queueUrl, m);
+    if (verdict === 'done') {
+      await this.deleteMessage(queueUrl, m);
+      return;
+    }
+    // `retry`: let another agent take it (a fan-out slot this agent may not hold twice).
+    const visibility = verdict === 'later' ? laterVisibilitySeconds(launch, this.ctx.clock()) : 1;
+    await this.ctx.clients.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: queueUrl,
+        ReceiptHandle: m.ReceiptHandle,
+        VisibilityTimeout: visibility,
+      }),
+    );
   }
-
-  private execute(def: JobDefinition, execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
-    const executor = this.executors[def.executor];
-    if (!executor)
-      return Promise.resolve(missing(`executor ${def.executor} is not available on agent ${this.agentId}`));
-    return executor.run(def, execution, signal);
-  }
-}
-
-function missing(reason: string): ExecutorResult {
-  return { status: 'failed', exitCode: null, output: '', outputTruncated: false, reason };
 }

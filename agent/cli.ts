@@ -52,6 +52,8 @@ program
       agentId: cfg.agentId,
       tags: cfg.tags,
       concurrency: cfg.concurrency,
+      ...Object.fromEntries(Object.entries(cfg.timing).filter(([, v]) => v !== undefined)),
+      onLeave: () => process.exit(0),
       log: (e) => console.log(JSON.stringify({ time: new Date().toISOString(), ...e })),
     });
     await agent.start();

@@ -29,6 +29,23 @@ export interface ResolvedAgentConfig {
   /** Environment for the AWS clients and the CRONPLANE_* settings. */
   readonly env: Env;
   readonly joinedLocalStack: boolean;
+  /** Timing knobs (env only); defaults suit production, tests shorten them. */
+  readonly timing: {
+    heartbeatIntervalMs?: number;
+    executionHeartbeatMs?: number;
+    lostAfterMs?: number;
+    visibilityTimeoutSeconds?: number;
+    pollWaitSeconds?: number;
+    registryRefreshMs?: number;
+  };
+}
+
+function optionalInt(env: Env, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new ValidationError(name, 'must be a positive integer');
+  return n;
 }
 
 export function parseTagFlags(tags: readonly string[]): Record<string, string> {
@@ -60,5 +77,13 @@ export function resolveAgentConfig(flags: AgentFlags, env: Env, localStackFile: 
     merged = { ...stack.env, ...merged };
     joinedLocalStack = true;
   }
-  return { agentId, tags, concurrency, env: merged, joinedLocalStack };
+  const timing = {
+    heartbeatIntervalMs: optionalInt(env, 'CRONPLANE_AGENT_HEARTBEAT_MS'),
+    executionHeartbeatMs: optionalInt(env, 'CRONPLANE_AGENT_EXECUTION_HEARTBEAT_MS'),
+    lostAfterMs: optionalInt(env, 'CRONPLANE_AGENT_LOST_AFTER_MS'),
+    visibilityTimeoutSeconds: optionalInt(env, 'CRONPLANE_AGENT_VISIBILITY_TIMEOUT_S'),
+    pollWaitSeconds: optionalInt(env, 'CRONPLANE_AGENT_POLL_WAIT_S'),
+    registryRefreshMs: optionalInt(env, 'CRONPLANE_AGENT_REGISTRY_REFRESH_MS'),
+  };
+  return { agentId, tags, concurrency, env: merged, joinedLocalStack, timing };
 }

@@ -1,7 +1,7 @@
 /**
  * Provisions the local emulators from the synthesized CDK template: the CDK app is the single source of
- * truth for tables, indexes, streams, TTLs and queues, and for the CRONPLANE_* environment the
- * functions get. Nothing here lists a table or a queue by hand.
+ * truth for tables, indexes, streams, TTLs, queues and event buses, and for the CRONPLANE_* environment
+ * the functions get. Nothing here lists a table, a queue or a bus by hand.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,11 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import {
+  CreateEventBusCommand,
+  DescribeEventBusCommand,
+  type EventBridgeClient,
+} from '@aws-sdk/client-eventbridge';
+import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
@@ -36,10 +41,19 @@ export interface LocalResources {
   readonly tables: Record<string, string>;
   /** logical id -> local queue url */
   readonly queues: Record<string, string>;
+  /** logical id -> local event bus name (also without an EventBridge client, when none was created) */
+  readonly buses: Record<string, string>;
+}
+
+export interface ProvisionClients {
+  readonly dynamodb: DynamoDBClient;
+  readonly sqs: SQSClient;
+  /** Creates the template's event buses (moto); without it buses are skipped, their names still resolve. */
+  readonly eventbridge?: EventBridgeClient | undefined;
 }
 
 export interface ProvisionOptions {
-  /** prepended to every table and queue name, e.g. `cronplane-` gives `cronplane-Jobs`; also the local stack name (without the trailing dash) */
+  /** prepended to every table, queue and bus name, e.g. `cronplane-` gives `cronplane-Jobs`; also the local stack name (without the trailing dash) */
   prefix: string;
   log?: (line: string) => void;
   /** the template to provision; default: synthTemplate() */
@@ -83,11 +97,12 @@ function synthesize(): Record<string, unknown> {
 }
 
 /**
- * Creates every `AWS::DynamoDB::Table` and `AWS::SQS::Queue` of the template (idempotent: what exists
- * is kept), then resolves the CRONPLANE_* environment variables of the `AWS::Lambda::Function`s.
+ * Creates every `AWS::DynamoDB::Table`, `AWS::SQS::Queue` and (given an EventBridge client)
+ * `AWS::Events::EventBus` of the template (idempotent: what exists is kept), then resolves the
+ * CRONPLANE_* environment variables of the `AWS::Lambda::Function`s.
  */
 export async function provisionFromTemplate(
-  clients: { dynamodb: DynamoDBClient; sqs: SQSClient },
+  clients: ProvisionClients,
   options: ProvisionOptions,
 ): Promise<LocalResources> {
   const log = options.log ?? (() => {});
@@ -96,7 +111,8 @@ export async function provisionFromTemplate(
   const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
   const tableResources = ofType('AWS::DynamoDB::Table');
   const queueResources = ofType('AWS::SQS::Queue');
-  const localNames = readableNames([...tableResources, ...queueResources], options.prefix);
+  const busResources = ofType('AWS::Events::EventBus');
+  const localNames = readableNames([...tableResources, ...queueResources, ...busResources], options.prefix);
   const region = await clients.sqs.config.region();
   const resolver = new Resolver(resources, options.prefix.replace(/-+$/, ''), region);
 
@@ -133,6 +149,18 @@ export async function provisionFromTemplate(
 
   const queues = Object.fromEntries(queueResources.map(([id]) => [id, resolver.queues.get(id)!.url]));
 
+  // Event buses: named like the rest locally (the template's Name is ignored, as a table's would be).
+  await Promise.all(
+    busResources.map(async ([logicalId]) => {
+      const name = localNames.get(logicalId)!;
+      const arn = clients.eventbridge
+        ? await ensureEventBus(clients.eventbridge, name, log)
+        : `arn:aws:events:${region}:${resolver.accountId()}:event-bus/${name}`;
+      resolver.buses.set(logicalId, { name, arn });
+    }),
+  );
+  const buses = Object.fromEntries(busResources.map(([id]) => [id, localNames.get(id)!]));
+
   // The functions' environment, resolved against what was just created.
   const env: Record<string, string> = {};
   for (const [logicalId, fn] of ofType('AWS::Lambda::Function')) {
@@ -146,7 +174,7 @@ export async function provisionFromTemplate(
       env[key] = resolved;
     }
   }
-  return { env, tables, queues };
+  return { env, tables, queues, buses };
 }
 
 // --- names ------------------------------------------------------------------------------------
@@ -327,6 +355,25 @@ async function ensureQueue(
   return { url, arn };
 }
 
+// --- EventBridge --------------------------------------------------------------------------------
+
+async function ensureEventBus(
+  eventbridge: EventBridgeClient,
+  name: string,
+  log: (line: string) => void,
+): Promise<string> {
+  try {
+    const { EventBusArn } = await eventbridge.send(new CreateEventBusCommand({ Name: name }));
+    log(`event bus ${name} created`);
+    if (EventBusArn) return EventBusArn;
+  } catch (error) {
+    if (errorName(error) !== 'ResourceAlreadyExistsException') throw error;
+  }
+  const { Arn } = await eventbridge.send(new DescribeEventBusCommand({ Name: name }));
+  if (!Arn) throw new Error(`no ARN for event bus ${name}`);
+  return Arn;
+}
+
 // --- intrinsic functions ------------------------------------------------------------------------
 
 function isQueue(resource: CfnResource | undefined): boolean {
@@ -347,6 +394,7 @@ function referencedIds(value: unknown): string[] {
 class Resolver {
   readonly tables = new Map<string, TableDescription>();
   readonly queues = new Map<string, { url: string; arn: string; name: string }>();
+  readonly buses = new Map<string, { name: string; arn: string }>();
 
   constructor(
     private readonly resources: Record<string, CfnResource>,
@@ -430,6 +478,8 @@ class Resolver {
     if (table?.TableName) return table.TableName;
     const queue = this.queues.get(id);
     if (queue) return queue.url;
+    const bus = this.buses.get(id);
+    if (bus) return bus.name;
     throw new Error(
       `${where}: cannot resolve Ref ${id} (${this.resources[id]?.Type ?? 'unknown resource'}) locally`,
     );
@@ -438,17 +488,19 @@ class Resolver {
   private getAtt(id: string, attribute: string, where: string): string {
     const table = this.tables.get(id);
     const queue = this.queues.get(id);
+    const bus = this.buses.get(id);
     const value =
       (table &&
         { Arn: table.TableArn, StreamArn: table.LatestStreamArn, TableName: table.TableName }[attribute]) ??
-      (queue && { Arn: queue.arn, QueueUrl: queue.url, QueueName: queue.name }[attribute]);
+      (queue && { Arn: queue.arn, QueueUrl: queue.url, QueueName: queue.name }[attribute]) ??
+      (bus && { Arn: bus.arn, Name: bus.name }[attribute]);
     if (value === undefined) {
       throw new Error(`${where}: cannot resolve Fn::GetAtt ${id}.${attribute} locally`);
     }
     return value;
   }
 
-  private accountId(): string {
+  accountId(): string {
     for (const { arn } of this.queues.values()) {
       const account = arn.split(':')[4];
       if (account) return account;

@@ -10,11 +10,13 @@ import { Agent, type AgentOptions } from '../agent/agent.ts';
 import { createApiHandler } from '../functions/api/app.ts';
 import { createClients } from '../shared/aws/clients.ts';
 import { type Context, createContext } from '../shared/context.ts';
+import { createExecutors } from '../shared/executors/registry.ts';
 import { tick } from '../shared/scheduler/tick.ts';
 import { startEmulators } from './emulators.ts';
 import { startHttpServer } from './http-server.ts';
 import { provisionFromTemplate } from './provision.ts';
 import { LOCAL_STACK_FILE, REPO_ROOT } from './stack-file.ts';
+import { startStreamPoller } from './stream-poller.ts';
 
 export interface LocalStackOptions {
   /** HTTP port for the API and UI; 0 picks a free one. */
@@ -27,6 +29,8 @@ export interface LocalStackOptions {
   readonly agents?: ReadonlyArray<Omit<AgentOptions, 'log'>>;
   readonly prefix?: string;
   readonly writeStackFile?: boolean;
+  /** Run the local stand-in of the agentless worker Lambda (default true). */
+  readonly worker?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -51,7 +55,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     stops.push(() => emulators.stop());
     const clients = createClients(emulators.env);
     const resources = await provisionFromTemplate(
-      { dynamodb: clients.dynamodb, sqs: clients.sqs },
+      { dynamodb: clients.dynamodb, sqs: clients.sqs, eventbridge: clients.eventbridge },
       { prefix: options.prefix ?? 'cronplane-' },
     );
     const env: Record<string, string> = {
@@ -87,6 +91,26 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       clearInterval(timer);
       await ticking;
     });
+
+    // The events Lambda's trigger, locally: the Executions table's stream, polled.
+    const poller = startStreamPoller(ctx, { log });
+    stops.push(() => poller.stop());
+
+    // The agentless worker Lambda, locally: the same launch processing, polling the worker queue.
+    if (ctx.config.workerQueueUrl && options.worker !== false) {
+      const worker = new Agent(ctx, {
+        agentId: 'worker',
+        nodeName: 'worker',
+        queues: [ctx.config.workerQueueUrl],
+        member: false,
+        concurrency: 16,
+        executors: createExecutors({ clients: ctx.clients }),
+        pollWaitSeconds: 2,
+        log: (e) => log(JSON.stringify(e)),
+      });
+      await worker.start();
+      stops.push(() => worker.stop(5_000));
+    }
 
     const agents = (options.agents ?? [{ agentId: `local-${hostname()}` }]).map(
       (a) => new Agent(ctx, { pollWaitSeconds: 2, ...a, log: (e) => log(JSON.stringify(e)) }),

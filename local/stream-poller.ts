@@ -16,7 +16,6 @@ import {
   type _Record as StreamRecord,
   TrimmedDataAccessException,
 } from '@aws-sdk/client-dynamodb-streams';
-import { CreateEventBusCommand, DescribeEventBusCommand } from '@aws-sdk/client-eventbridge';
 import type { Context } from '../shared/context.ts';
 import { type ReactionOptions, reactToStreamRecords } from '../shared/events/reactions.ts';
 
@@ -27,10 +26,8 @@ export interface StreamPollerOptions {
   readonly describeEveryMs?: number;
   /** Attempts at one failing record before it is skipped (default 5). */
   readonly maxAttempts?: number;
-  /** Options of the reactions (event bus, retention). */
+  /** Options of the reactions (event bus, retention); defaults from `ctx.config`. */
   readonly reactions?: ReactionOptions;
-  /** Create the reactions' event bus in the emulator when it does not exist yet (local stack). */
-  readonly createEventBus?: boolean;
   /** Default: the Executions table of `ctx.config`. */
   readonly tableName?: string;
   readonly log?: (line: string) => void;
@@ -190,23 +187,7 @@ export function startStreamPoller(ctx: Context, options: StreamPollerOptions = {
     }
   }
 
-  async function ensureEventBus(name: string): Promise<void> {
-    try {
-      await ctx.clients.eventbridge.send(new DescribeEventBusCommand({ Name: name }));
-    } catch (error) {
-      if (!(error instanceof Error && error.name === 'ResourceNotFoundException')) throw error;
-      await ctx.clients.eventbridge.send(new CreateEventBusCommand({ Name: name }));
-      log(`created event bus ${name}`);
-    }
-  }
-
   async function loop(): Promise<void> {
-    const bus = options.reactions?.eventBusName;
-    if (options.createEventBus && bus && bus !== 'default') {
-      await ensureEventBus(bus).catch((error: unknown) =>
-        log(`stream poller: event bus ${bus}: ${error instanceof Error ? error.message : String(error)}`),
-      );
-    }
     while (!stopping) {
       try {
         if (!streamArn || Date.now() - lastDescribe >= describeEveryMs) await refreshShards();

@@ -12,6 +12,14 @@ const schema = z.object({
   CRONPLANE_CONTROL_TABLE: z.string().min(1),
   CRONPLANE_DEFAULT_QUEUE_URL: z.string().min(1),
   CRONPLANE_DLQ_ARN: z.string().optional(),
+  /** Queue of the agentless worker (lambda, sqs, eventbridge and untagged http jobs). */
+  CRONPLANE_WORKER_QUEUE_URL: z.string().optional(),
+  /** EventBridge bus that receives `Execution Finished` events. */
+  CRONPLANE_EVENT_BUS: z.string().optional(),
+  /** Executions kept per job (Dkron keeps 100). */
+  CRONPLANE_EXECUTIONS_KEPT: z.coerce.number().int().positive().default(100),
+  /** The tick marks a running execution lost when its heartbeat is older than this (agents use less). */
+  CRONPLANE_LOST_AFTER_MS: z.coerce.number().int().positive().default(90_000),
   CRONPLANE_QUEUE_PREFIX: z.string().default('cronplane-'),
   /** How far past "now" one tick plans (the tick period on AWS is one minute). */
   CRONPLANE_TICK_PERIOD_MS: z.coerce.number().int().positive().default(60_000),
@@ -29,6 +37,10 @@ export interface Config {
   };
   readonly defaultQueueUrl: string;
   readonly dlqArn: string | undefined;
+  readonly workerQueueUrl: string | undefined;
+  readonly eventBus: string | undefined;
+  readonly executionsKept: number;
+  readonly lostAfterMs: number;
   readonly queuePrefix: string;
   readonly tickPeriodMs: number;
   readonly tickMarginMs: number;
@@ -52,6 +64,10 @@ export function loadConfig(env: Env = process.env): Config {
     },
     defaultQueueUrl: e.CRONPLANE_DEFAULT_QUEUE_URL,
     dlqArn: e.CRONPLANE_DLQ_ARN,
+    workerQueueUrl: e.CRONPLANE_WORKER_QUEUE_URL,
+    eventBus: e.CRONPLANE_EVENT_BUS,
+    executionsKept: e.CRONPLANE_EXECUTIONS_KEPT,
+    lostAfterMs: e.CRONPLANE_LOST_AFTER_MS,
     queuePrefix: e.CRONPLANE_QUEUE_PREFIX,
     tickPeriodMs: e.CRONPLANE_TICK_PERIOD_MS,
     tickMarginMs: e.CRONPLANE_TICK_MARGIN_MS,

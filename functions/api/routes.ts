@@ -1,5 +1,5 @@
 /** Dkron's /v1 routes (plus ours), each a call into shared/. */
-import { busy, leader, members, pauseState, setPaused } from '../../shared/cluster/cluster.ts';
+import { busy, leader, leave, members, pauseState, setPaused } from '../../shared/cluster/cluster.ts';
 import type { Context } from '../../shared/context.ts';
 import { NotFoundError, ValidationError } from '../../shared/errors.ts';
 import {
@@ -102,6 +102,13 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
       const list = await busy(ctx);
       return ok(list, { 'X-Total-Count': String(list.length) });
     },
+  ],
+  [
+    'POST',
+    /^\/v1\/leave$/,
+    [],
+    async (ctx, req) =>
+      ok(await leave(ctx, req.query.name ?? (req.body as { name?: string } | undefined)?.name)),
   ],
   ['GET', /^\/v1\/pause$/, [], async (ctx) => ok(await pauseState(ctx))],
   ['POST', /^\/v1\/pause$/, [], async (ctx) => ok(await setPaused(ctx, true))],

@@ -8,7 +8,7 @@ import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { type Context, createContext } from '../../shared/context.ts';
 import { type ReactionOptions, reactToStreamRecords } from '../../shared/events/reactions.ts';
 
-/** The handler over a given context and options (the module's `handler` builds both from the environment). */
+/** The handler over a given context and options (the module's `handler` builds its context from the environment). */
 export function createEventsHandler(ctx: () => Context, options: ReactionOptions) {
   return async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
     const result = await reactToStreamRecords(ctx(), event.Records ?? [], options);
@@ -18,7 +18,7 @@ export function createEventsHandler(ctx: () => Context, options: ReactionOptions
 
 let ctx: Context | undefined;
 
+/** The bus (CRONPLANE_EVENT_BUS) and the retention (CRONPLANE_EXECUTIONS_KEPT) come from the config. */
 export const handler = createEventsHandler(() => (ctx ??= createContext()), {
-  eventBusName: process.env.CRONPLANE_EVENT_BUS || undefined,
   log: (event) => console.log(JSON.stringify(event)),
 });

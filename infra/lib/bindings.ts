@@ -1,12 +1,25 @@
 import { Arn, ArnFormat, Aws, Stack } from 'aws-cdk-lib';
+import type { IEventBus } from 'aws-cdk-lib/aws-events';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Dispatch } from './dispatch.ts';
 import type { Storage } from './storage.ts';
 
+/** What the functions are bound to. All of it must exist before the first function is created. */
+export interface BoundResources {
+  readonly storage: Storage;
+  readonly dispatch: Dispatch;
+  /** the agentless worker's queue (Worker) */
+  readonly workerQueue: IQueue;
+  /** the bus that receives `Execution Finished` events (Events) */
+  readonly eventBus: IEventBus;
+}
+
 /**
  * What every Cronplane function is bound to: the environment variables that shared/config reads, and
- * the IAM permissions on the tables and queues behind them.
+ * the IAM permissions on the tables and queues behind them. Every function (api, tick, worker, events)
+ * gets the same set.
  */
 export class RuntimeBindings {
   /** CRONPLANE_* variables (exact names are a contract with the runtime config) */
@@ -17,10 +30,8 @@ export class RuntimeBindings {
    */
   readonly queuePrefix: string;
 
-  constructor(
-    private readonly storage: Storage,
-    private readonly dispatch: Dispatch,
-  ) {
+  constructor(private readonly resources: BoundResources) {
+    const { storage, dispatch, workerQueue, eventBus } = resources;
     this.queuePrefix = `${Aws.STACK_NAME}-`;
     this.environment = {
       CRONPLANE_JOBS_TABLE: storage.jobs.tableName,
@@ -30,20 +41,25 @@ export class RuntimeBindings {
       CRONPLANE_DEFAULT_QUEUE_URL: dispatch.defaultQueue.queueUrl,
       CRONPLANE_DLQ_ARN: dispatch.deadLetterQueue.queueArn,
       CRONPLANE_QUEUE_PREFIX: this.queuePrefix,
+      CRONPLANE_WORKER_QUEUE_URL: workerQueue.queueUrl,
+      CRONPLANE_EVENT_BUS: eventBus.eventBusName,
     };
   }
 
   grant(fn: IFunction): void {
-    for (const table of this.storage.tables) {
+    const { storage, dispatch, workerQueue } = this.resources;
+    for (const table of storage.tables) {
       table.grantReadWriteData(fn);
     }
-    this.storage.executions.grantStreamRead(fn);
-    for (const queue of [this.dispatch.defaultQueue, this.dispatch.deadLetterQueue]) {
+    storage.executions.grantStreamRead(fn);
+    for (const queue of [dispatch.defaultQueue, dispatch.deadLetterQueue]) {
       queue.grantSendMessages(fn);
       queue.grantConsumeMessages(fn);
       queue.grantPurge(fn);
     }
-    const stack = Stack.of(this.storage);
+    // Jobs without an agent (lambda, sqs, eventbridge, untagged http) are sent to the worker.
+    workerQueue.grantSendMessages(fn);
+    const stack = Stack.of(storage);
     fn.addToRolePolicy(
       new PolicyStatement({
         sid: 'TagSetQueues',

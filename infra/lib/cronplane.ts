@@ -3,8 +3,10 @@ import { Construct } from 'constructs';
 import { Api } from './api.ts';
 import { RuntimeBindings } from './bindings.ts';
 import { Dispatch } from './dispatch.ts';
+import { Events } from './events.ts';
 import { Scheduler } from './scheduler.ts';
 import { Storage } from './storage.ts';
+import { Worker } from './worker.ts';
 
 export interface CronplaneProps {
   /** Require IAM (SigV4) signed API requests. Default: true. */
@@ -15,20 +17,36 @@ export interface CronplaneProps {
   readonly tableRemovalPolicy?: RemovalPolicy;
 }
 
-/** The whole Cronplane control plane: tables, dispatch queues, the scheduler clock and the API. */
+/**
+ * The whole Cronplane control plane: tables, dispatch queues, the agentless worker, the reactions to
+ * results with their event bus, the scheduler clock and the API.
+ */
 export class Cronplane extends Construct {
   readonly storage: Storage;
   readonly dispatch: Dispatch;
-  /** environment variables and grants for any further function (worker, events, ...) */
+  readonly worker: Worker;
+  readonly events: Events;
+  /** environment variables and grants for any further function */
   readonly bindings: RuntimeBindings;
   readonly scheduler: Scheduler;
   readonly api: Api;
 
   constructor(scope: Construct, id: string, props: CronplaneProps = {}) {
     super(scope, id);
+    // Everything the functions' environment names comes first ...
     this.storage = new Storage(this, 'Storage', { removalPolicy: props.tableRemovalPolicy });
     this.dispatch = new Dispatch(this, 'Dispatch');
-    this.bindings = new RuntimeBindings(this.storage, this.dispatch);
+    this.worker = new Worker(this, 'Worker', { deadLetterQueue: this.dispatch.deadLetterQueue });
+    this.events = new Events(this, 'Events', { executions: this.storage.executions });
+    this.bindings = new RuntimeBindings({
+      storage: this.storage,
+      dispatch: this.dispatch,
+      workerQueue: this.worker.queue,
+      eventBus: this.events.bus,
+    });
+    // ... then the functions, all bound alike.
+    this.worker.addHandler(this.bindings);
+    this.events.addHandler(this.bindings);
     this.scheduler = new Scheduler(this, 'Scheduler', { bindings: this.bindings });
     this.api = new Api(this, 'Api', {
       bindings: this.bindings,

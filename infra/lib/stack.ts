@@ -14,7 +14,7 @@ export class CronplaneStack extends Stack {
   constructor(scope: Construct, id: string, props: CronplaneStackProps = {}) {
     super(scope, id, { description: 'Cronplane: distributed job scheduler (Dkron-compatible)', ...props });
     this.cronplane = new Cronplane(this, 'Cronplane', props.cronplane);
-    const { storage, dispatch, api } = this.cronplane;
+    const { storage, dispatch, worker, events, api } = this.cronplane;
     new CfnOutput(this, 'ApiUrl', { value: api.url });
     new CfnOutput(this, 'JobsTable', { value: storage.jobs.tableName });
     new CfnOutput(this, 'ExecutionsTable', { value: storage.executions.tableName });
@@ -22,6 +22,8 @@ export class CronplaneStack extends Stack {
     new CfnOutput(this, 'ControlTable', { value: storage.control.tableName });
     new CfnOutput(this, 'DefaultQueueUrl', { value: dispatch.defaultQueue.queueUrl });
     new CfnOutput(this, 'DeadLetterQueueArn', { value: dispatch.deadLetterQueue.queueArn });
+    new CfnOutput(this, 'WorkerQueueUrl', { value: worker.queue.queueUrl });
+    new CfnOutput(this, 'EventBusName', { value: events.bus.eventBusName });
   }
 }
 

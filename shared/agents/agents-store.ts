@@ -1,5 +1,5 @@
 /** Agents table: cluster membership (Dkron's member list), kept alive by heartbeats. */
-import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import type { Config } from '../config.ts';
 
@@ -49,14 +49,47 @@ export class AgentsStore {
     return this.config.tables.agents;
   }
 
-  async heartbeat(a: Omit<AgentRecord, 'leftAt'>): Promise<void> {
-    await this.clients.doc.send(
-      new PutCommand({
+  /** Records a heartbeat; answers whether an operator asked this agent to leave (POST /v1/leave). */
+  async heartbeat(a: Omit<AgentRecord, 'leftAt'>): Promise<{ leaveRequested: boolean }> {
+    const { agentId, ...rest } = a;
+    const fields = { ...rest, expiresAt: Math.floor(a.lastHeartbeatAt / 1000) + 86_400 };
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const sets = Object.entries(fields).map(([k, v], i) => {
+      names[`#f${i}`] = k;
+      values[`:v${i}`] = v;
+      return `#f${i} = :v${i}`;
+    });
+    const out = await this.clients.doc.send(
+      new UpdateCommand({
         TableName: this.table,
-        // Members that stop heartbeating disappear a day later.
-        Item: { ...a, expiresAt: Math.floor(a.lastHeartbeatAt / 1000) + 86_400 },
+        Key: { agentId },
+        // Members that stop heartbeating disappear a day later (TTL); a restart clears an old goodbye.
+        UpdateExpression: `SET ${sets.join(', ')} REMOVE leftAt`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ReturnValues: 'ALL_NEW',
       }),
     );
+    return { leaveRequested: out.Attributes?.leaveRequested === true };
+  }
+
+  async requestLeave(agentId: string): Promise<boolean> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { agentId },
+          UpdateExpression: 'SET leaveRequested = :t',
+          ConditionExpression: 'attribute_exists(agentId)',
+          ExpressionAttributeValues: { ':t': true },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
   }
 
   async leave(agentId: string, now: number): Promise<void> {
@@ -65,7 +98,7 @@ export class AgentsStore {
         new UpdateCommand({
           TableName: this.table,
           Key: { agentId },
-          UpdateExpression: 'SET leftAt = :now',
+          UpdateExpression: 'SET leftAt = :now REMOVE leaveRequested',
           ConditionExpression: 'attribute_exists(agentId)',
           ExpressionAttributeValues: { ':now': now },
         }),

@@ -1,7 +1,7 @@
 /** Cluster-level views and switches: members, leader, busy executions, pause. */
 import { memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
-import { NotFoundError } from '../errors.ts';
+import { NotFoundError, ValidationError } from '../errors.ts';
 import { toApi as executionToApi } from '../executions/execution.ts';
 import { SCHEDULER_LEASE } from '../scheduler/tick.ts';
 import { toRfc3339 } from '../time.ts';
@@ -49,4 +49,11 @@ export async function setPaused(ctx: Context, paused: boolean) {
 
 export async function pauseState(ctx: Context) {
   return { paused: await ctx.control.isPaused() };
+}
+
+/** Dkron's POST /v1/leave: asks an agent to stop taking work and leave; it notices at its next heartbeat. */
+export async function leave(ctx: Context, agentId: string | undefined) {
+  if (!agentId) throw new ValidationError('name', 'is required: the agent (member) that should leave');
+  if (!(await ctx.agents.requestLeave(agentId))) throw new NotFoundError(`member ${agentId} not found`);
+  return { name: agentId, leave_requested: true };
 }

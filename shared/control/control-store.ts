@@ -3,7 +3,7 @@
  * token), the tick's window cursor and the global pause flag.
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import type { Config } from '../config.ts';
 import { PAUSE_KEY } from '../executions/executions-store.ts';
@@ -122,4 +122,61 @@ export class ControlStore {
       }),
     );
   }
+
+  /**
+   * The per-job concurrency lock (`forbid` / `replace`), held by one execution and kept alive by its
+   * heartbeat. A lock whose holder stopped heartbeating (agent killed) expires by itself, so a crash
+   * never blocks a `forbid` job forever.
+   */
+  async acquireLock(
+    jobName: string,
+    holder: LockHolder,
+    now: number,
+    ttlMs: number,
+  ): Promise<LockHolder | null> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: `lock#${jobName}` },
+          UpdateExpression: 'SET executionId = :e, agentId = :a, expiresAtMs = :exp, expiresAt = :ttl',
+          ConditionExpression: 'attribute_not_exists(pk) OR expiresAtMs < :now OR executionId = :e',
+          ExpressionAttributeValues: {
+            ':e': holder.executionId,
+            ':a': holder.agentId,
+            ':exp': now + ttlMs,
+            ':now': now,
+            ':ttl': Math.floor((now + ttlMs) / 1000) + 86_400,
+          },
+        }),
+      );
+      return null;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const out = await this.clients.doc.send(
+        new GetCommand({ TableName: this.table, Key: { pk: `lock#${jobName}` }, ConsistentRead: true }),
+      );
+      return { executionId: String(out.Item?.executionId ?? ''), agentId: String(out.Item?.agentId ?? '') };
+    }
+  }
+
+  async releaseLock(jobName: string, executionId: string): Promise<void> {
+    try {
+      await this.clients.doc.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: { pk: `lock#${jobName}` },
+          ConditionExpression: 'executionId = :e',
+          ExpressionAttributeValues: { ':e': executionId },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+}
+
+export interface LockHolder {
+  readonly executionId: string;
+  readonly agentId: string;
 }

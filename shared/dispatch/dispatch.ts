@@ -9,6 +9,8 @@ import { CreateQueueCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs
 import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import type { Config } from '../config.ts';
+import { isAgentless } from '../executors/registry.ts';
+import { type JobDefinition, parseTags } from '../jobs/job.ts';
 
 export interface LaunchMessage {
   readonly jobName: string;
@@ -55,6 +57,12 @@ export class Dispatcher {
     private readonly clients: AwsClients,
     private readonly config: Config,
   ) {}
+
+  /** Agentless jobs go to the worker's queue; the rest to the queue of their tag set. */
+  async queueForJob(def: JobDefinition): Promise<string> {
+    if (this.config.workerQueueUrl && isAgentless(def)) return this.config.workerQueueUrl;
+    return this.queueFor(parseTags(def.tags).selector);
+  }
 
   async queueFor(selector: Record<string, string>): Promise<string> {
     const tagSet = canonicalTagSet(selector);

@@ -40,6 +40,7 @@ import {
   type Trigger,
   toApi,
 } from '../executions/execution.ts';
+import { isAgentless } from '../executors/registry.ts';
 import { parseTags } from '../jobs/job.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
 import { parseDuration } from '../schedule/duration.ts';
@@ -55,9 +56,9 @@ export const EVENT_DETAIL_TYPE = 'Execution Finished';
 const MAX_EVENT_BYTES = 240_000;
 
 export interface ReactionOptions {
-  /** EventBridge bus for `Execution Finished`; no events without it. */
+  /** EventBridge bus for `Execution Finished`; default `ctx.config.eventBus` (CRONPLANE_EVENT_BUS). */
   readonly eventBusName?: string | undefined;
-  /** Executions kept per job; default `ctx.config.executionsToKeep` when present, else 100. */
+  /** Executions kept per job; default `ctx.config.executionsKept` (CRONPLANE_EXECUTIONS_KEPT, 100). */
   readonly keepExecutions?: number | undefined;
   readonly log?: ((event: Record<string, unknown>) => void) | undefined;
 }
@@ -296,11 +297,7 @@ class BatchState {
 // One finish
 
 function keepExecutionsFor(ctx: Context, options: ReactionOptions): number {
-  if (options.keepExecutions !== undefined) return options.keepExecutions;
-  const config = ctx.config;
-  if ('executionsToKeep' in config && typeof config.executionsToKeep === 'number')
-    return config.executionsToKeep;
-  return DEFAULT_KEEP_EXECUTIONS;
+  return options.keepExecutions ?? ctx.config.executionsKept ?? DEFAULT_KEEP_EXECUTIONS;
 }
 
 /** Runs every reaction to one finished execution; false when they were already done (or it is gone). */
@@ -375,14 +372,15 @@ async function reactToFinish(ctx: Context, e: Execution, options: ReactionOption
     }
   }
 
-  if (options.eventBusName) {
+  const eventBusName = options.eventBusName ?? ctx.config.eventBus;
+  if (eventBusName) {
     try {
-      await publishFinished(ctx, e, options.eventBusName);
+      await publishFinished(ctx, e, eventBusName);
     } catch (error) {
       // A missing bus is a configuration error that redelivery cannot fix: it must not hold up the
       // retries and dependent jobs of every later record. Anything else is retried with the record.
       if (!(error instanceof Error && error.name === 'ResourceNotFoundException')) throw error;
-      log('event not published: event bus not found', { bus: options.eventBusName });
+      log('event not published: event bus not found', { bus: eventBusName });
     }
   }
 
@@ -405,7 +403,7 @@ async function retry(ctx: Context, job: JobRecord, e: Execution, now: number): P
   const attempt = e.attempt + 1;
   // From the failure's finish time, so a redelivered record computes the same time.
   const scheduledAt = (e.finishedAt ?? now) + retryDelayMs(backoff, e.attempt);
-  const queueUrl = e.queueUrl || (await ctx.dispatch.queueFor(parseTags(job.def.tags).selector));
+  const queueUrl = e.queueUrl || (await ctx.dispatch.queueForJob(job.def));
   const executionId = executionIdFor(e.group, e.slot, attempt);
   const existing = await ctx.executions.createScheduled(
     {
@@ -439,8 +437,8 @@ export interface TriggeredBy {
 }
 
 /**
- * Launches a job now in the given group: one slot untagged, else one per live matching agent or `:N`
- * (as the planner does); a slot that no live agent can take ends `failed` with the reason. Conditional
+ * Launches a job now in the given group: one slot when untagged or agentless, else one per live matching
+ * agent or `:N` (as the planner does); a slot that no live agent can take ends `failed` with the reason. Conditional
  * puts make a second launch of the same group a no-op (still-`scheduled` executions are re-sent).
  */
 export async function launchJob(
@@ -453,12 +451,12 @@ export async function launchJob(
   const { selector, count } = parseTags(job.def.tags);
   let slots = 1;
   let live = 1;
-  if (Object.keys(selector).length > 0) {
+  if (Object.keys(selector).length > 0 && !isAgentless(job.def)) {
     const agents = await (batch?.agents(now) ?? liveAgents(ctx, now))();
     live = agents.filter((a) => tagsSatisfy(a.tags, selector)).length;
     slots = Math.max(1, count ?? live);
   }
-  const queueUrl = await ctx.dispatch.queueFor(selector);
+  const queueUrl = await ctx.dispatch.queueForJob(job.def);
   const messages: Array<{ jobName: string; executionId: string; scheduledAt: number }> = [];
   const ids: string[] = [];
   for (let slot = 0; slot < slots; slot++) {

@@ -9,6 +9,7 @@ import {
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
+  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
@@ -32,7 +33,7 @@ export interface NewExecution {
 
 export type ClaimOutcome =
   | { readonly claimed: true; readonly execution: Execution }
-  | { readonly claimed: false; readonly why: 'not_scheduled' | 'job_changed' | 'paused' };
+  | { readonly claimed: false; readonly why: 'not_scheduled' | 'job_changed' | 'paused' | 'slot_taken' };
 
 export interface ExecutionResult {
   status: Extract<ExecutionStatus, 'succeeded' | 'failed' | 'timeout' | 'cancelled'>;
@@ -102,9 +103,9 @@ export class ExecutionsStore {
     e: Execution,
     agent: { agentId: string; nodeName: string },
     now: number,
-    options: { ignorePause?: boolean } = {},
+    options: { ignorePause?: boolean; oneSlotPerAgent?: boolean } = {},
   ): Promise<ClaimOutcome> {
-    const items = [
+    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
       {
         Update: {
           TableName: this.table,
@@ -143,6 +144,20 @@ export class ExecutionsStore {
             },
           ]),
     ];
+    if (options.oneSlotPerAgent) {
+      // Fan-out: an agent takes at most one slot of an execution group.
+      items.push({
+        Put: {
+          TableName: this.config.tables.control,
+          Item: {
+            pk: `slot#${e.jobName}#${e.group}#${agent.agentId}`,
+            executionId: e.executionId,
+            expiresAt: Math.floor(now / 1000) + 86_400,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      });
+    }
     try {
       await this.clients.doc.send(new TransactWriteCommand({ TransactItems: items }));
       return {
@@ -161,14 +176,80 @@ export class ExecutionsStore {
         const reasons = error.CancellationReasons ?? [];
         if (reasons[0]?.Code === 'ConditionalCheckFailed') return { claimed: false, why: 'not_scheduled' };
         if (reasons[1]?.Code === 'ConditionalCheckFailed') return { claimed: false, why: 'job_changed' };
-        if (reasons[2]?.Code === 'ConditionalCheckFailed') return { claimed: false, why: 'paused' };
+        const pauseIndex = options.ignorePause ? -1 : 2;
+        if (pauseIndex > 0 && reasons[pauseIndex]?.Code === 'ConditionalCheckFailed')
+          return { claimed: false, why: 'paused' };
+        if (reasons.at(-1)?.Code === 'ConditionalCheckFailed' && options.oneSlotPerAgent) {
+          return { claimed: false, why: 'slot_taken' };
+        }
       }
       throw error;
     }
   }
 
-  async heartbeat(e: Execution, agentId: string, now: number): Promise<boolean> {
-    return this.conditionalUpdate(e, 'SET heartbeatAt = :now', 'running', { ':now': now }, agentId);
+  /**
+   * Keeps a running execution alive; answers whether someone asked to cancel it (`replace`, API), or
+   * null when it is no longer ours (marked lost meanwhile).
+   */
+  async heartbeat(
+    e: Pick<Execution, 'jobName' | 'executionId'>,
+    agentId: string,
+    now: number,
+  ): Promise<{ cancelRequested: boolean } | null> {
+    try {
+      const out = await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobName: e.jobName, executionId: e.executionId },
+          UpdateExpression: 'SET heartbeatAt = :now',
+          ConditionExpression: '#s = :running AND agentId = :me',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':now': now, ':running': 'running', ':me': agentId },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { cancelRequested: out.Attributes?.cancelRequested === true };
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return null;
+      throw error;
+    }
+  }
+
+  /** Asks the agent running `e` to kill it; it notices at its next heartbeat. */
+  async requestCancel(e: Pick<Execution, 'jobName' | 'executionId'>, reason: string): Promise<boolean> {
+    return this.conditionalUpdate(e, 'SET cancelRequested = :t, cancelReason = :r', 'running', {
+      ':t': true,
+      ':r': reason,
+    });
+  }
+
+  /** A running execution whose agent stopped heartbeating: `running → lost`, once. */
+  async markLost(e: Execution, now: number, reason: string): Promise<boolean> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobName: e.jobName, executionId: e.executionId },
+          UpdateExpression:
+            'SET #s = :lost, finishedAt = :now, success = :f, reason = :why, expiresAt = :exp REMOVE activeShard',
+          ConditionExpression: '#s = :running AND heartbeatAt = :hb',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':lost': 'lost',
+            ':running': 'running',
+            ':hb': e.heartbeatAt,
+            ':now': now,
+            ':f': false,
+            ':why': reason,
+            ':exp': this.expiresAt(now),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
   }
 
   /** `running → terminal`, only by the agent that claimed it. */

@@ -61,6 +61,7 @@ export const jobInputSchema = z
     starts_at: time,
     expires_at: time,
     catchup_window: z.string().optional(),
+    catchup_max: z.number().int().min(0).max(1000).optional(),
     success_exit_codes: z.array(z.number().int().min(0).max(255)).optional(),
   })
   .passthrough();
@@ -88,11 +89,14 @@ export interface JobDefinition {
   starts_at: string | null;
   expires_at: string | null;
   catchup_window: string;
+  catchup_max: number;
   success_exit_codes: number[];
 }
 
 /** Catch-up default: fire times missed by up to an hour still run (trigger "catchup"); older are counted as missed. */
 export const DEFAULT_CATCHUP_WINDOW = '1h';
+/** …and of those, at most this many (the newest) run, so an outage never ends in an unbounded burst. */
+export const DEFAULT_CATCHUP_MAX = 10;
 export const DEFAULT_RETRY_BACKOFF = '10s';
 
 function firstIssue(error: z.ZodError): ValidationError {
@@ -152,6 +156,7 @@ export function validateJob(input: unknown): JobDefinition {
     starts_at: j.starts_at || null,
     expires_at: j.expires_at || null,
     catchup_window: j.catchup_window ?? DEFAULT_CATCHUP_WINDOW,
+    catchup_max: j.catchup_max ?? DEFAULT_CATCHUP_MAX,
     success_exit_codes: j.success_exit_codes ?? [0],
   };
   if (def.schedule !== '') jobSchedule(def);

@@ -104,7 +104,7 @@ export async function runJob(ctx: Context, name: string) {
   const job = await requireJob(ctx, name);
   const now = ctx.clock();
   const group = groupIdFor(now, `m${randomBytes(3).toString('hex')}`);
-  const queueUrl = await ctx.dispatch.queueFor(parseTags(job.def.tags).selector);
+  const queueUrl = await ctx.dispatch.queueForJob(job.def);
   const executionId = executionIdFor(group, 0, 1);
   await ctx.executions.createScheduled(
     {

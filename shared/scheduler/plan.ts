@@ -11,6 +11,7 @@ import { memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import { executionIdFor, groupIdFor, type Trigger } from '../executions/execution.ts';
+import { isAgentless } from '../executors/registry.ts';
 import { jobSchedule, parseTags, withinExpiry } from '../jobs/job.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
 import { parseDuration } from '../schedule/duration.ts';
@@ -18,7 +19,7 @@ import { parseDuration } from '../schedule/duration.ts';
 /** Never an unbounded burst: at most this many fire times of one job per planning pass. */
 export const MAX_FIRES_PER_PASS = 500;
 /** Counting missed fire times stops here (the count is then a lower bound). */
-const MAX_MISSED_COUNT = 100_000;
+const MAX_MISSED_COUNT = 10_000;
 /** A fire time this far in the past when planned was missed: it runs as `catchup`. */
 const LATE_TOLERANCE_MS = 1_000;
 
@@ -44,7 +45,7 @@ export function liveAgents(ctx: Context, now: number): AgentsSnapshot {
 /** How many slots one launch of this job has: 1 untagged; every live match, or `:N` of them. */
 async function slotsFor(job: JobRecord, agents: AgentsSnapshot): Promise<{ slots: number; live: number }> {
   const { selector, count } = parseTags(job.def.tags);
-  if (Object.keys(selector).length === 0) return { slots: 1, live: 1 };
+  if (Object.keys(selector).length === 0 || isAgentless(job.def)) return { slots: 1, live: 1 };
   const live = (await agents()).filter((a) => tagsSatisfy(a.tags, selector)).length;
   return { slots: Math.max(1, count ?? live), live };
 }
@@ -66,6 +67,16 @@ export async function planJob(
     result.missed = schedule.between(from, catchupStart, MAX_MISSED_COUNT).length;
     from = schedule.next(catchupStart - 1);
   }
+  // Of the fire times already past, only the newest `catchup_max` run; older ones count as missed.
+  const lateEnd = now - LATE_TOLERANCE_MS;
+  if (from !== null && from < lateEnd) {
+    const late = schedule.between(from, lateEnd, MAX_MISSED_COUNT);
+    const dropped = Math.max(0, late.length - job.def.catchup_max);
+    if (dropped > 0) {
+      result.missed += dropped;
+      from = late[dropped] ?? schedule.next(lateEnd - 1);
+    }
+  }
   const times = from === null ? [] : schedule.between(from, windowEnd, MAX_FIRES_PER_PASS);
   const inWindow = times.filter((t) => withinExpiry(job.def, t));
   const last = times.at(-1);
@@ -73,7 +84,7 @@ export async function planJob(
   if (inWindow.length < times.length || (next !== null && !withinExpiry(job.def, next))) next = null;
 
   const { slots, live } = inWindow.length > 0 ? await slotsFor(job, agents) : { slots: 0, live: 0 };
-  const queueUrl = inWindow.length > 0 ? await ctx.dispatch.queueFor(parseTags(job.def.tags).selector) : '';
+  const queueUrl = inWindow.length > 0 ? await ctx.dispatch.queueForJob(job.def) : '';
   const messages: LaunchMessage[] = [];
   for (const t of inWindow) {
     const trigger: Trigger = t < now - LATE_TOLERANCE_MS ? 'catchup' : 'schedule';

@@ -16,6 +16,8 @@ export interface TickReport {
   readonly resent: number;
   readonly missed: number;
   readonly failedSlots: number;
+  /** Running executions whose agent stopped heartbeating, marked lost by this tick. */
+  readonly lost: number;
   readonly errors: ReadonlyArray<{ job: string; error: string }>;
 }
 
@@ -39,6 +41,7 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
     resent: 0,
     missed: 0,
     failedSlots: 0,
+    lost: 0,
     errors: [] as { job: string; error: string }[],
   };
   const leaseMs = Math.max(ctx.config.tickPeriodMs, 30_000);
@@ -79,6 +82,7 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
       if (inFlight.size >= PARALLEL_JOBS) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
+    report.lost = await sweepLost(ctx, now);
     if (report.errors.length === 0 && ctx.clock() < lease.expiresAtMs) {
       await ctx.control.advanceCursor(shard, windowEnd, lease.token);
     }
@@ -86,4 +90,29 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
   } finally {
     await ctx.control.releaseLease(leaseName(shard), lease);
   }
+}
+
+/**
+ * Belt and braces for agent loss: normally the next agent to receive the reappearing message marks the
+ * execution lost, but if the message went to the dead-letter queue nobody would. Nothing stays
+ * `running` forever.
+ */
+async function sweepLost(ctx: Context, now: number): Promise<number> {
+  let lost = 0;
+  for (const e of await ctx.executions.listActive()) {
+    if (e.status !== 'running') continue;
+    const age = now - (e.heartbeatAt ?? e.startedAt ?? now);
+    if (age <= ctx.config.lostAfterMs) continue;
+    if (
+      await ctx.executions.markLost(
+        e,
+        now,
+        `agent ${e.agentId} stopped heartbeating ${Math.round(age / 1000)} s ago`,
+      )
+    ) {
+      await ctx.control.releaseLock(e.jobName, e.executionId);
+      lost++;
+    }
+  }
+  return lost;
 }

@@ -4,12 +4,7 @@
  * `events` Lambda runs. Retries, dependent and on-failure chains, ephemeral jobs, retention, the
  * `Execution Finished` event and idempotency under redelivery.
  */
-import {
-  CreateEventBusCommand,
-  DescribeEventBusCommand,
-  PutRuleCommand,
-  PutTargetsCommand,
-} from '@aws-sdk/client-eventbridge';
+import { CreateEventBusCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
@@ -402,24 +397,6 @@ describe('event bus configuration', () => {
     );
     expect(result.batchItemFailures).toEqual([]);
     expect((await ctx.executions.reactionMarks('no-bus', e.executionId))?.reactedAt).not.toBeNull();
-  });
-
-  it('lets the local poller create its bus in the emulator', async () => {
-    const second = startStreamPoller(stack.ctx, {
-      reactions: { eventBusName: `${BUS}-created` },
-      createEventBus: true,
-    });
-    try {
-      await waitFor(
-        async () =>
-          (await stack.ctx.clients.eventbridge.send(new DescribeEventBusCommand({ Name: `${BUS}-created` })))
-            .Name,
-        10_000,
-        'the bus',
-      );
-    } finally {
-      await second.stop();
-    }
   });
 });
 

@@ -3,7 +3,7 @@
  * after each of its steps, and duplicate SQS deliveries. Each asserts exactly one execution per fire time.
  */
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
 import { type Context, createContext } from '../../shared/context.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
@@ -26,6 +26,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 });
+afterEach(async () => {
+  // Jobs left behind would be caught up by the next test's tick an hour of fake time later.
+  for (const job of await ctx.jobs.list()) await ctx.jobs.delete(job.name);
+});
 beforeEach(async () => {
   // Hide what earlier tests left in the queue (moto allows one PurgeQueue a minute).
   await drainQueue();
@@ -38,7 +42,8 @@ beforeEach(async () => {
  */
 async function drainQueue(
   atLeast = 0,
-  timeoutMs = 15_000,
+  jobName?: string,
+  timeoutMs = 20_000,
 ): Promise<Array<{ jobName: string; executionId: string }>> {
   const out: Array<{ jobName: string; executionId: string }> = [];
   const deadline = Date.now() + timeoutMs;
@@ -54,7 +59,8 @@ async function drainQueue(
     );
     const msgs = res.Messages ?? [];
     for (const m of msgs) out.push(JSON.parse(m.Body!));
-    if (msgs.length === 0 && (out.length >= atLeast || Date.now() > deadline)) return out;
+    const counted = jobName ? out.filter((m) => m.jobName === jobName).length : out.length;
+    if ((msgs.length === 0 && counted >= atLeast) || Date.now() > deadline) return out;
   }
 }
 
@@ -129,7 +135,7 @@ describe('at most one launch per fire time', () => {
 
     const recovered = await tick(ctx, 'recovering');
     expect(recovered.errors).toEqual([]);
-    const sent = await drainQueue(planned.length);
+    const sent = await drainQueue(planned.length, 'crash-send');
     const ids = new Set(sent.filter((m) => m.jobName === 'crash-send').map((m) => m.executionId));
     for (const e of planned) expect(ids.has(e.executionId)).toBe(true);
     expect(await ctx.executions.listForJob('crash-send')).toHaveLength(planned.length);

@@ -1,5 +1,6 @@
 import { createConnection } from 'node:net';
 import { DescribeTableCommand, DescribeTimeToLiveCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeEventBusCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulators, startEmulators } from '../../../local/emulators.ts';
@@ -13,6 +14,8 @@ const CRONPLANE_VARS = [
   'CRONPLANE_DEFAULT_QUEUE_URL',
   'CRONPLANE_DLQ_ARN',
   'CRONPLANE_QUEUE_PREFIX',
+  'CRONPLANE_WORKER_QUEUE_URL',
+  'CRONPLANE_EVENT_BUS',
 ];
 
 function portOpen(url: string): Promise<boolean> {
@@ -33,6 +36,7 @@ describe('local emulators provisioned from the CDK template', () => {
   let resources: LocalResources;
   let dynamodb: DynamoDBClient;
   let sqs: SQSClient;
+  let eventbridge: EventBridgeClient;
   const timings: Record<string, number> = {};
 
   beforeAll(async () => {
@@ -42,14 +46,16 @@ describe('local emulators provisioned from the CDK template', () => {
     const common = { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
     dynamodb = new DynamoDBClient({ ...common, endpoint: emulators.endpoints.dynamodb });
     sqs = new SQSClient({ ...common, endpoint: emulators.endpoints.sqs });
+    eventbridge = new EventBridgeClient({ ...common, endpoint: emulators.endpoints.other });
     t = Date.now();
-    resources = await provisionFromTemplate({ dynamodb, sqs }, { prefix });
+    resources = await provisionFromTemplate({ dynamodb, sqs, eventbridge }, { prefix });
     timings.provision = Date.now() - t;
   });
 
   afterAll(async () => {
     dynamodb?.destroy();
     sqs?.destroy();
+    eventbridge?.destroy();
     await emulators?.stop();
   });
 
@@ -139,6 +145,27 @@ describe('local emulators provisioned from the CDK template', () => {
     expect(dlq.MessageRetentionPeriod).toBe(String(14 * 24 * 3600));
   });
 
+  it('creates the worker queue: visibility beyond the worker timeout, redriving to the dead-letter queue', async () => {
+    const url = resources.env.CRONPLANE_WORKER_QUEUE_URL!;
+    expect(url).toMatch(new RegExp(`/${prefix}WorkerQueue$`));
+    expect(Object.values(resources.queues)).toContain(url);
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }),
+    );
+    expect(Attributes?.VisibilityTimeout).toBe('960');
+    expect(JSON.parse(Attributes!.RedrivePolicy!)).toEqual({
+      deadLetterTargetArn: resources.env.CRONPLANE_DLQ_ARN,
+      maxReceiveCount: 5,
+    });
+  });
+
+  it('creates the event bus in moto', async () => {
+    expect(Object.values(resources.buses)).toEqual([`${prefix}EventBus`]);
+    const bus = await eventbridge.send(new DescribeEventBusCommand({ Name: `${prefix}EventBus` }));
+    expect(bus.Name).toBe(`${prefix}EventBus`);
+    expect(bus.Arn).toMatch(new RegExp(`^arn:aws:events:[^:]+:\\d+:event-bus/${prefix}EventBus$`));
+  });
+
   it('resolves every CRONPLANE_* variable to the local resources', () => {
     expect(Object.keys(resources.env).sort()).toEqual([...CRONPLANE_VARS].sort());
     expect(resources.env).toMatchObject({
@@ -147,6 +174,7 @@ describe('local emulators provisioned from the CDK template', () => {
       CRONPLANE_AGENTS_TABLE: `${prefix}Agents`,
       CRONPLANE_CONTROL_TABLE: `${prefix}Control`,
       CRONPLANE_QUEUE_PREFIX: prefix,
+      CRONPLANE_EVENT_BUS: `${prefix}EventBus`,
       CRONPLANE_DLQ_ARN: expect.stringMatching(
         new RegExp(`^arn:aws:sqs:[^:]+:\\d+:${prefix}DeadLetterQueue$`),
       ),
@@ -156,8 +184,18 @@ describe('local emulators provisioned from the CDK template', () => {
   });
 
   it('is idempotent', async () => {
-    const again = await provisionFromTemplate({ dynamodb, sqs }, { prefix });
+    const again = await provisionFromTemplate({ dynamodb, sqs, eventbridge }, { prefix });
     expect(again).toEqual(resources);
+  });
+
+  it('without an EventBridge client skips the buses but still resolves the environment', async () => {
+    const other = `${prefix}nobus-`;
+    const withoutBus = await provisionFromTemplate({ dynamodb, sqs }, { prefix: other });
+    expect(withoutBus.env.CRONPLANE_EVENT_BUS).toBe(`${other}EventBus`);
+    expect(withoutBus.env.CRONPLANE_WORKER_QUEUE_URL).toMatch(new RegExp(`/${other}WorkerQueue$`));
+    await expect(
+      eventbridge.send(new DescribeEventBusCommand({ Name: `${other}EventBus` })),
+    ).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
   });
 
   it('stops the emulators and frees their ports', async () => {

@@ -97,7 +97,7 @@ describe('Cronplane stack', () => {
   });
 
   it('has the default dispatch queue with long polling, redriving to a 14-day DLQ after 5 receives', () => {
-    template.resourceCountIs('AWS::SQS::Queue', 2);
+    template.resourceCountIs('AWS::SQS::Queue', 3);
     const dlq = template.findResources('AWS::SQS::Queue', {
       Properties: { MessageRetentionPeriod: 14 * 24 * 3600 },
     });
@@ -114,11 +114,12 @@ describe('Cronplane stack', () => {
     }
   });
 
-  it('has api and tick functions on nodejs22.x arm64 with the CRONPLANE_* environment', () => {
+  it('has api, tick, worker and events functions on nodejs22.x arm64 with the CRONPLANE_* environment', () => {
+    template.resourceCountIs('AWS::Lambda::Function', 4);
     const functions = template.findResources('AWS::Lambda::Function', {
       Properties: { Runtime: 'nodejs22.x' },
     });
-    expect(Object.keys(functions)).toHaveLength(2);
+    expect(Object.keys(functions)).toHaveLength(4);
     const ref = (type: string, props: Record<string, unknown> = {}) => {
       const ids = Object.keys(template.findResources(type, { Properties: props }));
       expect(ids).toHaveLength(1);
@@ -143,6 +144,8 @@ describe('Cronplane stack', () => {
       CRONPLANE_DEFAULT_QUEUE_URL: ref('AWS::SQS::Queue', { ReceiveMessageWaitTimeSeconds: 20 }),
       CRONPLANE_DLQ_ARN: { 'Fn::GetAtt': [dlqId, 'Arn'] },
       CRONPLANE_QUEUE_PREFIX: { 'Fn::Join': ['', [{ Ref: 'AWS::StackName' }, '-']] },
+      CRONPLANE_WORKER_QUEUE_URL: ref('AWS::SQS::Queue', { VisibilityTimeout: 960 }),
+      CRONPLANE_EVENT_BUS: ref('AWS::Events::EventBus'),
     };
     for (const fn of Object.values(functions)) {
       expect(fn.Properties.Architectures).toEqual(['arm64']);
@@ -153,7 +156,7 @@ describe('Cronplane stack', () => {
 
   it('grants the functions the tables, the queues and prefix-named tag-set queues', () => {
     const policies = Object.values(template.findResources('AWS::IAM::Policy'));
-    expect(policies).toHaveLength(2);
+    expect(policies).toHaveLength(4);
     for (const policy of policies) {
       const statements = policy.Properties.PolicyDocument.Statement as {
         Action: string | string[];
@@ -181,6 +184,7 @@ describe('Cronplane stack', () => {
           expect.arrayContaining(['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage']),
         );
       }
+      expect(actionsOn((r) => r.includes('WorkerQueue'))).toContain('sqs:SendMessage');
       expect(actionsOn((r) => r.includes('{"Ref":"AWS::StackName"},"-*"'))).toEqual(
         expect.arrayContaining([
           'sqs:CreateQueue',
@@ -190,6 +194,133 @@ describe('Cronplane stack', () => {
         ]),
       );
     }
+  });
+
+  it('has the worker queue: visibility beyond the worker timeout, redriving to the DLQ after 5 receives', () => {
+    const dlqId = Object.keys(
+      template.findResources('AWS::SQS::Queue', { Properties: { MessageRetentionPeriod: 1209600 } }),
+    )[0];
+    const workerQueues = template.findResources('AWS::SQS::Queue', {
+      Properties: { VisibilityTimeout: 960 },
+    });
+    expect(Object.keys(workerQueues)).toEqual([expect.stringMatching(/WorkerQueue/)]);
+    expect(Object.values(workerQueues)[0]!.Properties).toMatchObject({
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] }, maxReceiveCount: 5 },
+      SqsManagedSseEnabled: true,
+    });
+  });
+
+  const functionId = (pattern: RegExp) => {
+    const ids = Object.keys(template.findResources('AWS::Lambda::Function')).filter((id) => pattern.test(id));
+    expect(ids).toHaveLength(1);
+    return ids[0]!;
+  };
+
+  const statementsOf = (fnId: string) => {
+    const roleId = template.findResources('AWS::Lambda::Function')[fnId]!.Properties.Role['Fn::GetAtt'][0];
+    const policies = Object.values(
+      template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+    );
+    expect(policies).toHaveLength(1);
+    return policies[0]!.Properties.PolicyDocument.Statement as {
+      Sid?: string;
+      Action: string | string[];
+      Resource: unknown;
+      Condition?: unknown;
+    }[];
+  };
+
+  it('runs the worker function (900 s, 512 MB) from the worker queue, one message at a time', () => {
+    const workerId = functionId(/Worker/);
+    expect(template.findResources('AWS::Lambda::Function')[workerId]!.Properties).toMatchObject({
+      Timeout: 900,
+      MemorySize: 512,
+    });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: workerId },
+      EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('WorkerQueue'), 'Arn'] },
+      BatchSize: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('lets the worker call any user target and read SSM secrets', () => {
+    const statements = statementsOf(functionId(/Worker/));
+    const bySid = (sid: string) => statements.find((st) => st.Sid === sid);
+    expect(bySid('AgentlessTargets')).toMatchObject({ Resource: '*' });
+    expect([bySid('AgentlessTargets')?.Action].flat().sort()).toEqual([
+      'events:PutEvents',
+      'lambda:InvokeFunction',
+      'sqs:SendMessage',
+    ]);
+    expect([bySid('SsmSecrets')?.Action].flat().sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters']);
+    expect(JSON.stringify(bySid('SsmSecrets')?.Resource)).toContain(':ssm:*:*:parameter/*');
+    expect(bySid('SsmSecretsDecrypt')).toMatchObject({ Action: 'kms:Decrypt', Resource: '*' });
+    // the worker consumes its queue (event source); the other functions only send to it
+    const workerQueueActions = statements
+      .filter((st) => JSON.stringify(st.Resource).includes('WorkerQueue'))
+      .flatMap((st) => [st.Action].flat());
+    expect(workerQueueActions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
+    for (const other of [/Api/, /Tick/, /Events/]) {
+      const actions = statementsOf(functionId(other))
+        .filter((st) => JSON.stringify(st.Resource).includes('WorkerQueue'))
+        .flatMap((st) => [st.Action].flat());
+      expect(actions).toContain('sqs:SendMessage');
+      expect(actions).not.toContain('sqs:ReceiveMessage');
+      expect(statementsOf(functionId(other)).map((st) => st.Sid)).not.toContain('AgentlessTargets');
+    }
+  });
+
+  it('has a custom event bus named after the stack', () => {
+    template.resourceCountIs('AWS::Events::EventBus', 1);
+    template.hasResourceProperties('AWS::Events::EventBus', {
+      Name: { 'Fn::Join': ['', [{ Ref: 'AWS::StackName' }, '-events']] },
+    });
+  });
+
+  it('runs the events function on the Executions stream, finishes only, and lets it publish to the bus', () => {
+    const eventsId = functionId(/Events/);
+    const executionsId = Object.keys(
+      template.findResources('AWS::DynamoDB::Table', {
+        Properties: { KeySchema: Match.arrayWith([{ AttributeName: 'jobName', KeyType: 'HASH' }]) },
+      }),
+    )[0];
+    const mappings = template.findResources('AWS::Lambda::EventSourceMapping', {
+      Properties: { FunctionName: { Ref: eventsId } },
+    });
+    expect(Object.keys(mappings)).toHaveLength(1);
+    const mapping = Object.values(mappings)[0]!.Properties;
+    expect(mapping).toMatchObject({
+      EventSourceArn: { 'Fn::GetAtt': [executionsId, 'StreamArn'] },
+      StartingPosition: 'LATEST',
+      BatchSize: 100,
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    const terminal = ['succeeded', 'failed', 'timeout', 'cancelled', 'lost', 'skipped'];
+    const patterns = (mapping.FilterCriteria.Filters as { Pattern: string }[]).map((f) =>
+      JSON.parse(f.Pattern),
+    );
+    expect(patterns).toEqual([
+      { eventName: ['INSERT'], dynamodb: { NewImage: { status: { S: terminal } } } },
+      {
+        eventName: ['MODIFY'],
+        dynamodb: {
+          NewImage: { status: { S: terminal } },
+          OldImage: { status: { S: [{ 'anything-but': terminal }] } },
+        },
+      },
+    ]);
+
+    const busId = Object.keys(template.findResources('AWS::Events::EventBus'))[0];
+    const putEvents = statementsOf(eventsId).filter((st) => [st.Action].flat().includes('events:PutEvents'));
+    expect(putEvents.map((st) => st.Resource)).toEqual([{ 'Fn::GetAtt': [busId, 'Arn'] }]);
+  });
+
+  it('outputs the worker queue url and the bus name', () => {
+    template.hasOutput('WorkerQueueUrl', { Value: { Ref: Match.stringLikeRegexp('WorkerQueue') } });
+    template.hasOutput('EventBusName', { Value: { Ref: Match.stringLikeRegexp('EventBus') } });
   });
 
   it('ticks every minute through an EventBridge rule', () => {

@@ -1,0 +1,60 @@
+/**
+ * The agentless worker: SQS → Lambda. Runs `lambda`, `sqs`, `eventbridge` and untagged `http` jobs with
+ * the same launch processing as the host agent (hold to the fire time, conditional claim, heartbeats,
+ * conditional result). Messages it cannot settle yet are reported as batch item failures.
+ */
+
+import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
+import type { Context as LambdaContext, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { createContext } from '../../shared/context.ts';
+import type { LaunchMessage } from '../../shared/dispatch/dispatch.ts';
+import { laterVisibilitySeconds, processLaunch } from '../../shared/executions/runner.ts';
+import { createExecutors } from '../../shared/executors/registry.ts';
+
+const ctx = createContext();
+const executors = createExecutors({ clients: ctx.clients });
+/** arn:aws:sqs:REGION:ACCOUNT:NAME → the queue URL (the worker only reads its own queue). */
+function queueUrlOf(arn: string): string {
+  return ctx.config.workerQueueUrl ?? arn;
+}
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export const handler = async (event: SQSEvent, lambda: LambdaContext): Promise<SQSBatchResponse> => {
+  const failures: SQSBatchResponse['batchItemFailures'] = [];
+  await Promise.all(
+    event.Records.map(async (record) => {
+      try {
+        const launch = JSON.parse(record.body) as LaunchMessage;
+        const verdict = await processLaunch(
+          ctx,
+          launch,
+          { agentId: `worker:${lambda.awsRequestId}`, nodeName: 'worker' },
+          {
+            executors,
+            heartbeatIntervalMs: 5_000,
+            lostAfterMs: 60_000,
+            sleep,
+            receiveCount: Number(record.attributes.ApproximateReceiveCount ?? 1),
+            log: (e) => console.log(JSON.stringify(e)),
+          },
+        );
+        if (verdict === 'later') {
+          await ctx.clients.sqs.send(
+            new ChangeMessageVisibilityCommand({
+              QueueUrl: queueUrlOf(record.eventSourceARN),
+              ReceiptHandle: record.receiptHandle,
+              VisibilityTimeout: laterVisibilitySeconds(launch, ctx.clock()),
+            }),
+          );
+        }
+        if (verdict !== 'done') failures.push({ itemIdentifier: record.messageId });
+      } catch (error) {
+        console.error(
+          JSON.stringify({ msg: 'launch failed', messageId: record.messageId, error: String(error) }),
+        );
+        failures.push({ itemIdentifier: record.messageId });
+      }
+    }),
+  );
+  return { batchItemFailures: failures };
+};

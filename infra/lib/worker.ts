@@ -1,0 +1,90 @@
+import { Aws, Duration } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { RuntimeBindings } from './bindings.ts';
+import { HandlerFunction } from './function.ts';
+
+export interface WorkerProps {
+  /** Where messages go after `maxReceiveCount` failed receives (the dispatch DLQ). */
+  readonly deadLetterQueue: IQueue;
+  /** Default: 5. */
+  readonly maxReceiveCount?: number;
+  /** Function timeout; the queue's visibility timeout is this plus one minute. Default: 900 s. */
+  readonly timeout?: Duration;
+  /** Default: 512 MB. */
+  readonly memorySize?: number;
+}
+
+/**
+ * Execution without hosts: the `worker` function runs the agentless executors (HTTP and the AWS-native
+ * `lambda` invoke, `sqs` / `eventbridge` publish) for the messages of its own queue, one at a time.
+ *
+ * Built in two steps, because every function's environment names this queue: the constructor creates
+ * the queue, `addHandler` the function (once the RuntimeBindings exist).
+ */
+export class Worker extends Construct {
+  readonly queue: Queue;
+  private readonly props: WorkerProps;
+  private fn: NodejsFunction | undefined;
+
+  constructor(scope: Construct, id: string, props: WorkerProps) {
+    super(scope, id);
+    this.props = props;
+    const timeout = props.timeout ?? Duration.seconds(900);
+    this.queue = new Queue(this, 'WorkerQueue', {
+      // Longer than the function may run, so a message is not handed out again while it still runs.
+      visibilityTimeout: timeout.plus(Duration.seconds(60)),
+      retentionPeriod: Duration.days(4),
+      encryption: QueueEncryption.SQS_MANAGED,
+      deadLetterQueue: { queue: props.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+    });
+  }
+
+  /** Creates the worker function (once), bound like every other function and fed by the queue. */
+  addHandler(bindings: RuntimeBindings): NodejsFunction {
+    if (this.fn) throw new Error(`${this.node.path}: the worker function exists already`);
+    const fn = new HandlerFunction(this, 'Handler', {
+      entry: 'functions/worker/handler.ts',
+      bindings,
+      description: 'Cronplane worker: runs agentless executions (http, lambda, sqs, eventbridge)',
+      timeout: this.props.timeout ?? Duration.seconds(900),
+      memorySize: this.props.memorySize ?? 512,
+    }).function;
+    fn.addEventSource(new SqsEventSource(this.queue, { batchSize: 1, reportBatchItemFailures: true }));
+    // The executors call targets that the users name in their jobs: any function, queue or bus.
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'AgentlessTargets',
+        actions: ['lambda:InvokeFunction', 'sqs:SendMessage', 'events:PutEvents'],
+        resources: ['*'],
+      }),
+    );
+    // `{{ssm:/name}}` secrets in job definitions (a name or a parameter ARN, possibly a SecureString).
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'SsmSecrets',
+        actions: ['ssm:GetParameter', 'ssm:GetParameters'],
+        resources: [`arn:${Aws.PARTITION}:ssm:*:*:parameter/*`],
+      }),
+    );
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'SsmSecretsDecrypt',
+        actions: ['kms:Decrypt'],
+        resources: ['*'],
+        conditions: { StringLike: { 'kms:ViaService': 'ssm.*.amazonaws.com' } },
+      }),
+    );
+    this.fn = fn;
+    return fn;
+  }
+
+  /** The worker function; `addHandler` must have run. */
+  get handler(): NodejsFunction {
+    if (!this.fn) throw new Error(`${this.node.path}: addHandler() has not run yet`);
+    return this.fn;
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * Running one launch message: the part shared by the host agent and the agentless worker.
+ *
+ *   hold until the fire time → read → (lost check) → claim `scheduled → running` → concurrency policy →
+ *   run the executor with heartbeats (which also carry cancel requests) → write the result.
+ *
+ * It answers what to do with the message: `done` (delete it) or `retry` (leave it; it reappears).
+ */
+import type { Context } from '../context.ts';
+import type { LaunchMessage } from '../dispatch/dispatch.ts';
+import type { Executor, ExecutorResult } from '../executors/executor.ts';
+import type { JobDefinition } from '../jobs/job.ts';
+import type { Execution } from './execution.ts';
+
+export interface RunnerIdentity {
+  readonly agentId: string;
+  readonly nodeName: string;
+}
+
+export interface RunnerOptions {
+  readonly executors: Readonly<Record<string, Executor>>;
+  /** How often a running execution heartbeats (and notices cancel requests). */
+  readonly heartbeatIntervalMs: number;
+  /** A running execution whose heartbeat is older than this is taken as lost. */
+  readonly lostAfterMs: number;
+  readonly sleep: (ms: number) => Promise<void>;
+  /** Called with each heartbeat, e.g. to extend the message's visibility. */
+  readonly keepAlive?: () => Promise<void>;
+  /** Lets the host cancel a run (shutdown past its grace period). */
+  readonly track?: (executionId: string, controller: AbortController | null) => void;
+  /** SQS ApproximateReceiveCount: after this many bounces a fan-out slot gives up. */
+  readonly receiveCount?: number;
+  readonly log?: (event: Record<string, unknown>) => void;
+}
+
+/**
+ * `done`: delete the message. `retry`: make it visible again soon (another agent may take it).
+ * `later`: it arrived long before its fire time (clock skew, a hand-sent message): hide it until then.
+ */
+export type RunnerVerdict = 'done' | 'retry' | 'later';
+
+/** The longest an agent holds an early message in memory; longer waits go back to SQS. */
+export const MAX_HOLD_MS = 10_000;
+
+/** Seconds to hide a message answered `later` (SQS allows up to 12 hours). */
+export function laterVisibilitySeconds(launch: LaunchMessage, now: number): number {
+  return Math.min(43_200, Math.max(1, Math.ceil((launch.scheduledAt - now - MAX_HOLD_MS / 2) / 1000)));
+}
+
+const MAX_SLOT_BOUNCES = 10;
+/** How long a `replace` waits for the execution it cancelled to let go of the lock. */
+const REPLACE_WAIT_MS = 30_000;
+
+function failure(reason: string): ExecutorResult {
+  return { status: 'failed', exitCode: null, output: '', outputTruncated: false, reason };
+}
+
+export async function processLaunch(
+  ctx: Context,
+  launch: LaunchMessage,
+  me: RunnerIdentity,
+  options: RunnerOptions,
+): Promise<RunnerVerdict> {
+  // SQS delays are whole seconds: a message may arrive early; hold it to the exact fire time.
+  const early = launch.scheduledAt - ctx.clock();
+  if (early > MAX_HOLD_MS) return 'later';
+  if (early > 0) await options.sleep(early);
+
+  let execution = await ctx.executions.get(launch.jobName, launch.executionId);
+  if (!execution) return 'done';
+  if (execution.status === 'running') return handleRunningElsewhere(ctx, execution, me, options);
+  if (execution.status !== 'scheduled') return 'done';
+
+  const job = await ctx.jobs.get(launch.jobName);
+  const tagged = job !== null && Object.keys(job.def.tags).length > 0;
+  const claimOptions = { ignorePause: execution.trigger === 'manual', oneSlotPerAgent: tagged };
+  let claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
+  if (!claim.claimed && claim.why === 'job_changed') {
+    // The job was edited after planning; its write path retargets or skips planned executions. Give
+    // it a moment, then either run under the new version or record why we did not.
+    await options.sleep(300);
+    const current = await ctx.jobs.get(launch.jobName);
+    execution = (await ctx.executions.get(launch.jobName, launch.executionId)) ?? execution;
+    if (!current) {
+      await ctx.executions.end(execution, 'scheduled', 'cancelled', 'job deleted', ctx.clock());
+      return 'done';
+    }
+    if (execution.status === 'scheduled' && execution.jobVersion === current.version) {
+      claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
+    } else {
+      const why = current.def.disabled ? 'job disabled' : 'job changed after planning';
+      await ctx.executions.end(execution, 'scheduled', 'skipped', why, ctx.clock());
+      return 'done';
+    }
+  }
+  if (!claim.claimed) {
+    if (claim.why === 'paused')
+      await ctx.executions.end(execution, 'scheduled', 'skipped', 'scheduler paused', ctx.clock());
+    if (claim.why === 'slot_taken') {
+      if ((options.receiveCount ?? 1) < MAX_SLOT_BOUNCES) return 'retry';
+      await ctx.executions.end(
+        execution,
+        'scheduled',
+        'failed',
+        'no other live agent took this slot',
+        ctx.clock(),
+      );
+    }
+    return 'done';
+  }
+  const running = claim.execution;
+  const def = job?.def;
+  if (!def) {
+    await ctx.executions.finish(running, me.agentId, failure('job deleted'), ctx.clock());
+    return 'done';
+  }
+  const locked = def.concurrency === 'allow' || (await takeLock(ctx, running, def, me, options));
+  if (!locked) {
+    await ctx.executions.end(
+      running,
+      'running',
+      'skipped',
+      'another execution of this job is running (concurrency: forbid)',
+      ctx.clock(),
+    );
+    return 'done';
+  }
+  try {
+    await runClaimed(ctx, running, def, me, options);
+  } finally {
+    if (def.concurrency !== 'allow') await ctx.control.releaseLock(running.jobName, running.executionId);
+  }
+  return 'done';
+}
+
+/** `forbid`: take the job's lock or give up. `replace`: cancel the holder, then wait for its lock. */
+async function takeLock(
+  ctx: Context,
+  e: Execution,
+  def: JobDefinition,
+  me: RunnerIdentity,
+  options: RunnerOptions,
+) {
+  const ttl = options.lostAfterMs;
+  let holder = await ctx.control.acquireLock(
+    e.jobName,
+    { executionId: e.executionId, agentId: me.agentId },
+    ctx.clock(),
+    ttl,
+  );
+  if (holder === null) return true;
+  if (def.concurrency === 'forbid') return false;
+  const victim = holder.executionId;
+  await ctx.executions.requestCancel(
+    { jobName: e.jobName, executionId: victim },
+    `replaced by ${e.executionId}`,
+  );
+  options.log?.({ msg: 'replacing running execution', job: e.jobName, victim, by: e.executionId });
+  const deadline = ctx.clock() + REPLACE_WAIT_MS;
+  while (ctx.clock() < deadline) {
+    await options.sleep(200);
+    holder = await ctx.control.acquireLock(
+      e.jobName,
+      { executionId: e.executionId, agentId: me.agentId },
+      ctx.clock(),
+      ttl,
+    );
+    if (holder === null) return true;
+    if (holder.executionId !== victim) {
+      await ctx.executions.requestCancel(
+        { jobName: e.jobName, executionId: holder.executionId },
+        `replaced by ${e.executionId}`,
+      );
+    }
+  }
+  return false;
+}
+
+async function runClaimed(
+  ctx: Context,
+  e: Execution,
+  def: JobDefinition,
+  me: RunnerIdentity,
+  options: RunnerOptions,
+) {
+  const controller = new AbortController();
+  options.track?.(e.executionId, controller);
+  let cancelReason: string | null = null;
+  const beat = async () => {
+    const now = ctx.clock();
+    const state = await ctx.executions.heartbeat(e, me.agentId, now);
+    if (def.concurrency !== 'allow') {
+      await ctx.control.acquireLock(
+        e.jobName,
+        { executionId: e.executionId, agentId: me.agentId },
+        now,
+        options.lostAfterMs,
+      );
+    }
+    if (state?.cancelRequested && !controller.signal.aborted) {
+      cancelReason = 'cancelled: replaced by a newer execution (concurrency: replace)';
+      controller.abort();
+    }
+    await options.keepAlive?.();
+  };
+  const timer = setInterval(() => {
+    beat().catch((error: unknown) =>
+      options.log?.({ msg: 'heartbeat failed', error: (error as Error).message }),
+    );
+  }, options.heartbeatIntervalMs);
+  let result: ExecutorResult;
+  try {
+    const executor = options.executors[def.executor];
+    result = executor
+      ? await executor.run(def, e, controller.signal)
+      : failure(`executor ${def.executor} is not available on ${me.agentId}`);
+  } catch (error) {
+    result = failure(`executor error: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    clearInterval(timer);
+    options.track?.(e.executionId, null);
+  }
+  if (result.status === 'cancelled' && cancelReason) result = { ...result, reason: cancelReason };
+  const written = await ctx.executions.finish(e, me.agentId, result, ctx.clock());
+  options.log?.({
+    msg: 'execution finished',
+    job: e.jobName,
+    id: e.executionId,
+    status: result.status,
+    written,
+  });
+}
+
+/**
+ * The message came back while its execution is `running`: either its agent is alive and this is a
+ * duplicate, or the agent died (SIGKILL, host lost) and the heartbeat went stale — then the attempt is
+ * recorded as `lost` and the retry policy (events reaction) decides what happens next.
+ */
+async function handleRunningElsewhere(
+  ctx: Context,
+  e: Execution,
+  me: RunnerIdentity,
+  options: RunnerOptions,
+): Promise<RunnerVerdict> {
+  if (e.agentId === me.agentId) return 'done';
+  const age = ctx.clock() - (e.heartbeatAt ?? e.startedAt ?? 0);
+  if (age <= options.lostAfterMs) return 'done';
+  const marked = await ctx.executions.markLost(
+    e,
+    ctx.clock(),
+    `agent ${e.agentId} stopped heartbeating ${Math.round(age / 1000)} s ago`,
+  );
+  if (marked) await ctx.control.releaseLock(e.jobName, e.executionId);
+  options.log?.({ msg: 'execution lost', job: e.jobName, id: e.executionId, agent: e.agentId, marked });
+  return 'done';
+}
