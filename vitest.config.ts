@@ -8,5 +8,6 @@ export default defineConfig({
     // Integration suites each start their own emulators; two cores cannot take more than two at once.
     maxWorkers: 2,
     fileParallelism: true,
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   },
 });

@@ -1,0 +1,95 @@
+/**
+ * The packaged agent and the CLI as a user runs them: the single-file bundle joins the stack as a host
+ * agent, and `cronplane jobs apply / executions / members / pause` drive the API.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../local/stack-file.ts';
+import { startTestStack, waitFor } from './support/stack.ts';
+
+const run = promisify(execFile);
+type Stack = Awaited<ReturnType<typeof startTestStack>>;
+let stack: Stack;
+let agent: ChildProcess | undefined;
+const dir = mkdtempSync(join(tmpdir(), 'cronplane-cli-'));
+const bundle = join(dir, 'cronplane-agent.mjs');
+
+const cli = (...args: string[]) =>
+  run('node', [join(REPO_ROOT, 'bin', 'cronplane.js'), '--api', stack.url, ...args], { cwd: REPO_ROOT });
+
+beforeAll(async () => {
+  stack = await startTestStack({ agents: [] });
+  await run('node', [join(REPO_ROOT, 'scripts', 'bundle-agent.mjs'), bundle], { cwd: REPO_ROOT });
+});
+afterAll(async () => {
+  agent?.kill('SIGKILL');
+  await stack?.stop();
+});
+
+describe('packaged agent and CLI', () => {
+  it('runs jobs on an agent started from the single-file bundle, driven by the CLI', async () => {
+    // A host has only Node and the bundle; configuration comes from the environment.
+    agent = spawn('node', [bundle, 'agent', '--name', 'bundled-1', '--tag', 'role=batch'], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        ...stack.env,
+        CRONPLANE_AGENT_POLL_WAIT_S: '1',
+        CRONPLANE_AGENT_REGISTRY_REFRESH_MS: '1000',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await waitFor(
+      async () =>
+        JSON.parse((await cli('members')).stdout).some(
+          (m: { Name: string; Status: string }) => m.Name === 'bundled-1' && m.Status === 'alive',
+        ),
+      20_000,
+      'the bundled agent to join',
+    );
+    const file = join(dir, 'job.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: 'from-cli',
+        schedule: '@every 1s',
+        tags: { role: 'batch' },
+        executor: 'shell',
+        executor_config: { command: 'echo via-bundle' },
+      }),
+    );
+    const applied = JSON.parse((await cli('jobs', 'apply', '-f', file)).stdout);
+    expect(applied.name).toBe('from-cli');
+    const executions = await waitFor(
+      async () => {
+        const list = JSON.parse((await cli('executions', 'from-cli')).stdout) as Array<{
+          status: string;
+          node_name: string;
+          output: string;
+        }>;
+        const ok = list.filter((e) => e.status === 'succeeded');
+        return ok.length >= 2 ? ok : null;
+      },
+      20_000,
+      'two successful executions on the bundled agent',
+    );
+    for (const e of executions) expect(e).toMatchObject({ node_name: 'bundled-1', output: 'via-bundle\n' });
+    expect((await cli('jobs', 'ls')).stdout).toContain('from-cli');
+    expect(JSON.parse((await cli('pause')).stdout)).toEqual({ paused: true });
+    expect(JSON.parse((await cli('unpause')).stdout)).toEqual({ paused: false });
+    await cli('jobs', 'rm', 'from-cli');
+    await expect(cli('jobs', 'get', 'from-cli')).rejects.toThrow(/404/);
+  });
+
+  it('stops the bundled agent cleanly on SIGTERM and marks it as left', async () => {
+    const exited = new Promise<number | null>((resolve) => agent!.once('exit', (code) => resolve(code)));
+    agent!.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const members = JSON.parse((await cli('members')).stdout) as Array<{ Name: string; Status: string }>;
+    expect(members.find((m) => m.Name === 'bundled-1')?.Status).toBe('left');
+  });
+});
