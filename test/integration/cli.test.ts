@@ -83,7 +83,7 @@ describe('packaged agent and CLI', () => {
     expect(JSON.parse((await cli('unpause')).stdout)).toEqual({ paused: false });
     await cli('jobs', 'rm', 'from-cli');
     await expect(cli('jobs', 'get', 'from-cli')).rejects.toThrow(/404/);
-  });
+  }, 180_000);
 
   it('stops the bundled agent cleanly on SIGTERM and marks it as left', async () => {
     const exited = new Promise<number | null>((resolve) => agent!.once('exit', (code) => resolve(code)));
