@@ -269,6 +269,7 @@ export class Agent {
       await this.deleteMessage(queueUrl, m);
       return;
     }
+    this.log({ msg: 'DEBUG bounce', verdict, id: launch.executionId, rc: m.Attributes?.ApproximateReceiveCount });
     // `retry`: let another agent take it (a fan-out slot this agent may not hold twice).
     const visibility = verdict === 'later' ? laterVisibilitySeconds(launch, this.ctx.clock()) : 1;
     await this.ctx.clients.sqs.send(

@@ -13,6 +13,7 @@ import {
   toggleJob,
   upsertJob,
 } from '../../shared/jobs/jobs-service.ts';
+import { backfillJob } from '../../shared/scheduler/backfill.ts';
 import { previewSchedule } from '../../shared/scheduler/preview.ts';
 
 export interface ApiRequest {
@@ -124,6 +125,8 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
           timezone: req.query.timezone,
           from: req.query.from,
           count: req.query.count,
+          // `~`/`H` fields hash the job name: previewing with `job` shows that job's fire times.
+          jobName: req.query.job,
         }),
       ),
   ],
@@ -157,6 +160,23 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     /^\/v1\/jobs\/([^/]+)\/toggle$/,
     ['job'],
     async (ctx, req) => ok(await toggleJob(ctx, req.params.job!)),
+  ],
+  [
+    'POST',
+    /^\/v1\/jobs\/([^/]+)\/backfill$/,
+    ['job'],
+    // Range in the JSON body `{"from": …, "to": …}` or in the query string; see shared/scheduler/backfill.ts.
+    async (ctx, req) => {
+      const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as Record<
+        string,
+        unknown
+      >;
+      const result = await backfillJob(ctx, req.params.job!, {
+        from: body.from ?? req.query.from,
+        to: body.to ?? req.query.to,
+      });
+      return { status: 202, body: result };
+    },
   ],
   [
     'GET',

@@ -15,6 +15,7 @@ import { isAgentless } from '../executors/registry.ts';
 import { jobSchedule, parseTags, withinExpiry } from '../jobs/job.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
 import { parseDuration } from '../schedule/duration.ts';
+import type { Schedule } from '../schedule/schedule.ts';
 
 /** Never an unbounded burst: at most this many fire times of one job per planning pass. */
 export const MAX_FIRES_PER_PASS = 500;
@@ -70,12 +71,9 @@ export async function planJob(
   // Of the fire times already past, only the newest `catchup_max` run; older ones count as missed.
   const lateEnd = now - LATE_TOLERANCE_MS;
   if (from !== null && from < lateEnd) {
-    const late = schedule.between(from, lateEnd, MAX_MISSED_COUNT);
-    const dropped = Math.max(0, late.length - job.def.catchup_max);
-    if (dropped > 0) {
-      result.missed += dropped;
-      from = late[dropped] ?? schedule.next(lateEnd - 1);
-    }
+    const kept = newestStart(schedule, from, lateEnd, job.def.catchup_max);
+    result.missed += kept.dropped;
+    from = kept.start;
   }
   const times = from === null ? [] : schedule.between(from, windowEnd, MAX_FIRES_PER_PASS);
   const inWindow = times.filter((t) => withinExpiry(job.def, t));
@@ -83,11 +81,84 @@ export async function planJob(
   let next: number | null = last === undefined ? from : schedule.next(last);
   if (inWindow.length < times.length || (next !== null && !withinExpiry(job.def, next))) next = null;
 
-  const { slots, live } = inWindow.length > 0 ? await slotsFor(job, agents) : { slots: 0, live: 0 };
-  const queueUrl = inWindow.length > 0 ? await ctx.dispatch.queueForJob(job.def) : '';
+  const launch = await launchFireTimes(
+    ctx,
+    job,
+    inWindow,
+    now,
+    (t) => (t < now - LATE_TOLERANCE_MS ? 'catchup' : 'schedule'),
+    agents,
+  );
+  result.planned = launch.created.length;
+  result.resent = launch.resent;
+  result.failedSlots = launch.failedSlots;
+  result.advanced = await ctx.jobs.advanceNextRun(job, next, result.missed);
+  return result;
+}
+
+/**
+ * Where the newest `keep` fire times in [from, end) start (null when none is left), and how many fire
+ * times come before that start (counting stops at MAX_MISSED_COUNT). `between` stops at its limit, so
+ * when [from, end) holds more than MAX_MISSED_COUNT fire times the start is found by bisection instead
+ * of by indexing a truncated list (which would start the catch-up in the middle of the backlog).
+ */
+export function newestStart(
+  schedule: Schedule,
+  from: number,
+  end: number,
+  keep: number,
+): { start: number | null; dropped: number } {
+  const late = schedule.between(from, end, MAX_MISSED_COUNT);
+  if (late.length < MAX_MISSED_COUNT) {
+    const dropped = Math.max(0, late.length - keep);
+    if (dropped === 0) return { start: from, dropped };
+    return { start: late[dropped] ?? schedule.next(end - 1), dropped };
+  }
+  // Invariant: [lo, end) holds more than `keep` fire times, [hi, end) at most `keep`.
+  let lo = from;
+  let hi = end;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (schedule.between(mid, end, keep + 1).length > keep) lo = mid;
+    else hi = mid;
+  }
+  // A fire time sits at `lo` and exactly `keep` follow it before `end`.
+  const start = schedule.next(lo);
+  return { start, dropped: schedule.between(from, start ?? end, MAX_MISSED_COUNT).length };
+}
+
+/** What launching a list of fire times did. */
+export interface LaunchResult {
+  /** Executions created and sent by this call. */
+  readonly created: string[];
+  /** Slots of the fire times that already had an execution: nothing new was created for them. */
+  readonly existing: number;
+  /** Of those, the ones still `scheduled`, sent again (the outbox). */
+  readonly resent: number;
+  /** Slots created but ended `failed` at once because no live agent can take them. */
+  readonly failedSlots: number;
+}
+
+/**
+ * Launches fire times of a job: one `scheduled` execution per slot, its id derived from the fire time
+ * (`groupIdFor(t)`), put only if absent, then one send for the new ones and for those still `scheduled`
+ * (the outbox). A fire time launched before is never launched again. Shared by the planner and backfill.
+ */
+export async function launchFireTimes(
+  ctx: Context,
+  job: JobRecord,
+  times: readonly number[],
+  now: number,
+  triggerFor: (fireAt: number) => Trigger,
+  agents: AgentsSnapshot = liveAgents(ctx, now),
+): Promise<LaunchResult> {
+  const result = { created: [] as string[], existing: 0, resent: 0, failedSlots: 0 };
+  if (times.length === 0) return result;
+  const { slots, live } = await slotsFor(job, agents);
+  const queueUrl = await ctx.dispatch.queueForJob(job.def);
   const messages: LaunchMessage[] = [];
-  for (const t of inWindow) {
-    const trigger: Trigger = t < now - LATE_TOLERANCE_MS ? 'catchup' : 'schedule';
+  for (const t of times) {
+    const trigger = triggerFor(t);
     const group = groupIdFor(t);
     for (let slot = 0; slot < slots; slot++) {
       const executionId = executionIdFor(group, slot, 1);
@@ -113,18 +184,19 @@ export async function planJob(
         continue;
       }
       if (existing === null) {
-        result.planned++;
-      } else if (existing.status === 'scheduled') {
+        result.created.push(executionId);
+      } else {
+        result.existing++;
+        if (existing.status !== 'scheduled') continue;
+        // Planned by a newer version of the job than our copy (a stale read): that planner owns it.
+        if (existing.jobVersion > job.version) continue;
         if (existing.jobVersion !== job.version && !(await ctx.executions.retarget(existing, job.version)))
           continue;
         result.resent++;
-      } else {
-        continue;
       }
       messages.push({ jobName: job.name, executionId, scheduledAt: t });
     }
   }
   if (messages.length > 0) await ctx.dispatch.send(queueUrl, messages, now);
-  result.advanced = await ctx.jobs.advanceNextRun(job, next, result.missed);
   return result;
 }

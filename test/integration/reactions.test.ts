@@ -125,7 +125,6 @@ describe('retries', () => {
     const finished = runs.map((e) => Date.parse(e.finished_at));
     expect(at[1]! - finished[0]!).toBe(1_000);
     expect(at[2]! - finished[1]!).toBe(2_000);
-    expect(at[2]! - at[1]!).toBeGreaterThan(at[1]! - at[0]!);
     // Each retry started at its due time, not before.
     for (const e of runs) expect(Date.parse(e.started_at)).toBeGreaterThanOrEqual(Date.parse(e.scheduled_at));
 
