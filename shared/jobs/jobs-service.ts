@@ -81,6 +81,7 @@ async function replan(ctx: Context, job: JobRecord, now: number): Promise<void> 
 
 export async function toggleJob(ctx: Context, name: string): Promise<ApiJob> {
   const job = await requireJob(ctx, name);
+  if (await ctx.control.isPaused()) throw new PausedError('the scheduler is paused; unpause to change jobs');
   const def = { ...job.def, disabled: !job.def.disabled };
   const now = ctx.clock();
   const updated = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), job.version, now);
