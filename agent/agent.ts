@@ -11,6 +11,7 @@ import {
   DeleteMessageCommand,
   type Message,
   ReceiveMessageCommand,
+  SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import type { Context } from '../shared/context.ts';
 import { type LaunchMessage, parseTagSet, tagsSatisfy } from '../shared/dispatch/dispatch.ts';
@@ -47,6 +48,9 @@ export interface AgentOptions {
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A launch message as agents pass it on: `bounces` counts the hand-offs of a fan-out slot. */
+type HandedLaunch = LaunchMessage & { readonly bounces?: number };
 
 export class Agent {
   readonly agentId: string;
@@ -235,9 +239,9 @@ export class Agent {
   }
 
   private async handle(queueUrl: string, m: Message): Promise<void> {
-    let launch: LaunchMessage;
+    let launch: HandedLaunch;
     try {
-      launch = JSON.parse(m.Body ?? '') as LaunchMessage;
+      launch = JSON.parse(m.Body ?? '') as HandedLaunch;
     } catch {
       this.log({ msg: 'dropping malformed message', body: m.Body });
       await this.deleteMessage(queueUrl, m);
@@ -249,7 +253,7 @@ export class Agent {
       heartbeatIntervalMs: this.executionHeartbeatMs,
       lostAfterMs: this.lostAfterMs,
       sleep: this.sleep,
-      receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1),
+      receiveCount: Math.max(Number(m.Attributes?.ApproximateReceiveCount ?? 1), (launch.bounces ?? 0) + 1),
       log: this.log,
       track: (id, controller) => {
         if (controller) this.running.set(id, controller);
@@ -269,14 +273,26 @@ export class Agent {
       await this.deleteMessage(queueUrl, m);
       return;
     }
-    this.log({ msg: 'DEBUG bounce', verdict, id: launch.executionId, rc: m.Attributes?.ApproximateReceiveCount });
-    // `retry`: let another agent take it (a fan-out slot this agent may not hold twice).
-    const visibility = verdict === 'later' ? laterVisibilitySeconds(launch, this.ctx.clock()) : 1;
+    if (verdict === 'retry') {
+      // A fan-out slot this agent may not take (it holds another slot of the group): hand it on as a
+      // fresh message. Making the same message visible again would count each hand-off as a receive, and
+      // after the queue's maxReceiveCount SQS moves it to the dead-letter queue: the slot would stay
+      // `scheduled` for ever. Send first, then delete: a crash in between only duplicates it (harmless).
+      await this.ctx.clients.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: JSON.stringify({ ...launch, bounces: (launch.bounces ?? 0) + 1 }),
+          DelaySeconds: 1,
+        }),
+      );
+      await this.deleteMessage(queueUrl, m);
+      return;
+    }
     await this.ctx.clients.sqs.send(
       new ChangeMessageVisibilityCommand({
         QueueUrl: queueUrl,
         ReceiptHandle: m.ReceiptHandle,
-        VisibilityTimeout: visibility,
+        VisibilityTimeout: laterVisibilitySeconds(launch, this.ctx.clock()),
       }),
     );
   }

@@ -6,10 +6,11 @@
  *
  * It answers what to do with the message: `done` (delete it) or `retry` (leave it; it reappears).
  */
+import { memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
-import type { LaunchMessage } from '../dispatch/dispatch.ts';
+import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import type { Executor, ExecutorResult } from '../executors/executor.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import { type JobDefinition, parseTags } from '../jobs/job.ts';
 import type { Execution } from './execution.ts';
 
 export interface RunnerIdentity {
@@ -28,7 +29,10 @@ export interface RunnerOptions {
   readonly keepAlive?: () => Promise<void>;
   /** Lets the host cancel a run (shutdown past its grace period). */
   readonly track?: (executionId: string, controller: AbortController | null) => void;
-  /** SQS ApproximateReceiveCount: after this many bounces a fan-out slot gives up. */
+  /**
+   * How often this launch was delivered: SQS ApproximateReceiveCount, or (host agent) the hand-offs of a
+   * fan-out slot counted in the message. Past MAX_SLOT_BOUNCES a slot gives up unless an agent could still take it.
+   */
   readonly receiveCount?: number;
   readonly log?: (event: Record<string, unknown>) => void;
 }
@@ -48,6 +52,8 @@ export function laterVisibilitySeconds(launch: LaunchMessage, now: number): numb
 }
 
 const MAX_SLOT_BOUNCES = 10;
+/** Hard limit on hand-offs of a slot while some live matching agent still holds no slot of its group. */
+const MAX_SLOT_BOUNCES_WHILE_FREE = 120;
 /** How long a `replace` waits for the execution it cancelled to let go of the lock. */
 const REPLACE_WAIT_MS = 30_000;
 
@@ -97,12 +103,17 @@ export async function processLaunch(
     if (claim.why === 'paused')
       await ctx.executions.end(execution, 'scheduled', 'skipped', 'scheduler paused', ctx.clock());
     if (claim.why === 'slot_taken') {
-      if ((options.receiveCount ?? 1) < MAX_SLOT_BOUNCES) return 'retry';
+      // Hand-offs are random (whoever polls next), so a slot may meet agents that already hold one of
+      // its group several times before the free one: give up only when no live agent could take it.
+      const delivered = options.receiveCount ?? 1;
+      if (delivered < MAX_SLOT_BOUNCES) return 'retry';
+      const free = job !== null && (await freeSlotTakers(ctx, job.def, execution)) > 0;
+      if (free && delivered < MAX_SLOT_BOUNCES_WHILE_FREE) return 'retry';
       await ctx.executions.end(
         execution,
         'scheduled',
         'failed',
-        'no other live agent took this slot',
+        free ? `no free agent took this slot after ${delivered} tries` : 'no other live agent took this slot',
         ctx.clock(),
       );
     }
@@ -131,6 +142,23 @@ export async function processLaunch(
     if (def.concurrency !== 'allow') await ctx.control.releaseLock(running.jobName, running.executionId);
   }
   return 'done';
+}
+
+/** Live agents matching the job's tags that hold no slot of this execution's group (could take it). */
+async function freeSlotTakers(ctx: Context, def: JobDefinition, e: Execution): Promise<number> {
+  const { selector } = parseTags(def.tags);
+  const now = ctx.clock();
+  // Every claim in a group records its agent (the slot guard is per group and agent, any attempt);
+  // listGroup leaves agentId out, so read the claimed ones.
+  const claimed = (await ctx.executions.listGroup(e.jobName, e.group)).filter((x) => x.startedAt !== null);
+  const holders = new Set(
+    (await Promise.all(claimed.map((x) => ctx.executions.get(x.jobName, x.executionId)))).map(
+      (x) => x?.agentId,
+    ),
+  );
+  return (await ctx.agents.list()).filter(
+    (a) => memberStatus(a, now) === 'alive' && tagsSatisfy(a.tags, selector) && !holders.has(a.agentId),
+  ).length;
 }
 
 /** `forbid`: take the job's lock or give up. `replace`: cancel the holder, then wait for its lock. */
