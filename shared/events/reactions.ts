@@ -29,7 +29,6 @@ import { createHash } from 'node:crypto';
 import { PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context } from '../context.ts';
-import { tagsSatisfy } from '../dispatch/dispatch.ts';
 import {
   type Execution,
   type ExecutionStatus,
@@ -40,11 +39,9 @@ import {
   type Trigger,
   toApi,
 } from '../executions/execution.ts';
-import { isAgentless } from '../executors/registry.ts';
-import { parseTags } from '../jobs/job.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
 import { parseDuration } from '../schedule/duration.ts';
-import { type AgentsSnapshot, liveAgents } from '../scheduler/plan.ts';
+import { type AgentsSnapshot, launchFireTimes, liveAgents } from '../scheduler/plan.ts';
 
 /** Dkron keeps the newest 100 executions per job. */
 export const DEFAULT_KEEP_EXECUTIONS = 100;
@@ -448,47 +445,20 @@ export async function launchJob(
   now: number,
   batch?: { agents(now: number): AgentsSnapshot },
 ): Promise<string[]> {
-  const { selector, count } = parseTags(job.def.tags);
-  let slots = 1;
-  let live = 1;
-  if (Object.keys(selector).length > 0 && !isAgentless(job.def)) {
-    const agents = await (batch?.agents(now) ?? liveAgents(ctx, now))();
-    live = agents.filter((a) => tagsSatisfy(a.tags, selector)).length;
-    slots = Math.max(1, count ?? live);
-  }
-  const queueUrl = await ctx.dispatch.queueForJob(job.def);
-  const messages: Array<{ jobName: string; executionId: string; scheduledAt: number }> = [];
-  const ids: string[] = [];
-  for (let slot = 0; slot < slots; slot++) {
-    const executionId = executionIdFor(launch.group, slot, 1);
-    ids.push(executionId);
-    const fresh = {
-      jobName: job.name,
-      executionId,
-      group: launch.group,
-      slot,
-      attempt: 1,
-      trigger: launch.trigger,
-      scheduledAt: now,
-      jobVersion: job.version,
-      queueUrl,
-      // Stored as given: createScheduled writes every field of the new execution.
-      ...(launch.triggeredBy ? { triggeredBy: launch.triggeredBy } : {}),
-    };
-    const existing = await ctx.executions.createScheduled(fresh, now);
-    if (existing === null && slot >= live) {
-      const reason =
-        live === 0
-          ? `no live agent matches tags ${JSON.stringify(job.def.tags)}`
-          : `only ${live} live agent(s) match tags ${JSON.stringify(job.def.tags)}`;
-      await ctx.executions.end(fresh, 'scheduled', 'failed', reason, now);
-      continue;
-    }
-    if (existing !== null && existing.status !== 'scheduled') continue;
-    messages.push({ jobName: job.name, executionId, scheduledAt: existing?.scheduledAt ?? now });
-  }
-  if (messages.length > 0) await ctx.dispatch.send(queueUrl, messages, now);
-  return ids;
+  // The same launch path as the planner (slots, live-agent check, queue, outbox), under a derived group.
+  const result = await launchFireTimes(
+    ctx,
+    job,
+    [now],
+    now,
+    () => launch.trigger,
+    batch?.agents(now) ?? liveAgents(ctx, now),
+    {
+      groupFor: () => launch.group,
+      extra: launch.triggeredBy ? { triggeredBy: launch.triggeredBy } : {},
+    },
+  );
+  return result.created;
 }
 
 async function publishFinished(ctx: Context, e: Execution, eventBusName: string): Promise<void> {

@@ -8,10 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from '../context.ts';
 import { ConflictError, NotFoundError, PausedError, ValidationError } from '../errors.ts';
-import { executionIdFor, toApi as executionToApi, groupIdFor } from '../executions/execution.ts';
-import { planJob } from '../scheduler/plan.ts';
+import { toApi as executionToApi, groupIdFor } from '../executions/execution.ts';
+import { launchFireTimes, liveAgents, planJob } from '../scheduler/plan.ts';
 import { toRfc3339 } from '../time.ts';
-import { firstFireAtOrAfter, parseTags, validateJob } from './job.ts';
+import { firstFireAtOrAfter, validateJob } from './job.ts';
 import type { JobRecord } from './jobs-store.ts';
 
 export function jobToApi(job: JobRecord) {
@@ -100,29 +100,26 @@ export async function deleteJob(ctx: Context, name: string): Promise<ApiJob> {
   return jobToApi(job);
 }
 
-/** Run now, bypassing `disabled` (Dkron's POST /v1/jobs/{job}); answers at once with the group. */
+/**
+ * Run now, bypassing `disabled` (Dkron's POST /v1/jobs/{job}); answers at once with the group. Fans out
+ * like a scheduled launch, and fails at once with the reason when no live agent matches the tags.
+ */
 export async function runJob(ctx: Context, name: string) {
   const job = await requireJob(ctx, name);
   const now = ctx.clock();
   const group = groupIdFor(now, `m${randomBytes(3).toString('hex')}`);
-  const queueUrl = await ctx.dispatch.queueForJob(job.def);
-  const executionId = executionIdFor(group, 0, 1);
-  await ctx.executions.createScheduled(
-    {
-      jobName: name,
-      executionId,
-      group,
-      slot: 0,
-      attempt: 1,
-      trigger: 'manual',
-      scheduledAt: now,
-      jobVersion: job.version,
-      queueUrl,
-    },
-    now,
+  const result = await launchFireTimes(ctx, job, [now], now, () => 'manual', liveAgents(ctx, now), {
+    groupFor: () => group,
+  });
+  const executions = (await ctx.executions.listForJob(name, { fromId: group })).filter(
+    (e) => e.group === group,
   );
-  await ctx.dispatch.send(queueUrl, [{ jobName: name, executionId, scheduledAt: now }], now);
-  return { job: jobToApi(job), group, executions: [executionId] };
+  return {
+    job: jobToApi(job),
+    group,
+    executions: executions.map((e) => e.executionId),
+    failed: result.failedSlots,
+  };
 }
 
 const SORTABLE = [

@@ -127,6 +127,13 @@ export function newestStart(
   return { start, dropped: schedule.between(from, start ?? end, MAX_MISSED_COUNT).length };
 }
 
+export interface LaunchOptions {
+  /** The group id of a fire time; default `groupIdFor(t)`. Manual and dependent runs bring their own. */
+  readonly groupFor?: (fireAt: number) => string;
+  /** Extra attributes stored on each new execution (e.g. what triggered it). */
+  readonly extra?: Readonly<Record<string, unknown>>;
+}
+
 /** What launching a list of fire times did. */
 export interface LaunchResult {
   /** Executions created and sent by this call. */
@@ -151,6 +158,7 @@ export async function launchFireTimes(
   now: number,
   triggerFor: (fireAt: number) => Trigger,
   agents: AgentsSnapshot = liveAgents(ctx, now),
+  options: LaunchOptions = {},
 ): Promise<LaunchResult> {
   const result = { created: [] as string[], existing: 0, resent: 0, failedSlots: 0 };
   if (times.length === 0) return result;
@@ -159,7 +167,7 @@ export async function launchFireTimes(
   const messages: LaunchMessage[] = [];
   for (const t of times) {
     const trigger = triggerFor(t);
-    const group = groupIdFor(t);
+    const group = options.groupFor?.(t) ?? groupIdFor(t);
     for (let slot = 0; slot < slots; slot++) {
       const executionId = executionIdFor(group, slot, 1);
       const fresh = {
@@ -172,6 +180,7 @@ export async function launchFireTimes(
         scheduledAt: t,
         jobVersion: job.version,
         queueUrl,
+        ...(options.extra ?? {}),
       };
       const existing = await ctx.executions.createScheduled(fresh, now);
       if (existing === null && slot >= live) {
