@@ -152,9 +152,12 @@ export class ExecutionsStore {
           Item: {
             pk: `slot#${e.jobName}#${e.group}#${agent.agentId}`,
             executionId: e.executionId,
+            slot: e.slot,
             expiresAt: Math.floor(now / 1000) + 86_400,
           },
-          ConditionExpression: 'attribute_not_exists(pk)',
+          // A retry of the slot this agent already ran may land on it again; another slot may not.
+          ConditionExpression: 'attribute_not_exists(pk) OR slot = :slot',
+          ExpressionAttributeValues: { ':slot': e.slot },
         },
       });
     }
