@@ -6,15 +6,8 @@
 
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-} from '@aws-sdk/client-sqs';
 import type { Context } from '../shared/context.ts';
-import { type LaunchMessage, parseTagSet, tagsSatisfy } from '../shared/dispatch/dispatch.ts';
+import { parseTagSet, type ReceivedLaunch, tagsSatisfy } from '../shared/dispatch/dispatch.ts';
 import { laterVisibilitySeconds, processLaunch } from '../shared/executions/runner.ts';
 import type { Executor } from '../shared/executors/executor.ts';
 import { createExecutors } from '../shared/executors/registry.ts';
@@ -48,9 +41,6 @@ export interface AgentOptions {
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** A launch message as agents pass it on: `bounces` counts the hand-offs of a fan-out slot. */
-type HandedLaunch = LaunchMessage & { readonly bounces?: number };
 
 export class Agent {
   readonly agentId: string;
@@ -201,19 +191,14 @@ export class Agent {
     while (!this.stopping) {
       await this.waitForCapacity();
       if (this.stopping) break;
-      let messages: Message[] = [];
+      let messages: ReceivedLaunch[] = [];
       try {
-        const out = await this.ctx.clients.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: queueUrl,
-            MaxNumberOfMessages: Math.min(10, this.concurrency - this.inFlight.size),
-            WaitTimeSeconds: this.pollWaitSeconds,
-            VisibilityTimeout: this.visibilityTimeoutSeconds,
-            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-          }),
-          { abortSignal: this.stopController.signal },
-        );
-        messages = out.Messages ?? [];
+        messages = await this.ctx.dispatch.receive(queueUrl, {
+          max: this.concurrency - this.inFlight.size,
+          waitSeconds: this.pollWaitSeconds,
+          visibilitySeconds: this.visibilityTimeoutSeconds,
+          signal: this.stopController.signal,
+        });
       } catch (error) {
         if (this.stopping) break;
         this.logError('receive', error);
@@ -232,19 +217,11 @@ export class Agent {
     }
   }
 
-  private async deleteMessage(queueUrl: string, m: Message) {
-    await this.ctx.clients.sqs.send(
-      new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }),
-    );
-  }
-
-  private async handle(queueUrl: string, m: Message): Promise<void> {
-    let launch: HandedLaunch;
-    try {
-      launch = JSON.parse(m.Body ?? '') as HandedLaunch;
-    } catch {
-      this.log({ msg: 'dropping malformed message', body: m.Body });
-      await this.deleteMessage(queueUrl, m);
+  private async handle(queueUrl: string, m: ReceivedLaunch): Promise<void> {
+    const launch = m.launch;
+    if (!launch) {
+      this.log({ msg: 'dropping malformed message', body: m.body });
+      await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
       return;
     }
     const me = { agentId: this.agentId, nodeName: this.nodeName };
@@ -253,47 +230,29 @@ export class Agent {
       heartbeatIntervalMs: this.executionHeartbeatMs,
       lostAfterMs: this.lostAfterMs,
       sleep: this.sleep,
-      receiveCount: Math.max(Number(m.Attributes?.ApproximateReceiveCount ?? 1), (launch.bounces ?? 0) + 1),
+      receiveCount: Math.max(m.receiveCount, (launch.bounces ?? 0) + 1),
       log: this.log,
       track: (id, controller) => {
         if (controller) this.running.set(id, controller);
         else this.running.delete(id);
       },
-      keepAlive: async () => {
-        await this.ctx.clients.sqs.send(
-          new ChangeMessageVisibilityCommand({
-            QueueUrl: queueUrl,
-            ReceiptHandle: m.ReceiptHandle,
-            VisibilityTimeout: this.visibilityTimeoutSeconds,
-          }),
-        );
-      },
+      keepAlive: () => this.ctx.dispatch.hide(queueUrl, m.receiptHandle, this.visibilityTimeoutSeconds),
     });
     if (verdict === 'done') {
-      await this.deleteMessage(queueUrl, m);
-      return;
-    }
-    if (verdict === 'retry') {
+      await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
+    } else if (verdict === 'retry') {
       // A fan-out slot this agent may not take (it holds another slot of the group): hand it on as a
       // fresh message. Making the same message visible again would count each hand-off as a receive, and
       // after the queue's maxReceiveCount SQS moves it to the dead-letter queue: the slot would stay
       // `scheduled` for ever. Send first, then delete: a crash in between only duplicates it (harmless).
-      await this.ctx.clients.sqs.send(
-        new SendMessageCommand({
-          QueueUrl: queueUrl,
-          MessageBody: JSON.stringify({ ...launch, bounces: (launch.bounces ?? 0) + 1 }),
-          DelaySeconds: 1,
-        }),
+      await this.ctx.dispatch.handOff(queueUrl, launch, 1);
+      await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
+    } else {
+      await this.ctx.dispatch.hide(
+        queueUrl,
+        m.receiptHandle,
+        laterVisibilitySeconds(launch, this.ctx.clock()),
       );
-      await this.deleteMessage(queueUrl, m);
-      return;
     }
-    await this.ctx.clients.sqs.send(
-      new ChangeMessageVisibilityCommand({
-        QueueUrl: queueUrl,
-        ReceiptHandle: m.ReceiptHandle,
-        VisibilityTimeout: laterVisibilitySeconds(launch, this.ctx.clock()),
-      }),
-    );
   }
 }

@@ -4,7 +4,6 @@
  * conditional result). Messages it cannot settle yet are reported as batch item failures.
  */
 
-import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { Context as LambdaContext, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createContext } from '../../shared/context.ts';
 import type { LaunchMessage } from '../../shared/dispatch/dispatch.ts';
@@ -13,10 +12,8 @@ import { createExecutors } from '../../shared/executors/registry.ts';
 
 const ctx = createContext();
 const executors = createExecutors({ clients: ctx.clients });
-/** arn:aws:sqs:REGION:ACCOUNT:NAME → the queue URL (the worker only reads its own queue). */
-function queueUrlOf(arn: string): string {
-  return ctx.config.workerQueueUrl ?? arn;
-}
+/** The worker consumes only its own queue. */
+const queueUrl = ctx.config.workerQueueUrl ?? '';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const handler = async (event: SQSEvent, lambda: LambdaContext): Promise<SQSBatchResponse> => {
@@ -39,12 +36,10 @@ export const handler = async (event: SQSEvent, lambda: LambdaContext): Promise<S
           },
         );
         if (verdict === 'later') {
-          await ctx.clients.sqs.send(
-            new ChangeMessageVisibilityCommand({
-              QueueUrl: queueUrlOf(record.eventSourceARN),
-              ReceiptHandle: record.receiptHandle,
-              VisibilityTimeout: laterVisibilitySeconds(launch, ctx.clock()),
-            }),
+          await ctx.dispatch.hide(
+            queueUrl,
+            record.receiptHandle,
+            laterVisibilitySeconds(launch, ctx.clock()),
           );
         }
         if (verdict !== 'done') failures.push({ itemIdentifier: record.messageId });

@@ -5,7 +5,14 @@
  */
 
 import { createHash } from 'node:crypto';
-import { CreateQueueCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import type { Config } from '../config.ts';
@@ -16,6 +23,16 @@ export interface LaunchMessage {
   readonly jobName: string;
   readonly executionId: string;
   readonly scheduledAt: number;
+  /** How often agents handed this fan-out slot on (see Agent: a slot it may not take). */
+  readonly bounces?: number;
+}
+
+/** A launch message as a consumer received it. `launch` is null when the body is not a launch. */
+export interface ReceivedLaunch {
+  readonly receiptHandle: string;
+  readonly body: string;
+  readonly launch: LaunchMessage | null;
+  readonly receiveCount: number;
 }
 
 /** `{"dc":"eu","role":"web"}` → `dc=eu,role=web`; empty for no tags. */
@@ -139,5 +156,71 @@ export class Dispatcher {
       }
       if (batch.length > 0) throw new Error(`SQS refused ${batch.length} launch message(s) for ${queueUrl}`);
     }
+  }
+
+  async receive(
+    queueUrl: string,
+    options: { max: number; waitSeconds: number; visibilitySeconds: number; signal?: AbortSignal },
+  ): Promise<ReceivedLaunch[]> {
+    const out = await this.clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: Math.max(1, Math.min(10, options.max)),
+        WaitTimeSeconds: options.waitSeconds,
+        VisibilityTimeout: options.visibilitySeconds,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+      }),
+      { abortSignal: options.signal },
+    );
+    return (out.Messages ?? []).map((m) => {
+      let launch: LaunchMessage | null = null;
+      try {
+        const parsed = JSON.parse(m.Body ?? '') as Partial<LaunchMessage>;
+        if (
+          typeof parsed.jobName === 'string' &&
+          typeof parsed.executionId === 'string' &&
+          typeof parsed.scheduledAt === 'number'
+        ) {
+          launch = parsed as LaunchMessage;
+        }
+      } catch {
+        launch = null;
+      }
+      return {
+        receiptHandle: m.ReceiptHandle ?? '',
+        body: m.Body ?? '',
+        launch,
+        receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1),
+      };
+    });
+  }
+
+  /** The launch is settled: remove its message. */
+  async ack(queueUrl: string, receiptHandle: string): Promise<void> {
+    await this.clients.sqs.send(
+      new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }),
+    );
+  }
+
+  /** Keeps a message invisible for `seconds` more (running job) or until later (early arrival). */
+  async hide(queueUrl: string, receiptHandle: string, seconds: number): Promise<void> {
+    await this.clients.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: queueUrl,
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: seconds,
+      }),
+    );
+  }
+
+  /** Re-queues a launch as a fresh message, so hand-offs do not count as receives toward the DLQ. */
+  async handOff(queueUrl: string, launch: LaunchMessage, delaySeconds: number): Promise<void> {
+    await this.clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: JSON.stringify({ ...launch, bounces: (launch.bounces ?? 0) + 1 }),
+        DelaySeconds: delaySeconds,
+      }),
+    );
   }
 }
