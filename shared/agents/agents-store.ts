@@ -1,6 +1,7 @@
 /** Agents table: cluster membership (Dkron's member list), kept alive by heartbeats. */
-import { GetCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
+import { allItems, collect } from '../aws/pages.ts';
 import type { Config } from '../config.ts';
 
 export interface AgentRecord {
@@ -114,15 +115,7 @@ export class AgentsStore {
   }
 
   async list(): Promise<AgentRecord[]> {
-    const agents: AgentRecord[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.clients.doc.send(
-        new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }),
-      );
-      for (const item of out.Items ?? []) agents.push(fromItem(item));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const agents = await collect(allItems(this.clients, { kind: 'scan', TableName: this.table }), fromItem);
     return agents.sort((x, y) => x.agentId.localeCompare(y.agentId));
   }
 }

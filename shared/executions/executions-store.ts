@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
+import { allItems, collect } from '../aws/pages.ts';
 import type { Config } from '../config.ts';
 import { type Execution, type ExecutionStatus, fromItem, type Trigger } from './execution.ts';
 
@@ -357,22 +358,16 @@ export class ExecutionsStore {
 
   /** Scheduled and running executions of all jobs, from the sparse `byActive` index. */
   async listActive(): Promise<Execution[]> {
-    const items: Execution[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.clients.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: 'byActive',
-          KeyConditionExpression: 'activeShard = :s',
-          ExpressionAttributeValues: { ':s': ACTIVE_SHARD },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of out.Items ?? []) items.push(fromItem(item));
-      start = out.LastEvaluatedKey;
-    } while (start);
-    return items;
+    return collect(
+      allItems(this.clients, {
+        kind: 'query',
+        TableName: this.table,
+        IndexName: 'byActive',
+        KeyConditionExpression: 'activeShard = :s',
+        ExpressionAttributeValues: { ':s': ACTIVE_SHARD },
+      }),
+      fromItem,
+    );
   }
 
   /**
@@ -422,25 +417,19 @@ export class ExecutionsStore {
 
   /** Every slot and attempt of one group (ids are `<group>.<slot>.<attempt>`), without outputs. */
   async listGroup(jobName: string, group: string): Promise<Execution[]> {
-    const items: Execution[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.clients.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'jobName = :j AND begins_with(executionId, :g)',
-          ProjectionExpression:
-            'jobName, executionId, #g, slot, attempt, #t, #s, scheduledAt, jobVersion, queueUrl, startedAt, finishedAt, success',
-          ExpressionAttributeNames: { '#g': 'group', '#t': 'trigger', '#s': 'status' },
-          ExpressionAttributeValues: { ':j': jobName, ':g': `${group}.` },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of out.Items ?? []) items.push(fromItem(item));
-      start = out.LastEvaluatedKey;
-    } while (start);
-    return items;
+    return collect(
+      allItems(this.clients, {
+        kind: 'query',
+        TableName: this.table,
+        KeyConditionExpression: 'jobName = :j AND begins_with(executionId, :g)',
+        ProjectionExpression:
+          'jobName, executionId, #g, slot, attempt, #t, #s, scheduledAt, jobVersion, queueUrl, startedAt, finishedAt, success',
+        ExpressionAttributeNames: { '#g': 'group', '#t': 'trigger', '#s': 'status' },
+        ExpressionAttributeValues: { ':j': jobName, ':g': `${group}.` },
+        ConsistentRead: true,
+      }),
+      fromItem,
+    );
   }
 
   /** Keys and statuses of a job's executions, newest first (no outputs in the answer). */

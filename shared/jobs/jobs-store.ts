@@ -1,14 +1,8 @@
 /** Jobs table: the definition (as JSON), its optimistic-lock version, the due-index keys and counters. */
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import {
-  DeleteCommand,
-  GetCommand,
-  QueryCommand,
-  ScanCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
+import { allItems, collect } from '../aws/pages.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
 import type { JobDefinition } from './job.ts';
@@ -165,33 +159,18 @@ export class JobsStore {
 
   /** Jobs whose next fire time is before `beforeMs`, read from the sparse due index only. */
   async *due(shard: number, beforeMs: number): AsyncGenerator<JobRecord> {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.clients.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: 'byDue',
-          KeyConditionExpression: 'dueShard = :s AND nextRunAt < :before',
-          ExpressionAttributeValues: { ':s': shard, ':before': beforeMs },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of out.Items ?? []) yield fromItem(item);
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const items = allItems(this.clients, {
+      kind: 'query',
+      TableName: this.table,
+      IndexName: 'byDue',
+      KeyConditionExpression: 'dueShard = :s AND nextRunAt < :before',
+      ExpressionAttributeValues: { ':s': shard, ':before': beforeMs },
+    });
+    for await (const item of items) yield fromItem(item);
   }
 
   async list(): Promise<JobRecord[]> {
-    const jobs: JobRecord[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.clients.doc.send(
-        new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }),
-      );
-      for (const item of out.Items ?? []) jobs.push(fromItem(item));
-      start = out.LastEvaluatedKey;
-    } while (start);
-    return jobs;
+    return collect(allItems(this.clients, { kind: 'scan', TableName: this.table }), fromItem);
   }
 
   async delete(name: string): Promise<JobRecord | null> {
