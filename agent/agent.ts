@@ -90,7 +90,10 @@ export class Agent {
       options.executors ??
       createExecutors({
         clients: ctx.clients,
-        shell: new ShellExecutor({ resolveEnv: createSsmResolver(ctx.clients) }),
+        shell: new ShellExecutor({
+          resolveEnv: createSsmResolver(ctx.clients),
+          outputSink: ctx.config.outputBucket !== undefined,
+        }),
         externalDirs: [join(homedir(), '.cronplane', 'executors'), '/usr/local/lib/cronplane/executors'],
       });
     this.log = options.log ?? (() => {});

@@ -24,6 +24,7 @@ import {
   DescribeEventBusCommand,
   type EventBridgeClient,
 } from '@aws-sdk/client-eventbridge';
+import { CreateBucketCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -43,6 +44,8 @@ export interface LocalResources {
   readonly queues: Record<string, string>;
   /** logical id -> local event bus name (also without an EventBridge client, when none was created) */
   readonly buses: Record<string, string>;
+  /** logical id -> local bucket name (also without an S3 client, when none was created) */
+  readonly buckets: Record<string, string>;
 }
 
 export interface ProvisionClients {
@@ -50,6 +53,8 @@ export interface ProvisionClients {
   readonly sqs: SQSClient;
   /** Creates the template's event buses (moto); without it buses are skipped, their names still resolve. */
   readonly eventbridge?: EventBridgeClient | undefined;
+  /** Creates the template's S3 buckets (moto); without it buckets are skipped, their names still resolve. */
+  readonly s3?: S3Client | undefined;
 }
 
 export interface ProvisionOptions {
@@ -112,7 +117,11 @@ export async function provisionFromTemplate(
   const tableResources = ofType('AWS::DynamoDB::Table');
   const queueResources = ofType('AWS::SQS::Queue');
   const busResources = ofType('AWS::Events::EventBus');
-  const localNames = readableNames([...tableResources, ...queueResources, ...busResources], options.prefix);
+  const bucketResources = ofType('AWS::S3::Bucket');
+  const localNames = readableNames(
+    [...tableResources, ...queueResources, ...busResources, ...bucketResources],
+    options.prefix,
+  );
   const region = await clients.sqs.config.region();
   const resolver = new Resolver(resources, options.prefix.replace(/-+$/, ''), region);
 
@@ -161,6 +170,16 @@ export async function provisionFromTemplate(
   );
   const buses = Object.fromEntries(busResources.map(([id]) => [id, localNames.get(id)!]));
 
+  // Buckets: S3 names are global, lower case, 3-63 characters of [a-z0-9.-].
+  await Promise.all(
+    bucketResources.map(async ([logicalId]) => {
+      const name = bucketName(localNames.get(logicalId)!);
+      if (clients.s3) await ensureBucket(clients.s3, name, region, log);
+      resolver.buckets.set(logicalId, name);
+    }),
+  );
+  const buckets = Object.fromEntries(bucketResources.map(([id]) => [id, resolver.buckets.get(id)!]));
+
   // The functions' environment, resolved against what was just created.
   const env: Record<string, string> = {};
   for (const [logicalId, fn] of ofType('AWS::Lambda::Function')) {
@@ -174,7 +193,7 @@ export async function provisionFromTemplate(
       env[key] = resolved;
     }
   }
-  return { env, tables, queues, buses };
+  return { env, tables, queues, buses, buckets };
 }
 
 // --- names ------------------------------------------------------------------------------------
@@ -374,6 +393,36 @@ async function ensureEventBus(
   return Arn;
 }
 
+// --- S3 -----------------------------------------------------------------------------------------
+
+/** `t123-0-OutputBucket` gives `t123-0-outputbucket`: lower case, S3's characters, 3-63 long. */
+function bucketName(name: string): string {
+  const cleaned = name
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]/g, '-')
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+    .slice(0, 63)
+    .replace(/[^a-z0-9]+$/, '');
+  return cleaned.length >= 3 ? cleaned : `${cleaned}-bucket`.replace(/^-/, '');
+}
+
+async function ensureBucket(s3: S3Client, name: string, region: string, log: (line: string) => void) {
+  try {
+    await s3.send(
+      new CreateBucketCommand({
+        Bucket: name,
+        ...(region !== 'us-east-1'
+          ? { CreateBucketConfiguration: { LocationConstraint: region as never } }
+          : {}),
+      }),
+    );
+    log(`bucket ${name} created`);
+  } catch (error) {
+    if (!/BucketAlreadyOwnedByYou|BucketAlreadyExists/.test(errorName(error))) throw error;
+    await s3.send(new HeadBucketCommand({ Bucket: name }));
+  }
+}
+
 // --- intrinsic functions ------------------------------------------------------------------------
 
 function isQueue(resource: CfnResource | undefined): boolean {
@@ -395,6 +444,7 @@ class Resolver {
   readonly tables = new Map<string, TableDescription>();
   readonly queues = new Map<string, { url: string; arn: string; name: string }>();
   readonly buses = new Map<string, { name: string; arn: string }>();
+  readonly buckets = new Map<string, string>();
 
   constructor(
     private readonly resources: Record<string, CfnResource>,
@@ -480,6 +530,8 @@ class Resolver {
     if (queue) return queue.url;
     const bus = this.buses.get(id);
     if (bus) return bus.name;
+    const bucket = this.buckets.get(id);
+    if (bucket) return bucket;
     throw new Error(
       `${where}: cannot resolve Ref ${id} (${this.resources[id]?.Type ?? 'unknown resource'}) locally`,
     );
@@ -493,7 +545,13 @@ class Resolver {
       (table &&
         { Arn: table.TableArn, StreamArn: table.LatestStreamArn, TableName: table.TableName }[attribute]) ??
       (queue && { Arn: queue.arn, QueueUrl: queue.url, QueueName: queue.name }[attribute]) ??
-      (bus && { Arn: bus.arn, Name: bus.name }[attribute]);
+      (bus && { Arn: bus.arn, Name: bus.name }[attribute]) ??
+      (this.buckets.has(id)
+        ? {
+            Arn: `arn:aws:s3:::${this.buckets.get(id)}`,
+            DomainName: `${this.buckets.get(id)}.s3.amazonaws.com`,
+          }[attribute]
+        : undefined);
     if (value === undefined) {
       throw new Error(`${where}: cannot resolve Fn::GetAtt ${id}.${attribute} locally`);
     }

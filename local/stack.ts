@@ -55,7 +55,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     stops.push(() => emulators.stop());
     const clients = createClients(emulators.env);
     const resources = await provisionFromTemplate(
-      { dynamodb: clients.dynamodb, sqs: clients.sqs, eventbridge: clients.eventbridge },
+      { dynamodb: clients.dynamodb, sqs: clients.sqs, eventbridge: clients.eventbridge, s3: clients.s3 },
       { prefix: options.prefix ?? 'cronplane-' },
     );
     const env: Record<string, string> = {

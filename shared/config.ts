@@ -16,6 +16,8 @@ const schema = z.object({
   CRONPLANE_WORKER_QUEUE_URL: z.string().optional(),
   /** EventBridge bus that receives `Execution Finished` events. */
   CRONPLANE_EVENT_BUS: z.string().optional(),
+  /** S3 bucket that receives the full output of executions whose output was truncated. */
+  CRONPLANE_OUTPUT_BUCKET: z.string().optional(),
   /** Executions kept per job (Dkron keeps 100). */
   CRONPLANE_EXECUTIONS_KEPT: z.coerce.number().int().positive().default(100),
   /** The tick marks a running execution lost when its heartbeat is older than this (agents use less). */
@@ -39,6 +41,7 @@ export interface Config {
   readonly dlqArn: string | undefined;
   readonly workerQueueUrl: string | undefined;
   readonly eventBus: string | undefined;
+  readonly outputBucket: string | undefined;
   readonly executionsKept: number;
   readonly lostAfterMs: number;
   readonly queuePrefix: string;
@@ -66,6 +69,7 @@ export function loadConfig(env: Env = process.env): Config {
     dlqArn: e.CRONPLANE_DLQ_ARN,
     workerQueueUrl: e.CRONPLANE_WORKER_QUEUE_URL,
     eventBus: e.CRONPLANE_EVENT_BUS,
+    outputBucket: e.CRONPLANE_OUTPUT_BUCKET || undefined,
     executionsKept: e.CRONPLANE_EXECUTIONS_KEPT,
     lostAfterMs: e.CRONPLANE_LOST_AFTER_MS,
     queuePrefix: e.CRONPLANE_QUEUE_PREFIX,

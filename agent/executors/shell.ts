@@ -4,6 +4,9 @@
  * The job runs in its own process group, so a timeout or cancel kills everything it started.
  */
 import { spawn as nodeSpawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Execution } from '../../shared/executions/execution.ts';
 import { OutputBuffer } from '../../shared/executions/output-buffer.ts';
 import { parseTimeout } from '../../shared/executors/common.ts';
@@ -56,6 +59,12 @@ export interface ShellExecutorOptions {
   readonly baseEnv?: Record<string, string | undefined>;
   /** Resolves secret references (e.g. `{{ssm:/path}}`) in env values at run time. */
   readonly resolveEnv?: (env: Record<string, string>) => Promise<Record<string, string>>;
+  /**
+   * Also write the whole output to a temp file (in os.tmpdir()); when it overflows the in-memory head and
+   * tail, the result's `fullOutputPath` names that file (the runner uploads it to the output bucket and
+   * removes it). Without it, only the bounded output exists.
+   */
+  readonly outputSink?: boolean;
 }
 
 export class ShellExecutor implements Executor {
@@ -83,7 +92,10 @@ export class ShellExecutor implements Executor {
       CRONPLANE_EXECUTION_ID: execution.executionId,
       CRONPLANE_SCHEDULED_AT: new Date(execution.scheduledAt).toISOString(),
     };
-    const output = new OutputBuffer();
+    const spillPath = this.options.outputSink
+      ? join(tmpdir(), `cronplane-output-${execution.executionId}-${randomUUID()}.log`)
+      : undefined;
+    const output = new OutputBuffer(undefined, undefined, spillPath);
     const spawn = this.options.spawn ?? nodeSpawn;
     return new Promise<ExecutorResult>((resolve) => {
       let settled = false;
@@ -117,7 +129,10 @@ export class ShellExecutor implements Executor {
         settled = true;
         if (timer) clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
-        resolve(result);
+        void output.close().then(
+          (fullOutputPath) => resolve(fullOutputPath ? { ...result, fullOutputPath } : result),
+          () => resolve(result),
+        );
       };
       child.on('error', (error) => finish(failed(`cannot start ${argv[0]}: ${error.message}`, output)));
       child.on('close', (code, sig) => {

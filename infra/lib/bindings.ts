@@ -43,6 +43,7 @@ export class RuntimeBindings {
       CRONPLANE_QUEUE_PREFIX: this.queuePrefix,
       CRONPLANE_WORKER_QUEUE_URL: workerQueue.queueUrl,
       CRONPLANE_EVENT_BUS: eventBus.eventBusName,
+      CRONPLANE_OUTPUT_BUCKET: storage.outputBucket.bucketName,
     };
   }
 
@@ -52,6 +53,7 @@ export class RuntimeBindings {
       table.grantReadWriteData(fn);
     }
     storage.executions.grantStreamRead(fn);
+    storage.outputBucket.grantReadWrite(fn);
     for (const queue of [dispatch.defaultQueue, dispatch.deadLetterQueue]) {
       queue.grantSendMessages(fn);
       queue.grantConsumeMessages(fn);

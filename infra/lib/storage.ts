@@ -1,5 +1,6 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, StreamViewType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 
 export interface StorageProps {
@@ -20,6 +21,8 @@ export class Storage extends Construct {
   readonly agents: Table;
   /** key `pk`; TTL `expiresAt`: lease, cursor, pause flag, queue registry, locks */
   readonly control: Table;
+  /** full output of truncated executions, `executions/<jobName>/<executionId>.log`; expires after 30 days */
+  readonly outputBucket: Bucket;
 
   constructor(scope: Construct, id: string, props: StorageProps = {}) {
     super(scope, id);
@@ -64,6 +67,15 @@ export class Storage extends Construct {
       ...common,
       partitionKey: { name: 'pk', type: AttributeType.STRING },
       timeToLiveAttribute: 'expiresAt',
+    });
+
+    this.outputBucket = new Bucket(this, 'OutputBucket', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      lifecycleRules: [{ id: 'ExpireOutput', expiration: Duration.days(30) }],
+      // Kept whatever the tables do: a non-empty bucket cannot be deleted with the stack anyway.
+      removalPolicy: RemovalPolicy.RETAIN,
     });
   }
 

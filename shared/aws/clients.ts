@@ -6,6 +6,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -19,6 +20,7 @@ const serviceKeys = {
   eventbridge: 'EVENTBRIDGE',
   lambda: 'LAMBDA',
   ssm: 'SSM',
+  s3: 'S3',
 } as const;
 
 export type Service = keyof typeof serviceKeys;
@@ -57,6 +59,7 @@ export interface AwsClients {
   readonly eventbridge: EventBridgeClient;
   readonly lambda: LambdaClient;
   readonly ssm: SSMClient;
+  readonly s3: S3Client;
 }
 
 /** Clients are created lazily and once per factory call; pass the result around instead of re-creating. */
@@ -91,6 +94,13 @@ export function createClients(env: Env = process.env): AwsClients {
     },
     get ssm() {
       return once('ssm', () => new SSMClient(baseConfig('ssm', env)));
+    },
+    get s3() {
+      // Emulators (moto on 127.0.0.1) cannot serve virtual-hosted bucket names: path style there.
+      return once('s3', () => {
+        const config = baseConfig('s3', env);
+        return new S3Client({ ...config, ...('endpoint' in config ? { forcePathStyle: true } : {}) });
+      });
     },
   };
 }

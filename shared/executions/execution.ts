@@ -44,6 +44,8 @@ export interface Execution {
   readonly success: boolean | null;
   readonly output: string;
   readonly outputTruncated: boolean;
+  /** `s3://bucket/key` of the full output, when it was truncated and uploaded. */
+  readonly outputUrl: string | null;
   readonly reason: string | null;
 }
 
@@ -82,6 +84,7 @@ export function fromItem(item: Record<string, unknown>): Execution {
     success: typeof item.success === 'boolean' ? item.success : null,
     output: (item.output as string) ?? '',
     outputTruncated: item.outputTruncated === true,
+    outputUrl: typeof item.outputUrl === 'string' ? item.outputUrl : null,
     reason: (item.reason as string) ?? null,
   };
 }
@@ -104,6 +107,7 @@ export function toApi(e: Execution, outputLimit?: number) {
     exit_code: e.exitCode,
     output,
     output_truncated: e.outputTruncated || output.length < e.output.length,
+    output_url: e.outputUrl,
     node_name: e.nodeName ?? '',
     reason: e.reason,
   };

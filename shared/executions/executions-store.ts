@@ -42,6 +42,8 @@ export interface ExecutionResult {
   output: string;
   outputTruncated: boolean;
   reason: string | null;
+  /** Where the full output went (`s3://bucket/key`) when it was truncated and uploaded. */
+  outputUrl?: string | undefined;
 }
 
 const ACTIVE_SHARD = 0;
@@ -260,7 +262,7 @@ export class ExecutionsStore {
   async finish(e: Execution, agentId: string, result: ExecutionResult, now: number): Promise<boolean> {
     return this.conditionalUpdate(
       e,
-      'SET #s = :to, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why, expiresAt = :exp REMOVE activeShard',
+      `SET #s = :to, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why, expiresAt = :exp${result.outputUrl ? ', outputUrl = :url' : ''} REMOVE activeShard`,
       'running',
       {
         ':to': result.status,
@@ -271,6 +273,7 @@ export class ExecutionsStore {
         ':tr': result.outputTruncated,
         ':why': result.reason,
         ':exp': this.expiresAt(now),
+        ...(result.outputUrl ? { ':url': result.outputUrl } : {}),
       },
       agentId,
       { '#o': 'output' },

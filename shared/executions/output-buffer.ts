@@ -1,7 +1,12 @@
 /**
  * Bounded output capture: keeps the head and the tail of what a job prints and drops the middle, so a
  * chatty job can neither exhaust the agent's memory nor the 400 KB DynamoDB item limit.
+ * Given a spill file, it also appends every chunk to it, and keeps the file only when the middle was
+ * dropped (the runner uploads it to the output bucket).
  */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+
 export const DEFAULT_HEAD_BYTES = 16 * 1024;
 export const DEFAULT_TAIL_BYTES = 240 * 1024;
 
@@ -11,14 +16,24 @@ export class OutputBuffer {
   private tail: Buffer[] = [];
   private tailSize = 0;
   private dropped = 0;
+  private readonly spill: WriteStream | null;
+  private spillError: Error | null = null;
+  private closing: Promise<string | undefined> | null = null;
 
   constructor(
     private readonly headLimit = DEFAULT_HEAD_BYTES,
     private readonly tailLimit = DEFAULT_TAIL_BYTES,
-  ) {}
+    private readonly spillPath?: string,
+  ) {
+    this.spill = spillPath ? createWriteStream(spillPath) : null;
+    this.spill?.on('error', (error) => {
+      this.spillError ??= error;
+    });
+  }
 
   write(chunk: Buffer | string): void {
     let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (this.spill && !this.spillError && !this.closing) this.spill.write(buf);
     if (this.headSize < this.headLimit) {
       const take = buf.subarray(0, this.headLimit - this.headSize);
       this.head.push(take);
@@ -41,6 +56,31 @@ export class OutputBuffer {
         this.dropped += excess;
       }
     }
+  }
+
+  /**
+   * Ends the spill file. Resolves to its path when the output was truncated (the file holds all of it;
+   * the caller then owns and removes it); otherwise, or when writing it failed, removes it and resolves
+   * to undefined. Without a spill file, resolves to undefined.
+   */
+  close(): Promise<string | undefined> {
+    this.closing ??= this.closeSpill();
+    return this.closing;
+  }
+
+  private async closeSpill(): Promise<string | undefined> {
+    const spill = this.spill;
+    const path = this.spillPath;
+    if (!spill || !path) return undefined;
+    await new Promise<void>((resolve) => {
+      if (spill.destroyed || spill.closed) resolve();
+      else spill.end(() => resolve());
+      spill.once('error', () => resolve());
+      spill.once('close', () => resolve());
+    });
+    if (this.truncated && !this.spillError) return path;
+    await rm(path, { force: true });
+    return undefined;
   }
 
   get truncated(): boolean {

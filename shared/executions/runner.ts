@@ -6,12 +6,14 @@
  *
  * It answers what to do with the message: `done` (delete it) or `retry` (leave it; it reappears).
  */
+import { rm } from 'node:fs/promises';
 import { memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import type { Executor, ExecutorResult } from '../executors/executor.ts';
 import { type JobDefinition, parseTags } from '../jobs/job.ts';
 import type { Execution } from './execution.ts';
+import { OutputStore } from './output-store.ts';
 
 export interface RunnerIdentity {
   readonly agentId: string;
@@ -249,7 +251,13 @@ async function runClaimed(
     options.track?.(e.executionId, null);
   }
   if (result.status === 'cancelled' && cancelReason) result = { ...result, reason: cancelReason };
-  const written = await ctx.executions.finish(e, me.agentId, result, ctx.clock());
+  const outputUrl = await storeFullOutput(ctx, e, result.fullOutputPath, options);
+  const written = await ctx.executions.finish(
+    e,
+    me.agentId,
+    outputUrl ? { ...result, outputUrl } : result,
+    ctx.clock(),
+  );
   options.log?.({
     msg: 'execution finished',
     job: e.jobName,
@@ -257,6 +265,33 @@ async function runClaimed(
     status: result.status,
     written,
   });
+}
+
+/**
+ * A truncated output's full copy (a temp file): uploaded to the output bucket when one is configured,
+ * removed in any case. A failed upload loses only the full copy, never the result.
+ */
+async function storeFullOutput(
+  ctx: Context,
+  e: Execution,
+  path: string | undefined,
+  options: RunnerOptions,
+): Promise<string | undefined> {
+  if (!path) return undefined;
+  try {
+    if (!ctx.config.outputBucket) return undefined;
+    return await new OutputStore(ctx.clients, ctx.config.outputBucket).put(e.jobName, e.executionId, path);
+  } catch (error) {
+    options.log?.({
+      msg: 'output upload failed',
+      job: e.jobName,
+      id: e.executionId,
+      error: (error as Error).message,
+    });
+    return undefined;
+  } finally {
+    await rm(path, { force: true }).catch(() => {});
+  }
 }
 
 /**

@@ -8,6 +8,11 @@ export interface ExecutorResult {
   readonly output: string;
   readonly outputTruncated: boolean;
   readonly reason: string | null;
+  /**
+   * A temp file holding the whole output, when it was longer than `output` keeps (`outputTruncated`).
+   * The runner uploads it to the output bucket, if one is configured, and removes it in any case.
+   */
+  readonly fullOutputPath?: string;
 }
 
 export interface Executor {

@@ -1,6 +1,7 @@
 import { createConnection } from 'node:net';
 import { DescribeTableCommand, DescribeTimeToLiveCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeEventBusCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulators, startEmulators } from '../../../local/emulators.ts';
@@ -16,6 +17,7 @@ const CRONPLANE_VARS = [
   'CRONPLANE_QUEUE_PREFIX',
   'CRONPLANE_WORKER_QUEUE_URL',
   'CRONPLANE_EVENT_BUS',
+  'CRONPLANE_OUTPUT_BUCKET',
 ];
 
 function portOpen(url: string): Promise<boolean> {
@@ -37,6 +39,7 @@ describe('local emulators provisioned from the CDK template', () => {
   let dynamodb: DynamoDBClient;
   let sqs: SQSClient;
   let eventbridge: EventBridgeClient;
+  let s3: S3Client;
   const timings: Record<string, number> = {};
 
   beforeAll(async () => {
@@ -47,8 +50,9 @@ describe('local emulators provisioned from the CDK template', () => {
     dynamodb = new DynamoDBClient({ ...common, endpoint: emulators.endpoints.dynamodb });
     sqs = new SQSClient({ ...common, endpoint: emulators.endpoints.sqs });
     eventbridge = new EventBridgeClient({ ...common, endpoint: emulators.endpoints.other });
+    s3 = new S3Client({ ...common, endpoint: emulators.endpoints.other, forcePathStyle: true });
     t = Date.now();
-    resources = await provisionFromTemplate({ dynamodb, sqs, eventbridge }, { prefix });
+    resources = await provisionFromTemplate({ dynamodb, sqs, eventbridge, s3 }, { prefix });
     timings.provision = Date.now() - t;
   });
 
@@ -56,6 +60,7 @@ describe('local emulators provisioned from the CDK template', () => {
     dynamodb?.destroy();
     sqs?.destroy();
     eventbridge?.destroy();
+    s3?.destroy();
     await emulators?.stop();
   });
 
@@ -175,6 +180,7 @@ describe('local emulators provisioned from the CDK template', () => {
       CRONPLANE_CONTROL_TABLE: `${prefix}Control`,
       CRONPLANE_QUEUE_PREFIX: prefix,
       CRONPLANE_EVENT_BUS: `${prefix}EventBus`,
+      CRONPLANE_OUTPUT_BUCKET: `${prefix}outputbucket`,
       CRONPLANE_DLQ_ARN: expect.stringMatching(
         new RegExp(`^arn:aws:sqs:[^:]+:\\d+:${prefix}DeadLetterQueue$`),
       ),
@@ -183,8 +189,13 @@ describe('local emulators provisioned from the CDK template', () => {
     expect(Object.values(resources.queues)).toContain(resources.env.CRONPLANE_DEFAULT_QUEUE_URL);
   });
 
+  it('creates the output bucket, named by S3 rules', async () => {
+    expect(Object.values(resources.buckets)).toEqual([`${prefix}outputbucket`]);
+    await expect(s3.send(new HeadBucketCommand({ Bucket: `${prefix}outputbucket` }))).resolves.toBeDefined();
+  });
+
   it('is idempotent', async () => {
-    const again = await provisionFromTemplate({ dynamodb, sqs, eventbridge }, { prefix });
+    const again = await provisionFromTemplate({ dynamodb, sqs, eventbridge, s3 }, { prefix });
     expect(again).toEqual(resources);
   });
 

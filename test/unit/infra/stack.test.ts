@@ -146,12 +146,35 @@ describe('Cronplane stack', () => {
       CRONPLANE_QUEUE_PREFIX: { 'Fn::Join': ['', [{ Ref: 'AWS::StackName' }, '-']] },
       CRONPLANE_WORKER_QUEUE_URL: ref('AWS::SQS::Queue', { VisibilityTimeout: 960 }),
       CRONPLANE_EVENT_BUS: ref('AWS::Events::EventBus'),
+      CRONPLANE_OUTPUT_BUCKET: ref('AWS::S3::Bucket'),
     };
     for (const fn of Object.values(functions)) {
       expect(fn.Properties.Architectures).toEqual(['arm64']);
       expect(fn.Properties.Handler).toBe('index.handler');
       expect(fn.Properties.Environment.Variables).toMatchObject(expected);
     }
+  });
+
+  it('has the output bucket: encrypted, private, retained, expiring objects after 30 days', () => {
+    template.resourceCountIs('AWS::S3::Bucket', 1);
+    template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        LifecycleConfiguration: {
+          Rules: [Match.objectLike({ ExpirationInDays: 30, Status: 'Enabled' })],
+        },
+      },
+    });
   });
 
   it('grants the functions the tables, the queues and prefix-named tag-set queues', () => {
@@ -185,6 +208,9 @@ describe('Cronplane stack', () => {
         );
       }
       expect(actionsOn((r) => r.includes('WorkerQueue'))).toContain('sqs:SendMessage');
+      expect(actionsOn((r) => r.includes('OutputBucket'))).toEqual(
+        expect.arrayContaining(['s3:PutObject', 's3:GetObject*']),
+      );
       expect(actionsOn((r) => r.includes('{"Ref":"AWS::StackName"},"-*"'))).toEqual(
         expect.arrayContaining([
           'sqs:CreateQueue',

@@ -1,5 +1,8 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { OutputBuffer } from '../../../../shared/executions/output-buffer.ts';
 
 describe('OutputBuffer', () => {
@@ -31,4 +34,40 @@ describe('OutputBuffer', () => {
       ),
     );
   });
+
+  describe('spill file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cronplane-spill-test-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('keeps the whole stream in the file when the output is truncated', async () => {
+      const path = join(dir, 'big.log');
+      const b = new OutputBuffer(16, 32, path);
+      const chunks = Array.from({ length: 200 }, (_, i) => `line ${i} ${'x'.repeat(i % 17)}\n`);
+      for (const c of chunks) b.write(mixed(c));
+      expect(b.truncated).toBe(true);
+      expect(await b.close()).toBe(path);
+      expect(readFileSync(path, 'utf8')).toBe(chunks.join(''));
+      expect(await b.close()).toBe(path); // idempotent
+    });
+
+    it('removes the file when nothing was dropped', async () => {
+      const path = join(dir, 'small.log');
+      const b = new OutputBuffer(16, 32, path);
+      b.write('short');
+      expect(await b.close()).toBeUndefined();
+      expect(existsSync(path)).toBe(false);
+      expect(b.toString()).toBe('short');
+    });
+
+    it('without a spill path closes to undefined', async () => {
+      const b = new OutputBuffer(4, 4);
+      b.write('0123456789');
+      expect(await b.close()).toBeUndefined();
+    });
+  });
 });
+
+/** Alternates strings and buffers, as a child process' pipes would give. */
+function mixed(chunk: string): Buffer | string {
+  return chunk.length % 2 === 0 ? Buffer.from(chunk) : chunk;
+}
