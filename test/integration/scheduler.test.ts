@@ -16,7 +16,6 @@ type Stack = Awaited<ReturnType<typeof startTestStack>>;
 let stack: Stack;
 let clockNow = 0;
 let ctx: Context;
-let jobSeq = 0;
 
 beforeAll(async () => {
   // No agents and no timer-driven ticks: the tests drive the scheduler themselves.
@@ -33,7 +32,8 @@ afterEach(async () => {
 beforeEach(async () => {
   // Hide what earlier tests left in the queue (moto allows one PurgeQueue a minute).
   await drainQueue();
-  clockNow = Date.parse('2030-01-01T00:00:00Z') + jobSeq++ * 3_600_000;
+  // Fake time only moves forward: the tick's cursor never does, and it must stay behind "now".
+  clockNow = Math.max(clockNow, Date.parse('2030-01-01T00:00:00Z')) + 86_400_000;
 });
 
 /**
@@ -194,4 +194,94 @@ describe('at most one launch per fire time', () => {
       await Promise.all(agents.map((a) => a.stop(1_000)));
     }
   });
+});
+
+/**
+ * A tick killed after each of its steps, several times over: whatever step it dies after, the ticks
+ * that follow end with exactly one execution per fire time of the window, each sent at least once.
+ */
+describe('a tick killed after each step', () => {
+  type Step = 'lease' | 'first-put' | 'send' | 'advance' | 'cursor';
+  const steps: Step[] = ['lease', 'first-put', 'send', 'advance', 'cursor'];
+  const ROUNDS = 3;
+
+  /** The real context, with the chosen step throwing, and every message that reached SQS recorded. */
+  function crashingAfter(step: Step, sent: Set<string>): Context {
+    const dispatch = Object.create(ctx.dispatch) as Context['dispatch'];
+    dispatch.send = async (url, messages, now) => {
+      await ctx.dispatch.send(url, messages, now);
+      for (const m of messages) sent.add(m.executionId);
+      if (step === 'send') throw new Error('killed after send');
+    };
+    const executions = Object.create(ctx.executions) as Context['executions'];
+    let puts = 0;
+    executions.createScheduled = async (e, now) => {
+      const r = await ctx.executions.createScheduled(e, now);
+      if (step === 'first-put' && ++puts === 1) throw new Error('killed after the first put');
+      return r;
+    };
+    const jobs = Object.create(ctx.jobs) as Context['jobs'];
+    jobs.advanceNextRun = async (job, next, missed) => {
+      const r = await ctx.jobs.advanceNextRun(job, next, missed);
+      if (step === 'advance') throw new Error('killed after advancing the job');
+      return r;
+    };
+    const control = Object.create(ctx.control) as Context['control'];
+    control.advanceCursor = async (shard, at, fence) => {
+      const r = await ctx.control.advanceCursor(shard, at, fence);
+      if (step === 'cursor') throw new Error('killed after moving the cursor');
+      return r;
+    };
+    // Killed right after taking the lease: it is never released and has to expire.
+    control.releaseLease = async (name, lease) => {
+      if (step !== 'lease') await ctx.control.releaseLease(name, lease);
+    };
+    if (step === 'lease')
+      control.isPaused = async () => Promise.reject(new Error('killed after taking the lease'));
+    return { ...ctx, dispatch, executions, jobs, control };
+  }
+
+  for (const step of steps) {
+    it(`recovers from a tick killed after ${step}, ${ROUNDS} times`, async () => {
+      for (let round = 0; round < ROUNDS; round++) {
+        const name = `kill-${step}-${round}`;
+        const created = clockNow;
+        await createJob(name);
+        const sent = new Set<string>();
+        await tick(crashingAfter(step, sent), `crashing-${round}`).catch(() => undefined);
+        // The next ticks come later, as they would; a crashed lease holder blocks them until it expires.
+        clockNow += 1_000;
+        let last = await tick(recordingSends(sent), `recovering-${round}`);
+        if (!last.leader) {
+          clockNow += 31_000;
+          last = await tick(recordingSends(sent), `recovering-late-${round}`);
+        }
+        expect(last.leader).toBe(true);
+        expect(last.errors).toEqual([]);
+        const execs = await ctx.executions.listForJob(name, { newestFirst: false });
+        const fireTimes = execs.map((e) => e.scheduledAt);
+        expect(new Set(fireTimes).size).toBe(fireTimes.length);
+        const expected: number[] = [];
+        // Past fire times beyond catchup_max are counted as missed rather than launched.
+        const firstExpected = Math.max(created, clockNow - 1_000 - 9 * 1_000);
+        for (let t = created; t < last.windowEnd!; t += 1_000)
+          if (t >= firstExpected || fireTimes.includes(t)) expected.push(t);
+        expect(fireTimes).toEqual(expected);
+        expect(
+          execs.filter((e) => !sent.has(e.executionId)).map((e) => `${e.executionId} ${e.status}`),
+        ).toEqual([]);
+        await ctx.jobs.delete(name);
+        clockNow += 3_600_000;
+      }
+    }, 120_000);
+  }
+
+  function recordingSends(sent: Set<string>): Context {
+    const dispatch = Object.create(ctx.dispatch) as Context['dispatch'];
+    dispatch.send = async (url, messages, now) => {
+      await ctx.dispatch.send(url, messages, now);
+      for (const m of messages) sent.add(m.executionId);
+    };
+    return { ...ctx, dispatch };
+  }
 });
