@@ -1,0 +1,130 @@
+/**
+ * Figure `agent_idle`: one agent process joined to a local stack with no jobs, idle. After a settle
+ * period, RSS is sampled every second from /proc/<pid>/status and CPU time is the utime+stime delta
+ * of /proc/<pid>/stat over the window. Targets: RSS ≤ 60 MB, near-zero CPU.
+ *
+ * Variants:
+ *   - `bin/cronplane.js`: the agent as shipped (tsx's loader transpiles the TypeScript at start-up)
+ *   - `esbuild-bundle`: agent/cli.ts bundled by esbuild into one ESM file in a temp dir, run by plain node
+ *   - `node-baseline`: `node -e 'setInterval(() => {}, 1000)'`, the floor of any Node.js process
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  clockTicksPerSecond,
+  cpuTicks,
+  emit,
+  memoryMb,
+  progress,
+  REPO_ROOT,
+  sleep,
+  spawnAgent,
+  startStack,
+  stopStack,
+} from './support.ts';
+
+export interface AgentIdleOptions {
+  readonly seconds: number;
+  readonly settleMs?: number;
+}
+
+async function bundleAgent(dir: string): Promise<string> {
+  const esbuild = await import('esbuild');
+  const outfile = join(dir, 'cronplane-agent.mjs');
+  await esbuild.build({
+    entryPoints: [join(REPO_ROOT, 'agent', 'cli.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile,
+    logLevel: 'silent',
+    // CommonJS dependencies inside an ESM bundle need a `require`.
+    banner: {
+      js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);",
+    },
+  });
+  return outfile;
+}
+
+/** Samples one process for `seconds` after `settleMs`. */
+async function sample(pid: number, seconds: number, settleMs: number) {
+  await sleep(settleMs);
+  const hz = clockTicksPerSecond();
+  const c0 = cpuTicks(pid);
+  const t0 = performance.now();
+  const rss: number[] = [];
+  for (let i = 0; i < seconds; i++) {
+    await sleep(1_000);
+    rss.push(memoryMb(pid).rss);
+  }
+  const cpuSeconds = (cpuTicks(pid) - c0) / hz;
+  const wallSeconds = (performance.now() - t0) / 1000;
+  const mem = memoryMb(pid);
+  return {
+    seconds,
+    rss_mb: mem.rss,
+    rss_max_mb: Math.max(...rss),
+    rss_peak_mb: mem.hwm,
+    cpu_percent: Math.round((cpuSeconds / wallSeconds) * 1000) / 10,
+    cpu_seconds: Math.round(cpuSeconds * 100) / 100,
+  };
+}
+
+export async function agentIdle(o: AgentIdleOptions): Promise<void> {
+  const settleMs = o.settleMs ?? 5_000;
+  progress(`agent_idle: ${o.seconds} s per variant after ${settleMs / 1000} s settle`);
+  const stack = await startStack({ agents: [], tickIntervalMs: 1_000 });
+  const dir = mkdtempSync(join(tmpdir(), 'cronplane-bench-'));
+  try {
+    const variants: Array<{ variant: string; entry: () => Promise<string> }> = [
+      { variant: 'bin/cronplane.js', entry: async () => join(REPO_ROOT, 'bin', 'cronplane.js') },
+      { variant: 'esbuild-bundle', entry: () => bundleAgent(dir) },
+    ];
+    for (const v of variants) {
+      let entry: string;
+      try {
+        entry = await v.entry();
+      } catch (error) {
+        progress(`  ${v.variant}: could not be prepared: ${(error as Error).message}`);
+        emit('agent_idle', { variant: v.variant, error: (error as Error).message.slice(0, 300) });
+        continue;
+      }
+      const t0 = Date.now();
+      const agent = spawnAgent(`bench-idle-${v.variant.replace(/\W+/g, '-')}`, [], stack.env, entry);
+      try {
+        await Promise.race([
+          agent.started,
+          sleep(90_000).then(() => Promise.reject(new Error('the agent did not start within 90 s'))),
+        ]);
+        const startupMs = Date.now() - t0;
+        progress(`  ${v.variant}: started in ${startupMs} ms (pid ${agent.pid}); sampling`);
+        const s = await sample(agent.pid, o.seconds, settleMs);
+        emit('agent_idle', {
+          variant: v.variant,
+          ...s,
+          startup_ms: startupMs,
+          target_rss_mb: 60,
+          problem_lines: agent.problems.length,
+        });
+      } finally {
+        await agent.stop();
+      }
+    }
+    // The floor: an idle Node.js process doing nothing.
+    const baseline: ChildProcess = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
+      stdio: 'ignore',
+    });
+    try {
+      const s = await sample(baseline.pid ?? -1, Math.min(o.seconds, 5), 1_000);
+      emit('agent_idle', { variant: 'node-baseline', ...s });
+    } finally {
+      baseline.kill('SIGKILL');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await stopStack(stack);
+  }
+}

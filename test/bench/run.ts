@@ -1,0 +1,183 @@
+/**
+ * Cronplane benchmarks against the local stack (DynamoDB Local + moto, everything else in-process).
+ *
+ *   npm run bench                                  all figures, full size
+ *   npx tsx test/bench/run.ts --quick              smaller sizes / shorter runs
+ *   npx tsx test/bench/run.ts --only tick_cost     one figure or figure/variant (comma-separated)
+ *   npx tsx test/bench/run.ts --wait-quiet 600     before each figure, wait (up to 600 s) until the
+ *                                                  1-minute load average is at most the CPU count
+ *   CRONPLANE_VERBOSE=1 …                          every stack / agent log line on stderr
+ *
+ * Output: one JSON line per figure (or figure variant) on stdout; progress on stderr. Timing never
+ * fails the run: the exit code is 0 unless a benchmark crashed (its error is printed, the others run).
+ * Each figure variant runs in a child process of its own with its own local stack (fresh in-memory
+ * emulators), so variants do not disturb each other. Every line ends with `load1` (the host's 1-minute load average when it was printed) and `cpus`:
+ * the emulators compete with whatever else runs on the host, so read timings next to those two.
+ *
+ * Figures
+ *
+ * `launch_lateness_ms` — {jobs, agents, concurrency, executor, ticker, p50, p95, p99, max, min, run,
+ *   lost, deadline_s, duplicated, statuses}. 1,000 jobs (quick: 300) `@at` the same whole second ~20 s
+ *   ahead, written straight to the Jobs table (JobsStore.putDefinition) and planned by the real tick;
+ *   4 in-process agents with concurrency 250 run `true` with the shell executor. Lateness =
+ *   Executions.startedAt − scheduledAt per launch. run = jobs with a started execution; lost = jobs
+ *   without one when the wait ended (300 s after the fire time, or 60 s without a new start);
+ *   duplicated = extra started executions of one job. Issue target: p99 ≤ 100 ms.
+ *   Variants: `ticker: "stack"` is the local stack's own 1 s setInterval ticker, as shipped;
+ *   `ticker: "serial"` runs the same tick function back to back, never overlapping (quick: both, with
+ *   300 jobs). Full run only: the agents' default concurrency (4 each: 16 slots, capacity-bound by
+ *   design) and 100-job bursts with either ticker.
+ *   Followed by `launch_lateness_breakdown_ms` (see launch-lateness.ts): where the time goes — the
+ *   emulator's capacity and CPU use, tick durations and overlap, SQS delay rounding, receive delays
+ *   and moto's ReceiveMessage cost, the reads before the claim, DynamoDB latency during the burst.
+ *
+ * `tick_cost` — {defined, due, commands, attempts, by_command, sqs_by_command, wall_ms, latency_ms,
+ *   cpu_cores_used, jobs_read, planned, errors, seed_ms}. DynamoDB commands (by API name, counted by
+ *   middleware on the client's middleware stack, which the document client shares; `attempts` includes
+ *   SDK retries), SQS commands, and wall time of ONE tick with 1,000 / 10,000 / 100,000 jobs defined
+ *   (quick: 1,000 / 10,000), of which 1,000 are due in the window; the rest are 1/3 due in a year,
+ *   1/3 `@manually`, 1/3 disabled (no nextRunAt). Seeded with BatchWriteItem (8 in flight) in the Jobs
+ *   table's item shape; seeding time on stderr and in `seed_ms`. No agents; a fixed clock. Requests must
+ *   grow with due jobs, not with defined jobs. Followed by `tick_cost_idle`: a second tick 1 s later with
+ *   nothing due (the constant part, plus the sweep over the 1,000 still-scheduled executions).
+ *
+ * `sustained_executions_per_minute` — {agents, agent_mode, ticker, concurrency, jobs, window_s,
+ *   expected, executions, per_minute, succeeded, lost, duplicated, missing, statuses, by_agent,
+ *   lateness_ms, launch_messages, resent_messages, ticks_in_window, …}. 4 agent processes
+ *   (`node bin/cronplane.js agent --name bench-N --concurrency 8`, env = process.env + stack.env) run
+ *   30 `@every 1s` shell jobs (`true`, created with upsertJob) for 60 s (quick: 20 s) after a 5 s
+ *   warm-up. expected = fire times in the window; executions / per_minute = executions that finished in
+ *   the window; lost = fire times in the window without an execution that ran to an end (or one that
+ *   ended `lost`); missing = fire times with no execution at all; duplicated = more than one execution
+ *   for one job + scheduledAt. lost and duplicated must be 0. Variants: the stack's ticker with 30 jobs
+ *   and with 10 jobs (600/min, a rate the emulators keep up with on a 2-core host), and (full run only)
+ *   the serial ticker with 30 jobs.
+ *
+ * `agent_idle` — {variant, seconds, rss_mb, rss_max_mb, rss_peak_mb, cpu_percent, cpu_seconds,
+ *   startup_ms}. One agent process, no jobs, idle for 30 s (quick: 10 s) after a 5 s settle: RSS from
+ *   /proc/<pid>/status, CPU % from /proc/<pid>/stat utime+stime deltas over the window. Targets:
+ *   ≤ 60 MB, near-zero CPU. Variants: `bin/cronplane.js` (as shipped: tsx's loader transpiles at
+ *   start-up), `esbuild-bundle` (agent/cli.ts bundled to one ESM file in a temp dir, run by plain node)
+ *   and `node-baseline` (an idle `node -e`, the floor).
+ */
+
+import { spawn } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { agentIdle } from './agent-idle.ts';
+import { launchLateness } from './launch-lateness.ts';
+import { progress, sleep } from './support.ts';
+import { sustained } from './sustained.ts';
+import { tickCost } from './tick-cost.ts';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const argAfter = (flag: string) => {
+  const i = argv.indexOf(flag);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const only = argAfter('--only')
+  ?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+const waitQuietMs = argv.includes('--wait-quiet') ? Number(argAfter('--wait-quiet') ?? 600) * 1000 : 0;
+
+interface Task {
+  /** `figure/variant`; `--only` matches the figure or the whole id. */
+  readonly id: string;
+  readonly run: () => Promise<void>;
+}
+
+const lateness =
+  (jobs: number, ticker: 'stack' | 'serial', concurrency: number | undefined = 250) =>
+  () =>
+    launchLateness({ jobs, agents: 4, leadMs: 20_000, concurrency, executor: 'shell', ticker });
+const sustainedRun =
+  (ticker: 'stack' | 'serial', jobs = 30) =>
+  () =>
+    sustained({ agents: 4, concurrency: 8, jobs, windowMs: quick ? 20_000 : 60_000, ticker });
+
+const tasks: Task[] = quick
+  ? [
+      { id: 'launch_lateness_ms/stack-ticker-300', run: lateness(300, 'stack') },
+      { id: 'launch_lateness_ms/serial-ticker-300', run: lateness(300, 'serial') },
+      { id: 'tick_cost/1000', run: () => tickCost({ sizes: [1_000], due: 1_000 }) },
+      { id: 'tick_cost/10000', run: () => tickCost({ sizes: [10_000], due: 1_000 }) },
+      { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
+      { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
+      { id: 'agent_idle', run: () => agentIdle({ seconds: 10 }) },
+    ]
+  : [
+      { id: 'launch_lateness_ms/stack-ticker-1000', run: lateness(1000, 'stack') },
+      { id: 'launch_lateness_ms/serial-ticker-1000', run: lateness(1000, 'serial') },
+      { id: 'launch_lateness_ms/default-concurrency-1000', run: lateness(1000, 'stack', undefined) },
+      { id: 'launch_lateness_ms/stack-ticker-100', run: lateness(100, 'stack') },
+      { id: 'launch_lateness_ms/serial-ticker-100', run: lateness(100, 'serial') },
+      { id: 'tick_cost/1000', run: () => tickCost({ sizes: [1_000], due: 1_000 }) },
+      { id: 'tick_cost/10000', run: () => tickCost({ sizes: [10_000], due: 1_000 }) },
+      { id: 'tick_cost/100000', run: () => tickCost({ sizes: [100_000], due: 1_000 }) },
+      { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
+      { id: 'sustained_executions_per_minute/serial-ticker-30', run: sustainedRun('serial') },
+      { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
+      { id: 'agent_idle', run: () => agentIdle({ seconds: 30 }) },
+    ];
+
+/** Timings on a busy host measure the host: optionally wait for the load to come down first. */
+async function waitQuiet(): Promise<void> {
+  if (waitQuietMs <= 0) return;
+  const limit = availableParallelism();
+  const deadline = Date.now() + waitQuietMs;
+  let said = false;
+  while ((loadavg()[0] ?? 0) > limit && Date.now() < deadline) {
+    if (!said) progress(`waiting for the load average (${loadavg()[0]?.toFixed(1)}) to drop to ${limit}`);
+    said = true;
+    await sleep(5_000);
+  }
+  if (said) progress(`load average now ${loadavg()[0]?.toFixed(1)}; going on`);
+}
+
+// A child runs one task. Each task gets a process of its own, so that a stack that melted down (its
+// clients still holding thousands of queued requests) cannot slow down the tasks after it.
+const taskId = argAfter('--task');
+if (taskId !== undefined) {
+  const task = tasks.find((t) => t.id === taskId);
+  if (!task) {
+    console.error(`unknown task ${taskId}`);
+    process.exit(2);
+  }
+  try {
+    await task.run();
+    process.exit(0);
+  } catch (error) {
+    progress(`${taskId} CRASHED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  }
+}
+
+const figureOf = (id: string) => id.split('/')[0] as string;
+const selected = tasks.filter((t) => !only || only.includes(t.id) || only.includes(figureOf(t.id)));
+if (only && selected.length === 0) {
+  const figures = [...new Set(tasks.map((t) => figureOf(t.id)))];
+  console.error(`nothing matches --only ${only.join(',')}; figures: ${figures.join(', ')}`);
+  process.exit(2);
+}
+
+let crashed = 0;
+for (const task of selected) {
+  await waitQuiet();
+  const t0 = Date.now();
+  progress(`── ${task.id}`);
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, fileURLToPath(import.meta.url), '--task', task.id, ...(quick ? ['--quick'] : [])],
+      { stdio: 'inherit' },
+    );
+    child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+  });
+  if (code !== 0) crashed++;
+  progress(
+    `${task.id} ${code === 0 ? 'done' : `FAILED (exit ${code})`} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
+}
+process.exit(crashed > 0 ? 1 : 0);
