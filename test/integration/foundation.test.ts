@@ -105,4 +105,21 @@ describe('foundation', () => {
     expect(members.body[0]).toMatchObject({ Status: 'alive' });
     expect((await stack.api('GET', '/v1/leader')).body.Name).toMatch(/^local-ticker@/);
   });
+
+  // Last: it takes the stack's only agent out of the cluster.
+  it('asks an agent to leave through POST /v1/leave; it stops and shows as left', async () => {
+    const name = stack.agents[0]!.agentId;
+    expect((await stack.api('POST', '/v1/leave?name=nobody')).status).toBe(404);
+    expect((await stack.api('POST', '/v1/leave', {})).status).toBe(400);
+    const res = await stack.api('POST', `/v1/leave?name=${encodeURIComponent(name)}`);
+    expect(res.body).toEqual({ name, leave_requested: true });
+    await waitFor(
+      async () => {
+        const members = await stack.api<Array<{ Name: string; Status: string }>>('GET', '/v1/members');
+        return members.body.find((m) => m.Name === name)?.Status === 'left';
+      },
+      20_000,
+      'the agent to leave',
+    );
+  });
 });
