@@ -75,13 +75,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const owner = `local-ticker@${hostname()}:${process.pid}`;
     let ticking: Promise<unknown> = Promise.resolve();
+    let busy = false;
     const tickNow = () => {
       const run = tick(ctx, owner);
-      ticking = run.catch(() => {});
+      busy = true;
+      ticking = run.catch(() => {}).finally(() => {
+        busy = false;
+      });
       return run;
     };
     await tickNow();
     const timer = setInterval(() => {
+      // A tick still planning a big window is not joined by another one (the lease would refuse it anyway).
+      if (busy) return;
       void tickNow().then(
         (r) => r.errors.length && log(`tick errors: ${JSON.stringify(r.errors)}`),
         (e: unknown) => log(`tick failed: ${(e as Error).message}`),
