@@ -477,7 +477,7 @@ describe('Execution Finished events', () => {
         }
         return null;
       },
-      15_000,
+      40_000,
       'the event on the queue',
     );
     expect(detail).toMatchObject({
