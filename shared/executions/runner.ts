@@ -127,23 +127,83 @@ export async function processLaunch(
     await ctx.executions.finish(running, me.agentId, failure('job deleted'), ctx.clock());
     return 'done';
   }
-  const locked = def.concurrency === 'allow' || (await takeLock(ctx, running, def, me, options));
-  if (!locked) {
-    await ctx.executions.end(
-      running,
-      'running',
-      'skipped',
-      'another execution of this job is running (concurrency: forbid)',
-      ctx.clock(),
-    );
-    return 'done';
-  }
+  // Heartbeats start with the claim, not with the executor: a `replace` may wait seconds for the run it
+  // cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
+  const heart = startHeartbeat(ctx, running, def, me, options);
   try {
-    await runClaimed(ctx, running, def, me, options);
+    const locked = def.concurrency === 'allow' || (await takeLock(ctx, running, def, me, options, heart));
+    if (!locked) {
+      const [status, reason] = heart.controller.signal.aborted
+        ? (['cancelled', heart.cancelReason ?? 'cancelled: the agent stopped before it could run'] as const)
+        : def.concurrency === 'forbid'
+          ? (['skipped', 'another execution of this job is running (concurrency: forbid)'] as const)
+          : (['skipped', 'the execution it replaces did not stop in time (concurrency: replace)'] as const);
+      await ctx.executions.end(running, 'running', status, reason, ctx.clock());
+      return 'done';
+    }
+    heart.holdsLock = true;
+    await runClaimed(ctx, running, def, me, options, heart);
   } finally {
+    heart.stop();
     if (def.concurrency !== 'allow') await ctx.control.releaseLock(running.jobName, running.executionId);
   }
   return 'done';
+}
+
+interface Heartbeat {
+  readonly controller: AbortController;
+  /** Set once the run holds the job's lock (forbid/replace): from then on each beat extends it. */
+  holdsLock: boolean;
+  /** Why the run was cancelled through its heartbeat, if it was. */
+  cancelReason: string | null;
+  stop(): void;
+}
+
+/**
+ * Keeps a claimed execution alive: its heartbeat (which carries cancel requests back), the job's lock
+ * once held, and the message's visibility.
+ */
+function startHeartbeat(
+  ctx: Context,
+  e: Execution,
+  def: JobDefinition,
+  me: RunnerIdentity,
+  options: RunnerOptions,
+): Heartbeat {
+  const controller = new AbortController();
+  options.track?.(e.executionId, controller);
+  const heart: Heartbeat = {
+    controller,
+    holdsLock: false,
+    cancelReason: null,
+    stop: () => {
+      clearInterval(timer);
+      options.track?.(e.executionId, null);
+    },
+  };
+  const beat = async () => {
+    const now = ctx.clock();
+    const state = await ctx.executions.heartbeat(e, me.agentId, now);
+    if (heart.holdsLock && def.concurrency !== 'allow') {
+      await ctx.control.acquireLock(
+        e.jobName,
+        { executionId: e.executionId, agentId: me.agentId },
+        now,
+        options.lostAfterMs,
+      );
+    }
+    if (state?.cancelRequested && !controller.signal.aborted) {
+      heart.cancelReason = 'cancelled: replaced by a newer execution (concurrency: replace)';
+      controller.abort();
+    }
+    await options.keepAlive?.();
+  };
+  const timer = setInterval(() => {
+    beat().catch((error: unknown) =>
+      options.log?.({ msg: 'heartbeat failed', error: (error as Error).message }),
+    );
+  }, options.heartbeatIntervalMs);
+  return heart;
 }
 
 /** Live agents matching the job's tags that hold no slot of this execution's group (could take it). */
@@ -170,6 +230,7 @@ async function takeLock(
   def: JobDefinition,
   me: RunnerIdentity,
   options: RunnerOptions,
+  heart: Heartbeat,
 ) {
   const ttl = options.lostAfterMs;
   let holder = await ctx.control.acquireLock(
@@ -189,6 +250,8 @@ async function takeLock(
   const deadline = ctx.clock() + REPLACE_WAIT_MS;
   while (ctx.clock() < deadline) {
     await options.sleep(200);
+    // Replaced in turn while waiting: give up, the newer run takes over.
+    if (heart.controller.signal.aborted) return false;
     holder = await ctx.control.acquireLock(
       e.jobName,
       { executionId: e.executionId, agentId: me.agentId },
@@ -212,45 +275,20 @@ async function runClaimed(
   def: JobDefinition,
   me: RunnerIdentity,
   options: RunnerOptions,
+  heart: Heartbeat,
 ) {
-  const controller = new AbortController();
-  options.track?.(e.executionId, controller);
-  let cancelReason: string | null = null;
-  const beat = async () => {
-    const now = ctx.clock();
-    const state = await ctx.executions.heartbeat(e, me.agentId, now);
-    if (def.concurrency !== 'allow') {
-      await ctx.control.acquireLock(
-        e.jobName,
-        { executionId: e.executionId, agentId: me.agentId },
-        now,
-        options.lostAfterMs,
-      );
-    }
-    if (state?.cancelRequested && !controller.signal.aborted) {
-      cancelReason = 'cancelled: replaced by a newer execution (concurrency: replace)';
-      controller.abort();
-    }
-    await options.keepAlive?.();
-  };
-  const timer = setInterval(() => {
-    beat().catch((error: unknown) =>
-      options.log?.({ msg: 'heartbeat failed', error: (error as Error).message }),
-    );
-  }, options.heartbeatIntervalMs);
   let result: ExecutorResult;
   try {
     const executor = options.executors[def.executor];
     result = executor
-      ? await executor.run(def, e, controller.signal)
+      ? await executor.run(def, e, heart.controller.signal)
       : failure(`executor ${def.executor} is not available on ${me.agentId}`);
   } catch (error) {
     result = failure(`executor error: ${error instanceof Error ? error.message : String(error)}`);
   } finally {
-    clearInterval(timer);
-    options.track?.(e.executionId, null);
+    heart.stop();
   }
-  if (result.status === 'cancelled' && cancelReason) result = { ...result, reason: cancelReason };
+  if (result.status === 'cancelled' && heart.cancelReason) result = { ...result, reason: heart.cancelReason };
   const outputUrl = await storeFullOutput(ctx, e, result.fullOutputPath, options);
   const written = await ctx.executions.finish(
     e,

@@ -18,6 +18,9 @@
  *   - `claim_path`: startedAt − max(first receive, scheduledAt): timer wake-up + the two reads
  *   - `sqs_receive_nonempty`, `messages_per_receive`: duration of ReceiveMessage calls that returned
  *     messages (moto's cost grows with the queue's length), and how many they returned on average
+ *   - `not_started`: up to 5 launches that never started — when planned and sent (relative to the fire
+ *     time), with what DelaySeconds, how often, and whether an agent ever received them
+ *   - `jobs_without_execution`: jobs the planner never got to
  *   - `plan_span`: last launch message sent − the `now` of the tick that planned the first one
  *   - `first_send_before_fire`: how long before the fire time the first launch message was sent
  *   - `ddb_<Command>`: DynamoDB request latency during the burst (fire time −1 s … +15 s)
@@ -72,8 +75,9 @@ const noopExecutor = {
 
 /** Launches not started this long after the fire time count as lost. */
 const DEADLINE_MS = 300_000;
-/** …or when no launch started for this long. */
-const STALL_MS = 60_000;
+/** …or when no launch started for this long (longer than the agents' 60 s visibility timeout, so that
+ * a message an agent took and dropped has come back once). */
+const STALL_MS = 90_000;
 
 type SqsStack = { add: (mw: unknown, options: Record<string, unknown>) => void };
 
@@ -228,6 +232,24 @@ export async function launchLateness(o: LatenessOptions): Promise<void> {
       const inBurst = samples.filter(([t]) => t >= fireAt - 1_000 && t < fireAt + 15_000).map(([, d]) => d);
       if (inBurst.length > 0) ddbLatency[`ddb_${cmd}`] = quantiles(inBurst);
     }
+    // What became of the launches that never started: sent? when, with what delay? received?
+    const notStarted = executions
+      .filter((e) => e.startedAt === null)
+      .slice(0, 5)
+      .map((e) => {
+        const s = sent.get(key(e));
+        const r = received.get(key(e));
+        return {
+          job: e.jobName,
+          status: e.status,
+          planned_after_fire_ms: e.createdAt - e.scheduledAt,
+          sent_after_fire_ms: s ? s.at - e.scheduledAt : null,
+          delay_s: s?.delay ?? null,
+          sends: s?.count ?? 0,
+          received_after_fire_ms: r === undefined ? null : r - e.scheduledAt,
+        };
+      });
+    const unplanned = names.filter((n) => !byJob.has(n)).length;
     emit('launch_lateness_breakdown_ms', {
       jobs: o.jobs,
       concurrency: o.concurrency ?? 'default(4)',
@@ -246,6 +268,8 @@ export async function launchLateness(o: LatenessOptions): Promise<void> {
       sqs_receive_nonempty: quantiles(receives.filter(([t]) => t >= fireAt - 2_000).map(([, d]) => d)),
       messages_per_receive:
         Math.round((receives.reduce((n, [, , m]) => n + m, 0) / Math.max(1, receives.length)) * 10) / 10,
+      not_started: notStarted,
+      jobs_without_execution: unplanned,
       plan_span: sendTimes.length ? Math.max(...sendTimes) - planNow : null,
       first_send_before_fire: sendTimes.length ? fireAt - Math.min(...sendTimes) : null,
       ...ddbLatency,

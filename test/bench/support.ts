@@ -530,7 +530,9 @@ export function cpuBetween(
   const seconds = (b.at - a.at) / 1000;
   const out: Record<string, number> = {};
   for (const [name, ticks] of Object.entries(b.byName)) {
-    out[name] = Math.round(((ticks - (a.byName[name] ?? 0)) / hz / seconds) * 100) / 100;
+    const cores = Math.round(((ticks - (a.byName[name] ?? 0)) / hz / seconds) * 100) / 100;
+    // tsx's esbuild service and the like: only worth a field when they did something
+    if (cores > 0 || ['self', 'dynamodb_local', 'moto'].includes(name)) out[name] = cores;
   }
   return out;
 }
