@@ -84,7 +84,7 @@ export async function startEmulators(options: StartEmulatorsOptions = {}): Promi
       ),
     ),
     startWithRetries('moto', log, (port) =>
-      spawnManaged('moto', motoServerPath(), ['-H', HOST, '-p', String(port)], port, readyTimeoutMs, () =>
+      spawnManaged('moto', motoPython(), [MOTO_LAUNCHER, '-H', HOST, '-p', String(port)], port, readyTimeoutMs, () =>
         pingSqs(url(port)),
       ),
     ),
@@ -163,10 +163,13 @@ function dynamoDbLocalArgs(port: number, dbPath: string | undefined): string[] {
   ];
 }
 
-function motoServerPath(): string {
-  const path = join(REPO_ROOT, '.venv', 'bin', 'moto_server');
-  if (!existsSync(path))
-    throw new Error(`moto server not found at ${path}; run: bash scripts/ensure-deps.sh`);
+/** moto, started through local/moto-server.py (moto with its SQS clock hot spot made cheap; see there). */
+const MOTO_LAUNCHER = join(REPO_ROOT, 'local', 'moto-server.py');
+
+function motoPython(): string {
+  const path = join(REPO_ROOT, '.venv', 'bin', 'python');
+  if (!existsSync(join(REPO_ROOT, '.venv', 'bin', 'moto_server')))
+    throw new Error(`moto server not found in ${join(REPO_ROOT, '.venv')}; run: bash scripts/ensure-deps.sh`);
   return path;
 }
 
