@@ -67,6 +67,9 @@ export function delaySecondsFor(fireAtMs: number, now: number): number {
   return Math.max(0, Math.min(900, Math.floor((fireAtMs - now) / 1000) - 1));
 }
 
+/** SendMessageBatch calls in flight per `send`. */
+const SEND_PARALLEL = 8;
+
 export class Dispatcher {
   private readonly known = new Map<string, string>();
 
@@ -141,21 +144,30 @@ export class Dispatcher {
 
   /** Sends in batches of ten per queue. Failed entries are retried once, then reported. */
   async send(queueUrl: string, messages: readonly LaunchMessage[], now: number): Promise<void> {
-    for (let i = 0; i < messages.length; i += 10) {
-      let batch = messages.slice(i, i + 10).map((m, j) => ({
-        Id: String(j),
-        MessageBody: JSON.stringify(m),
-        DelaySeconds: delaySecondsFor(m.scheduledAt, now),
-      }));
-      for (let round = 0; round < 3 && batch.length > 0; round++) {
-        const out = await this.clients.sqs.send(
-          new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: batch }),
-        );
-        const failed = new Set((out.Failed ?? []).map((f) => f.Id));
-        batch = batch.filter((b) => failed.has(b.Id));
-      }
-      if (batch.length > 0) throw new Error(`SQS refused ${batch.length} launch message(s) for ${queueUrl}`);
+    const batches: LaunchMessage[][] = [];
+    for (let i = 0; i < messages.length; i += 10) batches.push(messages.slice(i, i + 10));
+    // A burst of launches goes out SEND_PARALLEL batches at a time, in the order given (earliest first).
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) await this.sendBatch(queueUrl, batches[next++]!, now);
+    };
+    await Promise.all(Array.from({ length: Math.min(SEND_PARALLEL, batches.length) }, worker));
+  }
+
+  private async sendBatch(queueUrl: string, messages: readonly LaunchMessage[], now: number) {
+    let batch = messages.map((m, j) => ({
+      Id: String(j),
+      MessageBody: JSON.stringify(m),
+      DelaySeconds: delaySecondsFor(m.scheduledAt, now),
+    }));
+    for (let round = 0; round < 3 && batch.length > 0; round++) {
+      const out = await this.clients.sqs.send(
+        new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: batch }),
+      );
+      const failed = new Set((out.Failed ?? []).map((f) => f.Id));
+      batch = batch.filter((b) => failed.has(b.Id));
     }
+    if (batch.length > 0) throw new Error(`SQS refused ${batch.length} launch message(s) for ${queueUrl}`);
   }
 
   async receive(

@@ -47,6 +47,8 @@ export interface ExecutionResult {
 }
 
 const ACTIVE_SHARD = 0;
+/** DynamoDB's limit on the items of one TransactWriteItems call. */
+const TRANSACTION_ITEMS = 100;
 
 export class ExecutionsStore {
   constructor(
@@ -91,6 +93,71 @@ export class ExecutionsStore {
       }
       throw error;
     }
+  }
+
+  /**
+   * `createScheduled` for many executions at once: conditional puts grouped into transactions of up to
+   * TRANSACTION_ITEMS (DynamoDB Local costs ~1 ms per item that way against 3–6 ms per single put; on
+   * AWS it is fewer round trips in a burst). A transaction is all or nothing, so when some puts find
+   * their execution already there, those are answered from the cancellation reasons and the rest go
+   * again; after a few contended rounds the remainder falls back to single puts. Same answers as
+   * `createScheduled`, in the order given: null = created, else the existing execution.
+   */
+  async createScheduledMany(
+    executions: readonly NewExecution[],
+    now: number,
+  ): Promise<Array<Execution | null>> {
+    const answers = new Array<Execution | null | undefined>(executions.length).fill(undefined);
+    const chunks: number[][] = [];
+    for (let i = 0; i < executions.length; i += TRANSACTION_ITEMS) {
+      chunks.push(
+        Array.from({ length: Math.min(TRANSACTION_ITEMS, executions.length - i) }, (_, j) => i + j),
+      );
+    }
+    const item = (e: NewExecution) => ({
+      ...e,
+      status: 'scheduled',
+      activeShard: ACTIVE_SHARD,
+      createdAt: now,
+      expiresAt: this.expiresAt(e.scheduledAt),
+    });
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        let pending = chunk;
+        for (let round = 0; round < 4 && pending.length > 1; round++) {
+          try {
+            await this.clients.doc.send(
+              new TransactWriteCommand({
+                TransactItems: pending.map((i) => ({
+                  Put: {
+                    TableName: this.table,
+                    Item: item(executions[i]!),
+                    ConditionExpression: 'attribute_not_exists(executionId)',
+                    ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+                  },
+                })),
+              }),
+            );
+            for (const i of pending) answers[i] = null;
+            pending = [];
+          } catch (error) {
+            if (!(error instanceof TransactionCanceledException)) throw error;
+            const reasons = error.CancellationReasons ?? [];
+            const retry: number[] = [];
+            pending.forEach((i, k) => {
+              const reason = reasons[k];
+              if (reason?.Code === 'ConditionalCheckFailed' && reason.Item) {
+                answers[i] = fromItem(unmarshall(reason.Item as Parameters<typeof unmarshall>[0]));
+              } else retry.push(i);
+            });
+            pending = retry;
+          }
+        }
+        // What is left (one item, contended rounds, or a check that failed without the old item): one by one.
+        for (const i of pending) answers[i] = await this.createScheduled(executions[i]!, now);
+      }),
+    );
+    return answers.map((a) => a ?? null);
   }
 
   /** Re-targets a still-scheduled execution at the job's new version (the job was edited). */

@@ -44,6 +44,13 @@ export function fromItem(item: Item): JobRecord {
   };
 }
 
+/** Move `job.nextRunAt` (as read) to `next`, adding `missed` to its missed count. */
+export interface NextRunAdvance {
+  readonly job: JobRecord;
+  readonly next: number | null;
+  readonly missed: number;
+}
+
 export class JobsStore {
   constructor(
     private readonly clients: AwsClients,
@@ -133,6 +140,60 @@ export class JobsStore {
    * race (tick and write path, or overlapping ticks), exactly one advances it. Returns false if lost.
    */
   async advanceNextRun(job: JobRecord, next: number | null, missed: number): Promise<boolean> {
+    try {
+      await this.clients.doc.send(new UpdateCommand(this.advanceUpdate({ job, next, missed })));
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * `advanceNextRun` for many jobs: the compare-and-sets grouped into transactions of up to 100. A
+   * transaction is all or nothing, so the ones whose check failed (another planner moved the job, or it
+   * was edited) are answered false from the cancellation reasons and the rest go again; contended
+   * leftovers fall back to single updates. Answers in the order given.
+   */
+  async advanceNextRunMany(advances: readonly NextRunAdvance[]): Promise<boolean[]> {
+    const answers = new Array<boolean | undefined>(advances.length).fill(undefined);
+    const chunks: number[][] = [];
+    for (let i = 0; i < advances.length; i += 100) {
+      chunks.push(Array.from({ length: Math.min(100, advances.length - i) }, (_, j) => i + j));
+    }
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        let pending = chunk;
+        for (let round = 0; round < 4 && pending.length > 1; round++) {
+          try {
+            await this.clients.doc.send(
+              new TransactWriteCommand({
+                TransactItems: pending.map((i) => ({ Update: this.advanceUpdate(advances[i]!) })),
+              }),
+            );
+            for (const i of pending) answers[i] = true;
+            pending = [];
+          } catch (error) {
+            if (!(error instanceof TransactionCanceledException)) throw error;
+            const reasons = error.CancellationReasons ?? [];
+            const retry: number[] = [];
+            pending.forEach((i, k) => {
+              if (reasons[k]?.Code === 'ConditionalCheckFailed') answers[i] = false;
+              else retry.push(i);
+            });
+            pending = retry;
+          }
+        }
+        for (const i of pending) {
+          const a = advances[i]!;
+          answers[i] = await this.advanceNextRun(a.job, a.next, a.missed);
+        }
+      }),
+    );
+    return answers.map((a) => a === true);
+  }
+
+  private advanceUpdate({ job, next, missed }: NextRunAdvance) {
     const values: Record<string, unknown> = { ':v': job.version, ':old': job.nextRunAt, ':missed': missed };
     let update = 'ADD missedCount :missed';
     if (next === null) update += ' REMOVE nextRunAt, dueShard';
@@ -140,21 +201,13 @@ export class JobsStore {
       update += ' SET nextRunAt = :next';
       values[':next'] = next;
     }
-    try {
-      await this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { name: job.name },
-          UpdateExpression: update,
-          ConditionExpression: 'version = :v AND nextRunAt = :old',
-          ExpressionAttributeValues: values,
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+    return {
+      TableName: this.table,
+      Key: { name: job.name },
+      UpdateExpression: update,
+      ConditionExpression: 'version = :v AND nextRunAt = :old',
+      ExpressionAttributeValues: values,
+    };
   }
 
   /** Jobs whose next fire time is before `beforeMs`, read from the sparse due index only. */

@@ -11,6 +11,7 @@ import { memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import { executionIdFor, groupIdFor, type Trigger } from '../executions/execution.ts';
+import type { NewExecution } from '../executions/executions-store.ts';
 import { isAgentless } from '../executors/registry.ts';
 import { jobSchedule, parseTags, withinExpiry } from '../jobs/job.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
@@ -58,21 +59,31 @@ export async function planJob(
   now: number,
   agents: AgentsSnapshot = liveAgents(ctx, now),
 ): Promise<PlanResult> {
-  const result: PlanResult = { planned: 0, resent: 0, missed: 0, failedSlots: 0, advanced: false };
-  if (job.nextRunAt === null || job.nextRunAt >= windowEnd) return result;
+  const [result] = await planJobs(ctx, [job], windowEnd, now, agents);
+  return result!;
+}
+
+/** Which fire times of a job to launch in this pass, where its `nextRunAt` goes, how many were missed. */
+interface FirePlan {
+  readonly times: number[];
+  readonly next: number | null;
+  readonly missed: number;
+}
+
+function firePlan(job: JobRecord & { nextRunAt: number }, windowEnd: number, now: number): FirePlan {
   const schedule = jobSchedule(job.def);
   const catchupStart = now - parseDuration(job.def.catchup_window, 'catchup_window');
-
+  let missed = 0;
   let from: number | null = job.nextRunAt;
   if (from < catchupStart) {
-    result.missed = schedule.between(from, catchupStart, MAX_MISSED_COUNT).length;
+    missed = schedule.between(from, catchupStart, MAX_MISSED_COUNT).length;
     from = schedule.next(catchupStart - 1);
   }
   // Of the fire times already past, only the newest `catchup_max` run; older ones count as missed.
   const lateEnd = now - LATE_TOLERANCE_MS;
   if (from !== null && from < lateEnd) {
     const kept = newestStart(schedule, from, lateEnd, job.def.catchup_max);
-    result.missed += kept.dropped;
+    missed += kept.dropped;
     from = kept.start;
   }
   const times = from === null ? [] : schedule.between(from, windowEnd, MAX_FIRES_PER_PASS);
@@ -80,20 +91,54 @@ export async function planJob(
   const last = times.at(-1);
   let next: number | null = last === undefined ? from : schedule.next(last);
   if (inWindow.length < times.length || (next !== null && !withinExpiry(job.def, next))) next = null;
+  return { times: inWindow, next, missed };
+}
 
-  const launch = await launchFireTimes(
+/**
+ * Plans many jobs over one window in three bulk steps — put every execution, send every message, then
+ * advance every `nextRunAt` — so a burst of due jobs costs a few dozen requests, not three per job. The
+ * order per job is the same as planning it alone, so crash safety is unchanged.
+ */
+export async function planJobs(
+  ctx: Context,
+  jobs: readonly JobRecord[],
+  windowEnd: number,
+  now: number,
+  agents: AgentsSnapshot = liveAgents(ctx, now),
+): Promise<PlanResult[]> {
+  const results: PlanResult[] = jobs.map(() => ({
+    planned: 0,
+    resent: 0,
+    missed: 0,
+    failedSlots: 0,
+    advanced: false,
+  }));
+  const work = jobs.flatMap((job, i) =>
+    job.nextRunAt === null || job.nextRunAt >= windowEnd
+      ? []
+      : [{ i, job, plan: firePlan(job as JobRecord & { nextRunAt: number }, windowEnd, now) }],
+  );
+  const trigger = (t: number): Trigger => (t < now - LATE_TOLERANCE_MS ? 'catchup' : 'schedule');
+  const launches = await launchMany(
     ctx,
-    job,
-    inWindow,
+    work.map(({ job, plan }) => ({ job, times: plan.times, triggerFor: trigger })),
     now,
-    (t) => (t < now - LATE_TOLERANCE_MS ? 'catchup' : 'schedule'),
     agents,
   );
-  result.planned = launch.created.length;
-  result.resent = launch.resent;
-  result.failedSlots = launch.failedSlots;
-  result.advanced = await ctx.jobs.advanceNextRun(job, next, result.missed);
-  return result;
+  const advanced = await ctx.jobs.advanceNextRunMany(
+    work.map(({ job, plan }) => ({ job, next: plan.next, missed: plan.missed })),
+  );
+  work.forEach(({ i, plan }, k) => {
+    const launch = launches[k]!;
+    results[i] = {
+      planned: launch.created.length,
+      resent: launch.resent,
+      missed: plan.missed,
+      failedSlots: launch.failedSlots,
+      advanced: advanced[k]!,
+    };
+  });
+  return results;
 }
 
 /**
@@ -160,52 +205,86 @@ export async function launchFireTimes(
   agents: AgentsSnapshot = liveAgents(ctx, now),
   options: LaunchOptions = {},
 ): Promise<LaunchResult> {
-  const result = { created: [] as string[], existing: 0, resent: 0, failedSlots: 0 };
-  if (times.length === 0) return result;
-  const { slots, live } = await slotsFor(job, agents);
-  const queueUrl = await ctx.dispatch.queueForJob(job.def);
-  const messages: LaunchMessage[] = [];
-  for (const t of times) {
-    const trigger = triggerFor(t);
-    const group = options.groupFor?.(t) ?? groupIdFor(t);
-    for (let slot = 0; slot < slots; slot++) {
-      const executionId = executionIdFor(group, slot, 1);
-      const fresh = {
-        jobName: job.name,
-        executionId,
-        group,
-        slot,
-        attempt: 1,
-        trigger,
-        scheduledAt: t,
-        jobVersion: job.version,
-        queueUrl,
-        ...(options.extra ?? {}),
-      };
-      const existing = await ctx.executions.createScheduled(fresh, now);
-      if (existing === null && slot >= live) {
+  const [result] = await launchMany(ctx, [{ job, times, triggerFor, options }], now, agents);
+  return result!;
+}
+
+/** One job's fire times to launch, for `launchMany`. */
+export interface LaunchRequest {
+  readonly job: JobRecord;
+  readonly times: readonly number[];
+  readonly triggerFor: (fireAt: number) => Trigger;
+  readonly options?: LaunchOptions;
+}
+
+/** `launchFireTimes` for many jobs: one bulk put of all their executions, then one bulk send. */
+export async function launchMany(
+  ctx: Context,
+  requests: readonly LaunchRequest[],
+  now: number,
+  agents: AgentsSnapshot = liveAgents(ctx, now),
+): Promise<LaunchResult[]> {
+  const results = requests.map(() => ({ created: [] as string[], existing: 0, resent: 0, failedSlots: 0 }));
+  type Slot = { r: number; fresh: NewExecution; live: number };
+  const slots: Slot[] = [];
+  for (const [r, { job, times, triggerFor, options = {} }] of requests.entries()) {
+    if (times.length === 0) continue;
+    const { slots: count, live } = await slotsFor(job, agents);
+    const queueUrl = await ctx.dispatch.queueForJob(job.def);
+    for (const t of times) {
+      const trigger = triggerFor(t);
+      const group = options.groupFor?.(t) ?? groupIdFor(t);
+      for (let slot = 0; slot < count; slot++) {
+        const fresh: NewExecution = {
+          jobName: job.name,
+          executionId: executionIdFor(group, slot, 1),
+          group,
+          slot,
+          attempt: 1,
+          trigger,
+          scheduledAt: t,
+          jobVersion: job.version,
+          queueUrl,
+          ...(options.extra ?? {}),
+        };
+        slots.push({ r, fresh, live });
+      }
+    }
+  }
+  const existing = await ctx.executions.createScheduledMany(
+    slots.map((s) => s.fresh),
+    now,
+  );
+  const byQueue = new Map<string, LaunchMessage[]>();
+  await Promise.all(
+    slots.map(async ({ r, fresh, live }, k) => {
+      const job = requests[r]!.job;
+      const result = results[r]!;
+      const found = existing[k];
+      if (!found && fresh.slot >= live) {
         const reason =
           live === 0
             ? `no live agent matches tags ${JSON.stringify(job.def.tags)}`
             : `only ${live} live agent(s) match tags ${JSON.stringify(job.def.tags)}`;
         await ctx.executions.end(fresh, 'scheduled', 'failed', reason, now);
         result.failedSlots++;
-        continue;
+        return;
       }
-      if (existing === null) {
-        result.created.push(executionId);
+      if (!found) {
+        result.created.push(fresh.executionId);
       } else {
         result.existing++;
-        if (existing.status !== 'scheduled') continue;
+        if (found.status !== 'scheduled') return;
         // Planned by a newer version of the job than our copy (a stale read): that planner owns it.
-        if (existing.jobVersion > job.version) continue;
-        if (existing.jobVersion !== job.version && !(await ctx.executions.retarget(existing, job.version)))
-          continue;
+        if (found.jobVersion > job.version) return;
+        if (found.jobVersion !== job.version && !(await ctx.executions.retarget(found, job.version))) return;
         result.resent++;
       }
-      messages.push({ jobName: job.name, executionId, scheduledAt: t });
-    }
-  }
-  if (messages.length > 0) await ctx.dispatch.send(queueUrl, messages, now);
-  return result;
+      const messages = byQueue.get(fresh.queueUrl) ?? [];
+      messages.push({ jobName: job.name, executionId: fresh.executionId, scheduledAt: fresh.scheduledAt });
+      byQueue.set(fresh.queueUrl, messages);
+    }),
+  );
+  await Promise.all([...byQueue].map(([queueUrl, messages]) => ctx.dispatch.send(queueUrl, messages, now)));
+  return results;
 }

@@ -4,7 +4,8 @@
  * conditional put keyed by fire time, and `nextRunAt` only moves by compare-and-set.
  */
 import type { Context } from '../context.ts';
-import { liveAgents, planJob } from './plan.ts';
+import type { JobRecord } from '../jobs/jobs-store.ts';
+import { liveAgents, planJobs } from './plan.ts';
 
 export interface TickReport {
   readonly leader: boolean;
@@ -22,8 +23,10 @@ export interface TickReport {
 }
 
 export const SCHEDULER_LEASE = 'scheduler';
-/** How many jobs one tick plans at once. */
-const PARALLEL_JOBS = 16;
+/** Due jobs planned together (their puts, sends and advances in bulk requests). */
+const CHUNK_JOBS = 100;
+/** Chunks planned at once. */
+const PARALLEL_CHUNKS = 3;
 
 export function leaseName(shard: number): string {
   return shard === 0 ? SCHEDULER_LEASE : `${SCHEDULER_LEASE}-${shard}`;
@@ -60,27 +63,38 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
     report.windowEnd = windowEnd;
     const agents = liveAgents(ctx, now);
     const inFlight = new Set<Promise<void>>();
+    const planChunk = (jobs: JobRecord[]) => {
+      const p: Promise<void> = planJobs(ctx, jobs, windowEnd, now, agents)
+        .then((results) => {
+          for (const r of results) {
+            report.planned += r.planned;
+            report.resent += r.resent;
+            report.missed += r.missed;
+            report.failedSlots += r.failedSlots;
+          }
+        })
+        .catch((error: unknown) => {
+          const message = error instanceof Error ? error.message : String(error);
+          for (const job of jobs) report.errors.push({ job: job.name, error: message });
+        })
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      return p;
+    };
+    // Due jobs come in fire-time order (the index's sort key): the earliest are planned first, in
+    // chunks, a few chunks at a time.
+    let chunk: JobRecord[] = [];
     for await (const job of ctx.jobs.due(shard, windowEnd)) {
       // A holder whose lease ran out stops: a newer holder may be working the same window.
       if (ctx.clock() >= lease.expiresAtMs) break;
       report.jobs++;
-      const p: Promise<void> = planJob(ctx, job, windowEnd, now, agents)
-        .then((r) => {
-          report.planned += r.planned;
-          report.resent += r.resent;
-          report.missed += r.missed;
-          report.failedSlots += r.failedSlots;
-        })
-        .catch((error: unknown) => {
-          report.errors.push({
-            job: job.name,
-            error: error instanceof Error ? error.message : String(error),
-          });
-        })
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (inFlight.size >= PARALLEL_JOBS) await Promise.race(inFlight);
+      chunk.push(job);
+      if (chunk.length < CHUNK_JOBS) continue;
+      planChunk(chunk);
+      chunk = [];
+      if (inFlight.size >= PARALLEL_CHUNKS) await Promise.race(inFlight);
     }
+    if (chunk.length > 0 && ctx.clock() < lease.expiresAtMs) planChunk(chunk);
     await Promise.all(inFlight);
     report.lost = await sweepLost(ctx, now);
     if (report.errors.length === 0 && ctx.clock() < lease.expiresAtMs) {

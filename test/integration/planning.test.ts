@@ -18,7 +18,7 @@ import { groupIdFor } from '../../shared/executions/execution.ts';
 import { firstFireAtOrAfter, validateJob } from '../../shared/jobs/job.ts';
 import type { JobRecord } from '../../shared/jobs/jobs-store.ts';
 import { backfillJob, MAX_BACKFILL_FIRES } from '../../shared/scheduler/backfill.ts';
-import { launchFireTimes, MAX_FIRES_PER_PASS, planJob } from '../../shared/scheduler/plan.ts';
+import { launchFireTimes, MAX_FIRES_PER_PASS, planJob, planJobs } from '../../shared/scheduler/plan.ts';
 import { startTestStack } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
@@ -396,4 +396,44 @@ describe('backfill', () => {
     expect(await executionsOf('bf-manual')).toHaveLength(0);
     expect(await executionsOf('bf-paused')).toHaveLength(0);
   });
+});
+
+describe('planning a burst of due jobs in bulk (planJobs)', () => {
+  it('puts, sends and advances 230 jobs in bulk; a second pass creates nothing and answers per job', async () => {
+    const now = freshClock();
+    const fireAt = now + 30_000;
+    const names = Array.from({ length: 230 }, (_, i) => `plan-bulk-${i}`);
+    const jobs = await Promise.all(
+      names.map((name) => putJob({ name, schedule: `@at ${iso(fireAt)}` }, now)),
+    );
+    // One of them was already planned for this fire time (an overlapping planner got there first) and
+    // its execution has run: the bulk put must answer it from the transaction's reasons, not rewrite it.
+    const first = await launchFireTimes(ctx, jobs[7]!, [fireAt], now, () => 'schedule');
+    expect(first.created).toHaveLength(1);
+    const ran = (await executionsOf('plan-bulk-7'))[0]!;
+    await ctx.executions.end(ran, 'scheduled', 'skipped', 'test', now);
+    // Another was edited after we read it: its compare-and-set must fail alone.
+    await editJob(jobs[100]!, now);
+
+    const results = await planJobs(ctx, jobs, windowEnd(now), now);
+    expect(results.filter((r) => r.planned === 1)).toHaveLength(229);
+    expect(results[7]).toMatchObject({ planned: 0, resent: 0 });
+    expect(results.filter((r) => r.advanced)).toHaveLength(229);
+    expect(results[100]!.advanced).toBe(false);
+    for (const name of names) {
+      const list = await executionsOf(name);
+      expect(list, name).toHaveLength(1);
+      expect(list[0]!.executionId).toBe(`${groupIdFor(fireAt)}.0.1`);
+    }
+    expect((await executionsOf('plan-bulk-7'))[0]!.status).toBe('skipped');
+    expect((await currentJob('plan-bulk-3')).nextRunAt).toBeNull();
+    expect((await currentJob('plan-bulk-100')).nextRunAt).toBe(fireAt);
+
+    // The same window again (a duplicate tick with a stale read): nothing new, every scheduled one is
+    // re-sent (the outbox), nothing advanced.
+    const again = await planJobs(ctx, jobs, windowEnd(now), now);
+    expect(again.every((r) => r.planned === 0 && !r.advanced)).toBe(true);
+    expect(again.filter((r) => r.resent === 1)).toHaveLength(229); // all but the skipped one
+    for (const name of names) expect(await executionsOf(name), name).toHaveLength(1);
+  }, 120_000);
 });
