@@ -84,8 +84,13 @@ export async function startEmulators(options: StartEmulatorsOptions = {}): Promi
       ),
     ),
     startWithRetries('moto', log, (port) =>
-      spawnManaged('moto', motoPython(), [MOTO_LAUNCHER, '-H', HOST, '-p', String(port)], port, readyTimeoutMs, () =>
-        pingSqs(url(port)),
+      spawnManaged(
+        'moto',
+        motoPython(),
+        [MOTO_LAUNCHER, '-H', HOST, '-p', String(port)],
+        port,
+        readyTimeoutMs,
+        () => pingSqs(url(port)),
       ),
     ),
   ]);

@@ -79,9 +79,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const tickNow = () => {
       const run = tick(ctx, owner);
       busy = true;
-      ticking = run.catch(() => {}).finally(() => {
-        busy = false;
-      });
+      ticking = run
+        .catch(() => {})
+        .finally(() => {
+          busy = false;
+        });
       return run;
     };
     await tickNow();
