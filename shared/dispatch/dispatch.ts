@@ -62,9 +62,26 @@ export interface QueueEntry {
   readonly url: string;
 }
 
-/** SQS delays are whole seconds up to 900; send a second early and let the agent hold it to the exact time. */
-export function delaySecondsFor(fireAtMs: number, now: number): number {
-  return Math.max(0, Math.min(900, Math.floor((fireAtMs - now) / 1000) - 1));
+/**
+ * SQS delays are whole seconds up to 900: a launch is made visible `leadSeconds` (at least 1) early, and
+ * the agent that takes it claims it at once and holds it to the exact millisecond.
+ */
+export function delaySecondsFor(fireAtMs: number, now: number, leadSeconds = 1): number {
+  return Math.max(0, Math.min(900, Math.floor((fireAtMs - now) / 1000) - Math.max(1, leadSeconds)));
+}
+
+/** Launches of one second that one more second of lead is given for (see `stagingLeadSeconds`). */
+export const LAUNCHES_PER_LEAD_SECOND = 200;
+/** The most lead a busy second gets; agents hold a launch for at most MAX_HOLD_MS (10 s). */
+export const MAX_LEAD_SECONDS = 7;
+
+/**
+ * How early the launches of a second with `launches` due become visible: 1 s, plus 1 s per 200 of them,
+ * at most 7 s. Agents claim a launch when it arrives, and claiming a thousand takes the database a few
+ * seconds; a quiet second keeps the short lead (a held launch occupies one of the agent's slots).
+ */
+export function stagingLeadSeconds(launches: number): number {
+  return Math.min(MAX_LEAD_SECONDS, 1 + Math.floor(launches / LAUNCHES_PER_LEAD_SECOND));
 }
 
 /** SendMessageBatch calls in flight per `send`. */
@@ -143,22 +160,33 @@ export class Dispatcher {
   }
 
   /** Sends in batches of ten per queue. Failed entries are retried once, then reported. */
-  async send(queueUrl: string, messages: readonly LaunchMessage[], now: number): Promise<void> {
+  /** Sends launches, each visible `leadFor(its fire time)` seconds early (default 1). */
+  async send(
+    queueUrl: string,
+    messages: readonly LaunchMessage[],
+    now: number,
+    leadFor: (fireAt: number) => number = () => 1,
+  ): Promise<void> {
     const batches: LaunchMessage[][] = [];
     for (let i = 0; i < messages.length; i += 10) batches.push(messages.slice(i, i + 10));
     // A burst of launches goes out SEND_PARALLEL batches at a time, in the order given (earliest first).
     let next = 0;
     const worker = async () => {
-      while (next < batches.length) await this.sendBatch(queueUrl, batches[next++]!, now);
+      while (next < batches.length) await this.sendBatch(queueUrl, batches[next++]!, now, leadFor);
     };
     await Promise.all(Array.from({ length: Math.min(SEND_PARALLEL, batches.length) }, worker));
   }
 
-  private async sendBatch(queueUrl: string, messages: readonly LaunchMessage[], now: number) {
+  private async sendBatch(
+    queueUrl: string,
+    messages: readonly LaunchMessage[],
+    now: number,
+    leadFor: (fireAt: number) => number,
+  ) {
     let batch = messages.map((m, j) => ({
       Id: String(j),
       MessageBody: JSON.stringify(m),
-      DelaySeconds: delaySecondsFor(m.scheduledAt, now),
+      DelaySeconds: delaySecondsFor(m.scheduledAt, now, leadFor(m.scheduledAt)),
     }));
     for (let round = 0; round < 3 && batch.length > 0; round++) {
       const out = await this.clients.sqs.send(

@@ -35,6 +35,9 @@ export interface Execution {
   readonly scheduledAt: number;
   readonly jobVersion: number;
   readonly queueUrl: string;
+  /** When an agent claimed it (`scheduled → running`), possibly a little before its fire time. */
+  readonly claimedAt: number | null;
+  /** When the executor started, at or after the fire time. */
   readonly startedAt: number | null;
   readonly finishedAt: number | null;
   readonly heartbeatAt: number | null;
@@ -75,6 +78,7 @@ export function fromItem(item: Record<string, unknown>): Execution {
     scheduledAt: Number(item.scheduledAt),
     jobVersion: Number(item.jobVersion ?? 0),
     queueUrl: (item.queueUrl as string) ?? '',
+    claimedAt: num(item.claimedAt),
     startedAt: num(item.startedAt),
     finishedAt: num(item.finishedAt),
     heartbeatAt: num(item.heartbeatAt),

@@ -181,7 +181,7 @@ export class ExecutionsStore {
           TableName: this.table,
           Key: { jobName: e.jobName, executionId: e.executionId },
           UpdateExpression:
-            'SET #s = :running, startedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
+            'SET #s = :running, claimedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
           ConditionExpression: '#s = :scheduled',
           ExpressionAttributeNames: { '#s': 'status' },
           ExpressionAttributeValues: {
@@ -238,7 +238,7 @@ export class ExecutionsStore {
         execution: {
           ...e,
           status: 'running',
-          startedAt: now,
+          claimedAt: now,
           heartbeatAt: now,
           agentId: agent.agentId,
           nodeName: agent.nodeName,
@@ -288,6 +288,14 @@ export class ExecutionsStore {
     }
   }
 
+  /**
+   * Records when the executor actually started (a claim may come seconds before the fire time: the
+   * agent claims as soon as the launch arrives and starts it at the exact millisecond).
+   */
+  async markStarted(e: Pick<Execution, 'jobName' | 'executionId'>, agentId: string, at: number) {
+    return this.conditionalUpdate(e, 'SET startedAt = :at', 'running', { ':at': at }, agentId);
+  }
+
   /** Asks the agent running `e` to kill it; it notices at its next heartbeat. */
   async requestCancel(e: Pick<Execution, 'jobName' | 'executionId'>, reason: string): Promise<boolean> {
     return this.conditionalUpdate(e, 'SET cancelRequested = :t, cancelReason = :r', 'running', {
@@ -329,10 +337,11 @@ export class ExecutionsStore {
   async finish(e: Execution, agentId: string, result: ExecutionResult, now: number): Promise<boolean> {
     return this.conditionalUpdate(
       e,
-      `SET #s = :to, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why, expiresAt = :exp${result.outputUrl ? ', outputUrl = :url' : ''} REMOVE activeShard`,
+      `SET #s = :to, startedAt = if_not_exists(startedAt, :started), finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why, expiresAt = :exp${result.outputUrl ? ', outputUrl = :url' : ''} REMOVE activeShard`,
       'running',
       {
         ':to': result.status,
+        ':started': e.startedAt ?? now,
         ':now': now,
         ':code': result.exitCode,
         ':ok': result.status === 'succeeded',

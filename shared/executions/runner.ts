@@ -69,17 +69,20 @@ export async function processLaunch(
   me: RunnerIdentity,
   options: RunnerOptions,
 ): Promise<RunnerVerdict> {
-  // SQS delays are whole seconds: a message may arrive early; hold it to the exact fire time.
+  // Launch messages arrive ahead of their fire time (SQS delays are whole seconds, and a busy second is
+  // staged earlier). Everything but the start happens at once — read, claim (the at-most-once step),
+  // heartbeats — and the execution is held, claimed, until its exact fire time.
   const early = launch.scheduledAt - ctx.clock();
   if (early > MAX_HOLD_MS) return 'later';
-  if (early > 0) await options.sleep(early);
 
-  let execution = await ctx.executions.get(launch.jobName, launch.executionId);
+  let [execution, job] = await Promise.all([
+    ctx.executions.get(launch.jobName, launch.executionId),
+    ctx.jobs.get(launch.jobName),
+  ]);
   if (!execution) return 'done';
   if (execution.status === 'running') return handleRunningElsewhere(ctx, execution, me, options);
   if (execution.status !== 'scheduled') return 'done';
 
-  const job = await ctx.jobs.get(launch.jobName);
   const tagged = job !== null && Object.keys(job.def.tags).length > 0;
   const claimOptions = { ignorePause: execution.trigger === 'manual', oneSlotPerAgent: tagged };
   let claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
@@ -94,6 +97,7 @@ export async function processLaunch(
       return 'done';
     }
     if (execution.status === 'scheduled' && execution.jobVersion === current.version) {
+      job = current;
       claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
     } else {
       const why = current.def.disabled ? 'job disabled' : 'job changed after planning';
@@ -131,6 +135,10 @@ export async function processLaunch(
   // cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
   const heart = startHeartbeat(ctx, running, def, me, options);
   try {
+    // Timers may fire a millisecond early against the wall clock: never start before the fire time.
+    for (let wait = running.scheduledAt - ctx.clock(); wait > 0; wait = running.scheduledAt - ctx.clock()) {
+      await options.sleep(wait);
+    }
     const locked = def.concurrency === 'allow' || (await takeLock(ctx, running, def, me, options, heart));
     if (!locked) {
       const [status, reason] = heart.controller.signal.aborted
@@ -212,7 +220,9 @@ async function freeSlotTakers(ctx: Context, def: JobDefinition, e: Execution): P
   const now = ctx.clock();
   // Every claim in a group records its agent (the slot guard is per group and agent, any attempt);
   // listGroup leaves agentId out, so read the claimed ones.
-  const claimed = (await ctx.executions.listGroup(e.jobName, e.group)).filter((x) => x.startedAt !== null);
+  const claimed = (await ctx.executions.listGroup(e.jobName, e.group)).filter(
+    (x) => x.status !== 'scheduled',
+  );
   const holders = new Set(
     (await Promise.all(claimed.map((x) => ctx.executions.get(x.jobName, x.executionId)))).map(
       (x) => x?.agentId,
@@ -278,10 +288,16 @@ async function runClaimed(
   heart: Heartbeat,
 ) {
   let result: ExecutorResult;
+  const startedAt = ctx.clock();
+  const started: Execution = { ...e, startedAt };
+  // Recorded beside the run, not before it: the start itself is what has to be on time.
+  const recorded = ctx.executions
+    .markStarted(e, me.agentId, startedAt)
+    .catch((error: unknown) => options.log?.({ msg: 'recording the start failed', error: String(error) }));
   try {
     const executor = options.executors[def.executor];
     result = executor
-      ? await executor.run(def, e, heart.controller.signal)
+      ? await executor.run(def, started, heart.controller.signal)
       : failure(`executor ${def.executor} is not available on ${me.agentId}`);
   } catch (error) {
     result = failure(`executor error: ${error instanceof Error ? error.message : String(error)}`);
@@ -290,8 +306,9 @@ async function runClaimed(
   }
   if (result.status === 'cancelled' && heart.cancelReason) result = { ...result, reason: heart.cancelReason };
   const outputUrl = await storeFullOutput(ctx, e, result.fullOutputPath, options);
+  await recorded;
   const written = await ctx.executions.finish(
-    e,
+    started,
     me.agentId,
     outputUrl ? { ...result, outputUrl } : result,
     ctx.clock(),

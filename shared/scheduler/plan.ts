@@ -105,6 +105,7 @@ export async function planJobs(
   windowEnd: number,
   now: number,
   agents: AgentsSnapshot = liveAgents(ctx, now),
+  leadFor?: (fireAt: number) => number,
 ): Promise<PlanResult[]> {
   const results: PlanResult[] = jobs.map(() => ({
     planned: 0,
@@ -124,6 +125,7 @@ export async function planJobs(
     work.map(({ job, plan }) => ({ job, times: plan.times, triggerFor: trigger })),
     now,
     agents,
+    leadFor,
   );
   const advanced = await ctx.jobs.advanceNextRunMany(
     work.map(({ job, plan }) => ({ job, next: plan.next, missed: plan.missed })),
@@ -223,6 +225,7 @@ export async function launchMany(
   requests: readonly LaunchRequest[],
   now: number,
   agents: AgentsSnapshot = liveAgents(ctx, now),
+  leadFor?: (fireAt: number) => number,
 ): Promise<LaunchResult[]> {
   const results = requests.map(() => ({ created: [] as string[], existing: 0, resent: 0, failedSlots: 0 }));
   type Slot = { r: number; fresh: NewExecution; live: number };
@@ -285,6 +288,8 @@ export async function launchMany(
       byQueue.set(fresh.queueUrl, messages);
     }),
   );
-  await Promise.all([...byQueue].map(([queueUrl, messages]) => ctx.dispatch.send(queueUrl, messages, now)));
+  await Promise.all(
+    [...byQueue].map(([queueUrl, messages]) => ctx.dispatch.send(queueUrl, messages, now, leadFor)),
+  );
   return results;
 }

@@ -4,6 +4,7 @@
  * conditional put keyed by fire time, and `nextRunAt` only moves by compare-and-set.
  */
 import type { Context } from '../context.ts';
+import { stagingLeadSeconds } from '../dispatch/dispatch.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
 import { liveAgents, planJobs } from './plan.ts';
 
@@ -62,9 +63,27 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
     report.windowStart = cursor;
     report.windowEnd = windowEnd;
     const agents = liveAgents(ctx, now);
+    // Read the due jobs first (index only, fire-time order): how many launch in each second decides how
+    // early that second's launches are staged for the agents.
+    const due: JobRecord[] = [];
+    for await (const job of ctx.jobs.due(shard, windowEnd)) {
+      if (ctx.clock() >= lease.expiresAtMs) break;
+      due.push(job);
+    }
+    report.jobs = due.length;
+    const perSecond = new Map<number, number>();
+    for (const job of due) {
+      const second = Math.floor(Math.max(job.nextRunAt ?? now, now) / 1000);
+      perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
+    }
+    const leadFor = (fireAt: number) => stagingLeadSeconds(perSecond.get(Math.floor(fireAt / 1000)) ?? 0);
     const inFlight = new Set<Promise<void>>();
-    const planChunk = (jobs: JobRecord[]) => {
-      const p: Promise<void> = planJobs(ctx, jobs, windowEnd, now, agents)
+    // The earliest are planned first, in chunks, a few chunks at a time.
+    for (let i = 0; i < due.length; i += CHUNK_JOBS) {
+      // A holder whose lease ran out stops: a newer holder may be working the same window.
+      if (ctx.clock() >= lease.expiresAtMs) break;
+      const jobs = due.slice(i, i + CHUNK_JOBS);
+      const p: Promise<void> = planJobs(ctx, jobs, windowEnd, now, agents, leadFor)
         .then((results) => {
           for (const r of results) {
             report.planned += r.planned;
@@ -79,22 +98,8 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
         })
         .finally(() => inFlight.delete(p));
       inFlight.add(p);
-      return p;
-    };
-    // Due jobs come in fire-time order (the index's sort key): the earliest are planned first, in
-    // chunks, a few chunks at a time.
-    let chunk: JobRecord[] = [];
-    for await (const job of ctx.jobs.due(shard, windowEnd)) {
-      // A holder whose lease ran out stops: a newer holder may be working the same window.
-      if (ctx.clock() >= lease.expiresAtMs) break;
-      report.jobs++;
-      chunk.push(job);
-      if (chunk.length < CHUNK_JOBS) continue;
-      planChunk(chunk);
-      chunk = [];
       if (inFlight.size >= PARALLEL_CHUNKS) await Promise.race(inFlight);
     }
-    if (chunk.length > 0 && ctx.clock() < lease.expiresAtMs) planChunk(chunk);
     await Promise.all(inFlight);
     report.lost = await sweepLost(ctx, now);
     if (report.errors.length === 0 && ctx.clock() < lease.expiresAtMs) {

@@ -89,14 +89,19 @@ interface Task {
 }
 
 const lateness =
-  (jobs: number, ticker: 'stack' | 'serial', concurrency: number | 'default' = 250) =>
+  (
+    jobs: number,
+    ticker: 'stack' | 'serial',
+    concurrency: number | 'default' = 250,
+    executor: 'shell' | 'noop' = 'shell',
+  ) =>
   () =>
     launchLateness({
       jobs,
       agents: 4,
       leadMs: 20_000,
       concurrency: concurrency === 'default' ? undefined : concurrency,
-      executor: 'shell',
+      executor,
       ticker,
     });
 const sustainedRun =
@@ -108,6 +113,7 @@ const tasks: Task[] = quick
   ? [
       { id: 'launch_lateness_ms/stack-ticker-300', run: lateness(300, 'stack') },
       { id: 'launch_lateness_ms/serial-ticker-300', run: lateness(300, 'serial') },
+      { id: 'launch_lateness_ms/noop-executor-300', run: lateness(300, 'stack', 250, 'noop') },
       { id: 'tick_cost/1000', run: () => tickCost({ sizes: [1_000], due: 1_000 }) },
       { id: 'tick_cost/10000', run: () => tickCost({ sizes: [10_000], due: 1_000 }) },
       { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
@@ -117,6 +123,7 @@ const tasks: Task[] = quick
   : [
       { id: 'launch_lateness_ms/stack-ticker-1000', run: lateness(1000, 'stack') },
       { id: 'launch_lateness_ms/serial-ticker-1000', run: lateness(1000, 'serial') },
+      { id: 'launch_lateness_ms/noop-executor-1000', run: lateness(1000, 'stack', 250, 'noop') },
       { id: 'launch_lateness_ms/default-concurrency-1000', run: lateness(1000, 'stack', 'default') },
       { id: 'launch_lateness_ms/stack-ticker-100', run: lateness(100, 'stack') },
       { id: 'launch_lateness_ms/serial-ticker-100', run: lateness(100, 'serial') },

@@ -2,9 +2,12 @@ import { describe, expect, it } from 'vitest';
 import {
   canonicalTagSet,
   delaySecondsFor,
+  MAX_LEAD_SECONDS,
   parseTagSet,
+  stagingLeadSeconds,
   tagsSatisfy,
 } from '../../../../shared/dispatch/dispatch.ts';
+import { MAX_HOLD_MS } from '../../../../shared/executions/runner.ts';
 
 describe('dispatch', () => {
   it('names a tag set canonically, whatever the key order', () => {
@@ -25,5 +28,17 @@ describe('dispatch', () => {
     expect(delaySecondsFor(500, 0)).toBe(0);
     expect(delaySecondsFor(-5_000, 0)).toBe(0);
     expect(delaySecondsFor(5_000_000, 0)).toBe(900);
+  });
+
+  it('stages a busy second earlier: 1 s, plus 1 s per 200 launches, never past what an agent holds', () => {
+    expect(stagingLeadSeconds(0)).toBe(1);
+    expect(stagingLeadSeconds(199)).toBe(1);
+    expect(stagingLeadSeconds(200)).toBe(2);
+    expect(stagingLeadSeconds(1_000)).toBe(6);
+    expect(stagingLeadSeconds(100_000)).toBe(MAX_LEAD_SECONDS);
+    expect(MAX_LEAD_SECONDS * 1000).toBeLessThan(MAX_HOLD_MS);
+    // 1,000 launches 20 s out: visible 6 s early.
+    expect(delaySecondsFor(20_000, 0, stagingLeadSeconds(1_000))).toBe(14);
+    expect(delaySecondsFor(3_000, 0, 6)).toBe(0);
   });
 });
