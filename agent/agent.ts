@@ -8,7 +8,12 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from '../shared/context.ts';
 import { parseTagSet, type ReceivedLaunch, tagsSatisfy } from '../shared/dispatch/dispatch.ts';
-import { laterVisibilitySeconds, processLaunch } from '../shared/executions/runner.ts';
+import {
+  laterVisibilitySeconds,
+  processLaunches,
+  type RunnerOptions,
+  type RunnerVerdict,
+} from '../shared/executions/runner.ts';
 import type { Executor } from '../shared/executors/executor.ts';
 import { createExecutors } from '../shared/executors/registry.ts';
 import { createSsmResolver } from '../shared/executors/secrets.ts';
@@ -208,8 +213,8 @@ export class Agent {
         await this.sleep(1_000);
         continue;
       }
-      for (const m of messages) {
-        const p: Promise<void> = this.handle(queueUrl, m)
+      for (const p0 of this.handleAll(queueUrl, messages)) {
+        const p: Promise<void> = p0
           .catch((error) => this.logError('execution', error))
           .finally(() => {
             this.inFlight.delete(p);
@@ -220,27 +225,46 @@ export class Agent {
     }
   }
 
-  private async handle(queueUrl: string, m: ReceivedLaunch): Promise<void> {
-    const launch = m.launch;
-    if (!launch) {
-      this.log({ msg: 'dropping malformed message', body: m.body });
-      await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
-      return;
-    }
+  /** One promise per message: well-formed launches are claimed together, then each runs on its own. */
+  private handleAll(queueUrl: string, messages: readonly ReceivedLaunch[]): Promise<void>[] {
+    const launches = messages.flatMap((m) => (m.launch ? [m] : []));
     const me = { agentId: this.agentId, nodeName: this.nodeName };
-    const verdict = await processLaunch(this.ctx, launch, me, {
+    const verdicts = processLaunches(
+      this.ctx,
+      launches.map((m) => m.launch!),
+      me,
+      launches.map((m) => this.runnerOptions(queueUrl, m)),
+    );
+    const byMessage = new Map(launches.map((m, i) => [m, verdicts[i]!]));
+    return messages.map(async (m) => {
+      const verdict = byMessage.get(m);
+      if (!verdict) {
+        this.log({ msg: 'dropping malformed message', body: m.body });
+        await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
+        return;
+      }
+      await this.settle(queueUrl, m, await verdict);
+    });
+  }
+
+  private runnerOptions(queueUrl: string, m: ReceivedLaunch): RunnerOptions {
+    return {
       executors: this.executors,
       heartbeatIntervalMs: this.executionHeartbeatMs,
       lostAfterMs: this.lostAfterMs,
       sleep: this.sleep,
-      receiveCount: Math.max(m.receiveCount, (launch.bounces ?? 0) + 1),
+      receiveCount: Math.max(m.receiveCount, (m.launch?.bounces ?? 0) + 1),
       log: this.log,
       track: (id, controller) => {
         if (controller) this.running.set(id, controller);
         else this.running.delete(id);
       },
       keepAlive: () => this.ctx.dispatch.hide(queueUrl, m.receiptHandle, this.visibilityTimeoutSeconds),
-    });
+    };
+  }
+
+  private async settle(queueUrl: string, m: ReceivedLaunch, verdict: RunnerVerdict): Promise<void> {
+    const launch = m.launch!;
     if (verdict === 'done') {
       await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
     } else if (verdict === 'retry') {

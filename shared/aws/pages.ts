@@ -1,5 +1,7 @@
 /** Reads every page of a DynamoDB Query or Scan (the SDK answers at most 1 MB a call). */
 import {
+  BatchGetCommand,
+  type BatchGetCommandOutput,
   QueryCommand,
   type QueryCommandInput,
   ScanCommand,
@@ -34,5 +36,30 @@ export async function* allItems(
 export async function collect<T>(items: AsyncGenerator<Item>, map: (item: Item) => T): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(map(item));
+  return out;
+}
+
+/**
+ * The items with these keys, read with BatchGetItem (100 keys a call, unprocessed keys asked again).
+ * Missing items are simply absent; the order is not the keys' order.
+ */
+export async function batchGet(
+  clients: AwsClients,
+  table: string,
+  keys: readonly Item[],
+  consistent = true,
+): Promise<Item[]> {
+  const out: Item[] = [];
+  for (let i = 0; i < keys.length; i += 100) {
+    let pending: Item[] | undefined = keys.slice(i, i + 100) as Item[];
+    for (let round = 0; pending && pending.length > 0; round++) {
+      if (round > 0) await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** round)));
+      const res: BatchGetCommandOutput = await clients.doc.send(
+        new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: consistent } } }),
+      );
+      out.push(...(res.Responses?.[table] ?? []));
+      pending = res.UnprocessedKeys?.[table]?.Keys as Item[] | undefined;
+    }
+  }
   return out;
 }

@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
-import { allItems, collect } from '../aws/pages.ts';
+import { allItems, batchGet, collect } from '../aws/pages.ts';
 import type { Config } from '../config.ts';
 import { type Execution, type ExecutionStatus, fromItem, type Trigger } from './execution.ts';
 
@@ -261,6 +261,76 @@ export class ExecutionsStore {
   }
 
   /**
+   * Claims several untagged executions in one transaction (the burst path: a batch of launches one agent
+   * received together). All or nothing: the checks are those of `claim` — each execution still
+   * `scheduled`, each job still at the version planned, and (unless every one is manual) the scheduler
+   * not paused. Answers the running executions, or null when any check failed; the caller then claims
+   * them one by one, which sorts out who failed why.
+   */
+  async claimMany(
+    executions: readonly Execution[],
+    agent: { agentId: string; nodeName: string },
+    now: number,
+  ): Promise<Execution[] | null> {
+    const versions = new Map<string, number>();
+    for (const e of executions) {
+      if (versions.has(e.jobName) && versions.get(e.jobName) !== e.jobVersion) return null;
+      versions.set(e.jobName, e.jobVersion);
+    }
+    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+      ...executions.map((e) => ({
+        Update: {
+          TableName: this.table,
+          Key: { jobName: e.jobName, executionId: e.executionId },
+          UpdateExpression:
+            'SET #s = :running, claimedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
+          ConditionExpression: '#s = :scheduled',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':running': 'running',
+            ':scheduled': 'scheduled',
+            ':now': now,
+            ':a': agent.agentId,
+            ':n': agent.nodeName,
+          },
+        },
+      })),
+      ...[...versions].map(([name, version]) => ({
+        ConditionCheck: {
+          TableName: this.config.tables.jobs,
+          Key: { name },
+          ConditionExpression: 'version = :v',
+          ExpressionAttributeValues: { ':v': version },
+        },
+      })),
+    ];
+    if (executions.some((e) => e.trigger !== 'manual')) {
+      items.push({
+        ConditionCheck: {
+          TableName: this.config.tables.control,
+          Key: { pk: PAUSE_KEY },
+          ConditionExpression: 'attribute_not_exists(paused) OR paused = :f',
+          ExpressionAttributeValues: { ':f': false },
+        },
+      });
+    }
+    try {
+      await this.clients.doc.send(new TransactWriteCommand({ TransactItems: items }));
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) return null;
+      throw error;
+    }
+    return executions.map((e) => ({
+      ...e,
+      status: 'running' as const,
+      claimedAt: now,
+      heartbeatAt: now,
+      agentId: agent.agentId,
+      nodeName: agent.nodeName,
+    }));
+  }
+
+  /**
    * Keeps a running execution alive; answers whether someone asked to cancel it (`replace`, API), or
    * null when it is no longer ours (marked lost meanwhile).
    */
@@ -400,6 +470,18 @@ export class ExecutionsStore {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
+  }
+
+  /** Several executions in one consistent read (BatchGetItem), keyed `jobName/executionId`. */
+  async getMany(
+    keys: ReadonlyArray<Pick<Execution, 'jobName' | 'executionId'>>,
+  ): Promise<Map<string, Execution>> {
+    const items = await batchGet(
+      this.clients,
+      this.table,
+      keys.map((k) => ({ jobName: k.jobName, executionId: k.executionId })),
+    );
+    return new Map(items.map((item) => [`${item.jobName}/${item.executionId}`, fromItem(item)]));
   }
 
   async get(jobName: string, executionId: string): Promise<Execution | null> {

@@ -2,7 +2,7 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
-import { allItems, collect } from '../aws/pages.ts';
+import { allItems, batchGet, collect } from '../aws/pages.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
 import type { JobDefinition } from './job.ts';
@@ -73,6 +73,17 @@ export class JobsStore {
       new GetCommand({ TableName: this.table, Key: { name }, ConsistentRead: consistent }),
     );
     return out.Item ? fromItem(out.Item) : null;
+  }
+
+  /** Several jobs in one read (BatchGetItem), by name; absent ones are missing from the map. */
+  async getMany(names: readonly string[]): Promise<Map<string, JobRecord>> {
+    const unique = [...new Set(names)];
+    const items = await batchGet(
+      this.clients,
+      this.table,
+      unique.map((name) => ({ name })),
+    );
+    return new Map(items.map((item) => [String(item.name), fromItem(item)]));
   }
 
   /**

@@ -6,9 +6,10 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
 import { type Context, createContext } from '../../shared/context.ts';
+import { processLaunches } from '../../shared/executions/runner.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
-import { planJob } from '../../shared/scheduler/plan.ts';
+import { planJob, planJobs } from '../../shared/scheduler/plan.ts';
 import { tick } from '../../shared/scheduler/tick.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 
@@ -284,4 +285,108 @@ describe('a tick killed after each step', () => {
     };
     return { ...ctx, dispatch };
   }
+});
+
+/** Launches one agent received together are claimed in one transaction; anything odd falls back. */
+describe('claiming a batch of launches together', () => {
+  const ran: string[] = [];
+  const executor = {
+    run: async (_def: unknown, e: { executionId: string; jobName: string }) => {
+      ran.push(`${e.jobName}/${e.executionId}`);
+      return {
+        status: 'succeeded' as const,
+        exitCode: 0,
+        output: 'ok',
+        outputTruncated: false,
+        reason: null,
+      };
+    },
+  };
+  const me = { agentId: 'batch-agent', nodeName: 'batch-node' };
+  const options = {
+    executors: { shell: executor },
+    heartbeatIntervalMs: 500,
+    lostAfterMs: 10_000,
+    sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+  };
+
+  async function plannedLaunches(prefix: string, n: number, fireAt: number, realCtx: Context) {
+    const now = Date.now();
+    const jobs = [];
+    for (let i = 0; i < n; i++) {
+      const def = validateJob({
+        name: `${prefix}-${i}`,
+        schedule: `@at ${new Date(fireAt).toISOString()}`,
+        executor_config: { command: 'true' },
+      });
+      jobs.push(await realCtx.jobs.putDefinition(def, fireAt, null, now));
+    }
+    await planJobs(realCtx, jobs, fireAt + 1, now);
+    const launches = [];
+    for (const job of jobs) {
+      const [e] = await realCtx.executions.listForJob(job.name);
+      launches.push({ jobName: job.name, executionId: e!.executionId, scheduledAt: e!.scheduledAt });
+    }
+    return launches;
+  }
+
+  it('claims them in one transaction before the fire time and starts each at it, once', async () => {
+    const realCtx = createContext(stack.env);
+    let batches = 0;
+    const claimMany = realCtx.executions.claimMany.bind(realCtx.executions);
+    realCtx.executions.claimMany = async (...args) => {
+      batches++;
+      return claimMany(...args);
+    };
+    const fireAt = Math.ceil((Date.now() + 2_000) / 1_000) * 1_000;
+    const launches = await plannedLaunches('batch-ok', 6, fireAt, realCtx);
+    ran.length = 0;
+    const verdicts = await Promise.all(
+      processLaunches(
+        realCtx,
+        launches,
+        me,
+        launches.map(() => options),
+      ),
+    );
+    expect(verdicts).toEqual(launches.map(() => 'done'));
+    expect(batches).toBe(1);
+    expect(ran.sort()).toEqual(launches.map((l) => `${l.jobName}/${l.executionId}`).sort());
+    for (const l of launches) {
+      const e = await realCtx.executions.get(l.jobName, l.executionId);
+      expect(e).toMatchObject({ status: 'succeeded', agentId: me.agentId });
+      expect(e!.claimedAt!).toBeLessThan(l.scheduledAt);
+      expect(e!.startedAt!).toBeGreaterThanOrEqual(l.scheduledAt);
+    }
+  });
+
+  it('falls back to one by one when one of them is already claimed or delivered twice', async () => {
+    const realCtx = createContext(stack.env);
+    const fireAt = Math.ceil((Date.now() + 2_000) / 1_000) * 1_000;
+    const launches = await plannedLaunches('batch-odd', 4, fireAt, realCtx);
+    // Another agent claimed the first one already; the second is delivered twice in the same batch.
+    const first = await realCtx.executions.get(launches[0]!.jobName, launches[0]!.executionId);
+    const claim = await realCtx.executions.claim(first!, { agentId: 'other', nodeName: 'o' }, Date.now());
+    expect(claim.claimed).toBe(true);
+    ran.length = 0;
+    const batch = [...launches, launches[1]!];
+    const verdicts = await Promise.all(
+      processLaunches(
+        realCtx,
+        batch,
+        me,
+        batch.map(() => options),
+      ),
+    );
+    expect(verdicts).toEqual(batch.map(() => 'done'));
+    // Each of the other three ran exactly once; the first was left to the agent that claimed it.
+    expect(ran.sort()).toEqual(
+      launches
+        .slice(1)
+        .map((l) => `${l.jobName}/${l.executionId}`)
+        .sort(),
+    );
+    const e0 = await realCtx.executions.get(launches[0]!.jobName, launches[0]!.executionId);
+    expect(e0).toMatchObject({ status: 'running', agentId: 'other' });
+  });
 });
