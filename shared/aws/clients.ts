@@ -1,14 +1,20 @@
 /**
  * The one place that constructs AWS clients. Endpoints come from AWS_ENDPOINT_URL_<SERVICE>, then
  * AWS_ENDPOINT_URL, so AWS, LocalStack and the local emulators (DynamoDB Local + moto) are one code path.
+ *
+ * DynamoDB and SQS are what every deployable (the agent included) uses all the time; their SDK modules are
+ * imported up front. The other services' SDK modules are large (SSM alone is ~200 KB minified) and an idle
+ * agent never calls them, so they are *on demand*: their module is imported (`await import()`) on the first
+ * `send`, which keeps them out of the agent's resident memory until a job needs them (an S3 upload of
+ * truncated output, an `{{ssm:...}}` reference, a lambda/eventbridge job).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { LambdaClient } from '@aws-sdk/client-lambda';
-import { S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -51,15 +57,98 @@ function baseConfig(service: Service, env: Env) {
   };
 }
 
-export interface AwsClients {
-  readonly dynamodb: DynamoDBClient;
-  readonly doc: DynamoDBDocumentClient;
+/** Services whose SDK module is imported on first use, and their client types. */
+export interface OnDemandClients {
   readonly dynamodbStreams: DynamoDBStreamsClient;
-  readonly sqs: SQSClient;
   readonly eventbridge: EventBridgeClient;
   readonly lambda: LambdaClient;
   readonly ssm: SSMClient;
   readonly s3: S3Client;
+}
+export type OnDemandService = keyof OnDemandClients;
+export const ON_DEMAND_SERVICES: readonly OnDemandService[] = [
+  'dynamodbStreams',
+  'eventbridge',
+  'lambda',
+  'ssm',
+  's3',
+];
+
+/** Imports a service's SDK module and constructs its client (the only `await import()` of SDK clients). */
+const construct: { readonly [S in OnDemandService]: (env: Env) => Promise<OnDemandClients[S]> } = {
+  dynamodbStreams: async (env) => {
+    const { DynamoDBStreamsClient } = await import('@aws-sdk/client-dynamodb-streams');
+    return new DynamoDBStreamsClient(baseConfig('dynamodbStreams', env));
+  },
+  eventbridge: async (env) => {
+    const { EventBridgeClient } = await import('@aws-sdk/client-eventbridge');
+    return new EventBridgeClient(baseConfig('eventbridge', env));
+  },
+  lambda: async (env) => {
+    const { LambdaClient } = await import('@aws-sdk/client-lambda');
+    return new LambdaClient(baseConfig('lambda', env));
+  },
+  ssm: async (env) => {
+    const { SSMClient } = await import('@aws-sdk/client-ssm');
+    return new SSMClient(baseConfig('ssm', env));
+  },
+  s3: async (env) => {
+    const { S3Client } = await import('@aws-sdk/client-s3');
+    // Emulators (moto on 127.0.0.1) cannot serve virtual-hosted bucket names: path style there.
+    const config = baseConfig('s3', env);
+    return new S3Client({ ...config, ...('endpoint' in config ? { forcePathStyle: true } : {}) });
+  },
+};
+
+type Sendable = { send(...args: never[]): Promise<unknown>; destroy(): void };
+
+/**
+ * A stand-in for an on-demand client until its module is loaded: `send` loads the module, builds the
+ * client once and sends through it; `destroy` before that is a no-op (nothing to release). Once loaded,
+ * every property is the real client's. Anything else before the first send throws, naming the fix
+ * (`await clients.load(service)` gives the real client).
+ */
+function onDemand<C extends Sendable>(
+  service: OnDemandService,
+  load: () => Promise<C>,
+  loaded: () => C | undefined,
+): C {
+  const send = async (...args: never[]) => (await load()).send(...args);
+  return new Proxy({} as C, {
+    get(_target, prop) {
+      if (prop === 'send') return send;
+      const real = loaded();
+      if (real) {
+        const value: unknown = Reflect.get(real, prop, real);
+        return typeof value === 'function' ? value.bind(real) : value;
+      }
+      if (prop === 'destroy') return () => {};
+      // Not a thenable: `await clients.s3` must not try to call a `then` that does not exist.
+      if (prop === 'then' || typeof prop === 'symbol') return undefined;
+      throw new Error(
+        `the ${service} client is created on first use: await clients.load('${service}') before reading .${prop}`,
+      );
+    },
+  });
+}
+
+export interface AwsClients {
+  readonly dynamodb: DynamoDBClient;
+  readonly doc: DynamoDBDocumentClient;
+  readonly sqs: SQSClient;
+  /**
+   * On-demand clients: `send` works at once (the first one imports the SDK module); other members
+   * only after the first send or `load`.
+   */
+  readonly dynamodbStreams: DynamoDBStreamsClient;
+  readonly eventbridge: EventBridgeClient;
+  readonly lambda: LambdaClient;
+  readonly ssm: SSMClient;
+  readonly s3: S3Client;
+  /** The real client of an on-demand service, its SDK module imported (once) if it was not yet. */
+  load<S extends OnDemandService>(service: S): Promise<OnDemandClients[S]>;
+  /** Whether an on-demand service's client exists yet (its module imported by this factory). */
+  isLoaded(service: OnDemandService): boolean;
 }
 
 /** Clients are created lazily and once per factory call; pass the result around instead of re-creating. */
@@ -70,6 +159,38 @@ export function createClients(env: Env = process.env): AwsClients {
     return cache.get(key) as T;
   };
   const dynamodb = () => once('dynamodb', () => new DynamoDBClient(baseConfig('dynamodb', env)));
+
+  const loaded = new Map<OnDemandService, unknown>();
+  const loading = new Map<OnDemandService, Promise<unknown>>();
+  const load = <S extends OnDemandService>(service: S): Promise<OnDemandClients[S]> => {
+    const done = loaded.get(service);
+    if (done) return Promise.resolve(done as OnDemandClients[S]);
+    let pending = loading.get(service);
+    if (!pending) {
+      pending = construct[service](env).then(
+        (client) => {
+          loaded.set(service, client);
+          loading.delete(service);
+          return client;
+        },
+        (error: unknown) => {
+          loading.delete(service); // a failed import may be retried by the next send
+          throw error;
+        },
+      );
+      loading.set(service, pending);
+    }
+    return pending as Promise<OnDemandClients[S]>;
+  };
+  const stub = <S extends OnDemandService>(service: S): OnDemandClients[S] =>
+    once(`on-demand:${service}`, () =>
+      onDemand(
+        service,
+        () => load(service),
+        () => loaded.get(service) as OnDemandClients[S] | undefined,
+      ),
+    );
+
   return {
     get dynamodb() {
       return dynamodb();
@@ -79,28 +200,26 @@ export function createClients(env: Env = process.env): AwsClients {
         DynamoDBDocumentClient.from(dynamodb(), { marshallOptions: { removeUndefinedValues: true } }),
       );
     },
-    get dynamodbStreams() {
-      return once('streams', () => new DynamoDBStreamsClient(baseConfig('dynamodbStreams', env)));
-    },
     get sqs() {
       // An explicit endpoint stops the SQS client from routing by the host inside a queue URL.
       return once('sqs', () => new SQSClient({ ...baseConfig('sqs', env), useQueueUrlAsEndpoint: false }));
     },
+    get dynamodbStreams() {
+      return stub('dynamodbStreams');
+    },
     get eventbridge() {
-      return once('eventbridge', () => new EventBridgeClient(baseConfig('eventbridge', env)));
+      return stub('eventbridge');
     },
     get lambda() {
-      return once('lambda', () => new LambdaClient(baseConfig('lambda', env)));
+      return stub('lambda');
     },
     get ssm() {
-      return once('ssm', () => new SSMClient(baseConfig('ssm', env)));
+      return stub('ssm');
     },
     get s3() {
-      // Emulators (moto on 127.0.0.1) cannot serve virtual-hosted bucket names: path style there.
-      return once('s3', () => {
-        const config = baseConfig('s3', env);
-        return new S3Client({ ...config, ...('endpoint' in config ? { forcePathStyle: true } : {}) });
-      });
+      return stub('s3');
     },
+    load,
+    isLoaded: (service) => loaded.has(service),
   };
 }

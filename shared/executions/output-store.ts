@@ -4,7 +4,6 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { AwsClients } from '../aws/clients.ts';
 
 export function outputKey(jobName: string, executionId: string): string {
@@ -21,6 +20,8 @@ export class OutputStore {
   async put(jobName: string, executionId: string, path: string): Promise<string> {
     const key = outputKey(jobName, executionId);
     const { size } = await stat(path);
+    // Imported on the first upload only: an agent whose runs never overflow never loads the S3 SDK.
+    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
     await this.clients.s3.send(
       new PutObjectCommand({
         Bucket: this.bucket,

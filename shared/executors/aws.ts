@@ -11,9 +11,10 @@
  *     deduplication id the execution id is used, so a redelivered dispatch of the same execution sends once.
  *   - `eventbridge`: `event_bus` (default `default`), `source`, `detail_type`, `detail` (a JSON object
  *     string, default `{}`). Output is the EventId; FailedEntryCount > 0 fails the run.
+ *
+ * The Lambda and EventBridge SDK modules are imported by the first run that needs them (an agent, which
+ * registers these executors too, never does: see aws/clients.ts). SQS is loaded anyway (dispatch).
  */
-import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { InvokeCommand } from '@aws-sdk/client-lambda';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../aws/clients.ts';
 import type { Execution } from '../executions/execution.ts';
@@ -85,6 +86,7 @@ export class LambdaExecutor implements Executor {
       const qualifier = (cfg.qualifier ?? '').trim();
       const payload = cfg.payload ?? '';
       return async (abortSignal) => {
+        const { InvokeCommand } = await import('@aws-sdk/client-lambda');
         const res = await this.clients.lambda.send(
           new InvokeCommand({
             FunctionName: functionName,
@@ -185,6 +187,7 @@ export class EventBridgeExecutor implements Executor {
         throw new ExecutorConfigError('detail', 'must be a JSON object');
       }
       return async (abortSignal) => {
+        const { PutEventsCommand } = await import('@aws-sdk/client-eventbridge');
         const res = await this.clients.eventbridge.send(
           new PutEventsCommand({
             Entries: [{ EventBusName: bus, Source: source, DetailType: detailType, Detail: detail }],

@@ -12,7 +12,6 @@
  * the result's output and reason go through `redact` before they are returned.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import type { AwsClients } from '../aws/clients.ts';
 import { errorMessage, failedResult } from './common.ts';
 import type { Executor, ExecutorResult } from './executor.ts';
@@ -149,6 +148,8 @@ export function createSsmLookup(
   const fetchValue = async (name: string): Promise<string> => {
     let value: string | undefined;
     try {
+      // Imported here, not at the top: most agents never resolve a secret (see aws/clients.ts).
+      const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
       const res = await clients.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
       value = res.Parameter?.Value;
     } catch (error) {
