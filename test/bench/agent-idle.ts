@@ -5,13 +5,15 @@
  *
  * Variants:
  *   - `bin/cronplane.js`: the agent as shipped (tsx's loader transpiles the TypeScript at start-up)
- *   - `esbuild-bundle`: agent/cli.ts bundled by esbuild into one ESM file in a temp dir, run by plain node
+ *   - `esbuild-bundle`: dist/cronplane-agent.mjs as `npm run bundle` builds it (scripts/bundle-agent.mjs,
+ *     written to a temp dir), run by plain node as the README's systemd unit does
  *   - `node-baseline`: `node -e 'setInterval(() => {}, 1000)'`, the floor of any Node.js process
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import {
   clockTicksPerSecond,
   cpuTicks,
@@ -30,21 +32,11 @@ export interface AgentIdleOptions {
   readonly settleMs?: number;
 }
 
+/** The shipped artifact: `npm run bundle`'s script (scripts/bundle-agent.mjs), written to a temp dir. */
 async function bundleAgent(dir: string): Promise<string> {
-  const esbuild = await import('esbuild');
   const outfile = join(dir, 'cronplane-agent.mjs');
-  await esbuild.build({
-    entryPoints: [join(REPO_ROOT, 'agent', 'cli.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile,
-    logLevel: 'silent',
-    // CommonJS dependencies inside an ESM bundle need a `require`.
-    banner: {
-      js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);",
-    },
+  await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'scripts', 'bundle-agent.mjs'), outfile], {
+    cwd: REPO_ROOT,
   });
   return outfile;
 }
