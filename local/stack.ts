@@ -62,7 +62,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...emulators.env,
       ...resources.env,
       CRONPLANE_TICK_PERIOD_MS: '5000',
-      CRONPLANE_TICK_MARGIN_MS: '5000',
+      CRONPLANE_TICK_MARGIN_MS: '10000',
       ...options.settings,
     };
     const ctx = createContext(env);

@@ -19,6 +19,13 @@ import {
 import type { Context } from '../shared/context.ts';
 import { type ReactionOptions, reactToStreamRecords } from '../shared/events/reactions.ts';
 
+/**
+ * Records per GetRecords, as the events function's event source mapping (batchSize 100 in infra/). It
+ * also bounds the synchronous work per batch: the poller shares its event loop with the local ticker
+ * and agents, and deserializing a thousand records at once stalled their timers for a second.
+ */
+const BATCH_SIZE = 100;
+
 export interface StreamPollerOptions {
   /** Pause between polling rounds (default 200 ms). */
   readonly intervalMs?: number;
@@ -138,7 +145,9 @@ export function startStreamPoller(ctx: Context, options: StreamPollerOptions = {
       let records: StreamRecord[];
       let next: string | undefined;
       try {
-        const out = await streams.send(new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: 1000 }));
+        const out = await streams.send(
+          new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: BATCH_SIZE }),
+        );
         records = out.Records ?? [];
         next = out.NextShardIterator;
       } catch (error) {

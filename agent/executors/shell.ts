@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Execution } from '../../shared/executions/execution.ts';
 import { OutputBuffer } from '../../shared/executions/output-buffer.ts';
 import { parseTimeout } from '../../shared/executors/common.ts';
-import type { Executor, ExecutorResult } from '../../shared/executors/executor.ts';
+import type { Executor, ExecutorResult, RunHooks } from '../../shared/executors/executor.ts';
 import type { JobDefinition } from '../../shared/jobs/job.ts';
 
 /** Splits like a POSIX shell would for simple words and quotes, without expanding anything. */
@@ -70,7 +70,12 @@ export interface ShellExecutorOptions {
 export class ShellExecutor implements Executor {
   constructor(private readonly options: ShellExecutorOptions = {}) {}
 
-  async run(job: JobDefinition, execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
+  async run(
+    job: JobDefinition,
+    execution: Execution,
+    signal: AbortSignal,
+    hooks?: RunHooks,
+  ): Promise<ExecutorResult> {
     const cfg = job.executor_config;
     const command = cfg.command ?? '';
     const useShell = cfg.shell === 'true';
@@ -106,6 +111,9 @@ export class ShellExecutor implements Executor {
         detached: true, // own process group: kill(-pid) reaches grandchildren too
         stdio: ['pipe', 'pipe', 'pipe'],
       });
+      // The run starts when its process exists (forking costs more as the agent grows, and a burst's
+      // spawns queue behind each other): that, not the call, is the execution's start.
+      if (child.pid !== undefined) hooks?.started?.(Date.now());
       const killGroup = (why: 'timeout' | 'cancelled') => {
         if (killedFor || child.pid === undefined) return;
         killedFor = why;

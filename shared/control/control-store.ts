@@ -134,29 +134,37 @@ export class ControlStore {
     now: number,
     ttlMs: number,
   ): Promise<LockHolder | null> {
-    try {
-      await this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: `lock#${jobName}` },
-          UpdateExpression: 'SET executionId = :e, agentId = :a, expiresAtMs = :exp, expiresAt = :ttl',
-          ConditionExpression: 'attribute_not_exists(pk) OR expiresAtMs < :now OR executionId = :e',
-          ExpressionAttributeValues: {
-            ':e': holder.executionId,
-            ':a': holder.agentId,
-            ':exp': now + ttlMs,
-            ':now': now,
-            ':ttl': Math.floor((now + ttlMs) / 1000) + 86_400,
-          },
-        }),
-      );
-      return null;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      const out = await this.clients.doc.send(
-        new GetCommand({ TableName: this.table, Key: { pk: `lock#${jobName}` }, ConsistentRead: true }),
-      );
-      return { executionId: String(out.Item?.executionId ?? ''), agentId: String(out.Item?.agentId ?? '') };
+    // The holder may let go between our failed write and our read of who holds it: then try again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.clients.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: `lock#${jobName}` },
+            UpdateExpression: 'SET executionId = :e, agentId = :a, expiresAtMs = :exp, expiresAt = :ttl',
+            ConditionExpression: 'attribute_not_exists(pk) OR expiresAtMs < :now OR executionId = :e',
+            ExpressionAttributeValues: {
+              ':e': holder.executionId,
+              ':a': holder.agentId,
+              ':exp': now + ttlMs,
+              ':now': now,
+              ':ttl': Math.floor((now + ttlMs) / 1000) + 86_400,
+            },
+          }),
+        );
+        return null;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        const out = await this.clients.doc.send(
+          new GetCommand({ TableName: this.table, Key: { pk: `lock#${jobName}` }, ConsistentRead: true }),
+        );
+        if (out.Item?.executionId || attempt >= 4) {
+          return {
+            executionId: String(out.Item?.executionId ?? ''),
+            agentId: String(out.Item?.agentId ?? ''),
+          };
+        }
+      }
     }
   }
 

@@ -71,13 +71,13 @@ export function delaySecondsFor(fireAtMs: number, now: number, leadSeconds = 1):
 }
 
 /** Launches of one second that one more second of lead is given for (see `stagingLeadSeconds`). */
-export const LAUNCHES_PER_LEAD_SECOND = 200;
-/** The most lead a busy second gets; agents hold a launch for at most MAX_HOLD_MS (10 s). */
-export const MAX_LEAD_SECONDS = 7;
+export const LAUNCHES_PER_LEAD_SECOND = 100;
+/** The most lead a busy second gets; agents hold a launch for at most MAX_HOLD_MS (15 s). */
+export const MAX_LEAD_SECONDS = 12;
 
 /**
- * How early the launches of a second with `launches` due become visible: 1 s, plus 1 s per 200 of them,
- * at most 7 s. Agents claim a launch when it arrives, and claiming a thousand takes the database a few
+ * How early the launches of a second with `launches` due become visible: 1 s, plus 1 s per 100 of them,
+ * at most 12 s. Agents claim a launch when it arrives, and claiming a thousand takes the database a few
  * seconds; a quiet second keeps the short lead (a held launch occupies one of the agent's slots).
  */
 export function stagingLeadSeconds(launches: number): number {

@@ -407,7 +407,7 @@ export class ExecutionsStore {
   async finish(e: Execution, agentId: string, result: ExecutionResult, now: number): Promise<boolean> {
     return this.conditionalUpdate(
       e,
-      `SET #s = :to, startedAt = if_not_exists(startedAt, :started), finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why, expiresAt = :exp${result.outputUrl ? ', outputUrl = :url' : ''} REMOVE activeShard`,
+      `SET #s = :to, startedAt = :started, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why, expiresAt = :exp${result.outputUrl ? ', outputUrl = :url' : ''} REMOVE activeShard`,
       'running',
       {
         ':to': result.status,

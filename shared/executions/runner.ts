@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import { memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
-import type { Executor, ExecutorResult } from '../executors/executor.ts';
+import type { Executor, ExecutorResult, RunHooks } from '../executors/executor.ts';
 import { type JobDefinition, parseTags } from '../jobs/job.ts';
 import type { Execution } from './execution.ts';
 import { OutputStore } from './output-store.ts';
@@ -46,7 +46,7 @@ export interface RunnerOptions {
 export type RunnerVerdict = 'done' | 'retry' | 'later';
 
 /** The longest an agent holds an early message in memory; longer waits go back to SQS. */
-export const MAX_HOLD_MS = 10_000;
+export const MAX_HOLD_MS = 15_000;
 
 /** Seconds to hide a message answered `later` (SQS allows up to 12 hours). */
 export function laterVisibilitySeconds(launch: LaunchMessage, now: number): number {
@@ -197,6 +197,31 @@ async function claimTogether(
   return plain.map((c) => (c ? { execution: running[k++]!, def: c.def } : null));
 }
 
+const alarms = new Map<number, Promise<void>>();
+
+/**
+ * Resolves at `at` by the wall clock (never earlier: timers may fire a millisecond early against it).
+ * Every hold for the same instant shares one timer, so a burst's launches all start in the same turn of
+ * the event loop: with a timer each, timers set a millisecond apart expired in different turns, and the
+ * results of the first half (written after their runs) delayed the start of the second half.
+ */
+export function holdUntil(
+  at: number,
+  clock: () => number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<void> {
+  if (at <= clock()) return Promise.resolve();
+  let alarm = alarms.get(at);
+  if (!alarm) {
+    alarm = (async () => {
+      for (let wait = at - clock(); wait > 0; wait = at - clock()) await sleep(wait);
+      alarms.delete(at);
+    })();
+    alarms.set(at, alarm);
+  }
+  return alarm;
+}
+
 /** After the claim: heartbeats, hold to the fire time, concurrency policy, run, result. */
 async function runFromClaim(
   ctx: Context,
@@ -209,14 +234,15 @@ async function runFromClaim(
     await ctx.executions.finish(running, me.agentId, failure('job deleted'), ctx.clock());
     return 'done';
   }
-  // Heartbeats start with the claim, not with the executor: a `replace` may wait seconds for the run it
-  // cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
-  const heart = startHeartbeat(ctx, running, def, me, options);
+  // Held to the fire time without heartbeats: the claim wrote a fresh one and a hold is at most
+  // MAX_HOLD_MS (a thousand held launches beating every second or two would swamp the database just
+  // before they fire).
+  const hold = running.scheduledAt - ctx.clock();
+  await holdUntil(running.scheduledAt, ctx.clock, options.sleep);
+  // From here on heartbeats run, through the lock wait as well: a `replace` may wait seconds for the run
+  // it cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
+  const heart = startHeartbeat(ctx, running, def, me, options, hold > options.lostAfterMs / 2);
   try {
-    // Timers may fire a millisecond early against the wall clock: never start before the fire time.
-    for (let wait = running.scheduledAt - ctx.clock(); wait > 0; wait = running.scheduledAt - ctx.clock()) {
-      await options.sleep(wait);
-    }
     const locked = def.concurrency === 'allow' || (await takeLock(ctx, running, def, me, options, heart));
     if (!locked) {
       const [status, reason] = heart.controller.signal.aborted
@@ -229,6 +255,12 @@ async function runFromClaim(
     }
     heart.holdsLock = true;
     await runClaimed(ctx, running, def, me, options, heart);
+  } catch (error) {
+    // Not left `running` to be found lost later: record what went wrong (if the write fails too, the
+    // heartbeat stops and the lost-check ends it).
+    const reason = `agent error: ${error instanceof Error ? error.message : String(error)}`;
+    options.log?.({ msg: 'execution failed', job: running.jobName, id: running.executionId, error: reason });
+    await ctx.executions.finish(running, me.agentId, failure(reason), ctx.clock()).catch(() => false);
   } finally {
     heart.stop();
     if (def.concurrency !== 'allow') await ctx.control.releaseLock(running.jobName, running.executionId);
@@ -255,6 +287,7 @@ function startHeartbeat(
   def: JobDefinition,
   me: RunnerIdentity,
   options: RunnerOptions,
+  beatNow = false,
 ): Heartbeat {
   const controller = new AbortController();
   options.track?.(e.executionId, controller);
@@ -284,11 +317,12 @@ function startHeartbeat(
     }
     await options.keepAlive?.();
   };
-  const timer = setInterval(() => {
+  const beatLogged = () =>
     beat().catch((error: unknown) =>
       options.log?.({ msg: 'heartbeat failed', error: (error as Error).message }),
     );
-  }, options.heartbeatIntervalMs);
+  const timer = setInterval(beatLogged, options.heartbeatIntervalMs);
+  if (beatNow) void beatLogged();
   return heart;
 }
 
@@ -347,7 +381,7 @@ async function takeLock(
       ttl,
     );
     if (holder === null) return true;
-    if (holder.executionId !== victim) {
+    if (holder.executionId !== victim && holder.executionId !== '') {
       await ctx.executions.requestCancel(
         { jobName: e.jobName, executionId: holder.executionId },
         `replaced by ${e.executionId}`,
@@ -366,10 +400,15 @@ async function runClaimed(
   heart: Heartbeat,
 ) {
   let result: ExecutorResult;
-  const startedAt = ctx.clock();
-  const started: Execution = { ...e, startedAt };
+  let startedAt = ctx.clock();
+  const hooks: RunHooks = {
+    started: (at) => {
+      startedAt = Math.max(startedAt, at);
+    },
+  };
   // The start is recorded after it, not before: with the result for a run shorter than a second (no
-  // extra write in a burst), else a second in.
+  // extra write in a burst), else a second in (then the result's write corrects it, should the executor
+  // report its real start later, e.g. a spawn queued behind others).
   let recorded: Promise<unknown> = Promise.resolve();
   const record = setTimeout(() => {
     recorded = ctx.executions
@@ -379,7 +418,7 @@ async function runClaimed(
   try {
     const executor = options.executors[def.executor];
     result = executor
-      ? await executor.run(def, started, heart.controller.signal)
+      ? await executor.run(def, { ...e, startedAt }, heart.controller.signal, hooks)
       : failure(`executor ${def.executor} is not available on ${me.agentId}`);
   } catch (error) {
     result = failure(`executor error: ${error instanceof Error ? error.message : String(error)}`);
@@ -387,11 +426,14 @@ async function runClaimed(
     clearTimeout(record);
     heart.stop();
   }
+  // Let every other launch due this instant start before this one's result is written (preparing an SDK
+  // request costs CPU, and a burst's launches are released together).
+  await new Promise<void>((resolve) => setImmediate(resolve));
   if (result.status === 'cancelled' && heart.cancelReason) result = { ...result, reason: heart.cancelReason };
   const outputUrl = await storeFullOutput(ctx, e, result.fullOutputPath, options);
   await recorded;
   const written = await ctx.executions.finish(
-    started,
+    { ...e, startedAt },
     me.agentId,
     outputUrl ? { ...result, outputUrl } : result,
     ctx.clock(),

@@ -15,7 +15,21 @@ export interface ExecutorResult {
   readonly fullOutputPath?: string;
 }
 
+/** What an executor may report while it runs. */
+export interface RunHooks {
+  /**
+   * The moment the work really began, when that is later than the call (the shell executor: once its
+   * process exists). It becomes the execution's `startedAt`.
+   */
+  started?(at: number): void;
+}
+
 export interface Executor {
   /** `signal` aborts the run (cancel / replace / agent shutdown past its grace period). */
-  run(job: JobDefinition, execution: Execution, signal: AbortSignal): Promise<ExecutorResult>;
+  run(
+    job: JobDefinition,
+    execution: Execution,
+    signal: AbortSignal,
+    hooks?: RunHooks,
+  ): Promise<ExecutorResult>;
 }

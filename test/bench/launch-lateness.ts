@@ -10,11 +10,15 @@
  *     measured before the jobs are created — the emulator's (and the host's) capacity right now
  *   - `cpu_cores_used`: CPU of this process, DynamoDB Local and moto from fire −10 s to the end
  *   - `ticks_from_fire_minus_10s`: ticks, how many ran at once at most, and their durations
+ *   - `event_loop_delay_fire_pm_1s`: the longest stall (and p99) of this process's event loop from fire
+ *     −1 s to +1 s, where the in-process agents start their launches
  *   - `sdk_socket_queue_max`: most requests the stack's AWS clients had queued behind their 50 sockets
  *   - `launch_messages`: SQS launch messages sent (more than `jobs` = re-sent by overlapping ticks)
  *   - `nominal_visible_lead`: scheduledAt − (first send time + DelaySeconds): how early SQS should show it
  *   - `receive_after_visible`: first receive − nominal visibility (moto's long-poll wake-up, receive cost)
  *   - `arrival`: first receive − scheduledAt (negative = early; the agent holds it until the fire time)
+ *   - `run_ms`: finishedAt − startedAt (for `true`: the process's life plus writing the result)
+ *   - `claimed_after_fire`: claimedAt − scheduledAt (negative = claimed ahead of the fire time, as intended)
  *   - `claim_path`: startedAt − max(first receive, scheduledAt): timer wake-up + the two reads
  *   - `sqs_receive_nonempty`, `messages_per_receive`: duration of ReceiveMessage calls that returned
  *     messages (moto's cost grows with the queue's length), and how many they returned on average
@@ -26,6 +30,7 @@
  *   - `ddb_<Command>`: DynamoDB request latency during the burst (fire time −1 s … +15 s)
  *   - `ddb_requests_during_burst`: DynamoDB commands from fire −1 s to the end, by name
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { validateJob } from '../../shared/jobs/job.ts';
 import {
   countBy,
@@ -160,6 +165,12 @@ export async function launchLateness(o: LatenessOptions): Promise<void> {
     await sleep(fireAt - 1_000 - Date.now());
     ddb.reset();
     ddb.timing = true;
+    // How long this process's event loop (ticker and agents live in it) stalled around the fire time.
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    loopDelay.enable();
+    await sleep(fireAt + 1_000 - Date.now());
+    loopDelay.disable();
+    const stall = { max: Math.round(loopDelay.max / 1e6), p99: Math.round(loopDelay.percentile(99) / 1e6) };
     // Wait for every job to end (or a deadline), reading the table sparingly during the burst.
     await sleep(fireAt + 5_000 - Date.now());
     // Give up when nothing new started for a minute, or after the deadline: what has not started then
@@ -259,12 +270,21 @@ export async function launchLateness(o: LatenessOptions): Promise<void> {
       ddb_capacity: capacity,
       cpu_cores_used: cpu,
       ticks_from_fire_minus_10s: ticks.summary(),
+      event_loop_delay_fire_pm_1s: stall,
       sdk_socket_queue_max: socketQueue.max,
       launch_messages: [...sent.values()].reduce((n, v) => n + v.count, 0),
       nominal_visible_lead: quantiles(visibleLead),
       receive_after_visible: quantiles(afterVisible),
       arrival: quantiles(arrival),
       claim_path: quantiles(claimPath),
+      run_ms: quantiles(
+        executions
+          .filter((e) => e.startedAt !== null && e.finishedAt !== null)
+          .map((e) => e.finishedAt! - e.startedAt!),
+      ),
+      claimed_after_fire: quantiles(
+        executions.filter((e) => e.claimedAt !== null).map((e) => e.claimedAt! - e.scheduledAt),
+      ),
       sqs_receive_nonempty: quantiles(receives.filter(([t]) => t >= fireAt - 2_000).map(([, d]) => d)),
       messages_per_receive:
         Math.round((receives.reduce((n, [, , m]) => n + m, 0) / Math.max(1, receives.length)) * 10) / 10,

@@ -17,7 +17,7 @@
  * Figures
  *
  * `launch_lateness_ms` — {jobs, agents, concurrency, executor, ticker, p50, p95, p99, max, min, run,
- *   lost, deadline_s, duplicated, statuses}. 1,000 jobs (quick: 300) `@at` the same whole second ~20 s
+ *   lost, deadline_s, duplicated, statuses}. 1,000 jobs (quick: 300) `@at` the same whole second ~25 s
  *   ahead, written straight to the Jobs table (JobsStore.putDefinition) and planned by the real tick;
  *   4 in-process agents with concurrency 250 run `true` with the shell executor. Lateness =
  *   Executions.startedAt − scheduledAt per launch. run = jobs with a started execution; lost = jobs
@@ -99,7 +99,7 @@ const lateness =
     launchLateness({
       jobs,
       agents: 4,
-      leadMs: 20_000,
+      leadMs: 25_000,
       concurrency: concurrency === 'default' ? undefined : concurrency,
       executor,
       ticker,

@@ -245,7 +245,7 @@ export async function scanExecutions(ctx: Context): Promise<BenchExecution[]> {
         TableName: ctx.config.tables.executions,
         ExclusiveStartKey: start,
         ProjectionExpression:
-          'jobName, executionId, #g, slot, attempt, #t, #s, scheduledAt, jobVersion, startedAt, finishedAt, agentId, reason, createdAt',
+          'jobName, executionId, #g, slot, attempt, #t, #s, scheduledAt, jobVersion, claimedAt, startedAt, finishedAt, agentId, reason, createdAt',
         ExpressionAttributeNames: { '#g': 'group', '#t': 'trigger', '#s': 'status' },
       }),
     );

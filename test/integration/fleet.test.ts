@@ -383,7 +383,11 @@ describe('concurrency', () => {
     const [a, b] = [list.find((e) => e.id === first?.id), list.find((e) => e.id !== first?.id)];
     expect(a).toMatchObject({ status: 'cancelled', trigger: 'manual' });
     expect(a?.reason).toMatch(/replace/);
-    expect(b).toMatchObject({ status: 'succeeded', output: 'second\n', trigger: 'manual' });
+    expect(b, JSON.stringify(b)).toMatchObject({
+      status: 'succeeded',
+      output: 'second\n',
+      trigger: 'manual',
+    });
     expect(Date.parse(b!.finished_at)).toBeGreaterThan(Date.parse(a!.finished_at));
     for (const pid of pids) expect(processAlive(pid), `pid ${pid}`).toBe(false);
   }, 90_000);

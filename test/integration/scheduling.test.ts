@@ -33,7 +33,12 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 beforeAll(async () => {
   // No agents and no timer-driven ticks: the tests drive the scheduler and start agents themselves.
-  stack = await startTestStack({ agents: [], tickIntervalMs: 3_600_000 });
+  // The windows below are worked out for a 7 s look-ahead (5 s period + 2 s margin).
+  stack = await startTestStack({
+    agents: [],
+    tickIntervalMs: 3_600_000,
+    settings: { CRONPLANE_TICK_PERIOD_MS: '5000', CRONPLANE_TICK_MARGIN_MS: '2000' },
+  });
   ctx = createContext(stack.env, () => clockNow);
   const server = await startHttpServer({ handler: createApiHandler(ctx), port: 0 });
   fake = api(server.url);

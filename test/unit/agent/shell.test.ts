@@ -34,6 +34,24 @@ describe('ShellExecutor', () => {
   const run = (def: ReturnType<typeof job>, signal = new AbortController().signal) =>
     new ShellExecutor().run(def, execution, signal);
 
+  it('reports its start once the process exists, after the call', async () => {
+    const called = Date.now();
+    const starts: number[] = [];
+    // Resolving env first (as with SSM references) puts the spawn after the call.
+    const executor = new ShellExecutor({
+      resolveEnv: async (env) => {
+        await new Promise((r) => setTimeout(r, 30));
+        return env;
+      },
+    });
+    const r = await executor.run(job({ command: 'true' }), execution, new AbortController().signal, {
+      started: (at) => starts.push(at),
+    });
+    expect(r.status).toBe('succeeded');
+    expect(starts).toHaveLength(1);
+    expect(starts[0]!).toBeGreaterThanOrEqual(called + 30);
+  });
+
   it('runs a command and captures its output and exit code', async () => {
     const r = await run(job({ command: 'echo hello' }));
     expect(r).toMatchObject({ status: 'succeeded', exitCode: 0, output: 'hello\n' });

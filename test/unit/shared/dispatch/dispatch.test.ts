@@ -30,15 +30,15 @@ describe('dispatch', () => {
     expect(delaySecondsFor(5_000_000, 0)).toBe(900);
   });
 
-  it('stages a busy second earlier: 1 s, plus 1 s per 200 launches, never past what an agent holds', () => {
+  it('stages a busy second earlier: 1 s, plus 1 s per 100 launches, never past what an agent holds', () => {
     expect(stagingLeadSeconds(0)).toBe(1);
-    expect(stagingLeadSeconds(199)).toBe(1);
-    expect(stagingLeadSeconds(200)).toBe(2);
-    expect(stagingLeadSeconds(1_000)).toBe(6);
+    expect(stagingLeadSeconds(99)).toBe(1);
+    expect(stagingLeadSeconds(100)).toBe(2);
+    expect(stagingLeadSeconds(1_000)).toBe(11);
     expect(stagingLeadSeconds(100_000)).toBe(MAX_LEAD_SECONDS);
     expect(MAX_LEAD_SECONDS * 1000).toBeLessThan(MAX_HOLD_MS);
-    // 1,000 launches 20 s out: visible 6 s early.
-    expect(delaySecondsFor(20_000, 0, stagingLeadSeconds(1_000))).toBe(14);
+    // 1,000 launches 20 s out: visible 11 s early.
+    expect(delaySecondsFor(20_000, 0, stagingLeadSeconds(1_000))).toBe(9);
     expect(delaySecondsFor(3_000, 0, 6)).toBe(0);
   });
 });
