@@ -73,6 +73,9 @@ export class Agent {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly running = new Map<string, AbortController>();
   private readonly capacityWaiters: Array<() => void> = [];
+  /** Executions past their hold that run now (at most `concurrency`), and those waiting for a slot. */
+  private runningSlots = 0;
+  private readonly slotWaiters: Array<() => void> = [];
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -110,6 +113,30 @@ export class Agent {
 
   get runningCount(): number {
     return this.running.size;
+  }
+
+  /**
+   * Launches taken from the queue at once: `concurrency` running plus as many claimed and held until
+   * their fire time. A held launch does not take an execution slot (it takes one at its fire time), so
+   * an agent running short jobs every second is not throttled by the second or two each launch waits.
+   */
+  private get maxInFlight(): number {
+    return this.concurrency * 2;
+  }
+
+  /** Waits for one of the `concurrency` execution slots; answers its release. */
+  private async acquireSlot(): Promise<() => void> {
+    while (this.runningSlots >= this.concurrency) {
+      await new Promise<void>((r) => this.slotWaiters.push(r));
+    }
+    this.runningSlots++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.runningSlots--;
+      this.slotWaiters.shift()?.();
+    };
   }
 
   async start(): Promise<void> {
@@ -190,7 +217,7 @@ export class Agent {
   }
 
   private async waitForCapacity(): Promise<void> {
-    while (!this.stopping && this.inFlight.size >= this.concurrency) {
+    while (!this.stopping && this.inFlight.size >= this.maxInFlight) {
       await new Promise<void>((r) => this.capacityWaiters.push(r));
     }
   }
@@ -202,7 +229,7 @@ export class Agent {
       let messages: ReceivedLaunch[] = [];
       try {
         messages = await this.ctx.dispatch.receive(queueUrl, {
-          max: this.concurrency - this.inFlight.size,
+          max: this.maxInFlight - this.inFlight.size,
           waitSeconds: this.pollWaitSeconds,
           visibilitySeconds: this.visibilityTimeoutSeconds,
           signal: this.stopController.signal,
@@ -260,6 +287,7 @@ export class Agent {
         else this.running.delete(id);
       },
       keepAlive: () => this.ctx.dispatch.hide(queueUrl, m.receiptHandle, this.visibilityTimeoutSeconds),
+      acquireSlot: () => this.acquireSlot(),
     };
   }
 

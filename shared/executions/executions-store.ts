@@ -476,10 +476,11 @@ export class ExecutionsStore {
   async getMany(
     keys: ReadonlyArray<Pick<Execution, 'jobName' | 'executionId'>>,
   ): Promise<Map<string, Execution>> {
+    const unique = new Map(keys.map((k) => [`${k.jobName}/${k.executionId}`, k]));
     const items = await batchGet(
       this.clients,
       this.table,
-      keys.map((k) => ({ jobName: k.jobName, executionId: k.executionId })),
+      [...unique.values()].map((k) => ({ jobName: k.jobName, executionId: k.executionId })),
     );
     return new Map(items.map((item) => [`${item.jobName}/${item.executionId}`, fromItem(item)]));
   }

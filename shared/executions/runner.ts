@@ -27,6 +27,11 @@ export interface RunnerOptions {
   /** A running execution whose heartbeat is older than this is taken as lost. */
   readonly lostAfterMs: number;
   readonly sleep: (ms: number) => Promise<void>;
+  /**
+   * Takes one of the host's execution slots once the hold is over (the agent's concurrency); answers its
+   * release. Without it, nothing limits how many run at once.
+   */
+  readonly acquireSlot?: () => Promise<() => void>;
   /** Called with each heartbeat, e.g. to extend the message's visibility. */
   readonly keepAlive?: () => Promise<void>;
   /** Lets the host cancel a run (shutdown past its grace period). */
@@ -242,7 +247,9 @@ async function runFromClaim(
   // From here on heartbeats run, through the lock wait as well: a `replace` may wait seconds for the run
   // it cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
   const heart = startHeartbeat(ctx, running, def, me, options, hold > options.lostAfterMs / 2);
+  let releaseSlot = () => {};
   try {
+    if (options.acquireSlot) releaseSlot = await options.acquireSlot();
     const locked = def.concurrency === 'allow' || (await takeLock(ctx, running, def, me, options, heart));
     if (!locked) {
       const [status, reason] = heart.controller.signal.aborted
@@ -263,6 +270,7 @@ async function runFromClaim(
     await ctx.executions.finish(running, me.agentId, failure(reason), ctx.clock()).catch(() => false);
   } finally {
     heart.stop();
+    releaseSlot();
     if (def.concurrency !== 'allow') await ctx.control.releaseLock(running.jobName, running.executionId);
   }
   return 'done';

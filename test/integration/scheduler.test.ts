@@ -390,3 +390,44 @@ describe('claiming a batch of launches together', () => {
     expect(e0).toMatchObject({ status: 'running', agentId: 'other' });
   });
 });
+
+describe('agent concurrency', () => {
+  it('runs at most `concurrency` executions at once; launches held past their fire time wait for a slot', async () => {
+    const realCtx = createContext(stack.env);
+    const now = Date.now();
+    const fireAt = Math.ceil((now + 3_000) / 1_000) * 1_000;
+    const jobs = [];
+    for (let i = 0; i < 5; i++) {
+      const def = validateJob({
+        name: `cap-${i}`,
+        schedule: `@at ${new Date(fireAt).toISOString()}`,
+        executor_config: { shell: 'true', command: 'date +%s%3N; sleep 1; date +%s%3N' },
+      });
+      jobs.push(await realCtx.jobs.putDefinition(def, fireAt, null, now));
+    }
+    await planJobs(realCtx, jobs, fireAt + 1, now);
+    const agent = new Agent(realCtx, { agentId: 'cap-agent', pollWaitSeconds: 1, concurrency: 2 });
+    await agent.start();
+    try {
+      const runs = await waitFor(
+        async () => {
+          const all = await Promise.all(jobs.map((j) => realCtx.executions.listForJob(j.name)));
+          const done = all.flat().filter((e) => e.status === 'succeeded');
+          return done.length === 5 ? done : null;
+        },
+        30_000,
+        'all five to succeed',
+      );
+      const spans = runs.map((e) => e.output.trim().split('\n').map(Number) as [number, number]);
+      for (const [start, end] of spans) {
+        const overlapping = spans.filter(([s, e]) => s < end && e > start).length;
+        expect(overlapping, JSON.stringify(spans)).toBeLessThanOrEqual(2);
+      }
+      // Two ran from the fire time; the others waited for a slot (none ran before the fire time).
+      expect(Math.min(...spans.map(([s]) => s))).toBeGreaterThanOrEqual(fireAt);
+      expect(Math.max(...spans.map(([s]) => s))).toBeGreaterThanOrEqual(fireAt + 2_000);
+    } finally {
+      await agent.stop(1_000);
+    }
+  }, 60_000);
+});
