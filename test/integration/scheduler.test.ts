@@ -9,6 +9,7 @@ import { type Context, createContext } from '../../shared/context.ts';
 import { processLaunches } from '../../shared/executions/runner.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
+import type { JobRecord } from '../../shared/jobs/jobs-store.ts';
 import { planJob, planJobs } from '../../shared/scheduler/plan.ts';
 import { tick } from '../../shared/scheduler/tick.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
@@ -312,7 +313,7 @@ describe('claiming a batch of launches together', () => {
 
   async function plannedLaunches(prefix: string, n: number, fireAt: number, realCtx: Context) {
     const now = Date.now();
-    const jobs = [];
+    const jobs: JobRecord[] = [];
     for (let i = 0; i < n; i++) {
       const def = validateJob({
         name: `${prefix}-${i}`,
@@ -396,7 +397,7 @@ describe('agent concurrency', () => {
     const realCtx = createContext(stack.env);
     const now = Date.now();
     const fireAt = Math.ceil((now + 3_000) / 1_000) * 1_000;
-    const jobs = [];
+    const jobs: JobRecord[] = [];
     for (let i = 0; i < 5; i++) {
       const def = validateJob({
         name: `cap-${i}`,
