@@ -45,6 +45,9 @@ export interface AgentOptions {
   readonly onLeave?: () => void;
 }
 
+/** How often a launch is passed on because its agent holds enough for that second already. */
+const MAX_CAPACITY_HANDOFFS = 3;
+
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Agent {
@@ -75,6 +78,8 @@ export class Agent {
   private readonly capacityWaiters: Array<() => void> = [];
   /** Executions past their hold that run now (at most `concurrency`), and those waiting for a slot. */
   private runningSlots = 0;
+  /** Launches claimed or being claimed, held for a fire time still ahead, by second. */
+  private readonly heldFor = new Map<number, number>();
   private readonly slotWaiters: Array<() => void> = [];
   private timers: NodeJS.Timeout[] = [];
 
@@ -254,27 +259,68 @@ export class Agent {
 
   /** One promise per message: well-formed launches are claimed together, then each runs on its own. */
   private handleAll(queueUrl: string, messages: readonly ReceivedLaunch[]): Promise<void>[] {
-    const launches = messages.flatMap((m) => (m.launch ? [m] : []));
+    const now = this.ctx.clock();
+    // Never hold more launches for one second than there are slots to start them in: the rest go back
+    // to the queue as fresh messages for other agents (a few times at most; then they wait for a slot).
+    const launches: Array<{ m: ReceivedLaunch; release: () => void }> = [];
+    const passed: ReceivedLaunch[] = [];
+    for (const m of messages) {
+      if (!m.launch) continue;
+      const second = Math.floor(m.launch.scheduledAt / 1000);
+      const future = m.launch.scheduledAt > now;
+      const held = this.heldFor.get(second) ?? 0;
+      if (future && held >= this.concurrency && (m.launch.bounces ?? 0) < MAX_CAPACITY_HANDOFFS) {
+        passed.push(m);
+        continue;
+      }
+      let released = !future;
+      if (future) this.heldFor.set(second, held + 1);
+      launches.push({
+        m,
+        release: () => {
+          if (released) return;
+          released = true;
+          const left = (this.heldFor.get(second) ?? 1) - 1;
+          if (left > 0) this.heldFor.set(second, left);
+          else this.heldFor.delete(second);
+        },
+      });
+    }
     const me = { agentId: this.agentId, nodeName: this.nodeName };
     const verdicts = processLaunches(
       this.ctx,
-      launches.map((m) => m.launch!),
+      launches.map(({ m }) => m.launch!),
       me,
-      launches.map((m) => this.runnerOptions(queueUrl, m)),
+      launches.map(({ m, release }) => this.runnerOptions(queueUrl, m, release)),
     );
-    const byMessage = new Map(launches.map((m, i) => [m, verdicts[i]!]));
+    const byMessage = new Map(launches.map(({ m, release }, i) => [m, { verdict: verdicts[i]!, release }]));
     return messages.map(async (m) => {
-      const verdict = byMessage.get(m);
-      if (!verdict) {
+      if (passed.includes(m)) {
+        this.log({
+          msg: 'launch passed on',
+          job: m.launch!.jobName,
+          id: m.launch!.executionId,
+          why: 'enough held for its second',
+        });
+        await this.ctx.dispatch.handOff(queueUrl, m.launch!, 0);
+        await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
+        return;
+      }
+      const entry = byMessage.get(m);
+      if (!entry) {
         this.log({ msg: 'dropping malformed message', body: m.body });
         await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
         return;
       }
-      await this.settle(queueUrl, m, await verdict);
+      try {
+        await this.settle(queueUrl, m, await entry.verdict);
+      } finally {
+        entry.release();
+      }
     });
   }
 
-  private runnerOptions(queueUrl: string, m: ReceivedLaunch): RunnerOptions {
+  private runnerOptions(queueUrl: string, m: ReceivedLaunch, releaseHold: () => void): RunnerOptions {
     return {
       executors: this.executors,
       heartbeatIntervalMs: this.executionHeartbeatMs,
@@ -287,7 +333,10 @@ export class Agent {
         else this.running.delete(id);
       },
       keepAlive: () => this.ctx.dispatch.hide(queueUrl, m.receiptHandle, this.visibilityTimeoutSeconds),
-      acquireSlot: () => this.acquireSlot(),
+      acquireSlot: () => {
+        releaseHold();
+        return this.acquireSlot();
+      },
     };
   }
 

@@ -86,9 +86,13 @@ export async function processLaunch(
     ctx.executions.get(launch.jobName, launch.executionId),
     ctx.jobs.get(launch.jobName),
   ]);
-  if (!execution) return 'done';
+  const skip = (why: string): RunnerVerdict => {
+    options.log?.({ msg: 'launch not run', job: launch.jobName, id: launch.executionId, why });
+    return 'done';
+  };
+  if (!execution) return skip('no such execution');
   if (execution.status === 'running') return handleRunningElsewhere(ctx, execution, me, options);
-  if (execution.status !== 'scheduled') return 'done';
+  if (execution.status !== 'scheduled') return skip(`already ${execution.status}`);
 
   const tagged = job !== null && Object.keys(job.def.tags).length > 0;
   const claimOptions = { ignorePause: execution.trigger === 'manual', oneSlotPerAgent: tagged };
@@ -130,7 +134,7 @@ export async function processLaunch(
         ctx.clock(),
       );
     }
-    return 'done';
+    return skip(`claim refused: ${claim.why}`);
   }
   return runFromClaim(ctx, claim.execution, job?.def, me, options);
 }

@@ -4,7 +4,7 @@
  * and reading executions back.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BatchWriteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
@@ -303,8 +303,10 @@ export function spawnAgent(
       r();
     }),
   );
+  const logDir = process.env.CRONPLANE_BENCH_AGENT_LOGS;
   const onLine = (line: string) => {
     if (!line.trim()) return;
+    if (logDir) appendFileSync(join(logDir, `${name}.log`), `${line}\n`);
     tail.push(line);
     if (tail.length > 50) tail.shift();
     if (line.includes('"agent started"')) resolveStarted();

@@ -10,6 +10,7 @@
  * lateness of those launches. `launch_messages` / `resent_messages` count the SQS launch messages the
  * stack sent for them (a resend is harmless, but costs a receive and two reads on an agent).
  */
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
 import {
   type AgentProcess,
@@ -155,6 +156,28 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       messages += n;
       resent += n - 1;
     }
+    // What became of fire times that never ran: when planned and how often sent (the agents' own hand-offs
+    // are not counted here).
+    const stuck = executions
+      .filter((e) => e.finishedAt === null)
+      .slice(0, 5)
+      .map((e) => ({
+        job: e.jobName,
+        status: e.status,
+        at_s: (e.scheduledAt - w0) / 1000,
+        planned_after_fire_ms: e.createdAt - e.scheduledAt,
+        sends: sends.get(`${e.jobName}@${e.scheduledAt}`) ?? 0,
+      }));
+    const queueState = await ctx.clients.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: ctx.config.defaultQueueUrl,
+        AttributeNames: [
+          'ApproximateNumberOfMessages',
+          'ApproximateNumberOfMessagesNotVisible',
+          'ApproximateNumberOfMessagesDelayed',
+        ],
+      }),
+    );
     emit('sustained_executions_per_minute', {
       agents: o.agents,
       agent_mode: 'process',
@@ -174,6 +197,8 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       lateness_ms: { p50: q.p50, p95: q.p95, p99: q.p99, max: q.max },
       launch_messages: messages,
       resent_messages: resent,
+      unfinished: stuck,
+      queue_at_end: queueState.Attributes,
       ticks_in_window: tickSummary,
       ddb_idle_get: { p50: idleLatency.p50, p95: idleLatency.p95 },
       ddb_capacity: capacity,
