@@ -263,14 +263,14 @@ export class Agent {
     // Never hold more launches for one second than there are slots to start them in: the rest go back
     // to the queue as fresh messages for other agents (a few times at most; then they wait for a slot).
     const launches: Array<{ m: ReceivedLaunch; release: () => void }> = [];
-    const passed: ReceivedLaunch[] = [];
+    const passed = new Set<ReceivedLaunch>();
     for (const m of messages) {
       if (!m.launch) continue;
       const second = Math.floor(m.launch.scheduledAt / 1000);
       const future = m.launch.scheduledAt > now;
       const held = this.heldFor.get(second) ?? 0;
       if (future && held >= this.concurrency && (m.launch.bounces ?? 0) < MAX_CAPACITY_HANDOFFS) {
-        passed.push(m);
+        passed.add(m);
         continue;
       }
       let released = !future;
@@ -295,7 +295,7 @@ export class Agent {
     );
     const byMessage = new Map(launches.map(({ m, release }, i) => [m, { verdict: verdicts[i]!, release }]));
     return messages.map(async (m) => {
-      if (passed.includes(m)) {
+      if (passed.has(m)) {
         this.log({
           msg: 'launch passed on',
           job: m.launch!.jobName,

@@ -15,6 +15,7 @@ import {
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
+import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { type Execution, type ExecutionStatus, fromItem, type Trigger } from './execution.ts';
 
@@ -47,8 +48,6 @@ export interface ExecutionResult {
 }
 
 const ACTIVE_SHARD = 0;
-/** DynamoDB's limit on the items of one TransactWriteItems call. */
-const TRANSACTION_ITEMS = 100;
 
 export class ExecutionsStore {
   constructor(
@@ -95,69 +94,33 @@ export class ExecutionsStore {
     }
   }
 
-  /**
-   * `createScheduled` for many executions at once: conditional puts grouped into transactions of up to
-   * TRANSACTION_ITEMS (DynamoDB Local costs ~1 ms per item that way against 3–6 ms per single put; on
-   * AWS it is fewer round trips in a burst). A transaction is all or nothing, so when some puts find
-   * their execution already there, those are answered from the cancellation reasons and the rest go
-   * again; after a few contended rounds the remainder falls back to single puts. Same answers as
-   * `createScheduled`, in the order given: null = created, else the existing execution.
-   */
+  /** `createScheduled` for many at once (`transactEach`): null = created, else the existing one; in order. */
   async createScheduledMany(
     executions: readonly NewExecution[],
     now: number,
   ): Promise<Array<Execution | null>> {
-    const answers = new Array<Execution | null | undefined>(executions.length).fill(undefined);
-    const chunks: number[][] = [];
-    for (let i = 0; i < executions.length; i += TRANSACTION_ITEMS) {
-      chunks.push(
-        Array.from({ length: Math.min(TRANSACTION_ITEMS, executions.length - i) }, (_, j) => i + j),
-      );
-    }
-    const item = (e: NewExecution) => ({
-      ...e,
-      status: 'scheduled',
-      activeShard: ACTIVE_SHARD,
-      createdAt: now,
-      expiresAt: this.expiresAt(e.scheduledAt),
-    });
-    await Promise.all(
-      chunks.map(async (chunk) => {
-        let pending = chunk;
-        for (let round = 0; round < 4 && pending.length > 1; round++) {
-          try {
-            await this.clients.doc.send(
-              new TransactWriteCommand({
-                TransactItems: pending.map((i) => ({
-                  Put: {
-                    TableName: this.table,
-                    Item: item(executions[i]!),
-                    ConditionExpression: 'attribute_not_exists(executionId)',
-                    ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-                  },
-                })),
-              }),
-            );
-            for (const i of pending) answers[i] = null;
-            pending = [];
-          } catch (error) {
-            if (!(error instanceof TransactionCanceledException)) throw error;
-            const reasons = error.CancellationReasons ?? [];
-            const retry: number[] = [];
-            pending.forEach((i, k) => {
-              const reason = reasons[k];
-              if (reason?.Code === 'ConditionalCheckFailed' && reason.Item) {
-                answers[i] = fromItem(unmarshall(reason.Item as Parameters<typeof unmarshall>[0]));
-              } else retry.push(i);
-            });
-            pending = retry;
-          }
-        }
-        // What is left (one item, contended rounds, or a check that failed without the old item): one by one.
-        for (const i of pending) answers[i] = await this.createScheduled(executions[i]!, now);
+    return transactEach<NewExecution, Execution | null>(this.clients, executions, {
+      item: (e) => ({
+        Put: {
+          TableName: this.table,
+          Item: {
+            ...e,
+            status: 'scheduled',
+            activeShard: ACTIVE_SHARD,
+            createdAt: now,
+            expiresAt: this.expiresAt(e.scheduledAt),
+          },
+          ConditionExpression: 'attribute_not_exists(executionId)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
       }),
-    );
-    return answers.map((a) => a ?? null);
+      written: null,
+      refused: (reason) =>
+        reason.Code === 'ConditionalCheckFailed' && reason.Item
+          ? fromItem(unmarshall(reason.Item as Parameters<typeof unmarshall>[0]))
+          : undefined,
+      single: (e) => this.createScheduled(e, now),
+    });
   }
 
   /** Re-targets a still-scheduled execution at the job's new version (the job was edited). */
@@ -176,43 +139,9 @@ export class ExecutionsStore {
     options: { ignorePause?: boolean; oneSlotPerAgent?: boolean } = {},
   ): Promise<ClaimOutcome> {
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
-      {
-        Update: {
-          TableName: this.table,
-          Key: { jobName: e.jobName, executionId: e.executionId },
-          UpdateExpression:
-            'SET #s = :running, claimedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
-          ConditionExpression: '#s = :scheduled',
-          ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: {
-            ':running': 'running',
-            ':scheduled': 'scheduled',
-            ':now': now,
-            ':a': agent.agentId,
-            ':n': agent.nodeName,
-          },
-        },
-      },
-      {
-        ConditionCheck: {
-          TableName: this.config.tables.jobs,
-          Key: { name: e.jobName },
-          ConditionExpression: 'version = :v',
-          ExpressionAttributeValues: { ':v': e.jobVersion },
-        },
-      },
-      ...(options.ignorePause
-        ? []
-        : [
-            {
-              ConditionCheck: {
-                TableName: this.config.tables.control,
-                Key: { pk: PAUSE_KEY },
-                ConditionExpression: 'attribute_not_exists(paused) OR paused = :f',
-                ExpressionAttributeValues: { ':f': false },
-              },
-            },
-          ]),
+      this.claimItem(e, agent, now),
+      this.jobVersionCheck(e.jobName, e.jobVersion),
+      ...(options.ignorePause ? [] : [this.notPausedCheck()]),
     ];
     if (options.oneSlotPerAgent) {
       // Fan-out: an agent takes at most one slot of an execution group.
@@ -260,6 +189,49 @@ export class ExecutionsStore {
     }
   }
 
+  /** The `scheduled → running` update of a claim, as a transaction item. */
+  private claimItem(e: Execution, agent: { agentId: string; nodeName: string }, now: number) {
+    return {
+      Update: {
+        TableName: this.table,
+        Key: { jobName: e.jobName, executionId: e.executionId },
+        UpdateExpression:
+          'SET #s = :running, claimedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
+        ConditionExpression: '#s = :scheduled',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: {
+          ':running': 'running',
+          ':scheduled': 'scheduled',
+          ':now': now,
+          ':a': agent.agentId,
+          ':n': agent.nodeName,
+        },
+      },
+    };
+  }
+
+  private jobVersionCheck(name: string, version: number) {
+    return {
+      ConditionCheck: {
+        TableName: this.config.tables.jobs,
+        Key: { name },
+        ConditionExpression: 'version = :v',
+        ExpressionAttributeValues: { ':v': version },
+      },
+    };
+  }
+
+  private notPausedCheck() {
+    return {
+      ConditionCheck: {
+        TableName: this.config.tables.control,
+        Key: { pk: PAUSE_KEY },
+        ConditionExpression: 'attribute_not_exists(paused) OR paused = :f',
+        ExpressionAttributeValues: { ':f': false },
+      },
+    };
+  }
+
   /**
    * Claims several untagged executions in one transaction (the burst path: a batch of launches one agent
    * received together). All or nothing: the checks are those of `claim` — each execution still
@@ -278,41 +250,11 @@ export class ExecutionsStore {
       versions.set(e.jobName, e.jobVersion);
     }
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
-      ...executions.map((e) => ({
-        Update: {
-          TableName: this.table,
-          Key: { jobName: e.jobName, executionId: e.executionId },
-          UpdateExpression:
-            'SET #s = :running, claimedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
-          ConditionExpression: '#s = :scheduled',
-          ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: {
-            ':running': 'running',
-            ':scheduled': 'scheduled',
-            ':now': now,
-            ':a': agent.agentId,
-            ':n': agent.nodeName,
-          },
-        },
-      })),
-      ...[...versions].map(([name, version]) => ({
-        ConditionCheck: {
-          TableName: this.config.tables.jobs,
-          Key: { name },
-          ConditionExpression: 'version = :v',
-          ExpressionAttributeValues: { ':v': version },
-        },
-      })),
+      ...executions.map((e) => this.claimItem(e, agent, now)),
+      ...[...versions].map(([name, version]) => this.jobVersionCheck(name, version)),
     ];
     if (executions.some((e) => e.trigger !== 'manual')) {
-      items.push({
-        ConditionCheck: {
-          TableName: this.config.tables.control,
-          Key: { pk: PAUSE_KEY },
-          ConditionExpression: 'attribute_not_exists(paused) OR paused = :f',
-          ExpressionAttributeValues: { ':f': false },
-        },
-      });
+      items.push(this.notPausedCheck());
     }
     try {
       await this.clients.doc.send(new TransactWriteCommand({ TransactItems: items }));

@@ -173,7 +173,8 @@ async function claimTogether(
 ): Promise<Array<{ execution: Execution; def: JobDefinition } | null>> {
   const none = launches.map(() => null);
   const now = ctx.clock();
-  const soon = launches.filter((l) => l.scheduledAt - now <= MAX_HOLD_MS);
+  const holdable = (l: LaunchMessage) => l.scheduledAt - now <= MAX_HOLD_MS;
+  const soon = launches.filter(holdable);
   if (soon.length < 2) return none;
   const [executions, jobs] = await Promise.all([
     ctx.executions.getMany(soon),
@@ -185,7 +186,7 @@ async function claimTogether(
     const e = executions.get(key);
     const job = jobs.get(l.jobName);
     const ok =
-      l.scheduledAt - now <= MAX_HOLD_MS &&
+      holdable(l) &&
       !seen.has(key) &&
       e?.status === 'scheduled' &&
       job !== undefined &&

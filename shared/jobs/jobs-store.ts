@@ -3,6 +3,7 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import { DeleteCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
+import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
 import type { JobDefinition } from './job.ts';
@@ -160,48 +161,14 @@ export class JobsStore {
     }
   }
 
-  /**
-   * `advanceNextRun` for many jobs: the compare-and-sets grouped into transactions of up to 100. A
-   * transaction is all or nothing, so the ones whose check failed (another planner moved the job, or it
-   * was edited) are answered false from the cancellation reasons and the rest go again; contended
-   * leftovers fall back to single updates. Answers in the order given.
-   */
+  /** `advanceNextRun` for many jobs at once (`transactEach`): false where another writer moved the job. */
   async advanceNextRunMany(advances: readonly NextRunAdvance[]): Promise<boolean[]> {
-    const answers = new Array<boolean | undefined>(advances.length).fill(undefined);
-    const chunks: number[][] = [];
-    for (let i = 0; i < advances.length; i += 100) {
-      chunks.push(Array.from({ length: Math.min(100, advances.length - i) }, (_, j) => i + j));
-    }
-    await Promise.all(
-      chunks.map(async (chunk) => {
-        let pending = chunk;
-        for (let round = 0; round < 4 && pending.length > 1; round++) {
-          try {
-            await this.clients.doc.send(
-              new TransactWriteCommand({
-                TransactItems: pending.map((i) => ({ Update: this.advanceUpdate(advances[i]!) })),
-              }),
-            );
-            for (const i of pending) answers[i] = true;
-            pending = [];
-          } catch (error) {
-            if (!(error instanceof TransactionCanceledException)) throw error;
-            const reasons = error.CancellationReasons ?? [];
-            const retry: number[] = [];
-            pending.forEach((i, k) => {
-              if (reasons[k]?.Code === 'ConditionalCheckFailed') answers[i] = false;
-              else retry.push(i);
-            });
-            pending = retry;
-          }
-        }
-        for (const i of pending) {
-          const a = advances[i]!;
-          answers[i] = await this.advanceNextRun(a.job, a.next, a.missed);
-        }
-      }),
-    );
-    return answers.map((a) => a === true);
+    return transactEach(this.clients, advances, {
+      item: (a) => ({ Update: this.advanceUpdate(a) }),
+      written: true,
+      refused: (reason) => (reason.Code === 'ConditionalCheckFailed' ? false : undefined),
+      single: (a) => this.advanceNextRun(a.job, a.next, a.missed),
+    });
   }
 
   private advanceUpdate({ job, next, missed }: NextRunAdvance) {
