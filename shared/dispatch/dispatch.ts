@@ -17,7 +17,8 @@ import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import type { Config } from '../config.ts';
 import { isAgentless } from '../executors/registry.ts';
-import { type JobDefinition, parseTags } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/job.ts';
+import { parseTags } from '../jobs/tags.ts';
 
 export interface LaunchMessage {
   readonly jobName: string;

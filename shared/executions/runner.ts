@@ -11,7 +11,8 @@ import { memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../executors/executor.ts';
-import { type JobDefinition, parseTags } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/job.ts';
+import { parseTags } from '../jobs/tags.ts';
 import type { Execution } from './execution.ts';
 import { OutputStore } from './output-store.ts';
 

@@ -9,6 +9,8 @@ import { parseDuration } from '../schedule/duration.ts';
 import { parseSchedule, type Schedule } from '../schedule/schedule.ts';
 import { parseTime } from '../time.ts';
 
+export { parseTags } from './tags.ts';
+
 /** Built in; any other lowercase name selects a custom (external) executor installed on the agents. */
 export const EXECUTORS = ['shell', 'http', 'lambda', 'sqs', 'eventbridge'] as const;
 export const CONCURRENCY = ['allow', 'forbid', 'replace'] as const;
@@ -211,22 +213,4 @@ export function firstFireAtOrAfter(def: JobDefinition, fromMs: number): number |
 export function withinExpiry(def: JobDefinition, t: number): boolean {
   const expires = def.expires_at ? parseTime(def.expires_at) : null;
   return expires === null || t <= expires;
-}
-
-/** Dkron tag syntax: `{"role": "web:2"}` targets 2 agents with role=web; no count = every matching agent. */
-export function parseTags(tags: Record<string, string>): {
-  selector: Record<string, string>;
-  count: number | null;
-} {
-  const selector: Record<string, string> = {};
-  let count: number | null = null;
-  for (const [key, raw] of Object.entries(tags)) {
-    const m = /^(.*?)(?::(\d+))?$/.exec(raw);
-    selector[key] = m?.[1] ?? raw;
-    if (m?.[2] !== undefined) {
-      const n = Number(m[2]);
-      count = count === null ? n : Math.min(count, n); // Dkron: the lowest count wins
-    }
-  }
-  return { selector, count };
 }

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../local/stack-file.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
@@ -78,6 +79,49 @@ describe('packaged agent and CLI', () => {
       'two successful executions on the bundled agent',
     );
     for (const e of executions) expect(e).toMatchObject({ node_name: 'bundled-1', output: 'via-bundle\n' });
+
+    // The SSM SDK is not code in the bundle's main part but an embedded bundle compiled on first use
+    // (scripts/bundle-agent.mjs): a `{{ssm:...}}` secret exercises that path on the bundled agent.
+    await stack.ctx.clients.ssm.send(
+      new PutParameterCommand({
+        Name: '/cronplane/cli/secret',
+        Value: 'bundled-secret',
+        Type: 'SecureString',
+      }),
+    );
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: 'secret-cli',
+        schedule: '@manually',
+        tags: { role: 'batch' },
+        executor: 'shell',
+        executor_config: {
+          shell: 'true',
+          command: 'test "$SECRET" = bundled-secret && echo secret-resolved',
+          env: 'SECRET={{ssm:/cronplane/cli/secret}}',
+        },
+      }),
+    );
+    await cli('jobs', 'apply', '-f', file);
+    await cli('jobs', 'run', 'secret-cli');
+    const secretRun = await waitFor(
+      async () => {
+        const list = JSON.parse((await cli('executions', 'secret-cli')).stdout) as Array<{
+          status: string;
+          node_name: string;
+          output: string;
+        }>;
+        return list.find((e) => e.status !== 'scheduled' && e.status !== 'running') ?? null;
+      },
+      30_000,
+      'the secret job to finish on the bundled agent',
+    );
+    expect(secretRun).toMatchObject({
+      status: 'succeeded',
+      node_name: 'bundled-1',
+      output: 'secret-resolved\n',
+    });
     expect((await cli('jobs', 'ls')).stdout).toContain('from-cli');
     expect(JSON.parse((await cli('pause')).stdout)).toEqual({ paused: true });
     expect(JSON.parse((await cli('unpause')).stdout)).toEqual({ paused: false });
