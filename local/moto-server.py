@@ -1,4 +1,13 @@
-"""moto server, started by local/emulators.ts — moto itself, with two of its SQS hot spots made cheap.
+"""moto server, started by local/emulators.ts — moto itself, with one SQS race fixed and two of its SQS
+hot spots made cheap.
+
+The race (moto 5.2.5): `Queue.delete_message` rebuilds the queue's message list and assigns it back
+without the lock `Queue.add_message` appends under. moto's server handles requests on threads, so a
+SendMessage that lands between the rebuild and the assignment is acknowledged and then gone, and two
+deletes that overlap undo one another (the deleted message comes back after its visibility timeout). An
+agent handing a launch on (send, then delete its own copy) while another agent deleted a finished one lost
+the launch; the bench counted it as never started. Real SQS does neither; delete now holds the lock
+(test/integration/local/moto-server.test.ts).
 
 moto's SQS model asks the clock through `unix_time_millis()`, which builds two naive datetimes and
 subtracts them, for every message in the queue, several times per request: `Message.visible` and
@@ -8,7 +17,7 @@ retention check goes through GetQueueAttributes) and once per sent message. With
 queued a ReceiveMessage of 10 took over a second and a SendMessage 17 ms, which is moto's cost, not
 ours, and drowned every figure of `npm run bench`.
 
-The patch changes no behaviour: the clock reads the same instant through time.time(), and the
+The speed-ups change no behaviour: the clock reads the same instant through time.time(), and the
 retention check reads the queue's retention period directly instead of all its attributes.
 """
 
@@ -34,6 +43,16 @@ def is_message_valid_based_on_retention_period(self, queue_name, message):
     return retention_period + message.sent_timestamp / 1000 > time.time()
 
 
+_delete_message = sqs_models.Queue.delete_message
+
+
+def delete_message(self, receipt_handle):
+    # _messages_lock is a threading.Condition over an RLock: add_message's append waits for this.
+    with self._messages_lock:
+        _delete_message(self, receipt_handle)
+
+
+sqs_models.Queue.delete_message = delete_message
 sqs_models.unix_time = unix_time
 sqs_models.unix_time_millis = unix_time_millis
 sqs_models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
