@@ -48,6 +48,13 @@ export interface AgentOptions {
 /** How often a launch is passed on because its agent holds enough for that second already. */
 const MAX_CAPACITY_HANDOFFS = 3;
 
+/**
+ * Seconds until a launch whose processing failed with an error (a DynamoDB request that failed after the
+ * SDK's retries, say) is delivered again. Left alone, it would come back only after the visibility
+ * timeout (60 s); the claim is conditional, so an early second try is safe.
+ */
+const ERROR_RETRY_VISIBILITY_SECONDS = 1;
+
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Agent {
@@ -314,6 +321,14 @@ export class Agent {
       }
       try {
         await this.settle(queueUrl, m, await entry.verdict);
+      } catch (error) {
+        this.log({
+          msg: 'launch failed; delivering it again',
+          job: m.launch!.jobName,
+          id: m.launch!.executionId,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        });
+        await this.ctx.dispatch.hide(queueUrl, m.receiptHandle, ERROR_RETRY_VISIBILITY_SECONDS);
       } finally {
         entry.release();
       }

@@ -434,3 +434,54 @@ describe('agent concurrency', () => {
     }
   }, 60_000);
 });
+
+type MiddlewareStack = { add: (mw: unknown, options: Record<string, unknown>) => void };
+
+describe('agent errors', () => {
+  it('delivers a launch again at once when its processing fails with an error, not after the visibility timeout', async () => {
+    const realCtx = createContext(stack.env);
+    // The agent's first read of the launch fails (as a DynamoDB request that failed past the SDK's
+    // retries would); everything else goes to DynamoDB Local as usual.
+    let failed = 0;
+    (realCtx.clients.dynamodb.middlewareStack as unknown as MiddlewareStack).add(
+      (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+        async (args: unknown) => {
+          if (/^Get(Item)?Command$/.test(context.commandName ?? '') && failed++ === 0) {
+            throw new Error('injected: DynamoDB unavailable');
+          }
+          return next(args);
+        },
+      { step: 'initialize', name: 'fail-first-read' },
+    );
+    const now = Date.now();
+    const fireAt = Math.ceil((now + 3_000) / 1_000) * 1_000;
+    const def = validateJob({
+      name: 'read-fails-once',
+      schedule: `@at ${new Date(fireAt).toISOString()}`,
+      executor_config: { command: 'true' },
+    });
+    const job = await realCtx.jobs.putDefinition(def, fireAt, null, now);
+    await planJobs(realCtx, [job], fireAt + 1, now);
+    const lines: Array<Record<string, unknown>> = [];
+    const agent = new Agent(realCtx, {
+      agentId: 'error-agent',
+      pollWaitSeconds: 1,
+      visibilityTimeoutSeconds: 60,
+      log: (l) => lines.push(l),
+    });
+    await agent.start();
+    try {
+      const run = await waitFor(
+        async () =>
+          (await realCtx.executions.listForJob(job.name)).find((e) => e.status === 'succeeded') ?? null,
+        20_000,
+        'the launch to run after its failed first attempt',
+      );
+      expect(failed).toBeGreaterThan(1);
+      expect(lines.some((l) => l.msg === 'launch failed; delivering it again')).toBe(true);
+      expect(run.startedAt! - fireAt).toBeLessThan(10_000);
+    } finally {
+      await agent.stop(1_000);
+    }
+  }, 60_000);
+});
