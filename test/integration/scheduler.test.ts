@@ -435,6 +435,54 @@ describe('agent concurrency', () => {
   }, 60_000);
 });
 
+describe('agent hand-offs', () => {
+  it('passes on a launch it has no slot for while its fire time is far enough away, then keeps it', async () => {
+    // One agent with one slot and two launches on one second: the second is handed on through the
+    // queue (here it can only come back to the same agent) several times, never within 1 s of its fire
+    // time, and then waits for the slot.
+    const realCtx = createContext(stack.env);
+    const now = Date.now();
+    const fireAt = Math.ceil((now + 5_000) / 1_000) * 1_000;
+    const jobs: JobRecord[] = [];
+    for (let i = 0; i < 2; i++) {
+      const def = validateJob({
+        name: `handoff-${i}`,
+        schedule: `@at ${new Date(fireAt).toISOString()}`,
+        executor_config: { command: 'true' },
+      });
+      jobs.push(await realCtx.jobs.putDefinition(def, fireAt, null, now));
+    }
+    // Planned as if 2.5 s before the fire time, so the launches become visible ~4 s ahead of it (the
+    // real tick's delay would leave them ~1–2 s, too close to the 1 s limit for a steady test).
+    await planJobs(realCtx, jobs, fireAt + 1, fireAt - 2_500);
+    const passes: number[] = [];
+    const agent = new Agent(realCtx, {
+      agentId: 'handoff-agent',
+      pollWaitSeconds: 1,
+      concurrency: 1,
+      log: (l) => {
+        if (l.msg === 'launch passed on') passes.push(Date.now());
+      },
+    });
+    await agent.start();
+    try {
+      await waitFor(
+        async () => {
+          const all = await Promise.all(jobs.map((j) => realCtx.executions.listForJob(j.name)));
+          return all.every((list) => list.some((e) => e.status === 'succeeded')) ? true : null;
+        },
+        30_000,
+        'both launches to run',
+      );
+      expect(passes.length).toBeGreaterThan(3);
+      expect(passes.length).toBeLessThanOrEqual(8);
+      for (const t of passes) expect(fireAt - t).toBeGreaterThanOrEqual(900); // 1 s, less clock reads' skew
+    } finally {
+      await agent.stop(1_000);
+    }
+  }, 60_000);
+});
+
 type MiddlewareStack = { add: (mw: unknown, options: Record<string, unknown>) => void };
 
 describe('agent errors', () => {
