@@ -63,26 +63,29 @@ export class ExecutionsStore {
     return Math.floor(now / 1000) + this.config.retentionDays * 86_400;
   }
 
+  /** The conditional put of a new `scheduled` execution (one, or one item of a transaction). */
+  private scheduledPut(e: NewExecution, now: number) {
+    return {
+      TableName: this.table,
+      Item: {
+        ...e,
+        status: 'scheduled',
+        activeShard: ACTIVE_SHARD,
+        createdAt: now,
+        expiresAt: this.expiresAt(e.scheduledAt),
+      },
+      ConditionExpression: 'attribute_not_exists(executionId)',
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+    };
+  }
+
   /**
    * Writes a `scheduled` execution unless one with this id exists. Returns null when created, else the
    * existing execution — the caller decides whether it still needs sending (the outbox).
    */
   async createScheduled(e: NewExecution, now: number): Promise<Execution | null> {
     try {
-      await this.clients.doc.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: {
-            ...e,
-            status: 'scheduled',
-            activeShard: ACTIVE_SHARD,
-            createdAt: now,
-            expiresAt: this.expiresAt(e.scheduledAt),
-          },
-          ConditionExpression: 'attribute_not_exists(executionId)',
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
+      await this.clients.doc.send(new PutCommand(this.scheduledPut(e, now)));
       return null;
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
@@ -100,20 +103,7 @@ export class ExecutionsStore {
     now: number,
   ): Promise<Array<Execution | null>> {
     return transactEach<NewExecution, Execution | null>(this.clients, executions, {
-      item: (e) => ({
-        Put: {
-          TableName: this.table,
-          Item: {
-            ...e,
-            status: 'scheduled',
-            activeShard: ACTIVE_SHARD,
-            createdAt: now,
-            expiresAt: this.expiresAt(e.scheduledAt),
-          },
-          ConditionExpression: 'attribute_not_exists(executionId)',
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        },
-      }),
+      item: (e) => ({ Put: this.scheduledPut(e, now) }),
       written: null,
       refused: (reason) =>
         reason.Code === 'ConditionalCheckFailed' && reason.Item

@@ -9,8 +9,6 @@ import { parseDuration } from '../schedule/duration.ts';
 import { parseSchedule, type Schedule } from '../schedule/schedule.ts';
 import { parseTime } from '../time.ts';
 
-export { parseTags } from './tags.ts';
-
 /** Built in; any other lowercase name selects a custom (external) executor installed on the agents. */
 export const EXECUTORS = ['shell', 'http', 'lambda', 'sqs', 'eventbridge'] as const;
 export const CONCURRENCY = ['allow', 'forbid', 'replace'] as const;

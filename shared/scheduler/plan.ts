@@ -13,8 +13,9 @@ import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import { executionIdFor, groupIdFor, type Trigger } from '../executions/execution.ts';
 import type { NewExecution } from '../executions/executions-store.ts';
 import { isAgentless } from '../executors/registry.ts';
-import { jobSchedule, parseTags, withinExpiry } from '../jobs/job.ts';
+import { jobSchedule, withinExpiry } from '../jobs/job.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
+import { parseTags } from '../jobs/tags.ts';
 import { parseDuration } from '../schedule/duration.ts';
 import type { Schedule } from '../schedule/schedule.ts';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../../shared/errors.ts';
-import { firstFireAtOrAfter, parseTags, validateJob } from '../../../../shared/jobs/job.ts';
+import { firstFireAtOrAfter, validateJob } from '../../../../shared/jobs/job.ts';
+import { parseTags } from '../../../../shared/jobs/tags.ts';
 
 const base = {
   name: 'hello',
