@@ -43,6 +43,8 @@ export interface AgentOptions {
   readonly member?: boolean;
   /** Called after the agent left because an operator asked it to (POST /v1/leave). */
   readonly onLeave?: () => void;
+  /** Called once, when the first message arrives (agent/cli.ts turns V8's optimizing compiler on). */
+  readonly onFirstWork?: () => void;
 }
 
 /**
@@ -80,6 +82,7 @@ export class Agent {
   private readonly log: (event: Record<string, unknown>) => void;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly onLeave: (() => void) | undefined;
+  private onFirstWork: (() => void) | undefined;
   private readonly member: boolean;
   private readonly startedAt: number;
   private readonly version: string;
@@ -126,6 +129,7 @@ export class Agent {
     this.log = options.log ?? (() => {});
     this.sleep = options.sleep ?? defaultSleep;
     this.onLeave = options.onLeave;
+    this.onFirstWork = options.onFirstWork;
     this.member = options.member ?? true;
     this.startedAt = ctx.clock();
   }
@@ -258,6 +262,11 @@ export class Agent {
         this.logError('receive', error);
         await this.sleep(1_000);
         continue;
+      }
+      if (messages.length > 0 && this.onFirstWork) {
+        const first = this.onFirstWork;
+        this.onFirstWork = undefined;
+        first();
       }
       for (const p0 of this.handleAll(queueUrl, messages)) {
         const p: Promise<void> = p0

@@ -4,12 +4,15 @@
  *   cronplane jobs ls | get NAME | apply -f FILE | rm NAME | run NAME | toggle NAME
  *   cronplane executions JOB | members | leader | pause | unpause
  */
+// First, for its side effect: V8's optimizing compilers stay off through start-up and idling (v8-tier.ts).
+import './v8-tier.ts';
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { LOCAL_STACK_FILE } from '../local/stack-file.ts';
 import { createContext } from '../shared/context.ts';
 import { Agent } from './agent.ts';
 import { resolveAgentConfig } from './config.ts';
+import { liftOptimizingTierCap } from './v8-tier.ts';
 
 const program = new Command('cronplane').description('Cronplane: serverless, Dkron-compatible job scheduler');
 program.option('--api <url>', 'API base URL', process.env.CRONPLANE_API ?? 'http://127.0.0.1:8080');
@@ -48,13 +51,18 @@ program
   .action(async (flags) => {
     const cfg = resolveAgentConfig(flags, process.env, LOCAL_STACK_FILE);
     const ctx = createContext(cfg.env);
+    const log = (e: Record<string, unknown>) =>
+      console.log(JSON.stringify({ time: new Date().toISOString(), ...e }));
     const agent = new Agent(ctx, {
       agentId: cfg.agentId,
       tags: cfg.tags,
       concurrency: cfg.concurrency,
       ...Object.fromEntries(Object.entries(cfg.timing).filter(([, v]) => v !== undefined)),
       onLeave: () => process.exit(0),
-      log: (e) => console.log(JSON.stringify({ time: new Date().toISOString(), ...e })),
+      onFirstWork: () => {
+        if (liftOptimizingTierCap()) log({ msg: 'first launch: V8 optimizing compiler on' });
+      },
+      log,
     });
     await agent.start();
     if (cfg.joinedLocalStack)

@@ -44,6 +44,10 @@ describe('packaged agent and CLI', () => {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let agentOutput = '';
+    agent.stdout?.on('data', (d) => {
+      agentOutput += String(d);
+    });
     await waitFor(
       async () =>
         JSON.parse((await cli('members')).stdout).some(
@@ -79,6 +83,8 @@ describe('packaged agent and CLI', () => {
       'two successful executions on the bundled agent',
     );
     for (const e of executions) expect(e).toMatchObject({ node_name: 'bundled-1', output: 'via-bundle\n' });
+    // Start-up and idling ran without V8's optimizing compiler (agent/v8-tier.ts); work turned it on, once.
+    expect(agentOutput.match(/first launch: V8 optimizing compiler on/g)).toHaveLength(1);
 
     // The SSM SDK is not code in the bundle's main part but an embedded bundle compiled on first use
     // (scripts/bundle-agent.mjs): a `{{ssm:...}}` secret exercises that path on the bundled agent.

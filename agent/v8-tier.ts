@@ -1,0 +1,46 @@
+/**
+ * Keeps V8's optimizing compilers off while the `cronplane` process starts and idles; the agent turns them
+ * on when its first launch arrives (liftOptimizingTierCap, called from agent/cli.ts).
+ *
+ * Start-up (initialising the AWS SDK, zod and commander) is hot enough for TurboFan to optimize a few
+ * functions that then never run again; from then on the compiler's pages of the node binary (~3 MB) and
+ * the optimized code stay resident for the life of the process. An agent spends most of its life waiting
+ * on long polls, so that is most of its idle footprint above what it needs: measured, 60 → 55.5 MB idle RSS
+ * for the bundle (README, "idle footprint"). Under work the optimizing compiler does matter: with the cap
+ * kept on, 1,000 launches on one second started with p50 4.4 s instead of 69 ms. So it is lifted, for good,
+ * on the first message; an agent that has had work holds the compiler's memory from then on.
+ *
+ * The flags are toggled at run time with v8.setFlagsFromString: `--turbofan` can be switched back on
+ * (`--max-opt` cannot: functions created under it stay unoptimizable). Maglev, V8's mid-tier compiler, is
+ * on by default from V8 12 (Node 22) and is treated the same way there.
+ *
+ * This module must stay the first import of agent/cli.ts: ES modules run in import order, so everything
+ * after it starts under the cap. A V8 tiering flag on the node command line (`--turbofan`, `--no-opt`,
+ * `--max-opt=…`, `--maglev`, `--jitless`) means the operator chose: then nothing is changed.
+ */
+import { setFlagsFromString } from 'node:v8';
+
+const OPERATOR_CHOSE = /--(?:no-)?(?:turbofan|opt|max[-_]opt|maglev|jitless)\b/;
+const MAGLEV_BY_DEFAULT = Number(process.versions.v8.split('.')[0]) >= 12;
+
+let capped = false;
+
+/** Turns V8's optimizing compilers off for now (no-op if the node command line set a tiering flag). */
+export function capOptimizingTier(execArgv: readonly string[] = process.execArgv): boolean {
+  if (capped || execArgv.some((a) => OPERATOR_CHOSE.test(a))) return false;
+  setFlagsFromString('--no-turbofan');
+  if (MAGLEV_BY_DEFAULT) setFlagsFromString('--no-maglev');
+  capped = true;
+  return true;
+}
+
+/** Turns them back on; true the one time it changed something. */
+export function liftOptimizingTierCap(): boolean {
+  if (!capped) return false;
+  setFlagsFromString('--turbofan');
+  if (MAGLEV_BY_DEFAULT) setFlagsFromString('--maglev');
+  capped = false;
+  return true;
+}
+
+capOptimizingTier();
