@@ -21,7 +21,15 @@ function turbofanned(o: { lift?: boolean; nodeFlags?: string[] } = {}): boolean 
     console.log(probe(f));`;
   const out = execFileSync(
     process.execPath,
-    [...(o.nodeFlags ?? []), '--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', script],
+    [
+      ...(o.nodeFlags ?? []),
+      '--allow-natives-syntax',
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      script,
+    ],
     { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } },
   );
   return (Number(out.trim()) & TURBOFANNED) !== 0;
