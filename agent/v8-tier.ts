@@ -10,6 +10,11 @@
  * kept on, 1,000 launches on one second started with p50 4.4 s instead of 69 ms. So it is lifted, for good,
  * on the first message; an agent that has had work holds the compiler's memory from then on.
  *
+ * Idle, the heap is also kept small (`--optimize-for-size`, lifted with the rest). An idle agent's long polls
+ * and heartbeats leave a little garbage in the old generation (~0.25 MB/min), and by default V8 lets it
+ * grow by at least 8 MB before the next full collection: RSS crept from 55 to 62–63 MB over 30 minutes.
+ * Optimizing for size lowers that step to 2 MB (measured over 9 minutes: 56–57 MB instead of 58 and rising).
+ *
  * The flags are toggled at run time with v8.setFlagsFromString: `--turbofan` can be switched back on
  * (`--max-opt` cannot: functions created under it stay unoptimizable). Maglev, V8's mid-tier compiler, is
  * on by default from V8 12 (Node 22) and is treated the same way there.
@@ -25,11 +30,12 @@ const MAGLEV_BY_DEFAULT = Number(process.versions.v8.split('.')[0]) >= 12;
 
 let capped = false;
 
-/** Turns V8's optimizing compilers off for now (no-op if the node command line set a tiering flag). */
+/** Turns V8's optimizing compilers off and favours size for now (no-op if the command line set a tiering flag). */
 export function capOptimizingTier(execArgv: readonly string[] = process.execArgv): boolean {
   if (capped || execArgv.some((a) => OPERATOR_CHOSE.test(a))) return false;
   setFlagsFromString('--no-turbofan');
   if (MAGLEV_BY_DEFAULT) setFlagsFromString('--no-maglev');
+  setFlagsFromString('--optimize-for-size');
   capped = true;
   return true;
 }
@@ -39,6 +45,7 @@ export function liftOptimizingTierCap(): boolean {
   if (!capped) return false;
   setFlagsFromString('--turbofan');
   if (MAGLEV_BY_DEFAULT) setFlagsFromString('--maglev');
+  setFlagsFromString('--no-optimize-for-size');
   capped = false;
   return true;
 }
