@@ -5,7 +5,12 @@
  * `Execution Finished` event and idempotency under redelivery.
  */
 import { CreateEventBusCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBStreamEvent } from 'aws-lambda';
@@ -474,12 +479,21 @@ describe('Execution Finished events', () => {
           const event = JSON.parse(m.Body!);
           if (event['detail-type'] === 'Execution Finished' && event.detail.job_name === 'announce')
             return event;
+          // Other tests' events: this test is the queue's only reader, so drop them rather than let them
+          // come back after the visibility timeout.
+          await stack.ctx.clients.sqs.send(
+            new DeleteMessageCommand({ QueueUrl: eventsQueueUrl, ReceiptHandle: m.ReceiptHandle! }),
+          );
         }
         return null;
       },
       40_000,
       'the event on the queue',
-    );
+    ).catch(async (error: Error) => {
+      // Say where it stopped: did the run finish, and did the stream poller react to it?
+      const runs = await stack.api('GET', '/v1/jobs/announce/executions');
+      throw new Error(`${error.message}; announce executions: ${JSON.stringify(runs.body)}`);
+    });
     expect(detail).toMatchObject({
       source: 'cronplane',
       detail: { job_name: 'announce', status: 'succeeded', success: true, output: 'hi\n', attempt: 1 },
