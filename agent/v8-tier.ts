@@ -31,17 +31,15 @@ const MAGLEV_BY_DEFAULT = Number(process.versions.v8.split('.')[0]) >= 12;
 
 let capped = false;
 
-/** Turns V8's optimizing compilers off and favours size for now (no-op if the command line set a tiering flag). */
-export function capOptimizingTier(): boolean {
-  if (capped || process.execArgv.some((a) => OPERATOR_CHOSE.test(a))) return false;
+// Turns V8's optimizing compilers off and favours size, unless the command line set a tiering flag.
+if (!process.execArgv.some((a) => OPERATOR_CHOSE.test(a))) {
   setFlagsFromString('--no-turbofan');
   if (MAGLEV_BY_DEFAULT) setFlagsFromString('--no-maglev');
   setFlagsFromString('--optimize-for-size');
   capped = true;
-  return true;
 }
 
-/** Turns them back on; true the one time it changed something. */
+/** Turns the compilers back on and size back to V8's default; true the one time it changed something. */
 export function liftOptimizingTierCap(): boolean {
   if (!capped) return false;
   setFlagsFromString('--turbofan');
@@ -50,5 +48,3 @@ export function liftOptimizingTierCap(): boolean {
   capped = false;
   return true;
 }
-
-capOptimizingTier();
