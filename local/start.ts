@@ -24,6 +24,7 @@ const shutdown = async () => {
   stopping = true;
   console.error('stopping…');
   await stack.stop();
+  console.error('stopped');
   process.exit(0);
 };
 process.on('SIGINT', () => void shutdown());
