@@ -1,0 +1,137 @@
+/**
+ * `npx cdk synth` as a user runs it, with no network, and the Lambda bundles it builds run as they would on
+ * Lambda (`nodejs22.x`): the api and tick bundles, loaded by Node 22 with nothing else of the repository,
+ * create a job and plan its launch in DynamoDB Local and moto, provisioned from that same template.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulators, startEmulators } from '../../local/emulators.ts';
+import { type LocalResources, provisionFromTemplate } from '../../local/provision.ts';
+import { REPO_ROOT } from '../../local/stack-file.ts';
+import { type AwsClients, createClients } from '../../shared/aws/clients.ts';
+import { LAMBDA_NODE_VERSION, lambdaNode } from './support/node22.ts';
+
+const run = promisify(execFile);
+const out = mkdtempSync(join(tmpdir(), 'cronplane-cdk-out-'));
+let template: { Resources: Record<string, { Type: string; Properties: any; Metadata?: any }> };
+let emulators: Emulators;
+let clients: AwsClients;
+let resources: LocalResources;
+let node: string;
+
+/** The bundle directory of the function whose logical id starts with `prefix`. */
+function bundleOf(prefix: string): string {
+  const [, fn] = Object.entries(template.Resources).find(
+    ([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith(prefix),
+  )!;
+  return join(out, fn.Metadata['aws:asset:path']);
+}
+
+/** Invokes a bundled handler in a fresh Node 22, from the bundle's own directory, as Lambda would. */
+async function invoke(prefix: string, event: unknown): Promise<any> {
+  const dir = bundleOf(prefix);
+  const script = `const { handler } = await import('./index.mjs');
+const result = await handler(JSON.parse(process.argv[1]), { awsRequestId: 'synth-test', getRemainingTimeInMillis: () => 30000 });
+process.stdout.write('\\n@@' + JSON.stringify(result ?? null));`;
+  const { stdout } = await run(node, ['--input-type=module', '-e', script, JSON.stringify(event)], {
+    cwd: dir,
+    // The function's environment on Lambda: its CRONPLANE_* settings, resolved here to the local resources.
+    env: { PATH: process.env.PATH, ...emulators.env, ...resources.env },
+  });
+  return JSON.parse(stdout.slice(stdout.lastIndexOf('@@') + 2));
+}
+
+function apiEvent(httpMethod: string, path: string, body?: unknown) {
+  return {
+    httpMethod,
+    path,
+    resource: '/{proxy+}',
+    headers: {},
+    multiValueHeaders: {},
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: { proxy: path.slice(1) },
+    stageVariables: null,
+    body: body === undefined ? null : JSON.stringify(body),
+    isBase64Encoded: false,
+    requestContext: {},
+  };
+}
+
+beforeAll(async () => {
+  // No network: requests through a proxy that refuses every connection fail at once.
+  const offline = { HTTP_PROXY: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9', NO_PROXY: '' };
+  await run('npx', ['cdk', 'synth', '--quiet', '--output', out], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...offline, CDK_DISABLE_VERSION_CHECK: '1' },
+  });
+  node = await lambdaNode();
+  template = JSON.parse(readFileSync(join(out, 'Cronplane.template.json'), 'utf8'));
+  emulators = await startEmulators();
+  clients = createClients(emulators.env);
+  resources = await provisionFromTemplate(
+    { dynamodb: clients.dynamodb, sqs: clients.sqs, eventbridge: clients.eventbridge, s3: clients.s3 },
+    { prefix: 'synth-', template },
+  );
+}, 240_000);
+
+afterAll(async () => {
+  await emulators?.stop();
+});
+
+describe('cdk synth', () => {
+  it('writes the template with the four tables and a self-contained bundle per function', () => {
+    const types = Object.values(template.Resources).map((r) => r.Type);
+    expect(types.filter((t) => t === 'AWS::DynamoDB::Table')).toHaveLength(4);
+    expect(types).toContain('AWS::SQS::Queue');
+    for (const name of ['CronplaneApi', 'CronplaneSchedulerTick', 'CronplaneWorker', 'CronplaneEvents']) {
+      expect(existsSync(join(bundleOf(name), 'index.mjs')), name).toBe(true);
+    }
+    expect(Object.keys(resources.tables).sort()).toHaveLength(4);
+  });
+
+  it('runs the bundled api and tick handlers: a job is stored, then planned and sent', async () => {
+    expect((await run(node, ['--version'])).stdout.trim()).toBe(`v${LAMBDA_NODE_VERSION}`);
+    const health = await invoke('CronplaneApi', apiEvent('GET', '/health'));
+    expect(health).toMatchObject({ statusCode: 200 });
+    expect(JSON.parse(health.body)).toEqual({ status: 'healthy' });
+
+    const bad = await invoke(
+      'CronplaneApi',
+      apiEvent('POST', '/v1/jobs', { name: 'Bad', schedule: '@every 2s' }),
+    );
+    expect(bad.statusCode).toBe(400);
+    expect(JSON.parse(bad.body).field).toBe('name');
+
+    const created = await invoke(
+      'CronplaneApi',
+      apiEvent('POST', '/v1/jobs', {
+        name: 'bundled',
+        schedule: '@every 5s',
+        executor: 'shell',
+        executor_config: { command: 'echo hi' },
+      }),
+    );
+    expect(created.statusCode).toBe(201);
+
+    const report = await invoke('CronplaneSchedulerTick', {});
+    expect(report.errors).toEqual([]);
+
+    const executions = await invoke('CronplaneApi', apiEvent('GET', '/v1/jobs/bundled/executions'));
+    const planned = JSON.parse(executions.body) as Array<{ status: string; scheduled_at: string }>;
+    expect(planned.length).toBeGreaterThanOrEqual(1);
+    expect(planned.every((e) => e.status === 'scheduled')).toBe(true);
+
+    const queueUrl = resources.env.CRONPLANE_DEFAULT_QUEUE_URL;
+    expect(Object.values(resources.queues)).toContain(queueUrl);
+    const received = await clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 10 }),
+    );
+    expect(received.Messages?.some((m) => m.Body?.includes('bundled'))).toBe(true);
+  });
+});
