@@ -46,7 +46,8 @@ apt_install() {
 }
 
 if ! command -v java >/dev/null 2>&1 || [[ "$(java_major)" -lt 17 ]]; then
-  apt_install openjdk-17-jre-headless
+  # Debian 12 has 17; newer releases have only later majors, which DynamoDB Local takes as well.
+  apt_install openjdk-17-jre-headless || apt_install default-jre-headless
 fi
 
 # --- moto server in .venv -----------------------------------------------------------------------
