@@ -1,19 +1,34 @@
 /** `npm start`: the whole system locally; prints one line with the URL when ready; Ctrl-C stops it. */
-import { startLocalStack } from './stack.ts';
+import { createServer } from 'node:net';
+import { type LocalStack, startLocalStack } from './stack.ts';
 
 // The pinned AWS SDK runs on Node 20 and 22; its notice about future releases is not for our users.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const verbose = process.env.CRONPLANE_VERBOSE === '1';
 const port = process.env.PORT ? Number(process.env.PORT) : 8080;
+if (!Number.isInteger(port) || port < 0 || port > 65_535)
+  fail(`PORT must be a port number, got "${process.env.PORT}"`);
 
-const stack = await startLocalStack({
-  port,
-  writeStackFile: true,
-  log: (line) => {
-    if (verbose) console.error(line);
-  },
+// A taken port is found before the emulators start, not after.
+await new Promise<void>((resolve) => {
+  const probe = createServer();
+  probe.once('error', (error: NodeJS.ErrnoException) => fail(portMessage(error)));
+  probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
 });
+
+let stack: LocalStack;
+try {
+  stack = await startLocalStack({
+    port,
+    writeStackFile: true,
+    log: (line) => {
+      if (verbose) console.error(line);
+    },
+  });
+} catch (error) {
+  fail(portMessage(error as NodeJS.ErrnoException));
+}
 console.log(
   `Cronplane is running at ${stack.url} (API ${stack.url}/v1, UI ${stack.url}/ui) — Ctrl-C to stop`,
 );
@@ -29,3 +44,17 @@ const shutdown = async () => {
 };
 process.on('SIGINT', () => void shutdown());
 process.on('SIGTERM', () => void shutdown());
+
+function portMessage(error: NodeJS.ErrnoException): string {
+  if (error.code === 'EADDRINUSE') {
+    return `port ${port} on 127.0.0.1 is in use (another npm start?): stop it, or choose another port, e.g. PORT=${port === 8080 ? 8081 : 8080} npm start`;
+  }
+  if (error.code === 'EACCES')
+    return `port ${port} needs privileges: choose another, e.g. PORT=8080 npm start`;
+  return `could not start: ${error.stack ?? error.message}`;
+}
+
+function fail(message: string): never {
+  console.error(`npm start: ${message}`);
+  process.exit(1);
+}

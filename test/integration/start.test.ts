@@ -3,10 +3,12 @@
  * second agent join from another terminal, and Ctrl-C stops everything it started. With `AWS_ENDPOINT_URL`
  * set (LocalStack, a shared moto), it starts no emulator and puts everything there.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Emulators, startEmulators } from '../../local/emulators.ts';
@@ -14,6 +16,7 @@ import { REPO_ROOT } from '../../local/stack-file.ts';
 import { createClients } from '../../shared/aws/clients.ts';
 import { type Api, api, waitFor } from './support/stack.ts';
 
+const run = promisify(execFile);
 const READY_MS = 120_000;
 const children: ChildProcess[] = [];
 
@@ -214,6 +217,23 @@ describe('npm start', { timeout: 240_000 }, () => {
     expect(left).toEqual([]);
     expect(existsSync(stackFile)).toBe(false);
     await expect(fetch(`${started.url}/health`)).rejects.toThrow();
+  });
+
+  it('says which port is taken and how to choose another, and exits 1', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const failed = await run('npx', ['tsx', 'local/start.ts'], {
+        cwd: REPO_ROOT,
+        env: userEnv({ PORT: String(port) }),
+      }).catch((error: { code: number; stderr: string }) => error);
+      expect(failed).toMatchObject({ code: 1 });
+      expect((failed as { stderr: string }).stderr).toContain(`port ${port} on 127.0.0.1 is in use`);
+      expect((failed as { stderr: string }).stderr).toMatch(/PORT=\d+ npm start/);
+    } finally {
+      taken.close();
+    }
   });
 
   describe('with AWS_ENDPOINT_URL set', () => {
