@@ -1,10 +1,14 @@
 /**
- * Reactions to finished executions against the real emulators: the local stack (API, ticker, one agent)
- * plus the stream poller, which feeds the Executions stream of DynamoDB Local to the same function the
- * `events` Lambda runs. Retries, dependent and on-failure chains, ephemeral jobs, retention, the
+ * Reactions to finished executions against the real emulators: the local stack (API, ticker, one agent,
+ * and its stream poller, which feeds the Executions stream of DynamoDB Local to the same function the
+ * `events` Lambda runs). Retries, dependent and on-failure chains, ephemeral jobs, retention, the
  * `Execution Finished` event and idempotency under redelivery.
+ *
+ * The stack's poller is the stream's only consumer, as the event source mapping is on AWS: a second
+ * poller here (with another bus) raced it for every finish, and whichever reacted first published the
+ * event to its own bus and marked the finish reacted, so the other published nothing.
  */
-import { CreateEventBusCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
+import { PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import {
   CreateQueueCommand,
   DeleteMessageCommand,
@@ -16,7 +20,6 @@ import { marshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventsHandler } from '../../functions/events/handler.ts';
-import { type StreamPoller, startStreamPoller } from '../../local/stream-poller.ts';
 import { reactToChanges, trimExecutions } from '../../shared/events/reactions.ts';
 import { type Execution, executionIdFor, groupIdFor } from '../../shared/executions/execution.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
@@ -24,9 +27,7 @@ import { startTestStack, waitFor } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
 let stack: Stack;
-let poller: StreamPoller;
 let eventsQueueUrl: string;
-const BUS = 'cronplane-reactions-test';
 
 type ApiExecution = {
   id: string;
@@ -42,33 +43,30 @@ type ApiExecution = {
 beforeAll(async () => {
   stack = await startTestStack();
   const { eventbridge, sqs } = stack.ctx.clients;
-  await eventbridge.send(new CreateEventBusCommand({ Name: BUS }));
-  eventsQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `${BUS}-events` }))).QueueUrl!;
+  // The bus the stack's reactions publish to: the template's, provisioned with the stack.
+  const bus = stack.ctx.config.eventBus;
+  if (!bus) throw new Error('the local stack has no event bus (CRONPLANE_EVENT_BUS)');
+  eventsQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `${bus}-test-events` }))).QueueUrl!;
   const attributes = await sqs.send(
     new GetQueueAttributesCommand({ QueueUrl: eventsQueueUrl, AttributeNames: ['QueueArn'] }),
   );
   await eventbridge.send(
     new PutRuleCommand({
       Name: 'finished',
-      EventBusName: BUS,
+      EventBusName: bus,
       EventPattern: JSON.stringify({ source: ['cronplane'], 'detail-type': ['Execution Finished'] }),
     }),
   );
   await eventbridge.send(
     new PutTargetsCommand({
       Rule: 'finished',
-      EventBusName: BUS,
+      EventBusName: bus,
       Targets: [{ Id: 'queue', Arn: attributes.Attributes!.QueueArn! }],
     }),
   );
-  poller = startStreamPoller(stack.ctx, {
-    reactions: { eventBusName: BUS },
-    log: process.env.CRONPLANE_VERBOSE === '1' ? (l) => console.error(l) : undefined,
-  });
 });
 
 afterAll(async () => {
-  await poller?.stop();
   await stack?.stop();
 });
 
