@@ -13,6 +13,8 @@
  *   - `bin/cronplane.js`: the agent as shipped (tsx's loader transpiles the TypeScript at start-up)
  *   - `esbuild-bundle`: dist/cronplane-agent.mjs as `npm run bundle` builds it (scripts/bundle-agent.mjs,
  *     written to a temp dir), run by plain node as the README's systemd unit does
+ *   - `esbuild-bundle-after-work`: the bundle again, idling after it has run `jobsBefore` shell jobs (one a
+ *     second): what a host agent with an hourly job looks like between runs
  *   - `node-baseline`: `node -e 'setInterval(() => {}, 1000)'`, the floor of any Node.js process
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -20,6 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { LocalStack } from '../../local/stack.ts';
 import {
   clockTicksPerSecond,
   cpuTicks,
@@ -36,6 +39,28 @@ import {
 export interface AgentIdleOptions {
   readonly seconds: number;
   readonly settleMs?: number;
+  /** how many runs of a shell job the `-after-work` variant does before it idles; default 20 */
+  readonly jobsBefore?: number;
+}
+
+/** Runs `n` executions of a shell job on the stack's only agent (one a second), then deletes the job. */
+async function runJobs(stack: LocalStack, n: number): Promise<void> {
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`${stack.url}${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
+  const created = await call('POST', '/v1/jobs', {
+    name: 'bench-idle-work',
+    schedule: '@every 1s',
+    executor_config: { command: 'echo work' },
+  });
+  if (created.status !== 201) throw new Error(`creating the job: ${created.status} ${await created.text()}`);
+  const deadline = Date.now() + n * 1_000 + 60_000;
+  for (;;) {
+    const job = (await (await call('GET', '/v1/jobs/bench-idle-work')).json()) as { success_count: number };
+    if (job.success_count >= n) break;
+    if (Date.now() > deadline) throw new Error(`only ${job.success_count} of ${n} runs succeeded`);
+    await sleep(1_000);
+  }
+  await call('DELETE', '/v1/jobs/bench-idle-work');
 }
 
 /** The shipped artifact: `npm run bundle`'s script (scripts/bundle-agent.mjs), written to a temp dir. */
@@ -77,9 +102,16 @@ export async function agentIdle(o: AgentIdleOptions): Promise<void> {
   const stack = await startStack({ agents: [], tickIntervalMs: 1_000 });
   const dir = mkdtempSync(join(tmpdir(), 'cronplane-bench-'));
   try {
-    const variants: Array<{ variant: string; entry: () => Promise<string> }> = [
+    let bundle: Promise<string> | undefined;
+    const variants: Array<{ variant: string; entry: () => Promise<string>; work?: number }> = [
       { variant: 'bin/cronplane.js', entry: async () => join(REPO_ROOT, 'bin', 'cronplane.js') },
-      { variant: 'esbuild-bundle', entry: () => bundleAgent(dir) },
+      { variant: 'esbuild-bundle', entry: () => (bundle ??= bundleAgent(dir)) },
+      // The same agent idling after it has run jobs (its compilers are on from the first launch).
+      {
+        variant: 'esbuild-bundle-after-work',
+        entry: () => (bundle ??= bundleAgent(dir)),
+        work: o.jobsBefore ?? 20,
+      },
     ];
     for (const v of variants) {
       let entry: string;
@@ -98,10 +130,12 @@ export async function agentIdle(o: AgentIdleOptions): Promise<void> {
           sleep(90_000).then(() => Promise.reject(new Error('the agent did not start within 90 s'))),
         ]);
         const startupMs = Date.now() - t0;
+        if (v.work) await runJobs(stack, v.work);
         progress(`  ${v.variant}: started in ${startupMs} ms (pid ${agent.pid}); sampling`);
         const s = await sample(agent.pid, o.seconds, settleMs);
         emit('agent_idle', {
           variant: v.variant,
+          ...(v.work ? { jobs_before: v.work } : {}),
           ...s,
           settle_s: settleMs / 1000,
           startup_ms: startupMs,
