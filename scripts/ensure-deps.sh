@@ -3,11 +3,20 @@
 #   - node_modules (npm ci) when missing or older than package-lock.json
 #   - Java 17+ for DynamoDB Local (apt-get, Debian)
 #   - a project-local Python venv at .venv/ with moto[server] (SQS, EventBridge, S3, IAM, STS, ...)
+#   - with --browser (npm test): Chromium for the web UI's browser tests (apt-get, Debian's `chromium`;
+#     Playwright drives it, as its own browser download needs hosts this network does not reach)
 # Silent when nothing is installed; progress lines go to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MOTO_VERSION=5.2.5
+BROWSER=false
+for arg in "$@"; do
+  case "$arg" in
+    --browser) BROWSER=true ;;
+    *) echo "ensure-deps: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 say() { echo "ensure-deps: $*" >&2; }
 
@@ -64,4 +73,9 @@ if [[ ! -x .venv/bin/moto_server ]]; then
   fi
   say "installing moto[server]==${MOTO_VERSION} into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}" >&2
+fi
+
+# --- Chromium for the browser tests ------------------------------------------------------------
+if [[ "$BROWSER" == true && -z "${CRONPLANE_CHROMIUM:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
 fi
