@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../local/stack-file.ts';
+import { lambdaNode } from '../support/node22.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 
 const run = promisify(execFile);
@@ -141,5 +142,46 @@ describe('packaged agent and CLI', () => {
     expect(await exited).toBe(0);
     const members = JSON.parse((await cli('members')).stdout) as Array<{ Name: string; Status: string }>;
     expect(members.find((m) => m.Name === 'bundled-1')?.Status).toBe('left');
+  });
+
+  it('runs the same bundle on Node 22', async () => {
+    const node22 = spawn(await lambdaNode(), [bundle, 'agent', '--name', 'bundled-22', '--tag', 'role=n22'], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        ...stack.env,
+        CRONPLANE_AGENT_POLL_WAIT_S: '1',
+        CRONPLANE_AGENT_REGISTRY_REFRESH_MS: '1000',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      await waitFor(
+        async () =>
+          (await stack.api<any[]>('GET', '/v1/members')).body.some(
+            (m) => m.Name === 'bundled-22' && m.Status === 'alive',
+          ),
+        20_000,
+        'the agent on Node 22 to join',
+      );
+      await stack.api('POST', '/v1/jobs', {
+        name: 'on-node22',
+        schedule: '@manually',
+        tags: { role: 'n22' },
+        executor_config: { command: 'echo on-22' },
+      });
+      expect((await stack.api('POST', '/v1/jobs/on-node22/run')).status).toBe(202);
+      const done = await waitFor(
+        async () =>
+          (await stack.api<any[]>('GET', '/v1/jobs/on-node22/executions')).body.find(
+            (e) => e.status !== 'scheduled' && e.status !== 'running',
+          ),
+        30_000,
+        'the run on the Node 22 agent',
+      );
+      expect(done).toMatchObject({ success: true, node_name: 'bundled-22', output: 'on-22\n' });
+    } finally {
+      node22.kill('SIGKILL');
+    }
   });
 });

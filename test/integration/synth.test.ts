@@ -14,7 +14,7 @@ import { type Emulators, startEmulators } from '../../local/emulators.ts';
 import { type LocalResources, provisionFromTemplate } from '../../local/provision.ts';
 import { REPO_ROOT } from '../../local/stack-file.ts';
 import { type AwsClients, createClients } from '../../shared/aws/clients.ts';
-import { LAMBDA_NODE_VERSION, lambdaNode } from './support/node22.ts';
+import { LAMBDA_NODE_VERSION, lambdaNode } from '../support/node22.ts';
 
 const run = promisify(execFile);
 const out = mkdtempSync(join(tmpdir(), 'cronplane-cdk-out-'));

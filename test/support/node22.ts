@@ -1,13 +1,13 @@
 /**
- * The Node.js of Lambda's `nodejs22.x` runtime, to run the deployable bundles on what will run them. Our
- * machines run Node 20; this fetches Node 22 once from the npm registry (the `node-linux-<arch>` package the
+ * The Node.js of Lambda's `nodejs22.x` runtime, to run the deployable bundles on what will run them, and the
+ * agent on the Node.js its hosts are as likely to have. Our machines run Node 20; this fetches Node 22 once from the npm registry (the `node-linux-<arch>` package the
  * `node` package installs from) into `.cache/`, which is git-ignored.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '../../../local/stack-file.ts';
+import { REPO_ROOT } from '../../local/stack-file.ts';
 
 const run = promisify(execFile);
 export const LAMBDA_NODE_VERSION = '22.23.3';
