@@ -92,7 +92,7 @@ describe('cdk synth', () => {
     for (const name of ['CronplaneApi', 'CronplaneSchedulerTick', 'CronplaneWorker', 'CronplaneEvents']) {
       expect(existsSync(join(bundleOf(name), 'index.mjs')), name).toBe(true);
     }
-    expect(Object.keys(resources.tables).sort()).toHaveLength(4);
+    expect(Object.keys(resources.tables)).toHaveLength(4);
   });
 
   it('runs the bundled api and tick handlers: a job is stored, then planned and sent', async () => {
