@@ -24,13 +24,20 @@ say() { echo "ensure-deps: $*" >&2; }
 # npm writes node_modules/.package-lock.json at the end of every install: it is the marker.
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "installing npm packages (npm ci)"
-  if ! npm ci --no-audit --no-fund --loglevel=error >&2; then
-    # `npm ci` refuses a lock file that lacks entries package.json implies (e.g. optional platform
-    # packages pruned from it). `npm install --no-save` installs the same pinned versions and leaves
-    # package.json and package-lock.json untouched.
-    say "npm ci failed; falling back to npm install --no-save"
-    npm install --no-save --no-audit --no-fund --loglevel=error >&2
+  ci_log=$(mktemp)
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>"$ci_log" >&2; then
+    # `npm ci` refuses a lock file without entries for optional platform packages the registry does not
+    # serve (here: Biome's non-Linux binaries), although `npm install` itself writes it that way
+    # (npm/cli#9846). `npm install --no-save` installs the same pinned versions and leaves package.json
+    # and package-lock.json untouched. npm ci's own complaint is shown only if that fails too.
+    say "npm ci refused the lock file (npm/cli#9846); installing the same pinned versions with npm install --no-save"
+    if ! npm install --no-save --no-audit --no-fund --loglevel=error >&2; then
+      cat "$ci_log" >&2
+      rm -f "$ci_log"
+      exit 1
+    fi
   fi
+  rm -f "$ci_log"
   touch node_modules/.package-lock.json
 fi
 
