@@ -42,6 +42,15 @@ function intParam(query: Readonly<Record<string, string>>, name: string): number
   return n;
 }
 
+/** A flag: absent is false; present with no value (`?runoncreate`), `true` or `1` is true; `false`/`0` is false. */
+function boolParam(query: Readonly<Record<string, string>>, name: string): boolean {
+  const raw = query[name];
+  if (raw === undefined) return false;
+  if (raw === '' || raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ValidationError(name, 'must be true or false');
+}
+
 function metadataFilter(query: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(query)) {
@@ -52,9 +61,10 @@ function metadataFilter(query: Readonly<Record<string, string>>): Record<string,
 }
 
 async function saveJob(ctx: Context, req: ApiRequest, nameFromPath?: string): Promise<ApiResponse> {
+  const runOnCreate = boolParam(req.query, 'runoncreate'); // a bad flag stops the write, not half of it
   const { job } = await upsertJob(ctx, req.body, { nameFromPath });
   let headers: Record<string, string> = { Location: `/v1/jobs/${job.name}` };
-  if (req.query.runoncreate !== undefined) {
+  if (runOnCreate) {
     const run = await runJob(ctx, job.name);
     headers = { ...headers, 'X-Cronplane-Group': run.group };
   }
@@ -183,12 +193,14 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     /^\/v1\/jobs\/([^/]+)\/executions$/,
     ['job'],
     async (ctx, req) => {
-      const list = await listExecutions(ctx, req.params.job!, {
+      const { total, executions } = await listExecutions(ctx, req.params.job!, {
         order: req.query._order,
+        sort: req.query._sort,
         outputSizeLimit: intParam(req.query, 'output_size_limit'),
         limit: intParam(req.query, '_limit'),
+        planned: boolParam(req.query, 'planned'),
       });
-      return ok(list, { 'X-Total-Count': String(list.length) });
+      return ok(executions, { 'X-Total-Count': String(total) });
     },
   ],
   [

@@ -123,7 +123,10 @@ export function validateJob(input: unknown): JobDefinition {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new ValidationError('body', 'must be a JSON object describing a job');
   }
-  const parsed = jobInputSchema.safeParse(input);
+  // Dkron (Go) writes empty maps, slices and pointers as null: a job read back from Dkron and posted here
+  // carries `"tags": null`, `"processors": null`, … A null field means the field's default.
+  const present = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== null));
+  const parsed = jobInputSchema.safeParse(present);
   if (!parsed.success) throw firstIssue(parsed.error);
   const j = parsed.data;
   const timezone = j.timezone ?? '';
@@ -202,7 +205,8 @@ export function jobSchedule(def: JobDefinition): Schedule {
  * Disabled jobs have none: they carry no `nextRunAt`, so the sparse due index never lists them.
  */
 export function firstFireAtOrAfter(def: JobDefinition, fromMs: number): number | null {
-  if (def.disabled || def.schedule === '') return null;
+  // A child job runs after its parent, never on a schedule of its own (Dkron's rule).
+  if (def.disabled || def.schedule === '' || def.parent_job !== '') return null;
   const starts = def.starts_at ? (parseTime(def.starts_at) ?? 0) : 0;
   const t = jobSchedule(def).next(Math.max(fromMs, starts) - 1);
   return t !== null && withinExpiry(def, t) ? t : null;

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from '../context.ts';
 import { ConflictError, NotFoundError, PausedError, ValidationError } from '../errors.ts';
-import { toApi as executionToApi, groupIdFor } from '../executions/execution.ts';
+import { type Execution, toApi as executionToApi, groupIdFor } from '../executions/execution.ts';
 import { launchFireTimes, liveAgents, planJob } from '../scheduler/plan.ts';
 import { toRfc3339 } from '../time.ts';
 import { firstFireAtOrAfter, validateJob } from './job.ts';
@@ -57,8 +57,28 @@ export async function upsertJob(ctx: Context, input: unknown, options: { nameFro
   const previous = await ctx.jobs.get(def.name);
   const job = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), previous?.version ?? null, now);
   await replan(ctx, job, now);
+  // The parents' `dependent_jobs`: the new one gains this job, an old one it left loses it.
+  for (const parent of new Set([def.parent_job, previous?.def.parent_job ?? ''])) {
+    if (parent) await refreshDependents(ctx, parent);
+  }
   const fresh = (await ctx.jobs.get(job.name)) ?? job;
   return { job: jobToApi(fresh), created: previous === null };
+}
+
+/** The names of the jobs whose `parent_job` is `parent`, sorted. */
+async function childrenOf(ctx: Context, parent: string): Promise<string[]> {
+  return (await ctx.jobs.list())
+    .filter((j) => j.def.parent_job === parent)
+    .map((j) => j.name)
+    .sort((a, b) => a.localeCompare(b));
+}
+
+/**
+ * Dkron's server-maintained `dependent_jobs`, brought up to date when a child is written or deleted. (The
+ * events reaction also refreshes it after each parent run, which mends what two concurrent writes miss.)
+ */
+async function refreshDependents(ctx: Context, parent: string): Promise<void> {
+  await ctx.jobs.setDependentJobs(parent, await childrenOf(ctx, parent));
 }
 
 /** Plans [now, cursor) for a job just written and skips its stale planned executions. */
@@ -91,12 +111,13 @@ export async function toggleJob(ctx: Context, name: string): Promise<ApiJob> {
 
 export async function deleteJob(ctx: Context, name: string): Promise<ApiJob> {
   const job = await requireJob(ctx, name);
-  const children = (await ctx.jobs.list()).filter((j) => j.def.parent_job === name).map((j) => j.name);
+  const children = await childrenOf(ctx, name);
   if (children.length > 0) {
     throw new ConflictError(`job ${name} has dependent jobs (${children.join(', ')}); delete them first`);
   }
   await ctx.jobs.delete(name);
   await ctx.executions.deleteForJob(name);
+  if (job.def.parent_job) await refreshDependents(ctx, job.def.parent_job);
   return jobToApi(job);
 }
 
@@ -176,16 +197,52 @@ export async function listJobs(
   return { total, jobs: jobs.slice(query.start ?? 0, query.end ?? undefined) };
 }
 
+/** `_sort` keys of GET /v1/jobs/{job}/executions; `id` is the fire-time order the ids are stored in. */
+const EXECUTION_SORT: Record<string, ((e: Execution) => number | string) | null> = {
+  id: null,
+  scheduled_at: (e) => e.scheduledAt,
+  started_at: (e) => e.startedAt ?? 0,
+  finished_at: (e) => e.finishedAt ?? 0,
+  attempt: (e) => e.attempt,
+  status: (e) => e.status,
+  node_name: (e) => e.nodeName ?? '',
+};
+
+/**
+ * A job's executions, as Dkron lists them: what ran, runs or was due, newest first. Launches planned
+ * ahead of their fire time (`scheduled`, fire time still to come) are left out, as Dkron has no such
+ * thing; `planned` includes them. `total` counts before `limit`.
+ */
 export async function listExecutions(
   ctx: Context,
   name: string,
-  query: { order?: string; outputSizeLimit?: number; limit?: number } = {},
+  query: { order?: string; sort?: string; outputSizeLimit?: number; limit?: number; planned?: boolean } = {},
 ) {
   await requireJob(ctx, name);
   const order = (query.order ?? 'DESC').toUpperCase();
   if (order !== 'ASC' && order !== 'DESC') throw new ValidationError('_order', 'must be ASC or DESC');
-  const items = await ctx.executions.listForJob(name, { newestFirst: order === 'DESC', limit: query.limit });
-  return items.map((e) => executionToApi(e, query.outputSizeLimit));
+  const sort = query.sort ?? 'id';
+  if (!(sort in EXECUTION_SORT)) {
+    throw new ValidationError('_sort', `must be one of ${Object.keys(EXECUTION_SORT).join(', ')}`);
+  }
+  const now = ctx.clock();
+  const items = (await ctx.executions.listForJob(name, { newestFirst: order === 'DESC' })).filter(
+    (e) => query.planned || e.status !== 'scheduled' || e.scheduledAt <= now,
+  );
+  const key = EXECUTION_SORT[sort];
+  if (key) {
+    const sign = order === 'ASC' ? 1 : -1;
+    // Stable: equal keys keep the fire-time order.
+    items.sort((a, b) => {
+      const x = key(a);
+      const y = key(b);
+      return x < y ? -sign : x > y ? sign : 0;
+    });
+  }
+  return {
+    total: items.length,
+    executions: items.slice(0, query.limit).map((e) => executionToApi(e, query.outputSizeLimit)),
+  };
 }
 
 export async function getExecution(ctx: Context, name: string, id: string) {
@@ -194,8 +251,10 @@ export async function getExecution(ctx: Context, name: string, id: string) {
   return executionToApi(e);
 }
 
+/** DELETE /v1/jobs/{job}/executions: removes the executions and resets the counters, as Dkron does. */
 export async function clearExecutions(ctx: Context, name: string) {
-  const job = await requireJob(ctx, name);
+  await requireJob(ctx, name);
   const removed = await ctx.executions.deleteForJob(name);
-  return { job: jobToApi(job), removed };
+  await ctx.jobs.resetResults(name);
+  return { job: jobToApi(await requireJob(ctx, name)), removed };
 }

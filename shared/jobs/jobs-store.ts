@@ -211,6 +211,25 @@ export class JobsStore {
     return out.Attributes ? fromItem(out.Attributes) : null;
   }
 
+  /** Zero counters, no last success/error, no status: the job as if it had never run (Dkron's clear). */
+  async resetResults(name: string): Promise<void> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { name },
+          UpdateExpression:
+            'SET successCount = :zero, errorCount = :zero REMOVE lastSuccess, lastError, #s, statusGroup',
+          ConditionExpression: 'attribute_exists(#n)',
+          ExpressionAttributeNames: { '#s': 'status', '#n': 'name' },
+          ExpressionAttributeValues: { ':zero': 0 },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
   /** Counters and status after a terminal execution (the events reaction). */
   async recordResult(name: string, success: boolean, at: number): Promise<void> {
     try {

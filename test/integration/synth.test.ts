@@ -46,15 +46,17 @@ process.stdout.write('\\n@@' + JSON.stringify(result ?? null));`;
   return JSON.parse(stdout.slice(stdout.lastIndexOf('@@') + 2));
 }
 
-function apiEvent(httpMethod: string, path: string, body?: unknown) {
+function apiEvent(httpMethod: string, path: string, body?: unknown, query?: Record<string, string>) {
   return {
     httpMethod,
     path,
     resource: '/{proxy+}',
     headers: {},
     multiValueHeaders: {},
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
+    queryStringParameters: query ?? null,
+    multiValueQueryStringParameters: query
+      ? Object.fromEntries(Object.entries(query).map(([k, v]) => [k, [v]]))
+      : null,
     pathParameters: { proxy: path.slice(1) },
     stageVariables: null,
     body: body === undefined ? null : JSON.stringify(body),
@@ -122,7 +124,10 @@ describe('cdk synth', () => {
     const report = await invoke('CronplaneSchedulerTick', {});
     expect(report.errors).toEqual([]);
 
-    const executions = await invoke('CronplaneApi', apiEvent('GET', '/v1/jobs/bundled/executions'));
+    const executions = await invoke(
+      'CronplaneApi',
+      apiEvent('GET', '/v1/jobs/bundled/executions', undefined, { planned: 'true' }),
+    );
     const planned = JSON.parse(executions.body) as Array<{ status: string; scheduled_at: string }>;
     expect(planned.length).toBeGreaterThanOrEqual(1);
     expect(planned.every((e) => e.status === 'scheduled')).toBe(true);

@@ -1,0 +1,186 @@
+/**
+ * Dkron's /v1 behaviours a client relies on, against the local stack: the executions list (what ran, not
+ * what is planned; `_sort`, `_limit`, `X-Total-Count`), clearing executions resets the counters, child jobs
+ * and `dependent_jobs`, Dkron's null fields, and `?runoncreate`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestStack, waitFor } from './support/stack.ts';
+
+type Stack = Awaited<ReturnType<typeof startTestStack>>;
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const shell = (command: string) => ({ executor: 'shell', executor_config: { command } });
+
+async function succeeded(name: string, n: number) {
+  return waitFor(
+    async () => {
+      const list = (await stack.api<any[]>('GET', `/v1/jobs/${name}/executions`)).body;
+      return list.filter((e) => e.status === 'succeeded').length >= n ? list : null;
+    },
+    30_000,
+    `${n} successful runs of ${name}`,
+  );
+}
+
+describe('GET /v1/jobs/{job}/executions', () => {
+  it('lists what ran or was due, not launches planned ahead, unless asked with planned=true', async () => {
+    expect(
+      (await stack.api('POST', '/v1/jobs', { name: 'ticking', schedule: '@every 2s', ...shell('true') }))
+        .status,
+    ).toBe(201);
+    // Planned at once up to the local look-ahead (15 s), so some fire times are still to come.
+    const planned = (await stack.api<any[]>('GET', '/v1/jobs/ticking/executions?planned=true')).body;
+    const now = Date.now();
+    expect(planned.some((e) => e.status === 'scheduled' && Date.parse(e.scheduled_at) > now + 2_000)).toBe(
+      true,
+    );
+
+    await succeeded('ticking', 2);
+    const listed = await stack.api<any[]>('GET', '/v1/jobs/ticking/executions');
+    const at = Date.now();
+    expect(listed.body.length).toBeGreaterThanOrEqual(2);
+    for (const e of listed.body)
+      expect(e.status !== 'scheduled' || Date.parse(e.scheduled_at) <= at).toBe(true);
+    // Newest first by default.
+    const times = listed.body.map((e) => Date.parse(e.scheduled_at));
+    expect(times).toEqual([...times].sort((a, b) => b - a));
+  });
+
+  it('sorts by _sort and _order, limits with _limit, and counts all in X-Total-Count', async () => {
+    await succeeded('ticking', 3);
+    const all = await stack.api<any[]>('GET', '/v1/jobs/ticking/executions');
+    const one = await stack.api<any[]>('GET', '/v1/jobs/ticking/executions?_limit=1');
+    expect(one.body).toHaveLength(1);
+    expect(Number(one.headers.get('x-total-count'))).toBeGreaterThanOrEqual(all.body.length);
+
+    const byStart = await stack.api<any[]>('GET', '/v1/jobs/ticking/executions?_sort=started_at&_order=ASC');
+    const started = byStart.body.map((e) => Date.parse(e.started_at));
+    expect(started).toEqual([...started].sort((a, b) => a - b));
+
+    const bad = await stack.api('GET', '/v1/jobs/ticking/executions?_sort=colour');
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ field: '_sort' });
+    await stack.api('DELETE', '/v1/jobs/ticking');
+  });
+});
+
+describe('DELETE /v1/jobs/{job}/executions', () => {
+  it('removes the executions and resets the counters, as Dkron does', async () => {
+    await stack.api('POST', '/v1/jobs', { name: 'cleared', schedule: '@manually', ...shell('true') });
+    await stack.api('POST', '/v1/jobs/cleared/run');
+    await waitFor(
+      async () => (await stack.api('GET', '/v1/jobs/cleared')).body.success_count === 1,
+      30_000,
+      'the run to be counted',
+    );
+    expect((await stack.api('DELETE', '/v1/jobs/cleared/executions')).status).toBe(200);
+    expect((await stack.api('GET', '/v1/jobs/cleared')).body).toMatchObject({
+      success_count: 0,
+      error_count: 0,
+      status: '',
+    });
+    expect((await stack.api('GET', '/v1/jobs/cleared/executions?planned=true')).body).toEqual([]);
+  });
+});
+
+describe('child jobs', () => {
+  it('never run on a schedule of their own, and the parent lists them in dependent_jobs from the start', async () => {
+    await stack.api('POST', '/v1/jobs', { name: 'parent-a', schedule: '@manually', ...shell('true') });
+    await stack.api('POST', '/v1/jobs', { name: 'parent-b', schedule: '@manually', ...shell('true') });
+    const child = await stack.api('POST', '/v1/jobs', {
+      name: 'child',
+      schedule: '@every 1s',
+      parent_job: 'parent-a',
+      ...shell('true'),
+    });
+    expect(child.status).toBe(201);
+    expect(child.body.next).toBeNull();
+    expect((await stack.api('GET', '/v1/jobs/parent-a')).body.dependent_jobs).toEqual(['child']);
+
+    // Moved to another parent: the old one lets go of it.
+    await stack.api('POST', '/v1/jobs', {
+      name: 'child',
+      schedule: '@every 1s',
+      parent_job: 'parent-b',
+      ...shell('true'),
+    });
+    expect((await stack.api('GET', '/v1/jobs/parent-a')).body.dependent_jobs).toBeNull();
+    expect((await stack.api('GET', '/v1/jobs/parent-b')).body.dependent_jobs).toEqual(['child']);
+
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect((await stack.api('GET', '/v1/jobs/child/executions?planned=true')).body).toEqual([]);
+
+    // It runs after its parent's success.
+    await stack.api('POST', '/v1/jobs/parent-b/run');
+    await succeeded('child', 1);
+
+    await stack.api('DELETE', '/v1/jobs/child');
+    expect((await stack.api('GET', '/v1/jobs/parent-b')).body.dependent_jobs).toBeNull();
+  });
+});
+
+describe('job JSON as Dkron writes it', () => {
+  it('takes null for a field as its default', async () => {
+    const res = await stack.api('POST', '/v1/jobs', {
+      name: 'from-dkron',
+      displayname: null,
+      schedule: '@manually',
+      timezone: '',
+      tags: null,
+      metadata: null,
+      processors: null,
+      dependent_jobs: null,
+      parent_job: '',
+      retries: null,
+      starts_at: null,
+      next: '0001-01-01T00:00:00Z',
+      ...shell('true'),
+    });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({
+      name: 'from-dkron',
+      displayname: '',
+      tags: {},
+      metadata: {},
+      retries: 0,
+    });
+  });
+});
+
+describe('?runoncreate', () => {
+  it('runs the job once when set, not when false, and refuses a value that is neither before writing', async () => {
+    const off = await stack.api('POST', '/v1/jobs?runoncreate=false', {
+      name: 'roc-off',
+      schedule: '@manually',
+      ...shell('true'),
+    });
+    expect(off.status).toBe(201);
+    expect(off.headers.get('x-cronplane-group')).toBeNull();
+
+    const on = await stack.api('POST', '/v1/jobs?runoncreate', {
+      name: 'roc-on',
+      schedule: '@manually',
+      ...shell('true'),
+    });
+    expect(on.headers.get('x-cronplane-group')).toMatch(/\S/);
+    const [run] = await succeeded('roc-on', 1);
+    expect(run).toMatchObject({ trigger: 'manual' });
+    expect((await stack.api('GET', '/v1/jobs/roc-off/executions?planned=true')).body).toEqual([]);
+
+    const bad = await stack.api('POST', '/v1/jobs?runoncreate=maybe', {
+      name: 'roc-bad',
+      schedule: '@manually',
+      ...shell('true'),
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ field: 'runoncreate' });
+    expect((await stack.api('GET', '/v1/jobs/roc-bad')).status).toBe(404);
+  });
+});
