@@ -1,7 +1,6 @@
 import { Arn, ArnFormat, Aws, Stack } from 'aws-cdk-lib';
 import type { IEventBus } from 'aws-cdk-lib/aws-events';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Dispatch } from './dispatch.ts';
 import type { Storage } from './storage.ts';
@@ -47,7 +46,8 @@ export class RuntimeBindings {
     };
   }
 
-  grant(fn: IFunction): void {
+  /** Grants a function, or the agents' role, the tables, the bucket and the queues. */
+  grant(fn: IGrantable): void {
     const { storage, dispatch, workerQueue } = this.resources;
     for (const table of storage.tables) {
       table.grantReadWriteData(fn);
@@ -62,7 +62,7 @@ export class RuntimeBindings {
     // Jobs without an agent (lambda, sqs, eventbridge, untagged http) are sent to the worker.
     workerQueue.grantSendMessages(fn);
     const stack = Stack.of(storage);
-    fn.addToRolePolicy(
+    fn.grantPrincipal.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'TagSetQueues',
         actions: [
@@ -85,4 +85,24 @@ export class RuntimeBindings {
       }),
     );
   }
+}
+
+/**
+ * `{{ssm:/name}}` secrets in job definitions (a name or a parameter ARN, possibly a SecureString): read by
+ * the agentless worker and by the agents.
+ */
+export function ssmSecretStatements(): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: 'SsmSecrets',
+      actions: ['ssm:GetParameter', 'ssm:GetParameters'],
+      resources: [`arn:${Aws.PARTITION}:ssm:*:*:parameter/*`],
+    }),
+    new PolicyStatement({
+      sid: 'SsmSecretsDecrypt',
+      actions: ['kms:Decrypt'],
+      resources: ['*'],
+      conditions: { StringLike: { 'kms:ViaService': 'ssm.*.amazonaws.com' } },
+    }),
+  ];
 }

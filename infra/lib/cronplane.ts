@@ -1,5 +1,6 @@
 import type { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { Agents } from './agents.ts';
 import { Api } from './api.ts';
 import { RuntimeBindings } from './bindings.ts';
 import { Dispatch } from './dispatch.ts';
@@ -30,6 +31,8 @@ export class Cronplane extends Construct {
   readonly bindings: RuntimeBindings;
   readonly scheduler: Scheduler;
   readonly api: Api;
+  /** the hosts' side: role, instance profile and environment for `cronplane agent` */
+  readonly agents: Agents;
 
   constructor(scope: Construct, id: string, props: CronplaneProps = {}) {
     super(scope, id);
@@ -53,5 +56,6 @@ export class Cronplane extends Construct {
       iamAuth: props.iamAuth,
       stageName: props.stageName,
     });
+    this.agents = new Agents(this, 'Agents', { bindings: this.bindings });
   }
 }

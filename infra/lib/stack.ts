@@ -14,7 +14,7 @@ export class CronplaneStack extends Stack {
   constructor(scope: Construct, id: string, props: CronplaneStackProps = {}) {
     super(scope, id, { description: 'Cronplane: distributed job scheduler (Dkron-compatible)', ...props });
     this.cronplane = new Cronplane(this, 'Cronplane', props.cronplane);
-    const { storage, dispatch, worker, events, api } = this.cronplane;
+    const { storage, dispatch, worker, events, api, agents, bindings } = this.cronplane;
     new CfnOutput(this, 'ApiUrl', { value: api.url });
     new CfnOutput(this, 'JobsTable', { value: storage.jobs.tableName });
     new CfnOutput(this, 'ExecutionsTable', { value: storage.executions.tableName });
@@ -24,6 +24,14 @@ export class CronplaneStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueArn', { value: dispatch.deadLetterQueue.queueArn });
     new CfnOutput(this, 'WorkerQueueUrl', { value: worker.queue.queueUrl });
     new CfnOutput(this, 'EventBusName', { value: events.bus.eventBusName });
+    new CfnOutput(this, 'OutputBucketName', { value: storage.outputBucket.bucketName });
+    new CfnOutput(this, 'QueuePrefix', { value: bindings.queuePrefix });
+    new CfnOutput(this, 'AgentRoleArn', { value: agents.role.roleArn });
+    new CfnOutput(this, 'AgentInstanceProfileName', { value: agents.instanceProfile.instanceProfileName });
+    new CfnOutput(this, 'AgentEnvironment', {
+      value: agents.environmentFile,
+      description: "the agent's environment: KEY=value pairs, one per line once spaces become newlines",
+    });
   }
 }
 

@@ -1,10 +1,10 @@
-import { Aws, Duration } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import type { RuntimeBindings } from './bindings.ts';
+import { type RuntimeBindings, ssmSecretStatements } from './bindings.ts';
 import { HandlerFunction } from './function.ts';
 
 export interface WorkerProps {
@@ -62,22 +62,7 @@ export class Worker extends Construct {
         resources: ['*'],
       }),
     );
-    // `{{ssm:/name}}` secrets in job definitions (a name or a parameter ARN, possibly a SecureString).
-    fn.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'SsmSecrets',
-        actions: ['ssm:GetParameter', 'ssm:GetParameters'],
-        resources: [`arn:${Aws.PARTITION}:ssm:*:*:parameter/*`],
-      }),
-    );
-    fn.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'SsmSecretsDecrypt',
-        actions: ['kms:Decrypt'],
-        resources: ['*'],
-        conditions: { StringLike: { 'kms:ViaService': 'ssm.*.amazonaws.com' } },
-      }),
-    );
+    for (const statement of ssmSecretStatements()) fn.addToRolePolicy(statement);
     this.fn = fn;
     return fn;
   }

@@ -177,9 +177,9 @@ describe('Cronplane stack', () => {
     });
   });
 
-  it('grants the functions the tables, the queues and prefix-named tag-set queues', () => {
+  it('grants the functions and the agents the tables, the queues and prefix-named tag-set queues', () => {
     const policies = Object.values(template.findResources('AWS::IAM::Policy'));
-    expect(policies).toHaveLength(4);
+    expect(policies).toHaveLength(5); // api, tick, worker, events, agents
     for (const policy of policies) {
       const statements = policy.Properties.PolicyDocument.Statement as {
         Action: string | string[];
@@ -342,6 +342,41 @@ describe('Cronplane stack', () => {
     const busId = Object.keys(template.findResources('AWS::Events::EventBus'))[0];
     const putEvents = statementsOf(eventsId).filter((st) => [st.Action].flat().includes('events:PutEvents'));
     expect(putEvents.map((st) => st.Resource)).toEqual([{ 'Fn::GetAtt': [busId, 'Arn'] }]);
+  });
+
+  it('gives agents a role for EC2 and for the account, an instance profile, SSM secrets and their environment', () => {
+    const roles = template.findResources('AWS::IAM::Role', {
+      Properties: { Description: Match.stringLikeRegexp('Cronplane agents') },
+    });
+    const [roleId] = Object.keys(roles);
+    expect(Object.keys(roles)).toHaveLength(1);
+    const trust = JSON.stringify(roles[roleId!]!.Properties.AssumeRolePolicyDocument);
+    expect(trust).toContain('ec2.amazonaws.com');
+    expect(trust).toContain(':root');
+    template.hasResourceProperties('AWS::IAM::InstanceProfile', { Roles: [{ Ref: roleId }] });
+    const [policy] = Object.values(
+      template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+    );
+    const actions = (policy!.Properties.PolicyDocument.Statement as { Action: string | string[] }[]).flatMap(
+      (st) => [st.Action].flat(),
+    );
+    expect(actions).toEqual(
+      expect.arrayContaining(['ssm:GetParameter', 'kms:Decrypt', 'sqs:ReceiveMessage']),
+    );
+
+    const env = JSON.stringify(template.toJSON().Outputs.AgentEnvironment.Value);
+    for (const key of [
+      'AWS_REGION',
+      'CRONPLANE_JOBS_TABLE',
+      'CRONPLANE_DEFAULT_QUEUE_URL',
+      'CRONPLANE_OUTPUT_BUCKET',
+    ]) {
+      expect(env).toContain(`${key}=`);
+    }
+    template.hasOutput('AgentRoleArn', { Value: { 'Fn::GetAtt': [roleId, 'Arn'] } });
+    template.hasOutput('AgentInstanceProfileName', {});
+    template.hasOutput('OutputBucketName', {});
+    template.hasOutput('QueuePrefix', {});
   });
 
   it('outputs the worker queue url and the bus name', () => {
