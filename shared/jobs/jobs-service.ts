@@ -239,10 +239,24 @@ export async function listExecutions(
       return x < y ? -sign : x > y ? sign : 0;
     });
   }
+  const page = items.slice(0, query.limit);
   return {
     total: items.length,
-    executions: items.slice(0, query.limit).map((e) => executionToApi(e, query.outputSizeLimit)),
+    executions: page.map((e) => executionToApi(e, outputLimitFor(page, query.outputSizeLimit))),
   };
+}
+
+/**
+ * Lambda answers at most 6 MB, and a list of 100 executions with full outputs (up to 256 KB each) is more:
+ * then each output is cut to its tail, an equal share of this budget, and marked `output_truncated` (one
+ * execution's full output stays at GET …/executions/{id}, and beyond that at its `output_url`).
+ */
+export const LIST_OUTPUT_BUDGET = 4_000_000;
+
+function outputLimitFor(page: readonly Execution[], requested: number | undefined): number | undefined {
+  const total = page.reduce((sum, e) => sum + Math.min(e.output.length, requested ?? Infinity), 0);
+  if (total <= LIST_OUTPUT_BUDGET) return requested;
+  return Math.min(requested ?? Infinity, Math.floor(LIST_OUTPUT_BUDGET / page.length));
 }
 
 export async function getExecution(ctx: Context, name: string, id: string) {

@@ -4,6 +4,7 @@
  * and `dependent_jobs`, Dkron's null fields, and `?runoncreate`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LIST_OUTPUT_BUDGET } from '../../shared/jobs/jobs-service.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
@@ -68,6 +69,32 @@ describe('GET /v1/jobs/{job}/executions', () => {
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ field: '_sort' });
     await stack.api('DELETE', '/v1/jobs/ticking');
+  });
+});
+
+describe('a list of large outputs', () => {
+  it('shares an output budget between the executions, so the answer fits a Lambda response', async () => {
+    await stack.api('POST', '/v1/jobs', {
+      name: 'big',
+      schedule: '@manually',
+      executor: 'shell',
+      executor_config: { shell: 'true', command: "head -c 300000 /dev/zero | tr '\\0' x" },
+    });
+    const runs = Math.ceil(LIST_OUTPUT_BUDGET / 250_000) + 1;
+    for (let i = 0; i < runs; i++) expect((await stack.api('POST', '/v1/jobs/big/run')).status).toBe(202);
+    const list = await waitFor(
+      async () => {
+        const body = (await stack.api<any[]>('GET', '/v1/jobs/big/executions')).body;
+        return body.filter((e) => e.status === 'succeeded').length === runs ? body : null;
+      },
+      60_000,
+      `${runs} runs of big`,
+    );
+    const share = Math.floor(LIST_OUTPUT_BUDGET / runs);
+    for (const e of list) expect(e).toMatchObject({ output_truncated: true, output: 'x'.repeat(share) });
+    // One execution alone comes with all the output it kept.
+    const one = await stack.api('GET', `/v1/jobs/big/executions/${list[0].id}`);
+    expect(one.body.output.length).toBeGreaterThan(share);
   });
 });
 
