@@ -53,6 +53,7 @@ export async function upsertJob(ctx: Context, input: unknown, options: { nameFro
   if (def.parent_job && !(await ctx.jobs.get(def.parent_job))) {
     throw new NotFoundError(`parent_job ${def.parent_job} not found`);
   }
+  await refuseParentCycle(ctx, def.name, def.parent_job);
   const now = ctx.clock();
   const previous = await ctx.jobs.get(def.name);
   const job = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), previous?.version ?? null, now);
@@ -63,6 +64,17 @@ export async function upsertJob(ctx: Context, input: unknown, options: { nameFro
   }
   const fresh = (await ctx.jobs.get(job.name)) ?? job;
   return { job: jobToApi(fresh), created: previous === null };
+}
+
+/** A job may not become its own ancestor: a → b → a would run forever, each success launching the other. */
+async function refuseParentCycle(ctx: Context, name: string, parent: string): Promise<void> {
+  const chain = [name];
+  for (let p = parent; p !== ''; ) {
+    chain.push(p);
+    if (p === name) throw new ValidationError('parent_job', `would make a cycle (${chain.join(' → ')})`);
+    p = (await ctx.jobs.get(p))?.def.parent_job ?? '';
+    if (chain.length > 100) throw new ValidationError('parent_job', 'chain of parents is deeper than 100');
+  }
 }
 
 /** The names of the jobs whose `parent_job` is `parent`, sorted. */

@@ -151,6 +151,22 @@ describe('child jobs', () => {
     await stack.api('DELETE', '/v1/jobs/child');
     expect((await stack.api('GET', '/v1/jobs/parent-b')).body.dependent_jobs).toBeNull();
   });
+
+  it('refuses a parent that would make a cycle, and changes nothing', async () => {
+    await stack.api('POST', '/v1/jobs', { name: 'cyc-a', schedule: '@manually', ...shell('true') });
+    await stack.api('POST', '/v1/jobs', { name: 'cyc-b', parent_job: 'cyc-a', ...shell('true') });
+    await stack.api('POST', '/v1/jobs', { name: 'cyc-c', parent_job: 'cyc-b', ...shell('true') });
+    const res = await stack.api('POST', '/v1/jobs', { name: 'cyc-a', parent_job: 'cyc-c', ...shell('true') });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({
+      field: 'parent_job',
+      rule: 'would make a cycle (cyc-a → cyc-c → cyc-b → cyc-a)',
+    });
+    expect((await stack.api('GET', '/v1/jobs/cyc-a')).body).toMatchObject({
+      parent_job: '',
+      schedule: '@manually',
+    });
+  });
 });
 
 describe('job JSON as Dkron writes it', () => {
