@@ -9,50 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Execution } from '../../shared/executions/execution.ts';
 import { OutputBuffer } from '../../shared/executions/output-buffer.ts';
-import { parseTimeout } from '../../shared/executors/common.ts';
+import { errorMessage } from '../../shared/executors/common.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../../shared/executors/executor.ts';
+import { parseShellConfig, type ShellSpec } from '../../shared/executors/shell-config.ts';
 import type { JobDefinition } from '../../shared/jobs/job.ts';
 
-/** Splits like a POSIX shell would for simple words and quotes, without expanding anything. */
-export function splitCommand(command: string): string[] {
-  const words: string[] = [];
-  let current = '';
-  let quote: '"' | "'" | null = null;
-  let inWord = false;
-  for (let i = 0; i < command.length; i++) {
-    const c = command[i]!;
-    if (quote) {
-      if (c === quote) quote = null;
-      else if (c === '\\' && quote === '"' && i + 1 < command.length) current += command[++i];
-      else current += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      inWord = true;
-    } else if (c === '\\' && i + 1 < command.length) {
-      current += command[++i];
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) words.push(current);
-      current = '';
-      inWord = false;
-    } else {
-      current += c;
-      inWord = true;
-    }
-  }
-  if (quote) throw new Error(`unterminated ${quote} quote in command`);
-  if (inWord) words.push(current);
-  return words;
-}
-
-export function parseEnvList(env: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of (env ?? '').split(',')) {
-    const i = pair.indexOf('=');
-    if (i > 0) out[pair.slice(0, i).trim()] = pair.slice(i + 1);
-  }
-  return out;
-}
+// The config is parsed in shared/ so that the API checks it with the same rules when a job is written.
+export { parseEnvList, splitCommand } from '../../shared/executors/shell-config.ts';
 
 export interface ShellExecutorOptions {
   readonly spawn?: typeof nodeSpawn;
@@ -77,17 +40,14 @@ export class ShellExecutor implements Executor {
     hooks?: RunHooks,
   ): Promise<ExecutorResult> {
     const cfg = job.executor_config;
-    const command = cfg.command ?? '';
-    const useShell = cfg.shell === 'true';
-    let argv: string[];
+    let spec: ShellSpec;
     try {
-      argv = useShell ? ['/bin/sh', '-c', command] : splitCommand(command);
+      spec = parseShellConfig(cfg);
     } catch (error) {
-      return failed(`command: ${(error as Error).message}`);
+      return failed(errorMessage(error));
     }
-    if (argv.length === 0) return failed('command is empty');
-    const timeoutMs = parseTimeout(cfg.timeout, 0);
-    let extra = parseEnvList(cfg.env);
+    const { argv, timeoutMs } = spec;
+    let extra = spec.env;
     if (this.options.resolveEnv) extra = await this.options.resolveEnv(extra);
     const env = {
       ...(this.options.baseEnv ?? process.env),
@@ -106,7 +66,7 @@ export class ShellExecutor implements Executor {
       let settled = false;
       let killedFor: 'timeout' | 'cancelled' | null = null;
       const child = spawn(argv[0]!, argv.slice(1), {
-        cwd: cfg.cwd || undefined,
+        cwd: spec.cwd || undefined,
         env,
         detached: true, // own process group: kill(-pid) reaches grandchildren too
         stdio: ['pipe', 'pipe', 'pipe'],
@@ -130,7 +90,7 @@ export class ShellExecutor implements Executor {
       child.stdout?.on('data', (d: Buffer) => output.write(d));
       child.stderr?.on('data', (d: Buffer) => output.write(d));
       child.stdin?.on('error', () => {});
-      if (cfg.payload) child.stdin?.end(Buffer.from(cfg.payload, 'base64'));
+      if (spec.payload) child.stdin?.end(Buffer.from(spec.payload, 'base64'));
       else child.stdin?.end();
       const finish = (result: ExecutorResult) => {
         if (settled) return;

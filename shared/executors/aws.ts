@@ -30,27 +30,23 @@ import {
 } from './common.ts';
 import type { Executor, ExecutorResult } from './executor.ts';
 
-type Call = (abortSignal: AbortSignal) => Promise<ExecutorResult>;
-
-/** Validates with `prepare` (config errors fail the run), then makes the call under timeout and signal. */
-async function runCall(
-  job: JobDefinition,
+/** Validates with `parse` (config errors fail the run), then makes the call under timeout and signal. */
+async function runCall<S extends { timeoutMs: number }>(
   signal: AbortSignal,
-  prepare: () => Call,
+  parse: () => S,
+  call: (spec: S, abortSignal: AbortSignal) => Promise<ExecutorResult>,
 ): Promise<ExecutorResult> {
-  let call: Call;
-  let timeoutMs: number;
+  let spec: S;
   try {
-    timeoutMs = parseTimeout(job.executor_config.timeout, 0);
-    call = prepare();
+    spec = parse();
   } catch (error) {
     return failedResult(errorMessage(error));
   }
-  const control = new RunControl(signal, timeoutMs);
+  const control = new RunControl(signal, spec.timeoutMs);
   try {
     const early = control.stoppedResult();
     if (early) return early;
-    return await call(control.signal);
+    return await call(spec, control.signal);
   } catch (error) {
     const stopped = control.stoppedResult();
     if (stopped) return stopped;
@@ -67,32 +63,55 @@ function required(cfg: Readonly<Record<string, string>>, key: string, executor: 
   return value;
 }
 
+// The parse functions below are the whole of each executor's config rules: the executor runs them before
+// its call, and the API runs them when a job is written (shared/jobs/executor-config.ts). None resolves
+// `{{ssm:...}}`: these executors send their values as written.
+
 export const INVOCATION_TYPES = ['RequestResponse', 'Event'] as const;
+
+export interface LambdaSpec {
+  timeoutMs: number;
+  functionName: string;
+  invocationType: (typeof INVOCATION_TYPES)[number];
+  qualifier: string;
+  payload: string;
+}
+
+/** Validates a lambda job's `executor_config`. Throws ExecutorConfigError. */
+export function parseLambdaConfig(cfg: Readonly<Record<string, string>>): LambdaSpec {
+  const timeoutMs = parseTimeout(cfg.timeout, 0);
+  const functionName = required(cfg, 'function_name', 'lambda');
+  const invocationType = (cfg.invocation_type ?? '').trim() || 'RequestResponse';
+  if (!(INVOCATION_TYPES as readonly string[]).includes(invocationType)) {
+    throw new ExecutorConfigError(
+      'invocation_type',
+      `must be one of ${INVOCATION_TYPES.join(', ')}, not '${invocationType}'`,
+    );
+  }
+  return {
+    timeoutMs,
+    functionName,
+    invocationType: invocationType as LambdaSpec['invocationType'],
+    qualifier: (cfg.qualifier ?? '').trim(),
+    payload: cfg.payload ?? '',
+  };
+}
 
 export class LambdaExecutor implements Executor {
   constructor(private readonly clients: AwsClients) {}
 
   run(job: JobDefinition, _execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
-    return runCall(job, signal, () => {
-      const cfg = job.executor_config;
-      const functionName = required(cfg, 'function_name', 'lambda');
-      const invocationType = (cfg.invocation_type ?? '').trim() || 'RequestResponse';
-      if (!(INVOCATION_TYPES as readonly string[]).includes(invocationType)) {
-        throw new ExecutorConfigError(
-          'invocation_type',
-          `must be one of ${INVOCATION_TYPES.join(', ')}, not '${invocationType}'`,
-        );
-      }
-      const qualifier = (cfg.qualifier ?? '').trim();
-      const payload = cfg.payload ?? '';
-      return async (abortSignal) => {
+    return runCall(
+      signal,
+      () => parseLambdaConfig(job.executor_config),
+      async (spec, abortSignal) => {
         const { InvokeCommand } = await import('@aws-sdk/client-lambda');
         const res = await this.clients.lambda.send(
           new InvokeCommand({
-            FunctionName: functionName,
-            InvocationType: invocationType as (typeof INVOCATION_TYPES)[number],
-            ...(qualifier ? { Qualifier: qualifier } : {}),
-            ...(payload !== '' ? { Payload: Buffer.from(payload, 'utf8') } : {}),
+            FunctionName: spec.functionName,
+            InvocationType: spec.invocationType,
+            ...(spec.qualifier ? { Qualifier: spec.qualifier } : {}),
+            ...(spec.payload !== '' ? { Payload: Buffer.from(spec.payload, 'utf8') } : {}),
           }),
           { abortSignal },
         );
@@ -105,8 +124,8 @@ export class LambdaExecutor implements Executor {
           );
         }
         return succeededResult(output);
-      };
-    });
+      },
+    );
   }
 }
 
@@ -121,76 +140,123 @@ export function lambdaErrorMessage(payload: string): string {
   }
 }
 
+export interface SqsSpec {
+  timeoutMs: number;
+  queueUrl: string;
+  body: string;
+  groupId: string;
+  /** A queue URL ending in `.fifo`. */
+  fifo: boolean;
+  /** The configured deduplication id, '' when unset. */
+  dedupId: string;
+  delaySeconds: number | undefined;
+}
+
+/** Validates an sqs job's `executor_config`. Throws ExecutorConfigError. */
+export function parseSqsConfig(cfg: Readonly<Record<string, string>>): SqsSpec {
+  const timeoutMs = parseTimeout(cfg.timeout, 0);
+  const queueUrl = required(cfg, 'queue_url', 'sqs');
+  const body = cfg.message ?? '';
+  if (body === '')
+    throw new ExecutorConfigError('message', 'is required for the sqs executor (SQS rejects empty messages)');
+  const groupId = (cfg.message_group_id ?? '').trim();
+  const fifo = queueUrl.endsWith('.fifo');
+  if (fifo && groupId === '')
+    throw new ExecutorConfigError('message_group_id', 'is required for a FIFO queue');
+  const delayText = (cfg.delay_seconds ?? '').trim();
+  let delaySeconds: number | undefined;
+  if (delayText !== '') {
+    delaySeconds = Number(delayText);
+    if (!/^\d+$/.test(delayText) || delaySeconds > 900) {
+      throw new ExecutorConfigError(
+        'delay_seconds',
+        `must be a whole number of seconds from 0 to 900, not '${delayText}'`,
+      );
+    }
+  }
+  return {
+    timeoutMs,
+    queueUrl,
+    body,
+    groupId,
+    fifo,
+    dedupId: (cfg.message_deduplication_id ?? '').trim(),
+    delaySeconds,
+  };
+}
+
 export class SqsExecutor implements Executor {
   constructor(private readonly clients: AwsClients) {}
 
   run(job: JobDefinition, execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
-    return runCall(job, signal, () => {
-      const cfg = job.executor_config;
-      const queueUrl = required(cfg, 'queue_url', 'sqs');
-      const body = cfg.message ?? '';
-      if (body === '')
-        throw new ExecutorConfigError(
-          'message',
-          'is required for the sqs executor (SQS rejects empty messages)',
-        );
-      const groupId = (cfg.message_group_id ?? '').trim();
-      const fifo = queueUrl.endsWith('.fifo');
-      if (fifo && groupId === '')
-        throw new ExecutorConfigError('message_group_id', 'is required for a FIFO queue');
-      const dedupId = (cfg.message_deduplication_id ?? '').trim() || (fifo ? execution.executionId : '');
-      const delayText = (cfg.delay_seconds ?? '').trim();
-      let delay: number | undefined;
-      if (delayText !== '') {
-        delay = Number(delayText);
-        if (!/^\d+$/.test(delayText) || delay > 900) {
-          throw new ExecutorConfigError(
-            'delay_seconds',
-            `must be a whole number of seconds from 0 to 900, not '${delayText}'`,
-          );
-        }
-      }
-      return async (abortSignal) => {
+    return runCall(
+      signal,
+      () => parseSqsConfig(job.executor_config),
+      async (spec, abortSignal) => {
+        const dedupId = spec.dedupId || (spec.fifo ? execution.executionId : '');
         const res = await this.clients.sqs.send(
           new SendMessageCommand({
-            QueueUrl: queueUrl,
-            MessageBody: body,
-            ...(groupId ? { MessageGroupId: groupId } : {}),
+            QueueUrl: spec.queueUrl,
+            MessageBody: spec.body,
+            ...(spec.groupId ? { MessageGroupId: spec.groupId } : {}),
             ...(dedupId ? { MessageDeduplicationId: dedupId } : {}),
-            ...(delay !== undefined ? { DelaySeconds: delay } : {}),
+            ...(spec.delaySeconds !== undefined ? { DelaySeconds: spec.delaySeconds } : {}),
           }),
           { abortSignal },
         );
         return succeededResult(res.MessageId ?? '');
-      };
-    });
+      },
+    );
   }
+}
+
+export interface EventBridgeSpec {
+  timeoutMs: number;
+  bus: string;
+  source: string;
+  detailType: string;
+  /** A JSON object, as written (`{}` when unset). */
+  detail: string;
+}
+
+/** Validates an eventbridge job's `executor_config`. Throws ExecutorConfigError. */
+export function parseEventBridgeConfig(cfg: Readonly<Record<string, string>>): EventBridgeSpec {
+  const timeoutMs = parseTimeout(cfg.timeout, 0);
+  const bus = (cfg.event_bus ?? '').trim() || 'default';
+  const source = required(cfg, 'source', 'eventbridge');
+  const detailType = required(cfg, 'detail_type', 'eventbridge');
+  const detail = (cfg.detail ?? '').trim() || '{}';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(detail);
+  } catch {
+    throw new ExecutorConfigError('detail', 'must be a JSON object');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ExecutorConfigError('detail', 'must be a JSON object');
+  }
+  return { timeoutMs, bus, source, detailType, detail };
 }
 
 export class EventBridgeExecutor implements Executor {
   constructor(private readonly clients: AwsClients) {}
 
   run(job: JobDefinition, _execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
-    return runCall(job, signal, () => {
-      const cfg = job.executor_config;
-      const bus = (cfg.event_bus ?? '').trim() || 'default';
-      const source = required(cfg, 'source', 'eventbridge');
-      const detailType = required(cfg, 'detail_type', 'eventbridge');
-      const detail = (cfg.detail ?? '').trim() || '{}';
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(detail);
-      } catch {
-        throw new ExecutorConfigError('detail', 'must be a JSON object');
-      }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        throw new ExecutorConfigError('detail', 'must be a JSON object');
-      }
-      return async (abortSignal) => {
+    return runCall(
+      signal,
+      () => parseEventBridgeConfig(job.executor_config),
+      async (spec, abortSignal) => {
         const { PutEventsCommand } = await import('@aws-sdk/client-eventbridge');
         const res = await this.clients.eventbridge.send(
           new PutEventsCommand({
-            Entries: [{ EventBusName: bus, Source: source, DetailType: detailType, Detail: detail }],
+            Entries: [
+              {
+                EventBusName: spec.bus,
+                Source: spec.source,
+                DetailType: spec.detailType,
+                Detail: spec.detail,
+              },
+            ],
           }),
           { abortSignal },
         );
@@ -201,7 +267,7 @@ export class EventBridgeExecutor implements Executor {
           );
         }
         return succeededResult(entry?.EventId ?? '');
-      };
-    });
+      },
+    );
   }
 }

@@ -162,6 +162,20 @@ export function parseHttpConfig(cfg: Readonly<Record<string, string>>): HttpRequ
   };
 }
 
+/** Stands in for a `url` whose `{{ssm:...}}` reference only the run resolves (`.invalid` never resolves in DNS). */
+const URL_RESOLVED_AT_RUN_TIME = 'https://resolved-at-run-time.invalid/';
+
+/**
+ * parseHttpConfig as the API applies it when a job is written. At run time `url` and `body` are resolved
+ * before parseHttpConfig sees them (header values after it, so `headers` is checked as written): a `url`
+ * holding an `{{ssm:...}}` reference can only be checked then, and every other key is checked here as is.
+ * `body` has no rules. The TLS files live on the host that runs the job and are read only there.
+ * Throws ExecutorConfigError.
+ */
+export function checkHttpConfig(cfg: Readonly<Record<string, string>>): void {
+  parseHttpConfig(hasSecretReferences(cfg.url ?? '') ? { ...cfg, url: URL_RESOLVED_AT_RUN_TIME } : cfg);
+}
+
 /** Why a response is not a success, or null when it is. */
 export function checkResponse(
   status: number,

@@ -8,6 +8,7 @@ import { parseTimeout } from '../executors/common.ts';
 import { parseDuration } from '../schedule/duration.ts';
 import { parseSchedule, type Schedule } from '../schedule/schedule.ts';
 import { parseTime } from '../time.ts';
+import { validateExecutorConfig } from './executor-config.ts';
 
 /** Built in; any other lowercase name selects a custom (external) executor installed on the agents. */
 export const EXECUTORS = ['shell', 'http', 'lambda', 'sqs', 'eventbridge'] as const;
@@ -182,6 +183,7 @@ export function validateJob(input: unknown): JobDefinition {
       );
     }
   }
+  validateExecutorConfig(def.executor, def.executor_config);
   const starts = def.starts_at ? parseTime(def.starts_at) : null;
   const expires = def.expires_at ? parseTime(def.expires_at) : null;
   if (starts !== null && expires !== null && expires <= starts) {

@@ -36,7 +36,10 @@ const execution = {
 } as Execution;
 const never = () => new AbortController().signal;
 
-/** A job with this executor and config (validated without the config, so Dkron's `timeout: "1"` passes). */
+/**
+ * A job with this executor and config, which is not validated: these tests give the executors configs
+ * that the API would refuse, to see how the executor itself reports them.
+ */
 function job(
   executor: string,
   executor_config: Record<string, string>,
@@ -45,7 +48,7 @@ function job(
   const def = validateJob({
     name: 'j',
     schedule: '@manually',
-    executor: 'lambda',
+    executor: 'custom',
     ...(tags ? { tags } : {}),
   });
   return { ...def, executor: executor as JobDefinition['executor'], executor_config };

@@ -11,9 +11,11 @@ import type { JobDefinition } from '../../../../shared/jobs/job.ts';
 import { validateJob } from '../../../../shared/jobs/job.ts';
 
 const execution = { executionId: '0000000000001.0.1', scheduledAt: 1, attempt: 1 } as Execution;
-// Validated without the config, so that configs the API would refuse still reach the executor.
+// Validated as a custom executor's job, without the config, so that configs the API would refuse still
+// reach the executor.
 const job = (executor: string, executor_config: Record<string, string>): JobDefinition => ({
-  ...validateJob({ name: 'j', schedule: '@manually', executor }),
+  ...validateJob({ name: 'j', schedule: '@manually', executor: 'custom' }),
+  executor,
   executor_config,
 });
 

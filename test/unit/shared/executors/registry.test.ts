@@ -11,7 +11,16 @@ const job = (executor: string, tags?: Record<string, string>) =>
     name: 'j',
     schedule: '@manually',
     executor,
-    executor_config: { command: 'true', url: 'http://x' },
+    // Enough for every built-in; each ignores the others' keys.
+    executor_config: {
+      command: 'true',
+      url: 'http://x',
+      function_name: 'f',
+      queue_url: 'q',
+      message: 'm',
+      source: 's',
+      detail_type: 't',
+    },
     ...(tags ? { tags } : {}),
   });
 
