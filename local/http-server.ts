@@ -17,13 +17,26 @@ const MIME: Record<string, string> = {
   '.json': 'application/json',
 };
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
-export function toProxyEvent(req: IncomingMessage, body: string): APIGatewayProxyEvent {
+/**
+ * Media types API Gateway delivers base64-encoded (`isBase64Encoded: true`), byte for byte: the deployed
+ * REST API's `binaryMediaTypes` (infra/lib/api.ts). Every other body arrives as UTF-8 text.
+ */
+export const BINARY_MEDIA_TYPES = ['multipart/form-data'];
+
+function isBinary(contentType: string | undefined): boolean {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return BINARY_MEDIA_TYPES.includes(type);
+}
+
+export function toProxyEvent(req: IncomingMessage, raw: Buffer | string): APIGatewayProxyEvent {
+  const binary = typeof raw !== 'string' && isBinary(req.headers['content-type']);
+  const body = typeof raw === 'string' ? raw : raw.toString(binary ? 'base64' : 'utf8');
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   const query: Record<string, string> = {};
   const multi: Record<string, string[]> = {};
@@ -44,7 +57,7 @@ export function toProxyEvent(req: IncomingMessage, body: string): APIGatewayProx
     pathParameters: { proxy: url.pathname.slice(1) },
     stageVariables: null,
     body: body === '' ? null : body,
-    isBase64Encoded: false,
+    isBase64Encoded: binary,
     requestContext: {} as APIGatewayProxyEvent['requestContext'],
   };
 }

@@ -1,5 +1,6 @@
 /**
- * The API's one middleware chain: header normalizer → JSON body → route → domain-error mapping.
+ * The API's one middleware chain: header normalizer → multipart form (restore only) → JSON body → route →
+ * domain-error mapping.
  * Used by the Lambda entry point and, in-process, by the local HTTP server.
  */
 import middy from '@middy/core';
@@ -8,6 +9,8 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Context } from '../../shared/context.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import { errorResponse } from './errors.ts';
+import { MultipartForm, multipartBodyOn } from './multipart.ts';
+import { RESTORE_PATH } from './restore.ts';
 import { route } from './routes.ts';
 
 const JSON_HEADERS = { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' };
@@ -17,6 +20,7 @@ const JSON_HEADERS = { 'Content-Type': 'application/json', 'Access-Control-Allow
  * `curl -d`, which says application/x-www-form-urlencoded.
  */
 function parseBody(event: APIGatewayProxyEvent): unknown {
+  if ((event.body as unknown) instanceof MultipartForm) return event.body; // parsed by multipartBodyOn
   if (!event.body) return undefined;
   const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
   if (text.trim() === '') return undefined;
@@ -37,6 +41,7 @@ export function createApiHandler(ctx: Context) {
         request.response = { statusCode, headers: JSON_HEADERS, body: JSON.stringify(body) };
       },
     })
+    .use(multipartBodyOn(RESTORE_PATH))
     .handler(async (event) => {
       const query: Record<string, string> = {};
       for (const [k, v] of Object.entries(event.queryStringParameters ?? {})) {

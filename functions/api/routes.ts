@@ -15,6 +15,7 @@ import {
 } from '../../shared/jobs/jobs-service.ts';
 import { backfillJob } from '../../shared/scheduler/backfill.ts';
 import { previewSchedule } from '../../shared/scheduler/preview.ts';
+import { RESTORE_PATH, restore } from './restore.ts';
 
 export interface ApiRequest {
   readonly method: string;
@@ -124,6 +125,8 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
   ['GET', /^\/v1\/pause$/, [], async (ctx) => ok(await pauseState(ctx))],
   ['POST', /^\/v1\/pause$/, [], async (ctx) => ok(await setPaused(ctx, true))],
   ['POST', /^\/v1\/unpause$/, [], async (ctx) => ok(await setPaused(ctx, false))],
+  // Dkron's restore of a backup file (multipart field `file`, or a JSON array body); see ./restore.ts.
+  ['POST', RESTORE_PATH, [], restore],
   [
     'GET',
     /^\/v1\/schedule\/preview$/,

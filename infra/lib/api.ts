@@ -32,6 +32,8 @@ export class Api extends Construct {
       description: 'Cronplane REST API (Dkron /v1 compatible)',
       endpointTypes: [EndpointType.REGIONAL],
       cloudWatchRole: false,
+      // Delivered base64-encoded, byte for byte (POST /v1/restore's upload); local/http-server.ts does the same.
+      binaryMediaTypes: ['multipart/form-data'],
       deployOptions: { stageName: props.stageName ?? 'prod' },
       defaultMethodOptions: {
         authorizationType: (props.iamAuth ?? true) ? AuthorizationType.IAM : AuthorizationType.NONE,
