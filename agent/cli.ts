@@ -12,20 +12,23 @@ import { LOCAL_STACK_FILE } from '../local/stack-file.ts';
 import { createContext } from '../shared/context.ts';
 import { Agent } from './agent.ts';
 import { resolveAgentConfig } from './config.ts';
+import { signedHeaders, wantsSigning } from './sigv4.ts';
 import { liftOptimizingTierCap } from './v8-tier.ts';
 
 const program = new Command('cronplane').description('Cronplane: serverless, Dkron-compatible job scheduler');
-program.option('--api <url>', 'API base URL', process.env.CRONPLANE_API ?? 'http://127.0.0.1:8080');
+program
+  .option('--api <url>', 'API base URL', process.env.CRONPLANE_API ?? 'http://127.0.0.1:8080')
+  .option('--iam', 'sign requests with AWS credentials (SigV4); automatic for API Gateway URLs');
 
 async function call(method: string, path: string, body?: unknown): Promise<unknown> {
-  const base = program.opts<{ api: string }>().api.replace(/\/$/, '');
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
+  const opts = program.opts<{ api: string; iam?: boolean }>();
+  const url = new URL(`${opts.api.replace(/\/$/, '')}${path}`);
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  let headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (wantsSigning(url, opts.iam === true)) headers = await signedHeaders(url, method, headers, text);
+  const res = await fetch(url, { method, headers, body: text });
+  const answer = await res.text();
+  const data = answer ? JSON.parse(answer) : null;
   if (!res.ok) {
     const message = (data as { error?: string } | null)?.error ?? res.statusText;
     console.error(`error ${res.status}: ${message}`);
