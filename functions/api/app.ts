@@ -51,10 +51,18 @@ export function createApiHandler(ctx: Context) {
         query,
         body: parseBody(event),
       });
-      return {
-        statusCode: res.status,
-        headers: { ...JSON_HEADERS, ...res.headers },
-        body: JSON.stringify(res.body),
-      };
+      const headers: Record<string, string> = { ...JSON_HEADERS, ...res.headers };
+      if (headers.Location?.startsWith('/')) headers.Location = `${basePath(event)}${headers.Location}`;
+      return { statusCode: res.status, headers, body: JSON.stringify(res.body) };
     });
+}
+
+/**
+ * What stands before the API's own paths in the URL the client called: the stage (`/prod`) on an
+ * execute-api host, a base path mapping on a custom domain, nothing locally. API Gateway gives the full
+ * path in `requestContext.path` and the API's own in `path`.
+ */
+export function basePath(event: APIGatewayProxyEvent): string {
+  const full = event.requestContext?.path;
+  return full && full !== event.path && full.endsWith(event.path) ? full.slice(0, -event.path.length) : '';
 }

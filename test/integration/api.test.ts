@@ -4,6 +4,7 @@
  * and `dependent_jobs`, Dkron's null fields, and `?runoncreate`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiHandler } from '../../functions/api/app.ts';
 import { LIST_OUTPUT_BUDGET } from '../../shared/jobs/jobs-service.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 
@@ -194,6 +195,31 @@ describe('job JSON as Dkron writes it', () => {
       metadata: {},
       retries: 0,
     });
+  });
+});
+
+describe('Location behind API Gateway', () => {
+  it('carries the stage (or base path) the client called through', async () => {
+    const handler = createApiHandler(stack.ctx);
+    const event = (requestContext: Record<string, unknown>) => ({
+      httpMethod: 'POST',
+      path: '/v1/jobs',
+      resource: '/{proxy+}',
+      headers: {},
+      multiValueHeaders: {},
+      queryStringParameters: null,
+      multiValueQueryStringParameters: null,
+      pathParameters: { proxy: 'v1/jobs' },
+      stageVariables: null,
+      body: JSON.stringify({ name: 'located', schedule: '@manually', ...shell('true') }),
+      isBase64Encoded: false,
+      requestContext,
+    });
+    const call = async (rc: Record<string, unknown>) =>
+      (await handler(event(rc) as never, { awsRequestId: 'test' } as never)).headers?.Location;
+    expect(await call({ stage: 'prod', path: '/prod/v1/jobs' })).toBe('/prod/v1/jobs/located');
+    expect(await call({ stage: 'prod', path: '/cron/v1/jobs' })).toBe('/cron/v1/jobs/located');
+    expect(await call({})).toBe('/v1/jobs/located');
   });
 });
 
