@@ -31,6 +31,52 @@ async function succeeded(name: string, n: number) {
   );
 }
 
+describe('GET /v1/jobs', () => {
+  it('filters (q, metadata, status, disabled), sorts, slices, and counts after filtering', async () => {
+    const job = (name: string, extra: Record<string, unknown> = {}) =>
+      stack.api('POST', '/v1/jobs', { name, schedule: '@manually', ...shell('true'), ...extra });
+    await job('ls-b', { displayname: 'Backup', metadata: { team: 'data' } });
+    await job('ls-a', { metadata: { team: 'data' } });
+    await job('ls-c', { metadata: { team: 'web' }, disabled: true });
+    await stack.api('POST', '/v1/jobs/ls-a/run');
+    await waitFor(
+      async () => (await stack.api('GET', '/v1/jobs/ls-a')).body.status === 'success',
+      30_000,
+      'ls-a to succeed',
+    );
+    const names = async (query: string) => {
+      const res = await stack.api<any[]>('GET', `/v1/jobs?${query}`);
+      expect(res.status).toBe(200);
+      return { names: res.body.map((j) => j.name), total: Number(res.headers.get('x-total-count')) };
+    };
+    expect(await names('q=ls-&_sort=name&_order=DESC')).toEqual({
+      names: ['ls-c', 'ls-b', 'ls-a'],
+      total: 3,
+    });
+    expect((await names('q=backup')).names).toEqual(['ls-b']);
+    expect((await names('q=ls-&metadata[team]=data')).names).toEqual(['ls-a', 'ls-b']);
+    expect((await names('q=ls-&disabled=true')).names).toEqual(['ls-c']);
+    expect((await names('q=ls-&status=success')).names).toEqual(['ls-a']);
+    expect((await names('q=ls-&status=untriggered')).names).toEqual(['ls-b', 'ls-c']);
+    expect(await names('q=ls-&_start=1&_end=2')).toEqual({ names: ['ls-b'], total: 3 });
+    expect((await names('q=ls-&_sort=success_count&_order=DESC')).names[0]).toBe('ls-a');
+    const bad = await stack.api('GET', '/v1/jobs?_sort=colour');
+    expect(bad).toMatchObject({ status: 400, body: { field: '_sort' } });
+  });
+
+  it('PATCH /v1/jobs creates or replaces like POST; a parent with children cannot be deleted (409)', async () => {
+    expect(
+      (await stack.api('PATCH', '/v1/jobs', { name: 'patched', schedule: '@daily', ...shell('true') }))
+        .status,
+    ).toBe(201);
+    expect((await stack.api('GET', '/v1/jobs/patched')).body.schedule).toBe('@daily');
+    await stack.api('POST', '/v1/jobs', { name: 'patched-child', parent_job: 'patched', ...shell('true') });
+    const refused = await stack.api('DELETE', '/v1/jobs/patched');
+    expect(refused.status).toBe(409);
+    expect((await stack.api('GET', '/v1/jobs/patched')).status).toBe(200);
+  });
+});
+
 describe('GET /v1/jobs/{job}/executions', () => {
   it('lists what ran or was due, not launches planned ahead, unless asked with planned=true', async () => {
     expect(
