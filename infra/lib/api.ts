@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Aws, Duration } from 'aws-cdk-lib';
 import { AuthorizationType, EndpointType, LambdaRestApi } from 'aws-cdk-lib/aws-apigateway';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Construct } from 'constructs';
@@ -29,6 +29,8 @@ export class Api extends Construct {
     this.restApi = new LambdaRestApi(this, 'RestApi', {
       handler: this.handler,
       proxy: true,
+      // API Gateway's metrics are per API name: one per stack, so that the 5XX alarm sees only this API.
+      restApiName: `${Aws.STACK_NAME}-api`,
       description: 'Cronplane REST API (Dkron /v1 compatible)',
       endpointTypes: [EndpointType.REGIONAL],
       cloudWatchRole: false,

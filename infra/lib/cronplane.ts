@@ -1,6 +1,7 @@
 import type { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { Agents } from './agents.ts';
+import { Alarms } from './alarms.ts';
 import { Api } from './api.ts';
 import { RuntimeBindings } from './bindings.ts';
 import { Dispatch } from './dispatch.ts';
@@ -20,7 +21,7 @@ export interface CronplaneProps {
 
 /**
  * The whole Cronplane control plane: tables, dispatch queues, the agentless worker, the reactions to
- * results with their event bus, the scheduler clock and the API.
+ * results with their event bus, the scheduler clock, the API and the alarms notifying an SNS topic.
  */
 export class Cronplane extends Construct {
   readonly storage: Storage;
@@ -33,6 +34,8 @@ export class Cronplane extends Construct {
   readonly api: Api;
   /** the hosts' side: role, instance profile and environment for `cronplane agent` */
   readonly agents: Agents;
+  /** CloudWatch alarms and the SNS topic they notify */
+  readonly alarms: Alarms;
 
   constructor(scope: Construct, id: string, props: CronplaneProps = {}) {
     super(scope, id);
@@ -57,5 +60,12 @@ export class Cronplane extends Construct {
       stageName: props.stageName,
     });
     this.agents = new Agents(this, 'Agents', { bindings: this.bindings });
+    this.alarms = new Alarms(this, 'Alarms', {
+      tick: this.scheduler.tick,
+      events: this.events.handler,
+      worker: this.worker.handler,
+      deadLetterQueue: this.dispatch.deadLetterQueue,
+      apiStage: this.api.restApi.deploymentStage,
+    });
   }
 }

@@ -14,7 +14,7 @@ export class CronplaneStack extends Stack {
   constructor(scope: Construct, id: string, props: CronplaneStackProps = {}) {
     super(scope, id, { description: 'Cronplane: distributed job scheduler (Dkron-compatible)', ...props });
     this.cronplane = new Cronplane(this, 'Cronplane', props.cronplane);
-    const { storage, dispatch, worker, events, api, agents, bindings } = this.cronplane;
+    const { storage, dispatch, worker, events, api, agents, bindings, alarms } = this.cronplane;
     new CfnOutput(this, 'ApiUrl', { value: api.url });
     new CfnOutput(this, 'JobsTable', { value: storage.jobs.tableName });
     new CfnOutput(this, 'ExecutionsTable', { value: storage.executions.tableName });
@@ -31,6 +31,10 @@ export class CronplaneStack extends Stack {
     new CfnOutput(this, 'AgentEnvironment', {
       value: agents.environmentFile,
       description: "the agent's environment: KEY=value pairs, one per line once spaces become newlines",
+    });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      value: alarms.topic.topicArn,
+      description: 'SNS topic of the CloudWatch alarms (ALARM and OK): subscribe operators to it',
     });
   }
 }

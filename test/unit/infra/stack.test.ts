@@ -416,4 +416,101 @@ describe('Cronplane stack', () => {
     const open = synth({ iamAuth: 'false' });
     open.allResourcesProperties('AWS::ApiGateway::Method', { AuthorizationType: 'NONE' });
   });
+
+  it('alarms on a stopped or failing tick, dead letters, the events, worker and API failing, to an SNS topic', () => {
+    template.resourceCountIs('AWS::SNS::Topic', 1);
+    const topic = { Ref: Match.stringLikeRegexp('AlarmsTopic') };
+    template.hasOutput('AlarmTopicArn', { Value: topic });
+    const fn = (id: string) => [{ Name: 'FunctionName', Value: { Ref: Match.stringLikeRegexp(id) } }];
+    const alarms = [
+      {
+        MetricName: 'Invocations',
+        Namespace: 'AWS/Lambda',
+        Dimensions: fn('SchedulerTick'),
+        Statistic: 'Sum',
+        ComparisonOperator: 'LessThanThreshold',
+        Threshold: 1,
+        EvaluationPeriods: 1,
+        TreatMissingData: 'breaching',
+      },
+      {
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        Dimensions: fn('SchedulerTick'),
+        Statistic: 'Sum',
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 1,
+        EvaluationPeriods: 3,
+        DatapointsToAlarm: 2,
+        TreatMissingData: 'notBreaching',
+      },
+      {
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Namespace: 'AWS/SQS',
+        Dimensions: [
+          {
+            Name: 'QueueName',
+            Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('DeadLetterQueue'), 'QueueName'] },
+          },
+        ],
+        Statistic: 'Maximum',
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 1,
+        EvaluationPeriods: 1,
+      },
+      {
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        Dimensions: fn('EventsHandler'),
+        Statistic: 'Sum',
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 1,
+        EvaluationPeriods: 1,
+      },
+      {
+        MetricName: 'IteratorAge',
+        Namespace: 'AWS/Lambda',
+        Dimensions: fn('EventsHandler'),
+        Statistic: 'Maximum',
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 300_000,
+        EvaluationPeriods: 1,
+      },
+      {
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        Dimensions: fn('WorkerHandler'),
+        Statistic: 'Sum',
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 1,
+        EvaluationPeriods: 1,
+      },
+      {
+        MetricName: '5XXError',
+        Namespace: 'AWS/ApiGateway',
+        Dimensions: [
+          { Name: 'ApiName', Value: { 'Fn::Join': ['', [{ Ref: 'AWS::StackName' }, '-api']] } },
+          { Name: 'Stage', Value: { Ref: Match.stringLikeRegexp('RestApiDeploymentStage') } },
+        ],
+        Statistic: 'Sum',
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 5,
+        EvaluationPeriods: 1,
+      },
+    ];
+    template.resourceCountIs('AWS::CloudWatch::Alarm', alarms.length);
+    for (const alarm of alarms) {
+      template.resourcePropertiesCountIs(
+        'AWS::CloudWatch::Alarm',
+        { ...alarm, Period: 300, AlarmActions: [topic], OKActions: [topic] },
+        1,
+      );
+    }
+    for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+      expect(alarm.Properties.AlarmDescription).toMatch(/.{60,}/);
+    }
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', {
+      Name: { 'Fn::Join': ['', [{ Ref: 'AWS::StackName' }, '-api']] },
+    });
+  });
 });
