@@ -6,6 +6,7 @@ import { Api } from './api.ts';
 import { RuntimeBindings } from './bindings.ts';
 import { Dispatch } from './dispatch.ts';
 import { Events } from './events.ts';
+import { Notifications, type NotifyOn } from './notifications.ts';
 import { Scheduler } from './scheduler.ts';
 import { Storage } from './storage.ts';
 import { Worker } from './worker.ts';
@@ -15,6 +16,10 @@ export interface CronplaneProps {
   readonly iamAuth?: boolean;
   /** API Gateway stage. Default: 'prod'. */
   readonly stageName?: string;
+  /** Which finished runs the notification topic hears of. Default: 'failure' (final failures only). */
+  readonly notifyOn?: NotifyOn;
+  /** An e-mail address subscribed to the notification topic. */
+  readonly notifyEmail?: string;
   /** Removal policy of the tables. Default: RETAIN. */
   readonly tableRemovalPolicy?: RemovalPolicy;
 }
@@ -34,6 +39,8 @@ export class Cronplane extends Construct {
   readonly api: Api;
   /** the hosts' side: role, instance profile and environment for `cronplane agent` */
   readonly agents: Agents;
+  /** job notifications: an SNS topic fed by a rule on the Execution Finished events */
+  readonly notifications: Notifications;
   /** CloudWatch alarms and the SNS topic they notify */
   readonly alarms: Alarms;
 
@@ -60,6 +67,11 @@ export class Cronplane extends Construct {
       stageName: props.stageName,
     });
     this.agents = new Agents(this, 'Agents', { bindings: this.bindings });
+    this.notifications = new Notifications(this, 'Notifications', {
+      bus: this.events.bus,
+      on: props.notifyOn,
+      email: props.notifyEmail,
+    });
     this.alarms = new Alarms(this, 'Alarms', {
       tick: this.scheduler.tick,
       events: this.events.handler,

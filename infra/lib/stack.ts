@@ -14,7 +14,8 @@ export class CronplaneStack extends Stack {
   constructor(scope: Construct, id: string, props: CronplaneStackProps = {}) {
     super(scope, id, { description: 'Cronplane: distributed job scheduler (Dkron-compatible)', ...props });
     this.cronplane = new Cronplane(this, 'Cronplane', props.cronplane);
-    const { storage, dispatch, worker, events, api, agents, bindings, alarms } = this.cronplane;
+    const { storage, dispatch, worker, events, api, agents, bindings, alarms, notifications } =
+      this.cronplane;
     new CfnOutput(this, 'ApiUrl', { value: api.url });
     new CfnOutput(this, 'JobsTable', { value: storage.jobs.tableName });
     new CfnOutput(this, 'ExecutionsTable', { value: storage.executions.tableName });
@@ -26,6 +27,7 @@ export class CronplaneStack extends Stack {
     new CfnOutput(this, 'EventBusName', { value: events.bus.eventBusName });
     new CfnOutput(this, 'OutputBucketName', { value: storage.outputBucket.bucketName });
     new CfnOutput(this, 'QueuePrefix', { value: bindings.queuePrefix });
+    new CfnOutput(this, 'NotificationTopicArn', { value: notifications.topic.topicArn });
     new CfnOutput(this, 'AgentRoleArn', { value: agents.role.roleArn });
     new CfnOutput(this, 'AgentInstanceProfileName', { value: agents.instanceProfile.instanceProfileName });
     new CfnOutput(this, 'AgentEnvironment', {
@@ -49,10 +51,17 @@ export const DEFAULT_STACK_NAME = 'Cronplane';
 export function addCronplaneStack(app: App, props: CronplaneStackProps = {}): CronplaneStack {
   const stackName = (app.node.tryGetContext('stackName') as string | undefined) ?? DEFAULT_STACK_NAME;
   const iamAuth = app.node.tryGetContext('iamAuth') as string | boolean | undefined;
+  const notifyOn = app.node.tryGetContext('notifyOn') as string | undefined;
+  if (notifyOn !== undefined && notifyOn !== 'failure' && notifyOn !== 'all') {
+    throw new Error(`context notifyOn: must be failure or all, got "${notifyOn}"`);
+  }
+  const notifyEmail = app.node.tryGetContext('notifyEmail') as string | undefined;
   return new CronplaneStack(app, stackName, {
     ...props,
     cronplane: {
       ...(iamAuth === undefined ? {} : { iamAuth: iamAuth !== false && iamAuth !== 'false' }),
+      ...(notifyOn === undefined ? {} : { notifyOn }),
+      ...(notifyEmail === undefined ? {} : { notifyEmail }),
       ...props.cronplane,
     },
   });

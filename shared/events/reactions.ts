@@ -148,11 +148,15 @@ export function derivedGroupId(
   return groupIdFor(at, `${kind === 'dependent' ? 'd' : 'f'}${hash}`);
 }
 
-/** The `Execution Finished` entry: detail = the execution's API JSON, output cut to fit EventBridge. */
-export function finishedEvent(e: Execution, eventBusName: string): PutEventsRequestEntry {
+/**
+ * The `Execution Finished` entry: detail = the execution's API JSON, output cut to fit EventBridge, plus
+ * `will_retry`: whether another attempt follows. A rule on `will_retry: [false]` hears of a failure once,
+ * when it is final, not at every attempt (infra/lib/notifications.ts).
+ */
+export function finishedEvent(e: Execution, eventBusName: string, willRetry = false): PutEventsRequestEntry {
   let limit: number | undefined;
   for (;;) {
-    const detail = JSON.stringify(toApi(e, limit));
+    const detail = JSON.stringify({ ...toApi(e, limit), will_retry: willRetry });
     if (Buffer.byteLength(detail) <= MAX_EVENT_BYTES || limit === 0) {
       return {
         EventBusName: eventBusName,
@@ -307,6 +311,7 @@ async function reactToFinish(ctx: Context, e: Execution, options: ReactionOption
     options.log?.({ msg, job: e.jobName, execution: e.executionId, status: e.status, ...extra });
 
   const job = await ctx.jobs.get(e.jobName);
+  const willRetry = job !== null && outcome === 'error' && e.attempt <= job.def.retries;
   if (job) {
     if (outcome !== 'neutral' && marks.countedAt === null) {
       await ctx.jobs.countResultOnce(e, outcome, e.finishedAt ?? now, now);
@@ -314,7 +319,7 @@ async function reactToFinish(ctx: Context, e: Execution, options: ReactionOption
     const summary = summarizeGroup(await ctx.executions.listGroup(e.jobName, e.group), job.def.retries);
     if (summary.status !== '') await ctx.jobs.setStatusFromGroup(job.name, summary.status, e.group);
 
-    if (outcome === 'error' && e.attempt <= job.def.retries) {
+    if (willRetry) {
       await retry(ctx, job, e, now);
       log('retry scheduled', { attempt: e.attempt + 1 });
     }
@@ -372,7 +377,7 @@ async function reactToFinish(ctx: Context, e: Execution, options: ReactionOption
   const eventBusName = options.eventBusName ?? ctx.config.eventBus;
   if (eventBusName) {
     try {
-      await publishFinished(ctx, e, eventBusName);
+      await publishFinished(ctx, e, eventBusName, willRetry);
     } catch (error) {
       // A missing bus is a configuration error that redelivery cannot fix: it must not hold up the
       // retries and dependent jobs of every later record. Anything else is retried with the record.
@@ -461,9 +466,14 @@ export async function launchJob(
   return result.created;
 }
 
-async function publishFinished(ctx: Context, e: Execution, eventBusName: string): Promise<void> {
+async function publishFinished(
+  ctx: Context,
+  e: Execution,
+  eventBusName: string,
+  willRetry: boolean,
+): Promise<void> {
   const out = await ctx.clients.eventbridge.send(
-    new PutEventsCommand({ Entries: [finishedEvent(e, eventBusName)] }),
+    new PutEventsCommand({ Entries: [finishedEvent(e, eventBusName, willRetry)] }),
   );
   if ((out.FailedEntryCount ?? 0) > 0) {
     const entry = out.Entries?.[0];

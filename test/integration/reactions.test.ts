@@ -461,10 +461,10 @@ describe('fan-out groups', () => {
 });
 
 describe('Execution Finished events', () => {
-  it('publishes every finish to the configured EventBridge bus', async () => {
-    await createJob({ name: 'announce', executor_config: { command: 'echo hi' } });
-    await stack.api('POST', '/v1/jobs/announce/run');
-    const detail = await waitFor(
+  /** The next `n` events of one job from the test's queue; other tests' events are dropped as they come. */
+  async function eventsOf(jobName: string, n: number) {
+    const found: any[] = [];
+    await waitFor(
       async () => {
         const out = await stack.ctx.clients.sqs.send(
           new ReceiveMessageCommand({
@@ -475,26 +475,54 @@ describe('Execution Finished events', () => {
         );
         for (const m of out.Messages ?? []) {
           const event = JSON.parse(m.Body!);
-          if (event['detail-type'] === 'Execution Finished' && event.detail.job_name === 'announce')
-            return event;
-          // Other tests' events: this test is the queue's only reader, so drop them rather than let them
-          // come back after the visibility timeout.
+          if (event['detail-type'] === 'Execution Finished' && event.detail.job_name === jobName)
+            found.push(event);
+          // This test is the queue's only reader: what it read does not come back after the visibility timeout.
           await stack.ctx.clients.sqs.send(
             new DeleteMessageCommand({ QueueUrl: eventsQueueUrl, ReceiptHandle: m.ReceiptHandle! }),
           );
         }
-        return null;
+        return found.length >= n;
       },
       40_000,
-      'the event on the queue',
+      `${n} events of ${jobName} on the queue`,
     ).catch(async (error: Error) => {
-      // Say where it stopped: did the run finish, and did the stream poller react to it?
-      const runs = await stack.api('GET', '/v1/jobs/announce/executions');
-      throw new Error(`${error.message}; announce executions: ${JSON.stringify(runs.body)}`);
+      // Say where it stopped: did the runs finish, and did the stream poller react to them?
+      const runs = await stack.api('GET', `/v1/jobs/${jobName}/executions`);
+      throw new Error(`${error.message}; got ${found.length}; executions: ${JSON.stringify(runs.body)}`);
     });
-    expect(detail).toMatchObject({
+    return found.sort((a, b) => a.detail.attempt - b.detail.attempt);
+  }
+
+  it('publishes every finish to the configured EventBridge bus', async () => {
+    await createJob({ name: 'announce', executor_config: { command: 'echo hi' } });
+    await stack.api('POST', '/v1/jobs/announce/run');
+    const [event] = await eventsOf('announce', 1);
+    expect(event).toMatchObject({
       source: 'cronplane',
-      detail: { job_name: 'announce', status: 'succeeded', success: true, output: 'hi\n', attempt: 1 },
+      detail: {
+        job_name: 'announce',
+        status: 'succeeded',
+        success: true,
+        output: 'hi\n',
+        attempt: 1,
+        will_retry: false,
+      },
     });
+  });
+
+  it('says whether another attempt follows, so a rule can hear of a failure once, when it is final', async () => {
+    await createJob({
+      name: 'announce-retry',
+      executor_config: { command: 'false' },
+      retries: 1,
+      retry_backoff: '1s',
+    });
+    await stack.api('POST', '/v1/jobs/announce-retry/run');
+    const events = await eventsOf('announce-retry', 2);
+    expect(events.map((e) => [e.detail.attempt, e.detail.status, e.detail.will_retry])).toEqual([
+      [1, 'failed', true],
+      [2, 'failed', false],
+    ]);
   });
 });

@@ -379,6 +379,46 @@ describe('Cronplane stack', () => {
     template.hasOutput('QueuePrefix', {});
   });
 
+  it('notifies an SNS topic of final failures only, by default', () => {
+    const topics = template.findResources('AWS::SNS::Topic', {
+      Properties: { DisplayName: 'Cronplane job notifications' },
+    });
+    const [topicId] = Object.keys(topics);
+    expect(Object.keys(topics)).toHaveLength(1);
+    const busId = Object.keys(template.findResources('AWS::Events::EventBus'))[0];
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: busId },
+      EventPattern: {
+        source: ['cronplane'],
+        'detail-type': ['Execution Finished'],
+        detail: { status: ['failed', 'timeout', 'lost'], will_retry: [false] },
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: { Ref: topicId },
+          InputTransformer: Match.objectLike({
+            InputPathsMap: Match.objectLike({ 'detail-job_name': '$.detail.job_name' }),
+          }),
+        }),
+      ],
+    });
+    template.hasOutput('NotificationTopicArn', { Value: { Ref: topicId } });
+    expect(template.findResources('AWS::SNS::Subscription')).toEqual({});
+  });
+
+  it('notifies of every finish with notifyOn=all, subscribes notifyEmail, and refuses another notifyOn', () => {
+    const all = synth({ notifyOn: 'all', notifyEmail: 'ops@example.com' });
+    const rules = Object.values(
+      all.findResources('AWS::Events::Rule', {
+        Properties: { EventPattern: { 'detail-type': ['Execution Finished'] } },
+      }),
+    );
+    expect(rules).toHaveLength(1);
+    expect(rules[0]!.Properties.EventPattern.detail).toBeUndefined();
+    all.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+    expect(() => synth({ notifyOn: 'sometimes' })).toThrow(/notifyOn: must be failure or all/);
+  });
+
   it('outputs the worker queue url and the bus name', () => {
     template.hasOutput('WorkerQueueUrl', { Value: { Ref: Match.stringLikeRegexp('WorkerQueue') } });
     template.hasOutput('EventBusName', { Value: { Ref: Match.stringLikeRegexp('EventBus') } });
@@ -418,7 +458,7 @@ describe('Cronplane stack', () => {
   });
 
   it('alarms on a stopped or failing tick, dead letters, the events, worker and API failing, to an SNS topic', () => {
-    template.resourceCountIs('AWS::SNS::Topic', 1);
+    template.resourceCountIs('AWS::SNS::Topic', 2); // alarms, and job notifications
     const topic = { Ref: Match.stringLikeRegexp('AlarmsTopic') };
     template.hasOutput('AlarmTopicArn', { Value: topic });
     const fn = (id: string) => [{ Name: 'FunctionName', Value: { Ref: Match.stringLikeRegexp(id) } }];
