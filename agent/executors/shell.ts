@@ -1,12 +1,13 @@
 /**
  * Dkron's shell executor: `command` (split into words, or run by /bin/sh -c when `shell` is "true"),
- * `env` ("K1=v1,K2=v2"), `cwd`, `timeout` (Go duration) and `payload` (base64, fed to stdin).
+ * `env` ("K1=v1,K2=v2"), `cwd`, `timeout` (Go duration), `payload` (base64, fed to stdin) and `su`.
  * The job runs in its own process group, so a timeout or cancel kills everything it started.
  */
-import { spawn as nodeSpawn } from 'node:child_process';
+import { execFile, spawn as nodeSpawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Execution } from '../../shared/executions/execution.ts';
 import { OutputBuffer } from '../../shared/executions/output-buffer.ts';
 import { errorMessage } from '../../shared/executors/common.ts';
@@ -47,10 +48,19 @@ export class ShellExecutor implements Executor {
       return failed(errorMessage(error));
     }
     const { argv, timeoutMs } = spec;
+    let user: RunAs | undefined;
+    if (spec.su) {
+      try {
+        user = await runAs(spec.su);
+      } catch (error) {
+        return failed(`su ${spec.su}: ${errorMessage(error)}`);
+      }
+    }
     let extra = spec.env;
     if (this.options.resolveEnv) extra = await this.options.resolveEnv(extra);
     const env = {
       ...(this.options.baseEnv ?? process.env),
+      ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}),
       ...extra,
       ENV_JOB_NAME: job.name,
       CRONPLANE_JOB_NAME: job.name,
@@ -70,6 +80,8 @@ export class ShellExecutor implements Executor {
         env,
         detached: true, // own process group: kill(-pid) reaches grandchildren too
         stdio: ['pipe', 'pipe', 'pipe'],
+        // libuv drops the agent's supplementary groups when it switches the user.
+        ...(user ? { uid: user.uid, gid: user.gid } : {}),
       });
       // The run starts when its process exists (forking costs more as the agent grows, and a burst's
       // spawns queue behind each other): that, not the call, is the execution's start.
@@ -134,6 +146,32 @@ export class ShellExecutor implements Executor {
       });
     });
   }
+}
+
+interface RunAs {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+}
+
+/**
+ * Who `su` names on this host (getent: local and directory users alike, by name or uid). Only an agent
+ * running as root can switch; any other refuses a job for another user rather than run it as itself.
+ */
+async function runAs(user: string): Promise<RunAs> {
+  let line: string;
+  try {
+    line = (await promisify(execFile)('getent', ['passwd', user])).stdout.split('\n')[0]!;
+  } catch {
+    throw new Error('no such user on this host');
+  }
+  const [name, , uid, gid, , home] = line.split(':');
+  const me = process.getuid?.();
+  if (me !== 0 && me !== Number(uid)) {
+    throw new Error(`the agent runs as uid ${me}, not root: it cannot run jobs as another user`);
+  }
+  return { name: name!, uid: Number(uid), gid: Number(gid), home: home || '/' };
 }
 
 function failed(reason: string, output?: OutputBuffer): ExecutorResult {

@@ -7,6 +7,8 @@
  *     `/bin/sh -c` when `shell` is `"true"`
  *   - `env`: `"K1=v1,K2=v2"`; values may hold `{{ssm:...}}` references, resolved by the executor at run time
  *   - `cwd`, `timeout` (seconds or a Go duration; none by default), `payload` (base64, fed to stdin)
+ *   - `su`: the user to run as (an agent running as root switches to it; any other agent refuses the run)
+ *   - `mem_limit`: accepted, not enforced (README: limit the agent's unit, e.g. systemd MemoryMax=)
  */
 import { ExecutorConfigError, errorMessage, parseTimeout } from './common.ts';
 
@@ -62,7 +64,12 @@ export interface ShellSpec {
   timeoutMs: number;
   /** Base64 text for stdin, '' for none. */
   payload: string;
+  /** The user to run as, '' for the agent's own. */
+  su: string;
 }
+
+/** A user name as useradd takes it (or a numeric uid). */
+const USER_NAME = /^(?:[a-z_][a-z0-9_.-]*\$?|\d+)$/i;
 
 /** Validates a shell job's `executor_config`. Throws ExecutorConfigError. */
 export function parseShellConfig(cfg: Readonly<Record<string, string>>): ShellSpec {
@@ -84,5 +91,14 @@ export function parseShellConfig(cfg: Readonly<Record<string, string>>): ShellSp
     cwd: cfg.cwd ?? '',
     timeoutMs: parseTimeout(cfg.timeout, 0),
     payload: cfg.payload ?? '',
+    su: parseSu(cfg.su),
   };
+}
+
+function parseSu(su: string | undefined): string {
+  const name = (su ?? '').trim();
+  if (name !== '' && (!USER_NAME.test(name) || name.length > 64)) {
+    throw new ExecutorConfigError('su', 'must be a user name or a numeric uid');
+  }
+  return name;
 }

@@ -91,3 +91,41 @@ describe('ShellExecutor', () => {
     expect(r.reason).toMatch(/cannot start/);
   });
 });
+
+describe('ShellExecutor su', () => {
+  const run = (config: Record<string, string>) =>
+    new ShellExecutor().run(job(config), execution, new AbortController().signal);
+  const root = process.getuid?.() === 0;
+
+  it.runIf(root)(
+    'runs the command as the user su names, with that user’s HOME, USER and groups',
+    async () => {
+      const r = await run({
+        shell: 'true',
+        command: 'echo "$(id -un) $(id -u) $(id -G) $USER $HOME"',
+        su: 'nobody',
+      });
+      expect(r.status).toBe('succeeded');
+      const nobody = (await import('node:child_process'))
+        .execFileSync('getent', ['passwd', 'nobody'], { encoding: 'utf8' })
+        .split(':');
+      // Only nobody's own group: none of the agent's (root's) supplementary groups.
+      expect(r.output.trim()).toBe(`nobody ${nobody[2]} ${nobody[3]} nobody ${nobody[5]}`);
+    },
+  );
+
+  it.runIf(!root)('refuses to run a job as another user when the agent is not root', async () => {
+    const r = await run({ command: 'id -un', su: 'root' });
+    expect(r).toMatchObject({ status: 'failed' });
+    expect(r.reason).toMatch(/^su root: the agent runs as uid \d+, not root/);
+  });
+
+  it('fails the run, naming the user, when the user does not exist here', async () => {
+    const r = await run({ command: 'true', su: 'no-such-user-here' });
+    expect(r).toMatchObject({ status: 'failed', reason: 'su no-such-user-here: no such user on this host' });
+  });
+
+  it('refuses a su that is not a user name when the job is written', () => {
+    expect(() => job({ command: 'true', su: 'root; rm -rf /' })).toThrow(/executor_config.su/);
+  });
+});
