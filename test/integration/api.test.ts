@@ -3,20 +3,12 @@
  * what is planned; `_sort`, `_limit`, `X-Total-Count`), clearing executions resets the counters, child jobs
  * and `dependent_jobs`, Dkron's null fields, and `?runoncreate`.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApiHandler } from '../../functions/api/app.ts';
 import { LIST_OUTPUT_BUDGET } from '../../shared/jobs/jobs-service.ts';
-import { startTestStack, waitFor } from './support/stack.ts';
+import { useTestStack, waitFor } from './support/stack.ts';
 
-type Stack = Awaited<ReturnType<typeof startTestStack>>;
-let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 const shell = (command: string) => ({ executor: 'shell', executor_config: { command } });
 

@@ -1,16 +1,8 @@
 /** An executor_config the executor would refuse at run time is refused when the job is written, and not stored. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestStack } from './support/stack.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestStack } from './support/stack.ts';
 
-type Stack = Awaited<ReturnType<typeof startTestStack>>;
-let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 describe('executor_config validation', () => {
   it('answers 400 naming executor_config.url for a bad http url, and stores nothing', async () => {

@@ -2,18 +2,10 @@
  * The walking skeleton end to end, as a new user tries it: API → DynamoDB → tick → SQS → agent → result,
  * against DynamoDB Local and moto server.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestStack, waitFor } from './support/stack.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestStack, waitFor } from './support/stack.ts';
 
-type Stack = Awaited<ReturnType<typeof startTestStack>>;
-let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 describe('foundation', () => {
   it('answers health and status', async () => {

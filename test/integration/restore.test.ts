@@ -10,19 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { APIGatewayProxyEvent, Context as LambdaContext } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApiHandler } from '../../functions/api/app.ts';
-import { startTestStack } from './support/stack.ts';
+import { useTestStack } from './support/stack.ts';
 
-type Stack = Awaited<ReturnType<typeof startTestStack>>;
-let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startTestStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack();
 
 const run = promisify(execFile);
 const curl = (() => {

@@ -5,20 +5,12 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../local/stack-file.ts';
-import { startTestStack } from './support/stack.ts';
+import { useTestStack } from './support/stack.ts';
 
 const run = promisify(execFile);
-type Stack = Awaited<ReturnType<typeof startTestStack>>;
-let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startTestStack({ agents: [] });
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useTestStack({ agents: [] });
 
 describe('web UI', () => {
   it('redirects / to /ui/', async () => {

@@ -1,4 +1,5 @@
 /** Starts the real local stack (emulators, provisioning from the CDK template, API, ticker, agents) for a suite. */
+import { afterAll, beforeAll } from 'vitest';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../../local/stack.ts';
 
 let counter = 0;
@@ -11,6 +12,29 @@ export async function startTestStack(options: LocalStackOptions = {}): Promise<L
     log: process.env.CRONPLANE_VERBOSE === '1' ? (l) => console.error(l) : undefined,
   });
   return Object.assign(stack, { api: api(stack.url) });
+}
+
+export type TestStack = Awaited<ReturnType<typeof startTestStack>>;
+
+/**
+ * The stack of a test file: started before its first test, stopped after its last. The object it returns
+ * stands for that stack (use it inside tests and hooks, once it has started).
+ */
+export function useTestStack(options: LocalStackOptions = {}): TestStack {
+  let current: TestStack | undefined;
+  beforeAll(async () => {
+    current = await startTestStack(options);
+  });
+  afterAll(async () => {
+    await current?.stop();
+  });
+  return new Proxy({} as TestStack, {
+    get(_, key) {
+      if (!current) throw new Error('the test stack has not started yet');
+      const value = Reflect.get(current, key);
+      return typeof value === 'function' ? value.bind(current) : value;
+    },
+  });
 }
 
 export interface ApiResult<T = unknown> {
