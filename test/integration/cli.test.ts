@@ -32,19 +32,24 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** The bundled agent as a host runs it: only Node and the file; configuration from the environment. */
+function spawnBundle(node: string, name: string, tag: string): ChildProcess {
+  return spawn(node, [bundle, 'agent', '--name', name, '--tag', tag], {
+    cwd: dir,
+    env: {
+      ...process.env,
+      ...stack.env,
+      CRONPLANE_AGENT_POLL_WAIT_S: '1',
+      CRONPLANE_AGENT_REGISTRY_REFRESH_MS: '1000',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
 describe('packaged agent and CLI', () => {
   it('runs jobs on an agent started from the single-file bundle, driven by the CLI', async () => {
     // A host has only Node and the bundle; configuration comes from the environment.
-    agent = spawn('node', [bundle, 'agent', '--name', 'bundled-1', '--tag', 'role=batch'], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        ...stack.env,
-        CRONPLANE_AGENT_POLL_WAIT_S: '1',
-        CRONPLANE_AGENT_REGISTRY_REFRESH_MS: '1000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    agent = spawnBundle('node', 'bundled-1', 'role=batch');
     let agentOutput = '';
     agent.stdout?.on('data', (d) => {
       agentOutput += String(d);
@@ -145,16 +150,7 @@ describe('packaged agent and CLI', () => {
   });
 
   it('runs the same bundle on Node 22', async () => {
-    const node22 = spawn(await lambdaNode(), [bundle, 'agent', '--name', 'bundled-22', '--tag', 'role=n22'], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        ...stack.env,
-        CRONPLANE_AGENT_POLL_WAIT_S: '1',
-        CRONPLANE_AGENT_REGISTRY_REFRESH_MS: '1000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const node22 = spawnBundle(await lambdaNode(), 'bundled-22', 'role=n22');
     try {
       await waitFor(
         async () =>
