@@ -167,12 +167,7 @@ export function validateJob(input: unknown): JobDefinition {
   parseDuration(def.catchup_window, 'catchup_window');
   parseDuration(def.retry_backoff, 'retry_backoff');
   if (def.parent_job === def.name) throw new ValidationError('parent_job', 'must not be the job itself');
-  if (def.executor === 'shell' && !def.executor_config.command) {
-    throw new ValidationError('executor_config.command', 'is required for the shell executor');
-  }
-  if (def.executor === 'http' && !def.executor_config.url) {
-    throw new ValidationError('executor_config.url', 'is required for the http executor');
-  }
+  // Every executor's timeout, custom ones included; the rest of a built-in's config just below.
   if (def.executor_config.timeout) {
     try {
       parseTimeout(def.executor_config.timeout, 0);
