@@ -59,9 +59,7 @@ export async function upsertJob(ctx: Context, input: unknown, options: { nameFro
   const job = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), previous?.version ?? null, now);
   await replan(ctx, job, now);
   // The parents' `dependent_jobs`: the new one gains this job, an old one it left loses it.
-  for (const parent of new Set([def.parent_job, previous?.def.parent_job ?? ''])) {
-    if (parent) await refreshDependents(ctx, parent);
-  }
+  await refreshDependents(ctx, [def.parent_job, previous?.def.parent_job ?? '']);
   const fresh = (await ctx.jobs.get(job.name)) ?? job;
   return { job: jobToApi(fresh), created: previous === null };
 }
@@ -78,19 +76,27 @@ async function refuseParentCycle(ctx: Context, name: string, parent: string): Pr
 }
 
 /** The names of the jobs whose `parent_job` is `parent`, sorted. */
-async function childrenOf(ctx: Context, parent: string): Promise<string[]> {
-  return (await ctx.jobs.list())
+function childrenIn(jobs: readonly JobRecord[], parent: string): string[] {
+  return jobs
     .filter((j) => j.def.parent_job === parent)
     .map((j) => j.name)
     .sort((a, b) => a.localeCompare(b));
 }
 
+async function childrenOf(ctx: Context, parent: string): Promise<string[]> {
+  return childrenIn(await ctx.jobs.list(), parent);
+}
+
 /**
- * Dkron's server-maintained `dependent_jobs`, brought up to date when a child is written or deleted. (The
- * events reaction also refreshes it after each parent run, which mends what two concurrent writes miss.)
+ * Dkron's server-maintained `dependent_jobs` of these parents ('' for none), brought up to date when a child
+ * is written or deleted, from one read of the jobs. (The events reaction also refreshes it after each parent
+ * run, which mends what two concurrent writes miss.)
  */
-async function refreshDependents(ctx: Context, parent: string): Promise<void> {
-  await ctx.jobs.setDependentJobs(parent, await childrenOf(ctx, parent));
+async function refreshDependents(ctx: Context, parents: readonly string[]): Promise<void> {
+  const named = [...new Set(parents)].filter((p) => p !== '');
+  if (named.length === 0) return;
+  const jobs = await ctx.jobs.list();
+  for (const parent of named) await ctx.jobs.setDependentJobs(parent, childrenIn(jobs, parent));
 }
 
 /** Plans [now, cursor) for a job just written and skips its stale planned executions. */
@@ -129,7 +135,7 @@ export async function deleteJob(ctx: Context, name: string): Promise<ApiJob> {
   }
   await ctx.jobs.delete(name);
   await ctx.executions.deleteForJob(name);
-  if (job.def.parent_job) await refreshDependents(ctx, job.def.parent_job);
+  await refreshDependents(ctx, [job.def.parent_job]);
   return jobToApi(job);
 }
 
