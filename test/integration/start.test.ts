@@ -46,8 +46,8 @@ interface Started {
   exited: Promise<string>;
 }
 
-/** Spawns a command in its own process group (as a terminal does) and waits for the "running at" line. */
-async function start(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Started> {
+/** Runs a command in its own process group, as a terminal does, collecting what it prints. */
+function spawnInGroup(command: string, args: string[], env: NodeJS.ProcessEnv) {
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env,
@@ -56,26 +56,31 @@ async function start(command: string, args: string[], env: NodeJS.ProcessEnv): P
   });
   children.push(child);
   let out = '';
-  child.stdout!.on('data', (d) => {
+  const collect = (d: Buffer) => {
     out += String(d);
-  });
-  child.stderr!.on('data', (d) => {
-    out += String(d);
-  });
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  return { child, output: () => out };
+}
+
+/** `npm start` (or its entry point) in a terminal of its own; resolves at the "running at" line. */
+async function start(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Started> {
+  const { child, output } = spawnInGroup(command, args, env);
   const exited = new Promise<string>((resolve) =>
     child.on('exit', (code, signal) => resolve(signal ?? `exit ${code}`)),
   );
   const url = await waitFor(
     async () => {
-      if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}:\n${out}`);
-      return /Cronplane is running at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+      if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}:\n${output()}`);
+      return /Cronplane is running at (http:\/\/127\.0\.0\.1:\d+)/.exec(output())?.[1];
     },
     READY_MS,
     'the "running at" line',
   ).catch((error: Error) => {
-    throw new Error(`${error.message}\n--- output ---\n${out}`);
+    throw new Error(`${error.message}\n--- output ---\n${output()}`);
   });
-  return { child, url, api: api(url), output: () => out, exited };
+  return { child, url, api: api(url), output, exited };
 }
 
 /** Every live process below `pid`, with its command line. */
@@ -172,18 +177,12 @@ describe('npm start', { timeout: 240_000 }, () => {
     await readmeJobRuns(started.api);
 
     // README: "Add a second host locally — in another terminal of the same checkout".
-    const agent = spawn('node', ['bin/cronplane.js', 'agent', '--tag', 'role=web', '--name', 'web-1'], {
-      cwd: REPO_ROOT,
-      env: userEnv({ CRONPLANE_LOCAL_STACK_FILE: stackFile }),
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(agent);
-    let agentOut = '';
-    agent.stdout!.on('data', (d) => {
-      agentOut += String(d);
-    });
-    await waitFor(async () => agentOut.includes('joined the local stack'), 30_000, 'the agent to join');
+    const { child: agent, output: agentOut } = spawnInGroup(
+      'node',
+      ['bin/cronplane.js', 'agent', '--tag', 'role=web', '--name', 'web-1'],
+      userEnv({ CRONPLANE_LOCAL_STACK_FILE: stackFile }),
+    );
+    await waitFor(async () => agentOut().includes('joined the local stack'), 30_000, 'the agent to join');
     expect(
       (
         await started.api('POST', '/v1/jobs', {
