@@ -40,7 +40,7 @@ export class Alarms extends Construct {
 
   constructor(scope: Construct, id: string, props: AlarmsProps) {
     super(scope, id);
-    this.topic = new Topic(this, 'Topic', { displayName: 'Cronplane alarms' });
+    this.topic = new Topic(this, 'Topic', { displayName: 'Cronplane alarms', enforceSSL: true });
     const action = new SnsAction(this.topic);
     const alarm = (
       alarmId: string,

@@ -1,8 +1,10 @@
-import { Arn, ArnFormat, Aws, Stack } from 'aws-cdk-lib';
 import type { IEventBus } from 'aws-cdk-lib/aws-events';
-import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
 import type { Dispatch } from './dispatch.ts';
+import type { RoleName } from './permissions.ts';
+import { grantRole, queuePrefix, type RoleResources, type WorkerTargets } from './roles.ts';
 import type { Storage } from './storage.ts';
 
 /** What the functions are bound to. All of it must exist before the first function is created. */
@@ -13,25 +15,54 @@ export interface BoundResources {
   readonly workerQueue: IQueue;
   /** the bus that receives `Execution Finished` events (Events) */
   readonly eventBus: IEventBus;
+  /** SSM path prefix of `{{ssm:…}}` secrets. Default: `/cronplane/`. */
+  readonly secretsPath?: string;
+  /** customer managed KMS keys of SecureString secrets */
+  readonly secretsKmsKeys?: readonly string[];
+  /** what the worker may call (functions, queues, buses); nothing when absent */
+  readonly workerTargets?: WorkerTargets;
+}
+
+export const DEFAULT_SECRETS_PATH = '/cronplane/';
+
+/** `/a/b/`: starts and ends with `/`, SSM's parameter name characters in between. */
+export function validateSecretsPath(path: string): string {
+  if (!/^\/([A-Za-z0-9_.-]+\/)*$/.test(path) || path === '/') {
+    throw new Error(
+      `context secretsPath: must be an SSM path like /cronplane/ (starting and ending with "/", not "/" alone), got "${path}"`,
+    );
+  }
+  return path;
 }
 
 /**
  * What every Cronplane function is bound to: the environment variables that shared/config reads, and
- * the IAM permissions on the tables and queues behind them. Every function (api, tick, worker, events)
- * gets the same set.
+ * each role's permissions from the permission table (infra/lib/permissions.ts) on the tables, queues,
+ * bucket and secrets behind them. Each function gets only its own role's grants.
  */
 export class RuntimeBindings {
   /** CRONPLANE_* variables (exact names are a contract with the runtime config) */
   readonly environment: Readonly<Record<string, string>>;
   /**
    * `<stackName>-` (a `{Ref: AWS::StackName}` token, so that the local provisioner can put its own
-   * prefix there): tag-set queues created at run time are named with it.
+   * prefix there): tag-set queues created at run time are named `<prefix>tags-<hash>`.
    */
   readonly queuePrefix: string;
+  readonly roleResources: RoleResources;
 
-  constructor(private readonly resources: BoundResources) {
+  constructor(resources: BoundResources) {
     const { storage, dispatch, workerQueue, eventBus } = resources;
-    this.queuePrefix = `${Aws.STACK_NAME}-`;
+    this.queuePrefix = queuePrefix();
+    const secretsPath = validateSecretsPath(resources.secretsPath ?? DEFAULT_SECRETS_PATH);
+    this.roleResources = {
+      storage,
+      dispatch,
+      workerQueue,
+      eventBus,
+      secretsPath,
+      secretsKmsKeys: resources.secretsKmsKeys ?? [],
+      workerTargets: resources.workerTargets ?? {},
+    };
     this.environment = {
       CRONPLANE_JOBS_TABLE: storage.jobs.tableName,
       CRONPLANE_EXECUTIONS_TABLE: storage.executions.tableName,
@@ -43,66 +74,28 @@ export class RuntimeBindings {
       CRONPLANE_WORKER_QUEUE_URL: workerQueue.queueUrl,
       CRONPLANE_EVENT_BUS: eventBus.eventBusName,
       CRONPLANE_OUTPUT_BUCKET: storage.outputBucket.bucketName,
+      CRONPLANE_SECRETS_PATH: secretsPath,
     };
   }
 
-  /** Grants a function, or the agents' role, the tables, the bucket and the queues. */
-  grant(fn: IGrantable): void {
-    const { storage, dispatch, workerQueue } = this.resources;
-    for (const table of storage.tables) {
-      table.grantReadWriteData(fn);
-    }
-    storage.executions.grantStreamRead(fn);
-    storage.outputBucket.grantReadWrite(fn);
-    for (const queue of [dispatch.defaultQueue, dispatch.deadLetterQueue]) {
-      queue.grantSendMessages(fn);
-      queue.grantConsumeMessages(fn);
-      queue.grantPurge(fn);
-    }
-    // Jobs without an agent (lambda, sqs, eventbridge, untagged http) are sent to the worker.
-    workerQueue.grantSendMessages(fn);
-    const stack = Stack.of(storage);
-    fn.grantPrincipal.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'TagSetQueues',
-        actions: [
-          'sqs:CreateQueue',
-          'sqs:GetQueueUrl',
-          'sqs:GetQueueAttributes',
-          'sqs:SetQueueAttributes',
-          'sqs:TagQueue',
-          'sqs:SendMessage',
-          'sqs:ReceiveMessage',
-          'sqs:DeleteMessage',
-          'sqs:ChangeMessageVisibility',
-        ],
-        resources: [
-          Arn.format(
-            { service: 'sqs', resource: `${this.queuePrefix}*`, arnFormat: ArnFormat.NO_RESOURCE_NAME },
-            stack,
-          ),
-        ],
+  /**
+   * The worker's extra environment: its allow-list as JSON (`{"lambda":[…],"sqs":[…],"events":[…]}`),
+   * checked at run time before a call; absent when no `workerTargets` were configured.
+   */
+  get workerEnvironment(): Record<string, string> {
+    const t = this.roleResources.workerTargets;
+    if (!t.lambda && !t.sqs && !t.events) return {};
+    return {
+      CRONPLANE_WORKER_ALLOW: JSON.stringify({
+        lambda: t.lambda ?? [],
+        sqs: t.sqs ?? [],
+        events: t.events ?? [],
       }),
-    );
+    };
   }
-}
 
-/**
- * `{{ssm:/name}}` secrets in job definitions (a name or a parameter ARN, possibly a SecureString): read by
- * the agentless worker and by the agents.
- */
-export function ssmSecretStatements(): PolicyStatement[] {
-  return [
-    new PolicyStatement({
-      sid: 'SsmSecrets',
-      actions: ['ssm:GetParameter', 'ssm:GetParameters'],
-      resources: [`arn:${Aws.PARTITION}:ssm:*:*:parameter/*`],
-    }),
-    new PolicyStatement({
-      sid: 'SsmSecretsDecrypt',
-      actions: ['kms:Decrypt'],
-      resources: ['*'],
-      conditions: { StringLike: { 'kms:ViaService': 'ssm.*.amazonaws.com' } },
-    }),
-  ];
+  /** Grants a function (or an agent role) what its role's entry of the permission table says. */
+  grant(grantee: IGrantable, scope: Construct, role: RoleName, groupTags: Record<string, string> = {}): void {
+    grantRole(grantee, scope, role, this.roleResources, groupTags);
+  }
 }

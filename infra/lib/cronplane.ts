@@ -1,12 +1,13 @@
 import type { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { Agents } from './agents.ts';
+import { AgentGroup, Agents, type AgentTrust } from './agents.ts';
 import { Alarms } from './alarms.ts';
 import { Api } from './api.ts';
 import { RuntimeBindings } from './bindings.ts';
 import { Dispatch } from './dispatch.ts';
 import { Events } from './events.ts';
 import { Notifications, type NotifyOn } from './notifications.ts';
+import type { WorkerTargets } from './roles.ts';
 import { Scheduler } from './scheduler.ts';
 import { Storage } from './storage.ts';
 import { Worker } from './worker.ts';
@@ -22,6 +23,18 @@ export interface CronplaneProps {
   readonly notifyEmail?: string;
   /** Removal policy of the tables. Default: RETAIN. */
   readonly tableRemovalPolicy?: RemovalPolicy;
+  /** SSM path under which `{{ssm:…}}` secrets may be read. Default: `/cronplane/`. */
+  readonly secretsPath?: string;
+  /** Customer managed KMS keys of SecureString secrets (kms:Decrypt via SSM only). */
+  readonly secretsKmsKeys?: readonly string[];
+  /** What the worker may call; nothing of a kind that is absent. */
+  readonly workerTargets?: WorkerTargets;
+  /** Who besides EC2 may assume the agent roles. */
+  readonly agentTrust?: AgentTrust;
+  /** Agent groups by tag set: one role and instance profile each (see AgentGroup). */
+  readonly agentGroups?: readonly { readonly name: string; readonly tags: Record<string, string> }[];
+  /** API Gateway execution logging level. Default: off (it needs the account's API Gateway CloudWatch role). */
+  readonly apiExecutionLogging?: 'ERROR' | 'INFO';
 }
 
 /**
@@ -37,8 +50,10 @@ export class Cronplane extends Construct {
   readonly bindings: RuntimeBindings;
   readonly scheduler: Scheduler;
   readonly api: Api;
-  /** the hosts' side: role, instance profile and environment for `cronplane agent` */
+  /** the hosts' side: role, instance profile and environment for untagged `cronplane agent`s */
   readonly agents: Agents;
+  /** roles of the agent groups by tag set (`agentGroups`), by name */
+  readonly agentGroups: Record<string, AgentGroup>;
   /** job notifications: an SNS topic fed by a rule on the Execution Finished events */
   readonly notifications: Notifications;
   /** CloudWatch alarms and the SNS topic they notify */
@@ -56,8 +71,11 @@ export class Cronplane extends Construct {
       dispatch: this.dispatch,
       workerQueue: this.worker.queue,
       eventBus: this.events.bus,
+      secretsPath: props.secretsPath,
+      secretsKmsKeys: props.secretsKmsKeys,
+      workerTargets: props.workerTargets,
     });
-    // ... then the functions, all bound alike.
+    // ... then the functions, each with its own role (infra/lib/permissions.ts).
     this.worker.addHandler(this.bindings);
     this.events.addHandler(this.bindings);
     this.scheduler = new Scheduler(this, 'Scheduler', { bindings: this.bindings });
@@ -65,8 +83,20 @@ export class Cronplane extends Construct {
       bindings: this.bindings,
       iamAuth: props.iamAuth,
       stageName: props.stageName,
+      executionLogging: props.apiExecutionLogging,
     });
-    this.agents = new Agents(this, 'Agents', { bindings: this.bindings });
+    this.agents = new Agents(this, 'Agents', { bindings: this.bindings, trust: props.agentTrust });
+    this.agentGroups = {};
+    for (const group of props.agentGroups ?? []) {
+      if (!/^[A-Za-z0-9]+$/.test(group.name) || this.agentGroups[group.name]) {
+        throw new Error(`context agentGroups: names must be unique and alphanumeric, got "${group.name}"`);
+      }
+      this.agentGroups[group.name] = new AgentGroup(this, `AgentGroup${group.name}`, {
+        bindings: this.bindings,
+        tags: group.tags,
+        trust: props.agentTrust,
+      });
+    }
     this.notifications = new Notifications(this, 'Notifications', {
       bus: this.events.bus,
       on: props.notifyOn,

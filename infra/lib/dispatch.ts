@@ -23,12 +23,14 @@ export class Dispatch extends Construct {
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
       retentionPeriod: Duration.days(14),
       encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
     });
     this.defaultQueue = new Queue(this, 'DefaultQueue', {
       visibilityTimeout: props.visibilityTimeout ?? Duration.seconds(60),
       retentionPeriod: Duration.days(4),
       receiveMessageWaitTime: Duration.seconds(20),
       encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
     });
   }

@@ -43,6 +43,7 @@ export class Events extends Construct {
     const fn = new HandlerFunction(this, 'Handler', {
       entry: 'functions/events/handler.ts',
       bindings,
+      role: 'events',
       description: 'Cronplane events: reacts to finished executions (Executions table stream)',
       timeout: Duration.seconds(60),
     }).function;
@@ -72,7 +73,6 @@ export class Events extends Construct {
         ],
       }),
     );
-    this.bus.grantPutEventsTo(fn);
     this.fn = fn;
     return fn;
   }

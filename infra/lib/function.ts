@@ -5,6 +5,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { RuntimeBindings } from './bindings.ts';
+import type { RoleName } from './permissions.ts';
 
 /** The repository root (infra/lib/../..): the bundler's project root and the base of handler entries. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -14,6 +15,8 @@ export interface HandlerFunctionProps {
   readonly entry: string;
   /** tables and queues: environment variables and IAM grants */
   readonly bindings: RuntimeBindings;
+  /** whose entry of the permission table (infra/lib/permissions.ts) the function's role gets */
+  readonly role: RoleName;
   readonly description?: string;
   /** Default: 30 s */
   readonly timeout?: Duration;
@@ -27,7 +30,7 @@ export interface HandlerFunctionProps {
 
 /**
  * One Lambda entry point of functions/: Node.js 22 on arm64, bundled by esbuild (locally installed, no
- * Docker) as an ES module, with the CRONPLANE_* environment and the grants every handler needs.
+ * Docker) as an ES module, with the CRONPLANE_* environment and its own role's grants.
  */
 export class HandlerFunction extends Construct {
   readonly function: NodejsFunction;
@@ -68,6 +71,6 @@ export class HandlerFunction extends Construct {
         sourcesContent: false,
       },
     });
-    props.bindings.grant(this.function);
+    props.bindings.grant(this.function, this, props.role);
   }
 }

@@ -33,7 +33,7 @@ export class Notifications extends Construct {
   constructor(scope: Construct, id: string, props: NotificationsProps) {
     super(scope, id);
     const on = props.on ?? 'failure';
-    this.topic = new Topic(this, 'Topic', { displayName: 'Cronplane job notifications' });
+    this.topic = new Topic(this, 'Topic', { displayName: 'Cronplane job notifications', enforceSSL: true });
     this.rule = new Rule(this, 'Rule', {
       eventBus: props.bus,
       description: on === 'all' ? 'Cronplane: every finished run' : 'Cronplane: final failures',

@@ -22,6 +22,7 @@ export class Scheduler extends Construct {
     this.tick = new HandlerFunction(this, 'Tick', {
       entry: 'functions/tick/handler.ts',
       bindings: props.bindings,
+      role: 'tick',
       description: 'Cronplane tick: plans due executions for the next window and dispatches them',
       timeout: Duration.seconds(55),
     }).function;

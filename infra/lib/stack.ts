@@ -3,6 +3,7 @@ import { App, type AppProps, CfnOutput, Stack, type StackProps } from 'aws-cdk-l
 import type { Construct } from 'constructs';
 import { Cronplane, type CronplaneProps } from './cronplane.ts';
 import { REPO_ROOT } from './function.ts';
+import type { WorkerTargets } from './roles.ts';
 
 export interface CronplaneStackProps extends StackProps {
   readonly cronplane?: CronplaneProps;
@@ -34,6 +35,13 @@ export class CronplaneStack extends Stack {
       value: agents.environmentFile,
       description: "the agent's environment: KEY=value pairs, one per line once spaces become newlines",
     });
+    for (const [name, group] of Object.entries(this.cronplane.agentGroups)) {
+      new CfnOutput(this, `AgentGroup${name}RoleArn`, { value: group.role.roleArn });
+      new CfnOutput(this, `AgentGroup${name}InstanceProfileName`, {
+        value: group.instanceProfile.instanceProfileName,
+      });
+    }
+    new CfnOutput(this, 'ApiAccessLogGroup', { value: api.accessLogs.logGroupName });
     new CfnOutput(this, 'AlarmTopicArn', {
       value: alarms.topic.topicArn,
       description: 'SNS topic of the CloudWatch alarms (ALARM and OK): subscribe operators to it',
@@ -49,22 +57,130 @@ export const DEFAULT_STACK_NAME = 'Cronplane';
  * the local provisioner (local/provision.ts) build.
  */
 export function addCronplaneStack(app: App, props: CronplaneStackProps = {}): CronplaneStack {
-  const stackName = (app.node.tryGetContext('stackName') as string | undefined) ?? DEFAULT_STACK_NAME;
+  return new CronplaneStack(app, stackNameOf(app), {
+    ...props,
+    cronplane: { ...cronplanePropsFromContext(app), ...props.cronplane },
+  });
+}
+
+function stackNameOf(app: App): string {
+  return (app.node.tryGetContext('stackName') as string | undefined) ?? DEFAULT_STACK_NAME;
+}
+
+/** A context value given as JSON (`-c key='["a"]'`), a comma-separated list, or already parsed (cdk.json). */
+function contextList(app: App, key: string): string[] | undefined {
+  const value = app.node.tryGetContext(key) as unknown;
+  if (value === undefined) return undefined;
+  const parsed = typeof value === 'string' && value.trim().startsWith('[') ? parseJson(key, value) : value;
+  const list = typeof parsed === 'string' ? parsed.split(',').map((v) => v.trim()) : parsed;
+  if (!Array.isArray(list) || !list.every((v) => typeof v === 'string' && v !== '')) {
+    throw new Error(`context ${key}: must be a list of strings (JSON array or comma-separated)`);
+  }
+  return list as string[];
+}
+
+function contextObject(app: App, key: string): unknown {
+  const value = app.node.tryGetContext(key) as unknown;
+  return typeof value === 'string' ? parseJson(key, value) : value;
+}
+
+function parseJson(key: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`context ${key}: not valid JSON: ${text}`);
+  }
+}
+
+const isTrue = (v: unknown) => v === true || v === 'true';
+
+/**
+ * The stack's settings from the CDK context (`-c key=value` or cdk.json's `context`):
+ * iamAuth, iamAuthDisabledAcknowledged, notifyOn, notifyEmail, secretsPath, secretsKmsKeys,
+ * workerTargets, agentPrincipals, agentTrustAnchors, agentGroups, apiExecutionLogging.
+ */
+export function cronplanePropsFromContext(app: App): CronplaneProps {
   const iamAuth = app.node.tryGetContext('iamAuth') as string | boolean | undefined;
+  const iamAuthOff = iamAuth === false || iamAuth === 'false';
+  if (iamAuthOff && !isTrue(app.node.tryGetContext('iamAuthDisabledAcknowledged'))) {
+    throw new Error(
+      'context iamAuth=false: the API would accept unsigned requests from anyone who can reach its URL: ' +
+        'they could write jobs that run as root on every agent host, read every output and stop the scheduler. ' +
+        'Put another guard in front of it (a private API, a WAF, an authorizer) and then deploy with ' +
+        '-c iamAuth=false -c iamAuthDisabledAcknowledged=true.',
+    );
+  }
   const notifyOn = app.node.tryGetContext('notifyOn') as string | undefined;
   if (notifyOn !== undefined && notifyOn !== 'failure' && notifyOn !== 'all') {
     throw new Error(`context notifyOn: must be failure or all, got "${notifyOn}"`);
   }
   const notifyEmail = app.node.tryGetContext('notifyEmail') as string | undefined;
-  return new CronplaneStack(app, stackName, {
-    ...props,
-    cronplane: {
-      ...(iamAuth === undefined ? {} : { iamAuth: iamAuth !== false && iamAuth !== 'false' }),
-      ...(notifyOn === undefined ? {} : { notifyOn }),
-      ...(notifyEmail === undefined ? {} : { notifyEmail }),
-      ...props.cronplane,
-    },
-  });
+  const secretsPath = app.node.tryGetContext('secretsPath') as string | undefined;
+  const secretsKmsKeys = contextList(app, 'secretsKmsKeys');
+  for (const key of secretsKmsKeys ?? []) {
+    if (!/^arn:[^:]+:kms:[^:]+:\d{12}:key\/[0-9a-f-]+$/.test(key)) {
+      throw new Error(
+        `context secretsKmsKeys: "${key}" is not a KMS key ARN (arn:aws:kms:region:account:key/id)`,
+      );
+    }
+  }
+  const targets = contextObject(app, 'workerTargets');
+  let workerTargets: WorkerTargets | undefined;
+  if (targets !== undefined) {
+    if (typeof targets !== 'object' || targets === null || Array.isArray(targets)) {
+      throw new Error('context workerTargets: must be {"lambda":[…],"sqs":[…],"events":[…]}');
+    }
+    const t = targets as Record<string, unknown>;
+    for (const [kind, list] of Object.entries(t)) {
+      if (!['lambda', 'sqs', 'events'].includes(kind)) {
+        throw new Error(`context workerTargets.${kind}: unknown kind (lambda, sqs, events)`);
+      }
+      if (!Array.isArray(list) || !list.every((v) => typeof v === 'string' && v !== '' && v !== '*')) {
+        throw new Error(`context workerTargets.${kind}: must be a list of names or ARNs, not "*"`);
+      }
+      if (kind !== 'lambda' && !list.every((v: string) => v.startsWith('arn:'))) {
+        throw new Error(`context workerTargets.${kind}: must be ARNs`);
+      }
+    }
+    workerTargets = t as WorkerTargets;
+  }
+  const agentPrincipals = contextList(app, 'agentPrincipals');
+  const agentTrustAnchors = contextList(app, 'agentTrustAnchors');
+  const groups = contextObject(app, 'agentGroups');
+  if (
+    groups !== undefined &&
+    (!Array.isArray(groups) ||
+      !groups.every(
+        (g) =>
+          typeof g?.name === 'string' &&
+          typeof g.tags === 'object' &&
+          g.tags !== null &&
+          Object.values(g.tags).every((v) => typeof v === 'string'),
+      ))
+  ) {
+    throw new Error('context agentGroups: must be [{"name":"web","tags":{"role":"web"}}, …]');
+  }
+  const apiExecutionLogging = app.node.tryGetContext('apiExecutionLogging') as string | undefined;
+  if (
+    apiExecutionLogging !== undefined &&
+    apiExecutionLogging !== 'ERROR' &&
+    apiExecutionLogging !== 'INFO'
+  ) {
+    throw new Error(`context apiExecutionLogging: must be ERROR or INFO, got "${apiExecutionLogging}"`);
+  }
+  return {
+    ...(iamAuth === undefined ? {} : { iamAuth: !iamAuthOff }),
+    ...(notifyOn === undefined ? {} : { notifyOn }),
+    ...(notifyEmail === undefined ? {} : { notifyEmail }),
+    ...(secretsPath === undefined ? {} : { secretsPath }),
+    ...(secretsKmsKeys === undefined ? {} : { secretsKmsKeys }),
+    ...(workerTargets === undefined ? {} : { workerTargets }),
+    ...(agentPrincipals || agentTrustAnchors
+      ? { agentTrust: { principals: agentPrincipals, rolesAnywhereTrustAnchors: agentTrustAnchors } }
+      : {}),
+    ...(groups === undefined ? {} : { agentGroups: groups as CronplaneProps['agentGroups'] }),
+    ...(apiExecutionLogging === undefined ? {} : { apiExecutionLogging }),
+  };
 }
 
 /** The `context` of cdk.json (feature flags): the CLI passes it to the app, an in-process synth must too. */

@@ -1,10 +1,9 @@
 import { Duration } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { type RuntimeBindings, ssmSecretStatements } from './bindings.ts';
+import type { RuntimeBindings } from './bindings.ts';
 import { HandlerFunction } from './function.ts';
 
 export interface WorkerProps {
@@ -39,6 +38,7 @@ export class Worker extends Construct {
       visibilityTimeout: timeout.plus(Duration.seconds(60)),
       retentionPeriod: Duration.days(4),
       encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
       deadLetterQueue: { queue: props.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
     });
   }
@@ -49,20 +49,14 @@ export class Worker extends Construct {
     const fn = new HandlerFunction(this, 'Handler', {
       entry: 'functions/worker/handler.ts',
       bindings,
+      role: 'worker',
+      environment: bindings.workerEnvironment,
       description: 'Cronplane worker: runs agentless executions (http, lambda, sqs, eventbridge)',
       timeout: this.props.timeout ?? Duration.seconds(900),
       memorySize: this.props.memorySize ?? 512,
     }).function;
     fn.addEventSource(new SqsEventSource(this.queue, { batchSize: 1, reportBatchItemFailures: true }));
-    // The executors call targets that the users name in their jobs: any function, queue or bus.
-    fn.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'AgentlessTargets',
-        actions: ['lambda:InvokeFunction', 'sqs:SendMessage', 'events:PutEvents'],
-        resources: ['*'],
-      }),
-    );
-    for (const statement of ssmSecretStatements()) fn.addToRolePolicy(statement);
+    // The targets the executors may call come from the `workerTargets` allow-list (permissions.ts).
     this.fn = fn;
     return fn;
   }

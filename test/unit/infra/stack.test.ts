@@ -177,48 +177,31 @@ describe('Cronplane stack', () => {
     });
   });
 
-  it('grants the functions and the agents the tables, the queues and prefix-named tag-set queues', () => {
+  it('gives each function and the agents a policy of their own, tag-set queues named <stack>-tags-*', () => {
     const policies = Object.values(template.findResources('AWS::IAM::Policy'));
     expect(policies).toHaveLength(5); // api, tick, worker, events, agents
+    const planners = [/Api/, /Tick/, /Events/].map((p) => statementsOf(functionId(p)));
+    for (const statements of planners) {
+      const tagSet = statements.filter((st) =>
+        JSON.stringify(st.Resource).includes('{"Ref":"AWS::StackName"},"-tags-*"'),
+      );
+      expect(tagSet.flatMap((st) => [st.Action].flat())).toEqual(
+        expect.arrayContaining(['sqs:CreateQueue', 'sqs:SendMessage']),
+      );
+      const all = statements.flatMap((st) => [st.Action].flat());
+      for (const never of [
+        'sqs:PurgeQueue',
+        'sqs:SetQueueAttributes',
+        'sqs:ReceiveMessage',
+        's3:PutObject',
+      ]) {
+        expect(all).not.toContain(never);
+      }
+    }
+    // every role refuses requests not made over TLS
     for (const policy of policies) {
-      const statements = policy.Properties.PolicyDocument.Statement as {
-        Action: string | string[];
-        Resource: unknown;
-      }[];
-      const actionsOn = (resource: (r: string) => boolean) =>
-        statements
-          .filter((st) => [st.Resource].flat().some((r) => resource(JSON.stringify(r))))
-          .flatMap((st) => [st.Action].flat());
-      for (const table of ['Jobs', 'Executions', 'Agents', 'Control']) {
-        expect(actionsOn((r) => r.includes(`Storage${table}`) && r.includes('"Arn"'))).toEqual(
-          expect.arrayContaining([
-            'dynamodb:GetItem',
-            'dynamodb:PutItem',
-            'dynamodb:UpdateItem',
-            'dynamodb:Query',
-          ]),
-        );
-      }
-      expect(actionsOn((r) => r.includes('StreamArn'))).toEqual(
-        expect.arrayContaining(['dynamodb:GetRecords', 'dynamodb:GetShardIterator']),
-      );
-      for (const queue of ['DefaultQueue', 'DeadLetterQueue']) {
-        expect(actionsOn((r) => r.includes(queue))).toEqual(
-          expect.arrayContaining(['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage']),
-        );
-      }
-      expect(actionsOn((r) => r.includes('WorkerQueue'))).toContain('sqs:SendMessage');
-      expect(actionsOn((r) => r.includes('OutputBucket'))).toEqual(
-        expect.arrayContaining(['s3:PutObject', 's3:GetObject*']),
-      );
-      expect(actionsOn((r) => r.includes('{"Ref":"AWS::StackName"},"-*"'))).toEqual(
-        expect.arrayContaining([
-          'sqs:CreateQueue',
-          'sqs:GetQueueUrl',
-          'sqs:SetQueueAttributes',
-          'sqs:SendMessage',
-        ]),
-      );
+      const statements = policy.Properties.PolicyDocument.Statement as { Sid?: string; Effect: string }[];
+      expect(statements.find((st) => st.Sid === 'DenyInsecureTransport')?.Effect).toBe('Deny');
     }
   });
 
@@ -270,31 +253,32 @@ describe('Cronplane stack', () => {
     });
   });
 
-  it('lets the worker call any user target and read SSM secrets', () => {
+  it('lets the worker call no user target without workerTargets, and read only the secrets path', () => {
     const statements = statementsOf(functionId(/Worker/));
-    const bySid = (sid: string) => statements.find((st) => st.Sid === sid);
-    expect(bySid('AgentlessTargets')).toMatchObject({ Resource: '*' });
-    expect([bySid('AgentlessTargets')?.Action].flat().sort()).toEqual([
-      'events:PutEvents',
-      'lambda:InvokeFunction',
-      'sqs:SendMessage',
-    ]);
-    expect([bySid('SsmSecrets')?.Action].flat().sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameters']);
-    expect(JSON.stringify(bySid('SsmSecrets')?.Resource)).toContain(':ssm:*:*:parameter/*');
-    expect(bySid('SsmSecretsDecrypt')).toMatchObject({ Action: 'kms:Decrypt', Resource: '*' });
+    const actions = statements.flatMap((st) => [st.Action].flat());
+    expect(actions).not.toContain('lambda:InvokeFunction');
+    expect(actions).not.toContain('events:PutEvents');
+    const secrets = statements.filter((st) => [st.Action].flat().includes('ssm:GetParameter'));
+    expect(secrets).toHaveLength(1);
+    expect(JSON.stringify(secrets[0]?.Resource)).toContain(':parameter/cronplane/*');
+    expect(actions).not.toContain('kms:Decrypt');
     // the worker consumes its queue (event source); the other functions only send to it
     const workerQueueActions = statements
       .filter((st) => JSON.stringify(st.Resource).includes('WorkerQueue'))
       .flatMap((st) => [st.Action].flat());
     expect(workerQueueActions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
     for (const other of [/Api/, /Tick/, /Events/]) {
-      const actions = statementsOf(functionId(other))
+      const otherStatements = statementsOf(functionId(other));
+      const onWorkerQueue = otherStatements
         .filter((st) => JSON.stringify(st.Resource).includes('WorkerQueue'))
         .flatMap((st) => [st.Action].flat());
-      expect(actions).toContain('sqs:SendMessage');
-      expect(actions).not.toContain('sqs:ReceiveMessage');
-      expect(statementsOf(functionId(other)).map((st) => st.Sid)).not.toContain('AgentlessTargets');
+      expect(onWorkerQueue).toContain('sqs:SendMessage');
+      expect(onWorkerQueue).not.toContain('sqs:ReceiveMessage');
+      expect(otherStatements.flatMap((st) => [st.Action].flat())).not.toContain('ssm:GetParameter');
     }
+    const fn = template.findResources('AWS::Lambda::Function')[functionId(/Worker/)]!;
+    expect(fn.Properties.Environment.Variables.CRONPLANE_SECRETS_PATH).toBe('/cronplane/');
+    expect(fn.Properties.Environment.Variables.CRONPLANE_WORKER_ALLOW).toBeUndefined();
   });
 
   it('has a custom event bus named after the stack', () => {
@@ -344,7 +328,7 @@ describe('Cronplane stack', () => {
     expect(putEvents.map((st) => st.Resource)).toEqual([{ 'Fn::GetAtt': [busId, 'Arn'] }]);
   });
 
-  it('gives agents a role for EC2 and for the account, an instance profile, SSM secrets and their environment', () => {
+  it('gives agents a role for EC2 only (not the account), an instance profile, SSM secrets and their environment', () => {
     const roles = template.findResources('AWS::IAM::Role', {
       Properties: { Description: Match.stringLikeRegexp('Cronplane agents') },
     });
@@ -352,7 +336,7 @@ describe('Cronplane stack', () => {
     expect(Object.keys(roles)).toHaveLength(1);
     const trust = JSON.stringify(roles[roleId!]!.Properties.AssumeRolePolicyDocument);
     expect(trust).toContain('ec2.amazonaws.com');
-    expect(trust).toContain(':root');
+    expect(trust).not.toContain(':root');
     template.hasResourceProperties('AWS::IAM::InstanceProfile', { Roles: [{ Ref: roleId }] });
     const [policy] = Object.values(
       template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
@@ -360,9 +344,7 @@ describe('Cronplane stack', () => {
     const actions = (policy!.Properties.PolicyDocument.Statement as { Action: string | string[] }[]).flatMap(
       (st) => [st.Action].flat(),
     );
-    expect(actions).toEqual(
-      expect.arrayContaining(['ssm:GetParameter', 'kms:Decrypt', 'sqs:ReceiveMessage']),
-    );
+    expect(actions).toEqual(expect.arrayContaining(['ssm:GetParameter', 'sqs:ReceiveMessage']));
 
     const env = JSON.stringify(template.toJSON().Outputs.AgentEnvironment.Value);
     for (const key of [
@@ -452,8 +434,11 @@ describe('Cronplane stack', () => {
     template.resourceCountIs('AWS::ApiGateway::Account', 0);
   });
 
-  it('can turn IAM auth off', () => {
-    const open = synth({ iamAuth: 'false' });
+  it('turns IAM auth off only with the acknowledgement, saying why', () => {
+    expect(() => synth({ iamAuth: 'false' })).toThrow(
+      /iamAuth=false: the API would accept unsigned requests.*iamAuthDisabledAcknowledged=true/,
+    );
+    const open = synth({ iamAuth: 'false', iamAuthDisabledAcknowledged: 'true' });
     open.allResourcesProperties('AWS::ApiGateway::Method', { AuthorizationType: 'NONE' });
   });
 
