@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import type { Env } from './aws/clients.ts';
+import { parseSecretsPath } from './executors/secrets.ts';
+import { parseWorkerAllowList, type WorkerAllowList } from './executors/targets.ts';
 
 const schema = z.object({
   CRONPLANE_JOBS_TABLE: z.string().min(1),
@@ -28,6 +30,10 @@ const schema = z.object({
   CRONPLANE_TICK_MARGIN_MS: z.coerce.number().int().nonnegative().default(15_000),
   CRONPLANE_DUE_SHARDS: z.coerce.number().int().min(1).max(64).default(1),
   CRONPLANE_RETENTION_DAYS: z.coerce.number().int().positive().default(30),
+  /** The SSM path under which `{{ssm:...}}` references may point (see executors/secrets.ts). */
+  CRONPLANE_SECRETS_PATH: z.string().optional(),
+  /** JSON `{"lambda":[...],"sqs":[...],"events":[...],"http":[...]}`: the worker's targets (executors/targets.ts). */
+  CRONPLANE_WORKER_ALLOW: z.string().optional(),
 });
 
 export interface Config {
@@ -49,6 +55,10 @@ export interface Config {
   readonly tickMarginMs: number;
   readonly dueShards: number;
   readonly retentionDays: number;
+  /** `{{ssm:...}}` references resolve only under this SSM path (`/cronplane/` by default; ends with `/`). */
+  readonly secretsPath: string;
+  /** What agentless jobs may target; null (the variable unset) allows everything. */
+  readonly workerAllow: WorkerAllowList | null;
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -58,6 +68,14 @@ export function loadConfig(env: Env = process.env): Config {
     throw new Error(`Cronplane configuration: missing or invalid environment variable(s): ${names}`);
   }
   const e = parsed.data;
+  const secretsPath = parseSecretsPath(e.CRONPLANE_SECRETS_PATH ?? '');
+  if (typeof secretsPath !== 'string') {
+    throw new Error(`Cronplane configuration: CRONPLANE_SECRETS_PATH ${secretsPath.problem}`);
+  }
+  const workerAllow = parseWorkerAllowList(e.CRONPLANE_WORKER_ALLOW ?? '');
+  if (workerAllow !== null && 'problem' in workerAllow) {
+    throw new Error(`Cronplane configuration: CRONPLANE_WORKER_ALLOW ${workerAllow.problem}`);
+  }
   return {
     tables: {
       jobs: e.CRONPLANE_JOBS_TABLE,
@@ -77,5 +95,7 @@ export function loadConfig(env: Env = process.env): Config {
     tickMarginMs: e.CRONPLANE_TICK_MARGIN_MS,
     dueShards: e.CRONPLANE_DUE_SHARDS,
     retentionDays: e.CRONPLANE_RETENTION_DAYS,
+    secretsPath,
+    workerAllow,
   };
 }

@@ -11,7 +11,12 @@ import { laterVisibilitySeconds, processLaunch } from '../../shared/executions/r
 import { createExecutors } from '../../shared/executors/registry.ts';
 
 const ctx = createContext();
-const executors = createExecutors({ clients: ctx.clients });
+// The allow-list and the secrets path bound what a job may make the worker do (executors/targets.ts).
+const executors = createExecutors({
+  clients: ctx.clients,
+  secretsPath: ctx.config.secretsPath,
+  workerAllow: ctx.config.workerAllow,
+});
 /** The worker consumes only its own queue. */
 const queueUrl = ctx.config.workerQueueUrl ?? '';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

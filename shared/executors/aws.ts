@@ -12,6 +12,9 @@
  *   - `eventbridge`: `event_bus` (default `default`), `source`, `detail_type`, `detail` (a JSON object
  *     string, default `{}`). Output is the EventId; FailedEntryCount > 0 fails the run.
  *
+ * Each checks its target against the worker's allow-list (targets.ts, config `workerAllow`) before the
+ * call: a target outside it fails the run with the reason, and nothing is sent.
+ *
  * The Lambda and EventBridge SDK modules are imported by the first run that needs them (an agent, which
  * registers these executors too, never does: see aws/clients.ts). SQS is loaded anyway (dispatch).
  */
@@ -29,6 +32,7 @@ import {
   succeededResult,
 } from './common.ts';
 import type { Executor, ExecutorResult } from './executor.ts';
+import { awsTargetRefusal, type WorkerAllowList } from './targets.ts';
 
 /** Validates with `parse` (config errors fail the run), then makes the call under timeout and signal. */
 async function runCall<S extends { timeoutMs: number }>(
@@ -55,6 +59,19 @@ async function runCall<S extends { timeoutMs: number }>(
   } finally {
     control.dispose();
   }
+}
+
+/** `parse` and then the allow-list: a target outside it is a config error of its key (a failed run). */
+function allowed<S>(
+  executor: string,
+  cfg: Readonly<Record<string, string>>,
+  allow: WorkerAllowList | null,
+  parse: (cfg: Readonly<Record<string, string>>) => S,
+): S {
+  const spec = parse(cfg);
+  const refusal = awsTargetRefusal(executor, cfg, allow);
+  if (refusal) throw new ExecutorConfigError(refusal.key, refusal.problem);
+  return spec;
 }
 
 function required(cfg: Readonly<Record<string, string>>, key: string, executor: string): string {
@@ -98,12 +115,16 @@ export function parseLambdaConfig(cfg: Readonly<Record<string, string>>): Lambda
 }
 
 export class LambdaExecutor implements Executor {
-  constructor(private readonly clients: AwsClients) {}
+  /** `allow`: the worker's allow-list; null allows every target. */
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly allow: WorkerAllowList | null = null,
+  ) {}
 
   run(job: JobDefinition, _execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
     return runCall(
       signal,
-      () => parseLambdaConfig(job.executor_config),
+      () => allowed('lambda', job.executor_config, this.allow, parseLambdaConfig),
       async (spec, abortSignal) => {
         const { InvokeCommand } = await import('@aws-sdk/client-lambda');
         const res = await this.clients.lambda.send(
@@ -186,12 +207,16 @@ export function parseSqsConfig(cfg: Readonly<Record<string, string>>): SqsSpec {
 }
 
 export class SqsExecutor implements Executor {
-  constructor(private readonly clients: AwsClients) {}
+  /** `allow`: the worker's allow-list; null allows every target. */
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly allow: WorkerAllowList | null = null,
+  ) {}
 
   run(job: JobDefinition, execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
     return runCall(
       signal,
-      () => parseSqsConfig(job.executor_config),
+      () => allowed('sqs', job.executor_config, this.allow, parseSqsConfig),
       async (spec, abortSignal) => {
         const dedupId = spec.dedupId || (spec.fifo ? execution.executionId : '');
         const res = await this.clients.sqs.send(
@@ -239,12 +264,16 @@ export function parseEventBridgeConfig(cfg: Readonly<Record<string, string>>): E
 }
 
 export class EventBridgeExecutor implements Executor {
-  constructor(private readonly clients: AwsClients) {}
+  /** `allow`: the worker's allow-list; null allows every target. */
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly allow: WorkerAllowList | null = null,
+  ) {}
 
   run(job: JobDefinition, _execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
     return runCall(
       signal,
-      () => parseEventBridgeConfig(job.executor_config),
+      () => allowed('eventbridge', job.executor_config, this.allow, parseEventBridgeConfig),
       async (spec, abortSignal) => {
         const { PutEventsCommand } = await import('@aws-sdk/client-eventbridge');
         const res = await this.clients.eventbridge.send(

@@ -17,6 +17,10 @@
  *
  * Output is the final response's body (bounded by OutputBuffer). `{{ssm:...}}` references in `url`,
  * header values and `body` are resolved at run time when a resolver is given, and redacted from output.
+ *
+ * In the worker, `allow` (config `workerAllow`, see targets.ts) with an `http` list restricts the URLs an
+ * HTTP job may call, every redirect hop included (a redirect outside it fails the run unfollowed), so a
+ * job cannot send the secrets it resolves to a host of its writer's choosing.
  */
 import { readFile } from 'node:fs/promises';
 import * as http from 'node:http';
@@ -34,6 +38,7 @@ import {
 } from './common.ts';
 import type { Executor, ExecutorResult } from './executor.ts';
 import { hasSecretReferences, withSecretScope } from './secrets.ts';
+import { httpTargetRefusal, type WorkerAllowList } from './targets.ts';
 
 export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
 export const MAX_REDIRECTS = 10;
@@ -194,6 +199,8 @@ export function checkResponse(
 export interface HttpExecutorOptions {
   /** Resolves `{{ssm:...}}` references in url, header values and body (e.g. `createSsmResolver(clients).resolveSecrets`). */
   readonly resolveSecrets?: (text: string) => Promise<string>;
+  /** The worker's allow-list: its `http` entries (when set) bound the URLs called, redirects included. */
+  readonly allow?: WorkerAllowList | null;
 }
 
 interface TlsMaterial {
@@ -239,6 +246,9 @@ export class HttpExecutor implements Executor {
     } catch (error) {
       return failedResult(errorMessage(error));
     }
+    // Checked after resolution, so a URL taken from a secret is bounded too (the reason is redacted).
+    const refusal = httpTargetRefusal(spec.url.href, this.options.allow ?? null);
+    if (refusal) return failedResult(`executor_config.url: ${refusal}`);
     spec.headers = await Promise.all(
       spec.headers.map(async ([n, v]): Promise<[string, string]> => [n, await resolve(`headers (${n})`, v)]),
     );
@@ -306,6 +316,8 @@ export class HttpExecutor implements Executor {
         if (next.protocol !== 'http:' && next.protocol !== 'https:') {
           return failedResult(`redirect to an unsupported scheme ${next.protocol}`, output);
         }
+        const refusal = httpTargetRefusal(next.href, this.options.allow ?? null);
+        if (refusal) return failedResult(`redirect not followed: ${refusal}`, output);
         if (
           hop.status === 303 ||
           ((hop.status === 301 || hop.status === 302) && method !== 'GET' && method !== 'HEAD')

@@ -23,6 +23,7 @@ import type { Executor } from './executor.ts';
 import { discoverExternalExecutors, ExternalExecutor, type ExternalExecutorOptions } from './external.ts';
 import { HttpExecutor } from './http.ts';
 import { createSsmResolver, type SsmResolver, withSecretRedaction } from './secrets.ts';
+import type { WorkerAllowList } from './targets.ts';
 
 export const BUILT_IN_EXECUTORS: ReadonlySet<string> = new Set([
   'shell',
@@ -49,12 +50,19 @@ export interface CreateExecutorsOptions {
   readonly externalPaths?: Readonly<Record<string, string>>;
   /** Environment for external executors (default: this process's). */
   readonly externalEnv?: ExternalExecutorOptions['baseEnv'];
-  /** Shared SSM resolver (default: a new one on `clients`, 60 s cache). */
+  /** Shared SSM resolver (default: a new one on `clients`, 60 s cache, limited to `secretsPath`). */
   readonly resolver?: SsmResolver;
+  /** Config `secretsPath` for the default resolver (default `/cronplane/`). */
+  readonly secretsPath?: string;
+  /** The worker's allow-list (config `workerAllow`) for the agentless executors; null/absent allows all. */
+  readonly workerAllow?: WorkerAllowList | null;
 }
 
 export function createExecutors(options: CreateExecutorsOptions): Record<string, Executor> {
-  const resolver = options.resolver ?? createSsmResolver(options.clients);
+  const resolver =
+    options.resolver ??
+    createSsmResolver(options.clients, options.secretsPath ? { secretsPath: options.secretsPath } : {});
+  const allow = options.workerAllow ?? null;
   const externalOptions: ExternalExecutorOptions = options.externalEnv
     ? { baseEnv: options.externalEnv }
     : {};
@@ -71,10 +79,10 @@ export function createExecutors(options: CreateExecutorsOptions): Record<string,
   for (const [name, executor] of Object.entries(external)) {
     if (!BUILT_IN_EXECUTORS.has(name)) executors[name] = executor;
   }
-  executors.http = new HttpExecutor({ resolveSecrets: resolver.resolveSecrets });
-  executors.lambda = new LambdaExecutor(options.clients);
-  executors.sqs = new SqsExecutor(options.clients);
-  executors.eventbridge = new EventBridgeExecutor(options.clients);
+  executors.http = new HttpExecutor({ resolveSecrets: resolver.resolveSecrets, allow });
+  executors.lambda = new LambdaExecutor(options.clients, allow);
+  executors.sqs = new SqsExecutor(options.clients, allow);
+  executors.eventbridge = new EventBridgeExecutor(options.clients, allow);
   if (options.shell) executors.shell = withSecretRedaction(options.shell);
   return executors;
 }

@@ -7,6 +7,14 @@
  * An unknown or unreadable parameter throws SecretResolutionError; its message names the parameter (and
  * the env key) but never a value, and the executors turn it into a failed run.
  *
+ * Scope: a reference resolves only under the configured secrets path (`CRONPLANE_SECRETS_PATH`, default
+ * `/cronplane/`), so that whoever may write a job cannot read every parameter the runner's role can. The
+ * API refuses a job naming a parameter outside it (`secretReferenceProblem`, executor-config.ts), and the
+ * lookup refuses it again before calling SSM (a job stored before the path changed, a write that bypassed
+ * the API). The name must be a plain SSM name: segments of letters, digits, `_`, `.`, `-`, none of them
+ * empty, `.` or `..`, so `/cronplane/../x` and `/cronplane//x` are refused, and `/cronplanex/y` is
+ * outside `/cronplane/` (the path always ends with `/`). IAM grants the same path (infra).
+ *
  * Resolved values must never reach an execution's output or reason: every value looked up inside a
  * `withSecretScope` run is remembered for that run (AsyncLocalStorage, so concurrent runs don't mix), and
  * the result's output and reason go through `redact` before they are returned.
@@ -18,6 +26,7 @@ import type { Executor, ExecutorResult } from './executor.ts';
 
 export const SECRET_CACHE_TTL_MS = 60_000;
 export const REDACTED = '[redacted]';
+export const DEFAULT_SECRETS_PATH = '/cronplane/';
 
 const REFERENCE_SOURCE = String.raw`\{\{\s*ssm:([^{}\s]+)\s*\}\}`;
 // A fresh global RegExp per use: a shared one carries `lastIndex` from one call into the next.
@@ -54,6 +63,65 @@ export async function resolveSecrets(text: string, lookup: ParameterLookup): Pro
   const values = new Map<string, string>();
   await Promise.all(names.map(async (name) => values.set(name, await lookup(name))));
   return text.replace(references(), (_match, name: string) => values.get(name)!);
+}
+
+// --- scope: the secrets path ------------------------------------------------------------------------
+
+const SEGMENT = /^[A-Za-z0-9_.-]+$/;
+const SELECTOR = /^[A-Za-z0-9_.-]+$/;
+
+function plainSegments(path: string): boolean {
+  const segments = path.split('/').slice(1);
+  return segments.every((s) => SEGMENT.test(s) && s !== '.' && s !== '..');
+}
+
+/**
+ * `CRONPLANE_SECRETS_PATH` as configured ('' → `/cronplane/`): an absolute SSM path, given a trailing `/`
+ * if it lacks one (so `/cronplane` never admits `/cronplanex/…`). `/` alone admits every parameter.
+ */
+export function parseSecretsPath(raw: string): string | { problem: string } {
+  const text = raw.trim();
+  if (text === '') return DEFAULT_SECRETS_PATH;
+  const path = text.endsWith('/') ? text : `${text}/`;
+  if (path === '/') return path;
+  if (!path.startsWith('/') || !plainSegments(path.slice(0, -1))) {
+    return {
+      problem: `must be an SSM path like /cronplane/ (segments of letters, digits, _ . -; no . or ..), not '${raw}'`,
+    };
+  }
+  return path;
+}
+
+/**
+ * The parameter name a reference addresses (`/a/b`, `/a/b:3`, `/a/b:label`, or the parameter's ARN), or
+ * null when it is not a well-formed SSM name.
+ */
+export function referencedParameter(reference: string): string | null {
+  let rest = reference;
+  if (rest.startsWith('arn:')) {
+    // arn:<partition>:ssm:<region>:<account>:parameter/<name>[:selector]
+    const m = /^arn:[a-z-]+:ssm:[a-z0-9-]*:\d*:parameter(\/.*)$/.exec(rest);
+    if (!m) return null;
+    rest = m[1]!;
+  }
+  const colon = rest.indexOf(':');
+  const name = colon < 0 ? rest : rest.slice(0, colon);
+  const selector = colon < 0 ? null : rest.slice(colon + 1);
+  if (selector !== null && !SELECTOR.test(selector)) return null;
+  if (!name.startsWith('/') || !plainSegments(name)) return null;
+  return name;
+}
+
+/** Why the reference may not be resolved under `secretsPath`, or null when it may. */
+export function secretReferenceProblem(reference: string, secretsPath: string): string | null {
+  const name = referencedParameter(reference);
+  if (name === null) {
+    return `{{ssm:${reference}}} is not a plain SSM parameter name (segments of letters, digits, _ . -; no . or ..)`;
+  }
+  if (!name.startsWith(secretsPath) || name.length === secretsPath.length) {
+    return `{{ssm:${reference}}} is outside the secrets path ${secretsPath} (CRONPLANE_SECRETS_PATH)`;
+  }
+  return null;
 }
 
 // --- per-run tracking and redaction ---------------------------------------------------------------
@@ -125,6 +193,8 @@ export function withSecretRedaction(executor: Executor): Executor {
 export interface SsmResolverOptions {
   readonly ttlMs?: number;
   readonly now?: () => number;
+  /** Only parameters under this path resolve (config `secretsPath`); default `/cronplane/`. */
+  readonly secretsPath?: string;
 }
 
 /** Resolves `{{ssm:...}}` in env values; also resolves single strings and can drop its cache. */
@@ -142,6 +212,7 @@ export function createSsmLookup(
 ): ParameterLookup & { clear(): void } {
   const ttl = options.ttlMs ?? SECRET_CACHE_TTL_MS;
   const now = options.now ?? Date.now;
+  const secretsPath = options.secretsPath ?? DEFAULT_SECRETS_PATH;
   const cache = new Map<string, { value: string; expiresAt: number }>();
   const inFlight = new Map<string, Promise<string>>();
 
@@ -171,6 +242,9 @@ export function createSsmLookup(
   };
 
   const lookup = async (name: string): Promise<string> => {
+    // Refused before any call: the API refuses such a job already, this is the second wall.
+    const problem = secretReferenceProblem(name, secretsPath);
+    if (problem !== null) throw new SecretResolutionError(name, problem);
     const hit = cache.get(name);
     let value: string;
     if (hit && hit.expiresAt > now()) {

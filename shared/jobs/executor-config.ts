@@ -8,13 +8,23 @@
  * references are left alone where the executor resolves them at run time (shell `env` values, http `url`,
  * header values and `body`; see checkHttpConfig). Any other executor name is a custom (external) executor
  * installed on the agents, which alone knows its config: only `timeout` is checked for it (in validateJob).
+ *
+ * `checkExecutorTrust` adds what depends on the stack's configuration (so not in the pure validateJob; the
+ * jobs service runs it on every write): every `{{ssm:...}}` reference, in any key of any executor, must
+ * lie under the secrets path, and an agentless job's target must be on the worker's allow-list. The
+ * executors refuse the same at run time.
  */
+
+import type { Config } from '../config.ts';
 import { ValidationError } from '../errors.ts';
 import { parseEventBridgeConfig, parseLambdaConfig, parseSqsConfig } from '../executors/aws.ts';
 import { ExecutorConfigError } from '../executors/common.ts';
 import { checkHttpConfig } from '../executors/http.ts';
+import { isAgentless } from '../executors/registry.ts';
+import { findSecretReferences, hasSecretReferences, secretReferenceProblem } from '../executors/secrets.ts';
 import { parseShellConfig } from '../executors/shell-config.ts';
-import type { EXECUTORS } from './job.ts';
+import { awsTargetRefusal, httpTargetRefusal } from '../executors/targets.ts';
+import type { EXECUTORS, JobDefinition } from './job.ts';
 
 type ConfigCheck = (cfg: Readonly<Record<string, string>>) => unknown;
 
@@ -37,5 +47,36 @@ export function validateExecutorConfig(executor: string, cfg: Readonly<Record<st
       throw new ValidationError(`executor_config.${error.key}`, error.problem, { cause: error });
     }
     throw error;
+  }
+}
+
+/**
+ * Throws ValidationError(`executor_config.<key>`, rule) when the job names a secret outside
+ * `secretsPath` or (agentless jobs) a target outside `workerAllow`.
+ */
+export function checkExecutorTrust(
+  def: Pick<JobDefinition, 'executor' | 'executor_config' | 'tags'>,
+  policy: Pick<Config, 'secretsPath' | 'workerAllow'>,
+): void {
+  for (const [key, value] of Object.entries(def.executor_config)) {
+    for (const reference of findSecretReferences(value)) {
+      const problem = secretReferenceProblem(reference, policy.secretsPath);
+      if (problem !== null) throw new ValidationError(`executor_config.${key}`, problem);
+    }
+  }
+  if (!isAgentless(def)) return;
+  const refusal = awsTargetRefusal(def.executor, def.executor_config, policy.workerAllow);
+  if (refusal) throw new ValidationError(`executor_config.${refusal.key}`, refusal.problem);
+  const url = (def.executor_config.url ?? '').trim();
+  // A URL holding a reference is checked when the worker has resolved it.
+  if (def.executor === 'http' && url !== '' && !hasSecretReferences(url)) {
+    let href = url;
+    try {
+      href = new URL(url).href;
+    } catch {
+      // validateExecutorConfig reports a bad URL.
+    }
+    const problem = httpTargetRefusal(href, policy.workerAllow);
+    if (problem) throw new ValidationError('executor_config.url', problem);
   }
 }

@@ -145,3 +145,47 @@ describe('requests and results', () => {
     expect(inputs).toHaveLength(0);
   });
 });
+
+describe('the worker allow-list', () => {
+  const allow = { lambda: ['reports-*'], sqs: ['orders'], events: ['default'], http: null };
+  const signal = new AbortController().signal;
+
+  it('fails a run whose target is outside the list, naming the key, and sends nothing', async () => {
+    const { clients, inputs } = recording(() => ({ StatusCode: 200, MessageId: 'm', Entries: [{}] }));
+    const runs = await Promise.all([
+      new LambdaExecutor(clients, allow).run(
+        job('lambda', { function_name: 'admin-reset' }),
+        execution,
+        signal,
+      ),
+      new SqsExecutor(clients, allow).run(
+        job('sqs', { queue_url: 'https://sqs.eu-west-1.amazonaws.com/111111111111/other', message: 'x' }),
+        execution,
+        signal,
+      ),
+      new EventBridgeExecutor(clients, allow).run(
+        job('eventbridge', { event_bus: 'ops', source: 's', detail_type: 'd' }),
+        execution,
+        signal,
+      ),
+    ]);
+    expect(runs.map((r) => r.status)).toEqual(['failed', 'failed', 'failed']);
+    expect(runs[0]!.reason).toMatch(
+      /^executor_config\.function_name: 'admin-reset' is not in the worker's allow-list/,
+    );
+    expect(runs[1]!.reason).toMatch(/^executor_config\.queue_url: .* is not in the worker's allow-list/);
+    expect(runs[2]!.reason).toMatch(/^executor_config\.event_bus: 'ops' is not in the worker's allow-list/);
+    expect(inputs).toEqual([]);
+  });
+
+  it('runs a target on the list', async () => {
+    const { clients, inputs } = recording(() => ({ StatusCode: 200 }));
+    const r = await new LambdaExecutor(clients, allow).run(
+      job('lambda', { function_name: 'reports-daily' }),
+      execution,
+      signal,
+    );
+    expect(r.status).toBe('succeeded');
+    expect(inputs).toHaveLength(1);
+  });
+});

@@ -3,12 +3,16 @@ import type { AwsClients } from '../../../../shared/aws/clients.ts';
 import type { ExecutorResult } from '../../../../shared/executors/executor.ts';
 import {
   createSsmResolver,
+  DEFAULT_SECRETS_PATH,
   findSecretReferences,
+  parseSecretsPath,
   REDACTED,
   redact,
+  referencedParameter,
   rememberSecret,
   resolveSecrets,
   SecretResolutionError,
+  secretReferenceProblem,
   withSecretScope,
 } from '../../../../shared/executors/secrets.ts';
 
@@ -112,7 +116,7 @@ describe('createSsmResolver', () => {
   it('resolves env values and caches parameters for 60 s', async () => {
     let now = 1_000_000;
     const { clients, calls } = fakeClients({ '/db/pass': 'hunter2', '/user': 'bob' });
-    const resolve = createSsmResolver(clients, { now: () => now });
+    const resolve = createSsmResolver(clients, { now: () => now, secretsPath: '/' });
     const env = { USER: '{{ssm:/user}}', DSN: 'pg://{{ssm:/user}}:{{ssm:/db/pass}}@h', PLAIN: 'x' };
     expect(await resolve(env)).toEqual({ USER: 'bob', DSN: 'pg://bob:hunter2@h', PLAIN: 'x' });
     expect(calls.sort()).toEqual(['/db/pass', '/user']);
@@ -127,7 +131,7 @@ describe('createSsmResolver', () => {
 
   it('names the env key and the parameter, never a value, when a parameter is missing', async () => {
     const { clients } = fakeClients({ '/known': 'topsecret' });
-    const resolve = createSsmResolver(clients);
+    const resolve = createSsmResolver(clients, { secretsPath: '/' });
     const error = await resolve({ A: '{{ssm:/known}}', B: '{{ssm:/missing}}' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SecretResolutionError);
     expect((error as SecretResolutionError).parameter).toBe('/missing');
@@ -138,7 +142,7 @@ describe('createSsmResolver', () => {
   it('does not cache failures', async () => {
     const params: Record<string, string> = {};
     const { clients, calls } = fakeClients(params);
-    const resolve = createSsmResolver(clients);
+    const resolve = createSsmResolver(clients, { secretsPath: '/' });
     await expect(resolve.resolveSecrets('{{ssm:/later}}')).rejects.toThrow(/not found/);
     params['/later'] = 'now';
     expect(await resolve.resolveSecrets('{{ssm:/later}}')).toBe('now');
@@ -154,5 +158,85 @@ describe('reference matching has no state between calls', () => {
     expect(hasSecretReferences('{{ssm:/a}}')).toBe(true);
     expect(hasSecretReferences('{{ssm:/a}}')).toBe(true);
     expect(await resolveSecrets('{{ssm:/a}}', async () => 'v')).toBe('v');
+  });
+});
+
+describe('the secrets path', () => {
+  it('defaults to /cronplane/ and always ends with a slash', () => {
+    expect(parseSecretsPath('')).toBe(DEFAULT_SECRETS_PATH);
+    expect(parseSecretsPath('/cronplane')).toBe('/cronplane/');
+    expect(parseSecretsPath('/team-a/prod/')).toBe('/team-a/prod/');
+    expect(parseSecretsPath('/')).toBe('/');
+  });
+
+  it('refuses a configured path that is not a plain absolute SSM path', () => {
+    for (const bad of ['cronplane/', '/cronplane/../x/', '/a//b/', '/a/./b', '/a b/', '/a/*/']) {
+      expect(parseSecretsPath(bad), bad).toHaveProperty('problem');
+    }
+  });
+
+  it('reads the parameter name out of names, selectors and ARNs', () => {
+    expect(referencedParameter('/cronplane/db/pass')).toBe('/cronplane/db/pass');
+    expect(referencedParameter('/cronplane/db/pass:3')).toBe('/cronplane/db/pass');
+    expect(referencedParameter('/cronplane/db/pass:prod_label')).toBe('/cronplane/db/pass');
+    expect(referencedParameter('arn:aws:ssm:eu-west-1:123456789012:parameter/cronplane/x:2')).toBe(
+      '/cronplane/x',
+    );
+    expect(referencedParameter('arn:aws:ssm:eu-west-1:123456789012:parameter/other/x')).toBe('/other/x');
+    expect(referencedParameter('arn:aws:s3:::bucket/cronplane/x')).toBeNull();
+    expect(referencedParameter('cronplane/x')).toBeNull();
+    expect(referencedParameter('/cronplane/x:../y')).toBeNull();
+  });
+
+  it('admits only parameters strictly under the path, whatever path tricks the name plays', () => {
+    const path = '/cronplane/';
+    for (const good of [
+      '/cronplane/x',
+      '/cronplane/a/b.c-d_e',
+      '/cronplane/x:7',
+      'arn:aws:ssm:us-east-1:123456789012:parameter/cronplane/x',
+    ]) {
+      expect(secretReferenceProblem(good, path), good).toBeNull();
+    }
+    const outside = [
+      '/other/x',
+      '/cronplanex/x', // a sibling sharing the prefix's letters
+      '/cronplane', // the path itself is no parameter
+      '/cronplane/', // nor is the empty name under it
+      'arn:aws:ssm:us-east-1:123456789012:parameter/other/x',
+      'x',
+    ];
+    for (const ref of outside) expect(secretReferenceProblem(ref, path), ref).toMatch(/outside|not a plain/);
+    const tricks = [
+      '/cronplane/../x',
+      '/cronplane/./x',
+      '/cronplane//x',
+      '/cronplane/x/..',
+      '/cronplane/%2e%2e/x',
+      '/cronplane/x:a/b',
+      'arn:aws:ssm:us-east-1:123456789012:parameter/cronplane/../other',
+    ];
+    for (const ref of tricks) expect(secretReferenceProblem(ref, path), ref).toMatch(/not a plain/);
+  });
+
+  it('the resolver refuses a parameter outside the path without calling SSM', async () => {
+    const { clients, calls } = fakeClients({ '/other/x': 'leak', '/cronplane/x': 'ok' });
+    const resolve = createSsmResolver(clients);
+    expect(await resolve.resolveSecrets('{{ssm:/cronplane/x}}')).toBe('ok');
+    const error = await resolve({ K: '{{ssm:/other/x}}' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SecretResolutionError);
+    expect((error as Error).message).toBe(
+      'env K: {{ssm:/other/x}} is outside the secrets path /cronplane/ (CRONPLANE_SECRETS_PATH)',
+    );
+    await expect(resolve.resolveSecrets('{{ssm:/cronplane/../other/x}}')).rejects.toThrow(/not a plain/);
+    expect(calls).toEqual(['/cronplane/x']);
+  });
+
+  it('the resolver honours a configured path', async () => {
+    const { clients, calls } = fakeClients({ '/team/x': 'ok', '/cronplane/x': 'no' });
+    const resolve = createSsmResolver(clients, { secretsPath: '/team/' });
+    expect(await resolve.resolveSecrets('{{ssm:/team/x}}')).toBe('ok');
+    await expect(resolve.resolveSecrets('{{ssm:/cronplane/x}}')).rejects.toThrow(/outside the secrets path/);
+    expect(calls).toEqual(['/team/x']);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../../shared/errors.ts';
-import { validateExecutorConfig } from '../../../../shared/jobs/executor-config.ts';
+import { checkExecutorTrust, validateExecutorConfig } from '../../../../shared/jobs/executor-config.ts';
 import { validateJob } from '../../../../shared/jobs/job.ts';
 
 type Config = Record<string, string>;
@@ -193,5 +193,94 @@ describe('validateJob', () => {
     expect(validateJob({ ...base, executor: 'pager', executor_config: { anything: 'goes' } }).executor).toBe(
       'pager',
     );
+  });
+});
+
+describe('checkExecutorTrust (the stack settings: secrets path, worker allow-list)', () => {
+  const policy = {
+    secretsPath: '/cronplane/',
+    workerAllow: {
+      lambda: ['reports-*'],
+      sqs: [],
+      events: ['default'],
+      http: ['https://hooks.example.com/*'],
+    },
+  };
+  const refusal = (def: { executor: string; executor_config: Config; tags?: Record<string, string> }) => {
+    try {
+      checkExecutorTrust({ tags: {}, ...def }, policy);
+      return null;
+    } catch (error) {
+      expect(error).toBeInstanceOf(ValidationError);
+      return { field: (error as ValidationError).field, rule: (error as ValidationError).rule };
+    }
+  };
+
+  it('refuses a secret outside the path in any key, naming the key', () => {
+    expect(refusal({ executor: 'shell', executor_config: { command: 'echo {{ssm:/prod/db}}' } })).toEqual({
+      field: 'executor_config.command',
+      rule: '{{ssm:/prod/db}} is outside the secrets path /cronplane/ (CRONPLANE_SECRETS_PATH)',
+    });
+    expect(
+      refusal({
+        executor: 'shell',
+        executor_config: { command: 'x', env: 'A={{ssm:/cronplane/../prod/db}}' },
+      }),
+    ).toEqual({
+      field: 'executor_config.env',
+      rule: expect.stringMatching(/not a plain SSM parameter name/),
+    });
+    expect(
+      refusal({
+        executor: 'http',
+        tags: { role: 'web' },
+        executor_config: { url: 'https://x', headers: '["A: {{ssm:/cronplanex/t}}"]' },
+      })?.field,
+    ).toBe('executor_config.headers');
+    expect(refusal({ executor: 'custom', executor_config: { token: '{{ssm:/other}}' } })?.field).toBe(
+      'executor_config.token',
+    );
+  });
+
+  it('accepts secrets under the path', () => {
+    expect(
+      refusal({ executor: 'shell', executor_config: { command: 'x', env: 'A={{ssm:/cronplane/db:2}}' } }),
+    ).toBeNull();
+  });
+
+  it('refuses an agentless target outside the allow-list, naming the key', () => {
+    expect(refusal({ executor: 'lambda', executor_config: { function_name: 'admin' } })).toEqual({
+      field: 'executor_config.function_name',
+      rule: expect.stringMatching(
+        /'admin' is not in the worker's allow-list \(CRONPLANE_WORKER_ALLOW lambda/,
+      ),
+    });
+    expect(refusal({ executor: 'lambda', executor_config: { function_name: 'reports-x' } })).toBeNull();
+    expect(
+      refusal({ executor: 'sqs', executor_config: { queue_url: 'https://q/1/x', message: 'm' } })?.field,
+    ).toBe('executor_config.queue_url');
+    expect(
+      refusal({ executor: 'eventbridge', executor_config: { source: 's', detail_type: 'd' } }),
+    ).toBeNull();
+  });
+
+  it('bounds the URLs of untagged http jobs (the worker runs them), not of tagged ones (agents do)', () => {
+    expect(refusal({ executor: 'http', executor_config: { url: 'https://evil.example/' } })).toEqual({
+      field: 'executor_config.url',
+      rule: expect.stringMatching(/not in the worker's allow-list \(CRONPLANE_WORKER_ALLOW http/),
+    });
+    expect(refusal({ executor: 'http', executor_config: { url: 'https://hooks.example.com/a' } })).toBeNull();
+    expect(
+      refusal({ executor: 'http', tags: { dc: 'x' }, executor_config: { url: 'https://evil.example/' } }),
+    ).toBeNull();
+  });
+
+  it('allows every target without a list', () => {
+    expect(
+      checkExecutorTrust(
+        { executor: 'lambda', tags: {}, executor_config: { function_name: 'anything' } },
+        { secretsPath: '/cronplane/', workerAllow: null },
+      ),
+    ).toBeUndefined();
   });
 });
