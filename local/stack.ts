@@ -16,7 +16,7 @@ import { startEmulators } from './emulators.ts';
 import { startHttpServer } from './http-server.ts';
 import { provisionFromTemplate } from './provision.ts';
 import { LOCAL_STACK_FILE, REPO_ROOT } from './stack-file.ts';
-import { startStreamPoller } from './stream-poller.ts';
+import { type StreamPoller, startStreamPoller } from './stream-poller.ts';
 
 export interface LocalStackOptions {
   /** HTTP port for the API and UI; 0 picks a free one. */
@@ -39,6 +39,8 @@ export interface LocalStack {
   readonly env: Readonly<Record<string, string>>;
   readonly ctx: Context;
   readonly agents: Agent[];
+  /** The stand-in for the events function's stream trigger (tests pause it to make it lag). */
+  readonly streamPoller: StreamPoller;
   /** Runs one tick now (the timer also runs them). */
   tickNow(): ReturnType<typeof tick>;
   stop(): Promise<void>;
@@ -133,7 +135,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await writeFile(LOCAL_STACK_FILE, JSON.stringify({ url: api.url, pid: process.pid, env }, null, 2));
       stops.push(() => rm(LOCAL_STACK_FILE, { force: true }));
     }
-    return { url: api.url, env, ctx, agents, tickNow, stop: stopAll };
+    return { url: api.url, env, ctx, agents, streamPoller: poller, tickNow, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

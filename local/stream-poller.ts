@@ -31,7 +31,12 @@ export interface StreamPollerOptions {
   readonly intervalMs?: number;
   /** How often the shard list is refreshed (default 1 s). */
   readonly describeEveryMs?: number;
-  /** Attempts at one failing record before it is skipped (default 5). */
+  /**
+   * Attempts at one failing record before it is skipped (default 10, as the events function's mapping's
+   * `retryAttempts`); between attempts the shard waits, doubling from `intervalMs` up to 10 s, so a
+   * store that is down for half a minute does not use them up. A skipped finish is still taken up later
+   * (reactions.ts: the next finish of its job reacts to finishes left without a reaction).
+   */
   readonly maxAttempts?: number;
   /** Options of the reactions (event bus, retention); defaults from `ctx.config`. */
   readonly reactions?: ReactionOptions;
@@ -42,6 +47,12 @@ export interface StreamPollerOptions {
 
 export interface StreamPoller {
   stop(): Promise<void>;
+  /**
+   * Stops handing records on (after the batch in hand) until `resume`: a consumer that lags behind, as
+   * a throttled or failing event source mapping does. Records wait in the stream meanwhile.
+   */
+  pause(): Promise<void>;
+  resume(): void;
 }
 
 interface ShardState {
@@ -53,12 +64,19 @@ interface ShardState {
   /** The shard is closed and drained. */
   done: boolean;
   failures: number;
+  /** After a failed record: not read again before this time (Date.now()). */
+  retryAt: number;
+}
+
+/** The wait before attempt n+1 at a failing record: doubling from the polling interval, at most 10 s. */
+export function retryDelay(intervalMs: number, failures: number): number {
+  return Math.min(10_000, intervalMs * 2 ** Math.min(Math.max(failures - 1, 0), 20));
 }
 
 export function startStreamPoller(ctx: Context, options: StreamPollerOptions = {}): StreamPoller {
   const intervalMs = options.intervalMs ?? 200;
   const describeEveryMs = options.describeEveryMs ?? 1_000;
-  const maxAttempts = options.maxAttempts ?? 5;
+  const maxAttempts = options.maxAttempts ?? 10;
   const tableName = options.tableName ?? ctx.config.tables.executions;
   const log = options.log ?? (() => {});
   const reactionLog =
@@ -109,6 +127,7 @@ export function startStreamPoller(ctx: Context, options: StreamPollerOptions = {
         lastSequence: undefined,
         done: false,
         failures: 0,
+        retryAt: 0,
       });
     }
     lastDescribe = Date.now();
@@ -116,7 +135,7 @@ export function startStreamPoller(ctx: Context, options: StreamPollerOptions = {
 
   /** A child shard waits until its parent (if we still know it) is drained, to keep per-item order. */
   function ready(shard: ShardState): boolean {
-    if (shard.done) return false;
+    if (shard.done || Date.now() < shard.retryAt) return false;
     const parent = shard.parentShardId ? shards.get(shard.parentShardId) : undefined;
     return parent === undefined || parent.done;
   }
@@ -173,12 +192,14 @@ export function startStreamPoller(ctx: Context, options: StreamPollerOptions = {
           if (index > 0)
             shard.lastSequence = records[index - 1]?.dynamodb?.SequenceNumber ?? shard.lastSequence;
           shard.failures++;
+          shard.retryAt = Date.now() + retryDelay(intervalMs, shard.failures);
           if (shard.failures >= maxAttempts) {
             log(
               `stream shard ${shard.shardId}: giving up on record ${failedAt} after ${shard.failures} attempts`,
             );
             shard.lastSequence = failedAt;
             shard.failures = 0;
+            shard.retryAt = 0;
           }
           // Start again after the last record handled: the failed one comes back next round.
           shard.iterator = undefined;
@@ -196,8 +217,17 @@ export function startStreamPoller(ctx: Context, options: StreamPollerOptions = {
     }
   }
 
+  let paused = false;
+  let idle: Promise<void> = Promise.resolve();
+  let markIdle: () => void = () => {};
+
   async function loop(): Promise<void> {
     while (!stopping) {
+      if (paused) {
+        markIdle();
+        await sleep(intervalMs);
+        continue;
+      }
       try {
         if (!streamArn || Date.now() - lastDescribe >= describeEveryMs) await refreshShards();
         for (const shard of shards.values()) {
@@ -217,6 +247,21 @@ export function startStreamPoller(ctx: Context, options: StreamPollerOptions = {
       stopping = true;
       wake?.();
       await running;
+    },
+    async pause() {
+      if (!paused) {
+        idle = new Promise<void>((resolve) => {
+          markIdle = resolve;
+        });
+        paused = true;
+        wake?.();
+      }
+      await Promise.race([idle, running]);
+    },
+    resume() {
+      paused = false;
+      markIdle = () => {};
+      wake?.();
     },
   };
 }

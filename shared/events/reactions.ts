@@ -11,12 +11,14 @@
  *    sent through the shared queue, so it may land on any matching agent);
  * 3. when the group is settled: its dependent jobs after a success, its `on_failure_job` after a failure;
  * 4. `Execution Finished` on the configured EventBridge bus;
- * 5. trim the job's history to the newest N executions;
+ * 5. trim the job's history to the newest N finished-and-reacted executions (planned, running and
+ *    unreacted ones are never deleted), and take up the job's finishes that never got their reaction;
  * 6. delete an ephemeral job after a successful run.
  *
  * Stream delivery is at least once, so every step is idempotent: the counters are written in one
  * transaction with a `countedAt` mark on the execution, new executions have ids derived from what
  * caused them (conditional puts), and a final `reactedAt` mark makes a redelivered record a no-op.
+ * `reactedAt` also starts retention: a finished execution gets its TTL (`expiresAt`) only then.
  * A crash between the steps re-runs the not yet marked steps; at worst the event is published twice
  * (EventBridge is at-least-once anyway; the detail's `id` identifies the execution).
  *
@@ -39,6 +41,7 @@ import {
   type Trigger,
   toApi,
 } from '../executions/execution.ts';
+import type { ExecutionKey } from '../executions/executions-store.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
 import { parseDuration } from '../schedule/duration.ts';
 import { type AgentsSnapshot, launchFireTimes, liveAgents } from '../scheduler/plan.ts';
@@ -219,6 +222,25 @@ export function finishedExecution(change: ExecutionChange): Execution | null {
   return fromItem(next);
 }
 
+/**
+ * A deletion (REMOVE record: TTL, retention, a user) of an execution whose reactions were not done: a
+ * planned or running one, or a finish without `reactedAt`. Retention and TTL no longer do that, so what
+ * is left is a deleted job or history; it is reported (logged) rather than passing unseen. Null when
+ * the change is no such deletion.
+ */
+export function unreactedDeletion(
+  change: ExecutionChange,
+): { jobName: string; executionId: string; status: string; finished: boolean } | null {
+  const old = change.oldImage;
+  if (change.newImage || !old || typeof old.reactedAt === 'number') return null;
+  return {
+    jobName: String(old.jobName),
+    executionId: String(old.executionId),
+    status: String(old.status),
+    finished: isTerminal(old.status),
+  };
+}
+
 export interface ReactionBatchResult {
   /** Finishes reacted to now. */
   readonly reacted: number;
@@ -256,6 +278,16 @@ export async function reactToChanges(
       const execution = finishedExecution(change);
       if (execution && (await reactToFinish(ctx, execution, options, batch))) reacted++;
       else ignored++;
+      const removed = unreactedDeletion(change);
+      if (removed) {
+        options.log?.({
+          msg: removed.finished ? 'execution deleted before its reaction' : 'planned execution deleted',
+          level: 'warn',
+          job: removed.jobName,
+          execution: removed.executionId,
+          status: removed.status,
+        });
+      }
     } catch (error) {
       options.log?.({
         msg: 'reaction failed',
@@ -302,13 +334,25 @@ function keepExecutionsFor(ctx: Context, options: ReactionOptions): number {
 }
 
 /** Runs every reaction to one finished execution; false when they were already done (or it is gone). */
-async function reactToFinish(ctx: Context, e: Execution, options: ReactionOptions, batch: BatchState) {
-  const marks = await ctx.executions.reactionMarks(e.jobName, e.executionId);
-  if (!marks || marks.reactedAt !== null) return false;
-  const now = ctx.clock();
-  const outcome = outcomeOf(e.status);
+async function reactToFinish(
+  ctx: Context,
+  e: Execution,
+  options: ReactionOptions,
+  batch: BatchState,
+  catchUp = true,
+) {
   const log = (msg: string, extra: Record<string, unknown> = {}) =>
     options.log?.({ msg, job: e.jobName, execution: e.executionId, status: e.status, ...extra });
+  const marks = await ctx.executions.reactionMarks(e.jobName, e.executionId);
+  if (!marks) {
+    // Retention keeps every unreacted execution and TTL starts only at `reactedAt`, so only an explicit
+    // delete (the job, or its history, removed by a user) gets here: said, not silently skipped.
+    log('finished execution deleted before its reaction', { level: 'warn', outcome: outcomeOf(e.status) });
+    return false;
+  }
+  if (marks.reactedAt !== null) return false;
+  const now = ctx.clock();
+  const outcome = outcomeOf(e.status);
 
   const job = await ctx.jobs.get(e.jobName);
   const willRetry = job !== null && outcome === 'error' && e.attempt <= job.def.retries;
@@ -386,7 +430,17 @@ async function reactToFinish(ctx: Context, e: Execution, options: ReactionOption
     }
   }
 
-  await trimExecutions(ctx, e.jobName, keepExecutionsFor(ctx, options));
+  const kept = await retention(ctx, e.jobName, keepExecutionsFor(ctx, options));
+  // A finish whose own record never got its reaction through (the consumer gave up on it, or it was
+  // delivered while the store was down) is taken up here, by the next finish of the same job.
+  if (catchUp) {
+    for (const key of kept.stale) {
+      if (key.executionId === e.executionId) continue;
+      const missed = await ctx.executions.get(key.jobName, key.executionId);
+      if (missed && TERMINAL.has(missed.status) && (await reactToFinish(ctx, missed, options, batch, false)))
+        options.log?.({ msg: 'late reaction', job: missed.jobName, execution: missed.executionId });
+    }
+  }
 
   // Dkron: an ephemeral job is deleted after a successful run, but not while other jobs depend on it.
   if (job?.def.ephemeral && outcome === 'success') {
@@ -484,12 +538,33 @@ async function publishFinished(
 }
 
 /**
- * Keeps the newest `keep` executions of a job and deletes older finished ones (running and scheduled
- * executions are never deleted here). Returns how many were deleted.
+ * Retention: keeps the newest `keep` executions of a job that are finished *and reacted to*, and deletes
+ * older ones of those. Planned (`scheduled`), `running` and finished-but-unreacted executions are never
+ * deleted and do not count towards `keep`: a stream consumer that lags behind (a lost attempt is marked
+ * ~90 s after its fire time, newer runs finish meanwhile) would otherwise find the execution of its
+ * record gone and silently skip its retry, counters and event. Returns how many were deleted.
  */
 export async function trimExecutions(ctx: Context, jobName: string, keep: number): Promise<number> {
+  return (await retention(ctx, jobName, keep)).deleted;
+}
+
+/** A finish still unreacted this long after it ended is taken up by the next reaction of its job. */
+export const STALE_REACTION_MS = 10 * 60_000;
+
+/** `trimExecutions`, also answering the job's finishes that ended long ago and still have no reaction. */
+async function retention(
+  ctx: Context,
+  jobName: string,
+  keep: number,
+): Promise<{ deleted: number; stale: ExecutionKey[] }> {
   const all = await ctx.executions.listKeysForJob(jobName);
-  if (all.length <= keep) return 0;
-  const old = all.slice(Math.max(0, keep)).filter((e) => TERMINAL.has(e.status));
-  return old.length > 0 ? ctx.executions.deleteMany(old) : 0;
+  const reacted = all.filter((e) => TERMINAL.has(e.status) && e.reactedAt !== null);
+  const old = reacted.slice(Math.max(0, keep));
+  const deleted = old.length > 0 ? await ctx.executions.deleteMany(old) : 0;
+  const staleBefore = ctx.clock() - STALE_REACTION_MS;
+  const stale = all.filter(
+    (e) =>
+      TERMINAL.has(e.status) && e.reactedAt === null && e.finishedAt !== null && e.finishedAt < staleBefore,
+  );
+  return { deleted, stale };
 }

@@ -47,6 +47,12 @@ export interface ExecutionResult {
   outputUrl?: string | undefined;
 }
 
+/** What retention reads of each execution: no outputs, just enough to know whether it may go. */
+export interface ExecutionKey extends Pick<Execution, 'jobName' | 'executionId' | 'status' | 'finishedAt'> {
+  /** When every reaction to its finish was done; null while it is planned, running or not yet reacted. */
+  readonly reactedAt: number | null;
+}
+
 const ACTIVE_SHARD = 0;
 
 export class ExecutionsStore {
@@ -59,6 +65,11 @@ export class ExecutionsStore {
     return this.config.tables.executions;
   }
 
+  /**
+   * TTL (`expiresAt`, seconds) `retentionDays` after `now`. Set on a planned execution (counted from its
+   * fire time: one that never ran goes eventually), removed when it finishes and set again by
+   * `markReacted`: a finished execution never expires before its reactions (retry, counters, event) ran.
+   */
   private expiresAt(now: number) {
     return Math.floor(now / 1000) + this.config.retentionDays * 86_400;
   }
@@ -314,7 +325,7 @@ export class ExecutionsStore {
           TableName: this.table,
           Key: { jobName: e.jobName, executionId: e.executionId },
           UpdateExpression:
-            'SET #s = :lost, finishedAt = :now, success = :f, reason = :why, expiresAt = :exp REMOVE activeShard',
+            'SET #s = :lost, finishedAt = :now, success = :f, reason = :why REMOVE activeShard, expiresAt',
           ConditionExpression: '#s = :running AND heartbeatAt = :hb',
           ExpressionAttributeNames: { '#s': 'status' },
           ExpressionAttributeValues: {
@@ -324,7 +335,6 @@ export class ExecutionsStore {
             ':now': now,
             ':f': false,
             ':why': reason,
-            ':exp': this.expiresAt(now),
           },
         }),
       );
@@ -339,7 +349,7 @@ export class ExecutionsStore {
   async finish(e: Execution, agentId: string, result: ExecutionResult, now: number): Promise<boolean> {
     return this.conditionalUpdate(
       e,
-      `SET #s = :to, startedAt = :started, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why, expiresAt = :exp${result.outputUrl ? ', outputUrl = :url' : ''} REMOVE activeShard`,
+      `SET #s = :to, startedAt = :started, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why${result.outputUrl ? ', outputUrl = :url' : ''} REMOVE activeShard, expiresAt`,
       'running',
       {
         ':to': result.status,
@@ -350,7 +360,6 @@ export class ExecutionsStore {
         ':out': result.output,
         ':tr': result.outputTruncated,
         ':why': result.reason,
-        ':exp': this.expiresAt(now),
         ...(result.outputUrl ? { ':url': result.outputUrl } : {}),
       },
       agentId,
@@ -368,9 +377,9 @@ export class ExecutionsStore {
   ): Promise<boolean> {
     return this.conditionalUpdate(
       e,
-      'SET #s = :to, finishedAt = :now, success = :f, reason = :why, expiresAt = :exp REMOVE activeShard',
+      'SET #s = :to, finishedAt = :now, success = :f, reason = :why REMOVE activeShard, expiresAt',
       from,
-      { ':to': to, ':now': now, ':f': false, ':why': reason, ':exp': this.expiresAt(now) },
+      { ':to': to, ':now': now, ':f': false, ':why': reason },
     );
   }
 
@@ -497,9 +506,10 @@ export class ExecutionsStore {
         new UpdateCommand({
           TableName: this.table,
           Key: { jobName: e.jobName, executionId: e.executionId },
-          UpdateExpression: 'SET reactedAt = :now',
+          // Retention starts here: a finished execution gets its expiry (TTL) only once it has reacted.
+          UpdateExpression: 'SET reactedAt = :now, expiresAt = :exp',
           ConditionExpression: 'attribute_exists(executionId) AND attribute_not_exists(reactedAt)',
-          ExpressionAttributeValues: { ':now': now },
+          ExpressionAttributeValues: { ':now': now, ':exp': this.expiresAt(now) },
         }),
       );
       return true;
@@ -526,18 +536,20 @@ export class ExecutionsStore {
     );
   }
 
-  /** Keys and statuses of a job's executions, newest first (no outputs in the answer). */
-  async listKeysForJob(
-    jobName: string,
-  ): Promise<Array<Pick<Execution, 'jobName' | 'executionId' | 'status'>>> {
-    const items: Array<Pick<Execution, 'jobName' | 'executionId' | 'status'>> = [];
+  /**
+   * Keys, statuses and reaction marks of a job's executions, newest first (no outputs in the answer):
+   * what retention needs to tell finished-and-reacted executions from planned or unreacted ones.
+   */
+  async listKeysForJob(jobName: string): Promise<ExecutionKey[]> {
+    const items: ExecutionKey[] = [];
+    const num = (v: unknown) => (typeof v === 'number' ? v : null);
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.clients.doc.send(
         new QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'jobName = :j',
-          ProjectionExpression: 'jobName, executionId, #s',
+          ProjectionExpression: 'jobName, executionId, #s, finishedAt, reactedAt',
           ExpressionAttributeNames: { '#s': 'status' },
           ExpressionAttributeValues: { ':j': jobName },
           ScanIndexForward: false,
@@ -549,6 +561,8 @@ export class ExecutionsStore {
           jobName: item.jobName as string,
           executionId: item.executionId as string,
           status: item.status as ExecutionStatus,
+          finishedAt: num(item.finishedAt),
+          reactedAt: num(item.reactedAt),
         });
       }
       start = out.LastEvaluatedKey;

@@ -258,11 +258,23 @@ async function finishedExecution(jobName: string, fireAt: number, slot = 0, atte
 }
 
 describe('retention', () => {
-  it('keeps the newest N finished executions of a job', async () => {
+  it('keeps the newest N finished and reacted executions of a job, never a planned one', async () => {
     const { ctx } = stack;
     await upsertJob(ctx, { name: 'history', schedule: '@manually', executor_config: { command: 'true' } });
     const t0 = Date.parse('2030-01-01T00:00:00Z');
-    for (let i = 0; i < 6; i++) await finishedExecution('history', t0 + i * 1_000);
+    const done: Execution[] = [];
+    for (let i = 0; i < 6; i++) done.push(await finishedExecution('history', t0 + i * 1_000));
+    // The stack's poller reacts to them (with the default retention, 100): only reacted ones may go.
+    await waitFor(
+      async () => {
+        const marks = await Promise.all(
+          done.map((e) => ctx.executions.reactionMarks('history', e.executionId)),
+        );
+        return marks.every((m) => m?.reactedAt != null);
+      },
+      20_000,
+      'the finishes reacted to',
+    );
     // A pending execution older than the cut is never trimmed.
     const pendingGroup = groupIdFor(t0 - 1_000);
     await ctx.executions.createScheduled(
@@ -289,7 +301,8 @@ describe('retention', () => {
       t0 + 5_000,
     ]);
 
-    // Through the reaction with a small N: the newest finish trims the rest.
+    // Through the reaction with a small N: the newest finish (not reacted yet while it trims) keeps the
+    // two newest reacted ones besides itself.
     const newest = await finishedExecution('history', t0 + 6_000);
     const result = await reactToChanges(
       ctx,
@@ -300,7 +313,7 @@ describe('retention', () => {
     );
     expect(result.failed).toEqual([]);
     const after = await ctx.executions.listForJob('history', { newestFirst: false });
-    expect(after.map((e) => e.scheduledAt)).toEqual([t0 - 1_000, t0 + 5_000, t0 + 6_000]);
+    expect(after.map((e) => e.scheduledAt)).toEqual([t0 - 1_000, t0 + 4_000, t0 + 5_000, t0 + 6_000]);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   outcomeOf,
   retryDelayMs,
   summarizeGroup,
+  unreactedDeletion,
 } from '../../../../shared/events/reactions.ts';
 import { type Execution, type ExecutionStatus, fromItem } from '../../../../shared/executions/execution.ts';
 
@@ -190,5 +191,29 @@ describe('Execution Finished event', () => {
     expect(Buffer.byteLength(JSON.stringify(detail))).toBeLessThan(256_000);
     expect(detail.output.endsWith('END')).toBe(true);
     expect(detail.output_truncated).toBe(true);
+  });
+});
+
+describe('unreactedDeletion', () => {
+  const gone = (oldImage: Record<string, unknown>) => ({ id: '1', oldImage });
+  it('reports a deleted finish that has no reactedAt, and a deleted planned execution', () => {
+    expect(unreactedDeletion(gone({ jobName: 'j', executionId: 'e', status: 'lost' }))).toEqual({
+      jobName: 'j',
+      executionId: 'e',
+      status: 'lost',
+      finished: true,
+    });
+    expect(unreactedDeletion(gone({ jobName: 'j', executionId: 'e', status: 'scheduled' }))).toMatchObject({
+      finished: false,
+    });
+  });
+  it('ignores deletions of reacted executions, and every change that is no deletion', () => {
+    expect(
+      unreactedDeletion(gone({ jobName: 'j', executionId: 'e', status: 'failed', reactedAt: 5 })),
+    ).toBeNull();
+    expect(
+      unreactedDeletion({ id: '1', oldImage: { status: 'running' }, newImage: { status: 'failed' } }),
+    ).toBeNull();
+    expect(unreactedDeletion({ id: '1', newImage: { status: 'scheduled' } })).toBeNull();
   });
 });
