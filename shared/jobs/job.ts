@@ -9,6 +9,7 @@ import { parseDuration } from '../schedule/duration.ts';
 import { parseSchedule, type Schedule } from '../schedule/schedule.ts';
 import { parseTime } from '../time.ts';
 import { validateExecutorConfig } from './executor-config.ts';
+import { byteLength, checkDuration, checkJobSize, checkMap, LIMITS } from './limits.ts';
 
 /** Built in; any other lowercase name selects a custom (external) executor installed on the agents. */
 export const EXECUTORS = ['shell', 'http', 'lambda', 'sqs', 'eventbridge'] as const;
@@ -18,6 +19,34 @@ const stringMap = z.record(
   z.string(),
   z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v)),
 );
+
+const text = (max: number) => z.string().max(max, { message: `must be at most ${max} characters` });
+
+/** Dkron's job name rule, also for the names a job refers to (`parent_job`, `on_failure_job`). */
+const NAME_RULE = /^[a-z0-9_-]+$/;
+const NAME_RULE_TEXT = 'may contain only lowercase letters, digits, _ and -';
+const jobName = (required: boolean) => {
+  const base = z
+    .string({ message: required ? 'is required' : 'must be string' })
+    .max(LIMITS.name, { message: `must be at most ${LIMITS.name} characters` });
+  return required
+    ? base.min(1, { message: 'is required' }).regex(NAME_RULE, { message: NAME_RULE_TEXT })
+    : base.refine((v) => v === '' || NAME_RULE.test(v), {
+        message: `must be empty or a job name: ${NAME_RULE_TEXT}`,
+      });
+};
+
+const tagValue = z
+  .string()
+  .max(LIMITS.tagValue, { message: `must be at most ${LIMITS.tagValue} characters` })
+  .regex(/^[^:,]*(:\d+)?$/, { message: 'must be value or value:count (no commas)' })
+  .refine(
+    (v) => {
+      const count = /:(\d+)$/.exec(v)?.[1];
+      return count === undefined || (Number(count) >= 1 && Number(count) <= LIMITS.fanOut);
+    },
+    { message: `a :count must be between 1 and ${LIMITS.fanOut}` },
+  );
 
 const time = z
   .string()
@@ -30,25 +59,28 @@ const time = z
 /** What a user may send. Computed fields (counters, status, next) are accepted and ignored. */
 export const jobInputSchema = z
   .object({
-    name: z
-      .string({ message: 'is required' })
-      .min(1, { message: 'is required' })
-      .max(200, { message: 'must be at most 200 characters' })
-      .regex(/^[a-z0-9_-]+$/, { message: 'may contain only lowercase letters, digits, _ and -' }),
-    displayname: z.string().optional(),
-    schedule: z.string().optional(),
-    timezone: z.string().optional(),
-    owner: z.string().optional(),
-    owner_email: z.string().optional(),
+    name: jobName(true),
+    displayname: text(LIMITS.label).optional(),
+    schedule: text(LIMITS.schedule).optional(),
+    timezone: text(LIMITS.timezone).optional(),
+    owner: text(LIMITS.label).optional(),
+    owner_email: text(LIMITS.label).optional(),
     disabled: z.boolean().optional(),
     tags: z
-      .record(z.string(), z.string().regex(/^[^:]*(:\d+)?$/, { message: 'must be value or value:count' }))
+      .record(
+        z
+          .string()
+          .min(1, { message: 'keys must not be empty' })
+          .max(LIMITS.tagKey, { message: `keys must be at most ${LIMITS.tagKey} characters` })
+          .regex(/^[^,=]+$/, { message: 'keys must not contain , or =' }),
+        tagValue,
+      )
       .optional(),
     metadata: z.record(z.string(), z.string()).optional(),
     retries: z.number().int().min(0).max(100).optional(),
-    retry_backoff: z.string().optional(),
-    parent_job: z.string().optional(),
-    on_failure_job: z.string().optional(),
+    retry_backoff: text(64).optional(),
+    parent_job: jobName(false).optional(),
+    on_failure_job: jobName(false).optional(),
     concurrency: z.enum(CONCURRENCY, { message: `must be one of ${CONCURRENCY.join(', ')}` }).optional(),
     executor: z
       .string()
@@ -61,9 +93,12 @@ export const jobInputSchema = z
     ephemeral: z.boolean().optional(),
     starts_at: time,
     expires_at: time,
-    catchup_window: z.string().optional(),
+    catchup_window: text(64).optional(),
     catchup_max: z.number().int().min(0).max(1000).optional(),
-    success_exit_codes: z.array(z.number().int().min(0).max(255)).optional(),
+    success_exit_codes: z
+      .array(z.number().int().min(0).max(255))
+      .max(LIMITS.successExitCodes, { message: `must have at most ${LIMITS.successExitCodes} entries` })
+      .optional(),
   })
   .passthrough();
 
@@ -102,7 +137,9 @@ export const DEFAULT_RETRY_BACKOFF = '10s';
 
 function firstIssue(error: z.ZodError): ValidationError {
   const issue = error.issues[0];
-  const field = issue && issue.path.length > 0 ? issue.path.join('.') : 'body';
+  // A key can be anything the client sent: keep the field name short.
+  const part = (p: PropertyKey) => (String(p).length > 64 ? `${String(p).slice(0, 64)}…` : String(p));
+  const field = issue && issue.path.length > 0 ? issue.path.map(part).join('.') : 'body';
   let rule = issue?.message ?? 'is invalid';
   if (issue?.code === 'invalid_type') {
     rule = issue.input === undefined ? 'is required' : `must be ${issue.expected}`;
@@ -163,20 +200,23 @@ export function validateJob(input: unknown): JobDefinition {
     catchup_max: j.catchup_max ?? DEFAULT_CATCHUP_MAX,
     success_exit_codes: j.success_exit_codes ?? [0],
   };
+  checkLimits(def);
   if (def.schedule !== '') jobSchedule(def);
-  parseDuration(def.catchup_window, 'catchup_window');
-  parseDuration(def.retry_backoff, 'retry_backoff');
+  checkDuration('catchup_window', parseDuration(def.catchup_window, 'catchup_window'));
+  checkDuration('retry_backoff', parseDuration(def.retry_backoff, 'retry_backoff'));
   if (def.parent_job === def.name) throw new ValidationError('parent_job', 'must not be the job itself');
   // Every executor's timeout, custom ones included; the rest of a built-in's config just below.
   if (def.executor_config.timeout) {
+    let timeoutMs: number;
     try {
-      parseTimeout(def.executor_config.timeout, 0);
+      timeoutMs = parseTimeout(def.executor_config.timeout, 0);
     } catch {
       throw new ValidationError(
         'executor_config.timeout',
         'must be a number of seconds or a duration like 30s or 1m',
       );
     }
+    checkDuration('executor_config.timeout', timeoutMs);
   }
   validateExecutorConfig(def.executor, def.executor_config);
   const starts = def.starts_at ? parseTime(def.starts_at) : null;
@@ -185,6 +225,44 @@ export function validateJob(input: unknown): JobDefinition {
     throw new ValidationError('expires_at', 'must be after starts_at');
   }
   return def;
+}
+
+/** Sizes and counts (see limits.ts); the per-field lengths are in the schema. */
+function checkLimits(def: JobDefinition): void {
+  if (Object.keys(def.tags).length > LIMITS.tags) {
+    throw new ValidationError('tags', `must have at most ${LIMITS.tags} entries`);
+  }
+  const tagSet = Object.entries(def.tags)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  if (byteLength(tagSet) > LIMITS.tagSetBytes) {
+    throw new ValidationError('tags', `must be at most ${LIMITS.tagSetBytes} bytes in all (as key=value,…)`);
+  }
+  checkMap('metadata', def.metadata, {
+    entries: LIMITS.metadata,
+    key: LIMITS.metadataKey,
+    value: LIMITS.metadataValue,
+  });
+  checkMap('executor_config', def.executor_config, {
+    entries: LIMITS.configKeys,
+    key: LIMITS.configKey,
+    value: LIMITS.configValue,
+  });
+  const processors = Object.entries(def.processors);
+  if (processors.length > LIMITS.processors) {
+    throw new ValidationError('processors', `must have at most ${LIMITS.processors} entries`);
+  }
+  for (const [name, config] of processors) {
+    if (name.length === 0 || name.length > LIMITS.configKey) {
+      throw new ValidationError('processors', `names must be 1 to ${LIMITS.configKey} characters`);
+    }
+    checkMap(`processors.${name}`, config, {
+      entries: LIMITS.configKeys,
+      key: LIMITS.configKey,
+      value: LIMITS.configValue,
+    });
+  }
+  checkJobSize(def);
 }
 
 /** The job's schedule object; `@every` intervals are anchored at `starts_at` when set, else the epoch. */
