@@ -64,6 +64,11 @@ function parse(event: APIGatewayProxyEvent, contentType: string): Promise<Multip
     parser.on('file', (name, stream) => {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      // A body cut inside a file part ends the file stream with an error: without a listener that error is
+      // uncaught and ends the process (the whole local stack; a 502 on Lambda).
+      stream.on('error', (error: Error) => {
+        reject(new ValidationError(name, `must be a complete multipart/form-data part (${error.message})`));
+      });
       pending.push(
         new Promise<void>((done) =>
           stream.on('end', () => {

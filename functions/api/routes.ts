@@ -13,6 +13,7 @@ import {
   toggleJob,
   upsertJob,
 } from '../../shared/jobs/jobs-service.ts';
+import { LIMITS } from '../../shared/jobs/limits.ts';
 import { backfillJob } from '../../shared/scheduler/backfill.ts';
 import { previewSchedule } from '../../shared/scheduler/preview.ts';
 import { RESTORE_PATH, restore } from './restore.ts';
@@ -31,6 +32,11 @@ export interface ApiResponse {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
+/** Execution ids are `<fire time ms>.<slot>.<attempt>`: far below this. */
+const MAX_EXECUTION_ID = 100;
+/** Paging and size parameters: anything above is a typo, not a page. */
+const MAX_INT_PARAM = 1_000_000_000;
+
 type Handler = (ctx: Context, req: ApiRequest) => Promise<ApiResponse>;
 
 const ok = (body: unknown, headers?: Record<string, string>): ApiResponse => ({ status: 200, body, headers });
@@ -39,7 +45,9 @@ function intParam(query: Readonly<Record<string, string>>, name: string): number
   const raw = query[name];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new ValidationError(name, 'must be a non-negative integer');
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_INT_PARAM) {
+    throw new ValidationError(name, `must be an integer from 0 to ${MAX_INT_PARAM}`);
+  }
   return n;
 }
 
@@ -220,6 +228,24 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
   ],
 ];
 
+/**
+ * A path parameter, %-decoded. A malformed escape is a 400; a name or id longer than any stored one can
+ * be (a DynamoDB key refuses it with a 500 otherwise) is a 404, as for any job or execution that is not there.
+ */
+function pathParam(name: string, raw: string): string {
+  let value: string;
+  try {
+    value = decodeURIComponent(raw);
+  } catch {
+    throw new ValidationError(name, 'must be a valid URL path segment (a malformed %-escape)');
+  }
+  const max = name === 'job' ? LIMITS.name : MAX_EXECUTION_ID;
+  if (value.length > max) {
+    throw new NotFoundError(`${name === 'job' ? 'job' : 'execution'} ${value.slice(0, 64)}… not found`);
+  }
+  return value;
+}
+
 export async function route(
   ctx: Context,
   method: string,
@@ -234,7 +260,7 @@ export async function route(
     if (m !== method) continue;
     const params: Record<string, string> = {};
     names.forEach((n, i) => {
-      params[n] = decodeURIComponent(match[i + 1] ?? '');
+      params[n] = pathParam(n, match[i + 1] ?? '');
     });
     return handler(ctx, { ...req, method, path, params });
   }
