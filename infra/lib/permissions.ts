@@ -125,13 +125,7 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
     grants: [
       {
         sid: 'Jobs',
-        actions: [
-          'dynamodb:GetItem',
-          'dynamodb:PutItem',
-          'dynamodb:UpdateItem',
-          'dynamodb:DeleteItem',
-          'dynamodb:Scan',
-        ],
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Scan'],
         resources: ['jobs'],
       },
       { sid: 'JobsDue', actions: ['dynamodb:Query'], resources: ['jobs/index', 'executions/index'] },
