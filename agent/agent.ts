@@ -8,16 +8,21 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from '../shared/context.ts';
 import { parseTagSet, type ReceivedLaunch, tagsSatisfy } from '../shared/dispatch/dispatch.ts';
+import { ValidationError } from '../shared/errors.ts';
 import {
+  fenceAfterMs,
   laterVisibilitySeconds,
   processLaunches,
   type RunnerOptions,
   type RunnerVerdict,
 } from '../shared/executions/runner.ts';
+import { jobBaseEnv } from '../shared/executors/common.ts';
 import type { Executor } from '../shared/executors/executor.ts';
-import { createExecutors } from '../shared/executors/registry.ts';
+import { discoverExternalExecutors } from '../shared/executors/external.ts';
+import { BUILT_IN_EXECUTORS, createExecutors } from '../shared/executors/registry.ts';
 import { createSsmResolver } from '../shared/executors/secrets.ts';
 import { ShellExecutor } from './executors/shell.ts';
+import { JobReaper } from './reaper.ts';
 
 export interface AgentOptions {
   readonly agentId: string;
@@ -35,6 +40,11 @@ export interface AgentOptions {
   readonly executionHeartbeatMs?: number;
   /** A running execution whose heartbeat is older than this is taken as lost (agent died). */
   readonly lostAfterMs?: number;
+  /**
+   * Names of the agent's environment variables that jobs inherit besides the base (PATH, HOME, locale,
+   * ...; see jobBaseEnv). AWS_* and CRONPLANE_* never reach jobs.
+   */
+  readonly jobEnvPassThrough?: readonly string[];
   readonly version?: string;
   readonly executors?: Readonly<Record<string, Executor>>;
   readonly log?: (event: Record<string, unknown>) => void;
@@ -78,6 +88,8 @@ export class Agent {
   private readonly fixedQueues: readonly string[] | undefined;
   private readonly executionHeartbeatMs: number;
   private readonly lostAfterMs: number;
+  /** A run that cannot renew its heartbeat or lock this long is killed by this agent (runner.ts). */
+  private readonly fenceAfterMs: number;
   private readonly executors: Readonly<Record<string, Executor>>;
   private readonly log: (event: Record<string, unknown>) => void;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -86,6 +98,8 @@ export class Agent {
   private readonly member: boolean;
   private readonly startedAt: number;
   private readonly version: string;
+  /** Kills the jobs' process groups should this process die (agent/reaper.ts). */
+  private readonly reaper: JobReaper;
 
   private stopping = false;
   private readonly stopController = new AbortController();
@@ -115,23 +129,46 @@ export class Agent {
     this.fixedQueues = options.queues;
     this.executionHeartbeatMs = options.executionHeartbeatMs ?? 2_000;
     this.lostAfterMs = options.lostAfterMs ?? 30_000;
+    // Anyone may take a silent run as lost after the shorter of the agents' and the tick's limits: the
+    // fence is measured against that one, so that a run is gone before either may declare it lost.
+    this.fenceAfterMs = fenceAfterMs(Math.min(this.lostAfterMs, ctx.config.lostAfterMs));
+    if (this.executionHeartbeatMs * 3 > this.fenceAfterMs) {
+      throw new ValidationError(
+        'executionHeartbeatMs',
+        `must be at most a third of the self-fence (${this.fenceAfterMs} ms, 60 % of lost-after ` +
+          `${Math.min(this.lostAfterMs, ctx.config.lostAfterMs)} ms), so that a missed beat or two does not kill runs`,
+      );
+    }
     this.version = options.version ?? '0.1.0';
-    this.executors =
-      options.executors ??
-      createExecutors({
-        clients: ctx.clients,
-        shell: new ShellExecutor({
-          resolveEnv: createSsmResolver(ctx.clients),
-          outputSink: ctx.config.outputBucket !== undefined,
-        }),
-        externalDirs: [join(homedir(), '.cronplane', 'executors'), '/usr/local/lib/cronplane/executors'],
-      });
     this.log = options.log ?? (() => {});
+    this.reaper = new JobReaper({ log: this.log });
+    this.executors = options.executors ?? this.defaultExecutors(options.jobEnvPassThrough ?? []);
     this.sleep = options.sleep ?? defaultSleep;
     this.onLeave = options.onLeave;
     this.onFirstWork = options.onFirstWork;
     this.member = options.member ?? true;
     this.startedAt = ctx.clock();
+  }
+
+  /** Shell and external executors run jobs in a scrubbed environment, in process groups the reaper owns. */
+  private defaultExecutors(passThrough: readonly string[]): Record<string, Executor> {
+    const baseEnv = jobBaseEnv(process.env, passThrough);
+    const external = discoverExternalExecutors(
+      [join(homedir(), '.cronplane', 'executors'), '/usr/local/lib/cronplane/executors'],
+      { baseEnv, groups: this.reaper },
+    );
+    return {
+      ...Object.fromEntries(Object.entries(external).filter(([name]) => !BUILT_IN_EXECUTORS.has(name))),
+      ...createExecutors({
+        clients: this.ctx.clients,
+        shell: new ShellExecutor({
+          baseEnv,
+          groups: this.reaper,
+          resolveEnv: createSsmResolver(this.ctx.clients),
+          outputSink: this.ctx.config.outputBucket !== undefined,
+        }),
+      }),
+    };
   }
 
   get runningCount(): number {
@@ -200,6 +237,7 @@ export class Agent {
       await drained;
     }
     await Promise.allSettled([...this.pollers.values()]);
+    this.reaper.close();
     if (this.member) await this.ctx.agents.leave(this.agentId, this.ctx.clock()).catch(() => {});
     this.log({ msg: 'agent stopped', agentId: this.agentId });
   }
@@ -358,6 +396,7 @@ export class Agent {
       executors: this.executors,
       heartbeatIntervalMs: this.executionHeartbeatMs,
       lostAfterMs: this.lostAfterMs,
+      fenceAfterMs: this.fenceAfterMs,
       sleep: this.sleep,
       receiveCount: Math.max(m.receiveCount, (m.launch?.bounces ?? 0) + 1),
       log: this.log,

@@ -50,7 +50,7 @@ program
   )
   .option('--name <id>', 'agent id (default: hostname)')
   .option('--concurrency <n>', 'parallel executions (default 4)')
-  .option('--config <file>', 'JSON file: {"name", "tags", "concurrency", "env"}')
+  .option('--config <file>', 'JSON file: {"name", "tags", "concurrency", "env", "jobEnv"}')
   .action(async (flags) => {
     const cfg = resolveAgentConfig(flags, process.env, LOCAL_STACK_FILE);
     const ctx = createContext(cfg.env);
@@ -60,6 +60,7 @@ program
       agentId: cfg.agentId,
       tags: cfg.tags,
       concurrency: cfg.concurrency,
+      jobEnvPassThrough: cfg.jobEnvPassThrough,
       ...Object.fromEntries(Object.entries(cfg.timing).filter(([, v]) => v !== undefined)),
       onLeave: () => process.exit(0),
       onFirstWork: () => {

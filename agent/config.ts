@@ -7,12 +7,15 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { Env } from '../shared/aws/clients.ts';
 import { ValidationError } from '../shared/errors.ts';
+import { passThroughProblem } from '../shared/executors/common.ts';
 
 const fileSchema = z.object({
   name: z.string().optional(),
   tags: z.record(z.string(), z.string()).optional(),
   concurrency: z.number().int().min(1).max(256).optional(),
   env: z.record(z.string(), z.string()).optional(),
+  /** Names of the agent's environment variables jobs inherit besides the base (e.g. HTTP_PROXY). */
+  jobEnv: z.array(z.string()).optional(),
 });
 
 export interface AgentFlags {
@@ -29,6 +32,8 @@ export interface ResolvedAgentConfig {
   /** Environment for the AWS clients and the CRONPLANE_* settings. */
   readonly env: Env;
   readonly joinedLocalStack: boolean;
+  /** Variables jobs inherit besides the scrubbed base (CRONPLANE_AGENT_JOB_ENV or the file's `jobEnv`). */
+  readonly jobEnvPassThrough: readonly string[];
   /** Timing knobs (env only); defaults suit production, tests shorten them. */
   readonly timing: {
     heartbeatIntervalMs?: number;
@@ -77,6 +82,13 @@ export function resolveAgentConfig(flags: AgentFlags, env: Env, localStackFile: 
     merged = { ...stack.env, ...merged };
     joinedLocalStack = true;
   }
+  const jobEnvPassThrough = env.CRONPLANE_AGENT_JOB_ENV
+    ? env.CRONPLANE_AGENT_JOB_ENV.split(',')
+        .map((n) => n.trim())
+        .filter(Boolean)
+    : (file.jobEnv ?? []);
+  const problem = passThroughProblem(jobEnvPassThrough);
+  if (problem) throw new ValidationError('CRONPLANE_AGENT_JOB_ENV', problem);
   const timing = {
     heartbeatIntervalMs: optionalInt(env, 'CRONPLANE_AGENT_HEARTBEAT_MS'),
     executionHeartbeatMs: optionalInt(env, 'CRONPLANE_AGENT_EXECUTION_HEARTBEAT_MS'),
@@ -85,5 +97,5 @@ export function resolveAgentConfig(flags: AgentFlags, env: Env, localStackFile: 
     pollWaitSeconds: optionalInt(env, 'CRONPLANE_AGENT_POLL_WAIT_S'),
     registryRefreshMs: optionalInt(env, 'CRONPLANE_AGENT_REGISTRY_REFRESH_MS'),
   };
-  return { agentId, tags, concurrency, env: merged, joinedLocalStack, timing };
+  return { agentId, tags, concurrency, env: merged, joinedLocalStack, jobEnvPassThrough, timing };
 }

@@ -1,7 +1,10 @@
 /**
  * Dkron's shell executor: `command` (split into words, or run by /bin/sh -c when `shell` is "true"),
  * `env` ("K1=v1,K2=v2"), `cwd`, `timeout` (Go duration), `payload` (base64, fed to stdin) and `su`.
- * The job runs in its own process group, so a timeout or cancel kills everything it started.
+ * The job runs in its own process group, so a timeout or cancel kills everything it started, and that
+ * group is registered with the agent's reaper, so it dies with the agent too (agent/reaper.ts).
+ * Environment: a scrubbed base (`jobBaseEnv`: no AWS_*, no CRONPLANE_*, no other variable of the
+ * agent's), then the job's `env`, then ENV_JOB_NAME and CRONPLANE_JOB_NAME / _EXECUTION_ID / _SCHEDULED_AT.
  */
 import { execFile, spawn as nodeSpawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -10,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Execution } from '../../shared/executions/execution.ts';
 import { OutputBuffer } from '../../shared/executions/output-buffer.ts';
-import { errorMessage } from '../../shared/executors/common.ts';
+import { errorMessage, jobBaseEnv, type ProcessGroups } from '../../shared/executors/common.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../../shared/executors/executor.ts';
 import { parseShellConfig, type ShellSpec } from '../../shared/executors/shell-config.ts';
 import type { JobDefinition } from '../../shared/jobs/job.ts';
@@ -20,7 +23,14 @@ export { parseEnvList, splitCommand } from '../../shared/executors/shell-config.
 
 export interface ShellExecutorOptions {
   readonly spawn?: typeof nodeSpawn;
+  /**
+   * The environment every job starts from (then its own `env`, then ENV_JOB_NAME and CRONPLANE_*
+   * identity variables). Default: `jobBaseEnv(process.env)`, the agent's environment scrubbed of its
+   * credentials and configuration.
+   */
   readonly baseEnv?: Record<string, string | undefined>;
+  /** Where each job's process group is registered while it runs, to die with the agent. */
+  readonly groups?: ProcessGroups;
   /** Resolves secret references (e.g. `{{ssm:/path}}`) in env values at run time. */
   readonly resolveEnv?: (env: Record<string, string>) => Promise<Record<string, string>>;
   /**
@@ -58,8 +68,9 @@ export class ShellExecutor implements Executor {
     }
     let extra = spec.env;
     if (this.options.resolveEnv) extra = await this.options.resolveEnv(extra);
+    if (signal.aborted) return { ...failed('cancelled before it started'), status: 'cancelled' };
     const env = {
-      ...(this.options.baseEnv ?? process.env),
+      ...(this.options.baseEnv ?? jobBaseEnv(process.env)),
       ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}),
       ...extra,
       ENV_JOB_NAME: job.name,
@@ -83,9 +94,12 @@ export class ShellExecutor implements Executor {
         // libuv drops the agent's supplementary groups when it switches the user.
         ...(user ? { uid: user.uid, gid: user.gid } : {}),
       });
+      const pgid = child.pid;
+      // Registered at once: should the agent die from here on, the reaper kills the whole group.
+      if (pgid !== undefined) this.options.groups?.add(pgid);
       // The run starts when its process exists (forking costs more as the agent grows, and a burst's
       // spawns queue behind each other): that, not the call, is the execution's start.
-      if (child.pid !== undefined) hooks?.started?.(Date.now());
+      if (pgid !== undefined) hooks?.started?.(Date.now());
       const killGroup = (why: 'timeout' | 'cancelled') => {
         if (killedFor || child.pid === undefined) return;
         killedFor = why;
@@ -107,6 +121,7 @@ export class ShellExecutor implements Executor {
       const finish = (result: ExecutorResult) => {
         if (settled) return;
         settled = true;
+        if (pgid !== undefined) this.options.groups?.remove(pgid);
         if (timer) clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         void output.close().then(

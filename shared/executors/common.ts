@@ -131,3 +131,60 @@ export class RunControl {
     this.outer.removeEventListener('abort', this.onAbort);
   }
 }
+
+/**
+ * Where an executor registers the process groups it spawns, so that they die with the host process: the
+ * agent's JobReaper (agent/reaper.ts) SIGKILLs every registered group when the agent dies.
+ */
+export interface ProcessGroups {
+  add(pgid: number): void;
+  remove(pgid: number): void;
+}
+
+/**
+ * What a job process inherits from the agent's environment: a sane base (PATH, HOME, user, shell,
+ * locale, time zone, temp dir, terminal, CA bundles) and the names an operator lists (`passThrough`),
+ * nothing else — no AWS credentials or settings, no CRONPLANE_* configuration, no other secret the agent
+ * was started with. The job's own `env` and the variables the executor sets (ENV_JOB_NAME,
+ * CRONPLANE_JOB_NAME, ...) are added on top by the executor.
+ */
+export const JOB_BASE_ENV: readonly string[] = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TMPDIR',
+  'TERM',
+  'HOSTNAME',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+];
+const LOCALE = /^LC_[A-Z_]+$/;
+/** Names an operator may not pass through to jobs: the agent's credentials and configuration. */
+export const NEVER_PASSED_TO_JOBS = /^(AWS_|CRONPLANE_)/i;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Checks a pass-through list; answers the problem with it, or null. */
+export function passThroughProblem(names: readonly string[]): string | null {
+  for (const name of names) {
+    if (!ENV_NAME.test(name)) return `"${name}" is not an environment variable name`;
+    if (NEVER_PASSED_TO_JOBS.test(name)) return `${name}: AWS_* and CRONPLANE_* never reach jobs`;
+  }
+  return null;
+}
+
+export function jobBaseEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  passThrough: readonly string[] = [],
+): Record<string, string> {
+  const keep = new Set([...JOB_BASE_ENV, ...passThrough.filter((n) => !NEVER_PASSED_TO_JOBS.test(n))]);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && (keep.has(name) || LOCALE.test(name))) out[name] = value;
+  }
+  return out;
+}

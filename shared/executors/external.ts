@@ -8,9 +8,10 @@
  * never taken from a job's `executor_config`: jobs pick among the executors the host offers.
  *
  * Protocol, one process per execution:
- *   - The agent starts the executable with no arguments, in its own process group, with the agent's
- *     environment plus CRONPLANE_EXECUTOR, CRONPLANE_JOB_NAME, CRONPLANE_EXECUTION_ID,
- *     CRONPLANE_SCHEDULED_AT and ENV_JOB_NAME.
+ *   - The agent starts the executable with no arguments, in its own process group (registered with the
+ *     agent's reaper: it dies with the agent), with the agent's environment scrubbed (`jobBaseEnv`: no
+ *     AWS_*, no CRONPLANE_* settings, no other secret of the agent's) plus CRONPLANE_EXECUTOR,
+ *     CRONPLANE_JOB_NAME, CRONPLANE_EXECUTION_ID, CRONPLANE_SCHEDULED_AT and ENV_JOB_NAME.
  *   - stdin receives one JSON document, then EOF:
  *       {"job": <the job definition, Dkron JSON>,
  *        "execution": {"id": "...", "job_name": "...", "scheduled_at": "<RFC 3339>", "attempt": 1},
@@ -32,7 +33,14 @@ import { z } from 'zod';
 import type { Execution } from '../executions/execution.ts';
 import { OutputBuffer } from '../executions/output-buffer.ts';
 import type { JobDefinition } from '../jobs/job.ts';
-import { errorMessage, failedResult, parseTimeout, RunControl } from './common.ts';
+import {
+  errorMessage,
+  failedResult,
+  jobBaseEnv,
+  type ProcessGroups,
+  parseTimeout,
+  RunControl,
+} from './common.ts';
 import type { Executor, ExecutorResult } from './executor.ts';
 
 export const EXTERNAL_PREFIX = 'cronplane-executor-';
@@ -106,7 +114,10 @@ function snippet(text: string, max = 200): string {
 }
 
 export interface ExternalExecutorOptions {
+  /** The environment the executor starts from. Default: `jobBaseEnv(process.env)`. */
   readonly baseEnv?: Record<string, string | undefined>;
+  /** Where each run's process group is registered while it runs, to die with the agent. */
+  readonly groups?: ProcessGroups;
 }
 
 export class ExternalExecutor implements Executor {
@@ -139,7 +150,7 @@ export class ExternalExecutor implements Executor {
     control: RunControl,
   ): Promise<ExecutorResult> {
     const env = {
-      ...(this.options.baseEnv ?? process.env),
+      ...(this.options.baseEnv ?? jobBaseEnv(process.env)),
       CRONPLANE_EXECUTOR: this.name,
       ENV_JOB_NAME: job.name,
       CRONPLANE_JOB_NAME: job.name,
@@ -153,6 +164,8 @@ export class ExternalExecutor implements Executor {
     return new Promise<ExecutorResult>((resolve) => {
       let settled = false;
       const child = spawn(this.path, [], { env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      const pgid = child.pid;
+      if (pgid !== undefined) this.options.groups?.add(pgid);
       const killGroup = () => {
         if (child.pid === undefined) return;
         try {
@@ -165,6 +178,7 @@ export class ExternalExecutor implements Executor {
       const finish = (result: ExecutorResult) => {
         if (settled) return;
         settled = true;
+        if (pgid !== undefined) this.options.groups?.remove(pgid);
         control.signal.removeEventListener('abort', killGroup);
         resolve(result);
       };

@@ -1,8 +1,8 @@
 /**
  * A fleet of real agent processes (`node bin/cronplane.js agent …`) against the emulators: fan-out to
  * every matching agent and to N of them, a launch no live agent can take, `forbid` and `replace`, the
- * shell timeout killing the whole process tree, an agent SIGKILLed mid-run (its attempt ends `lost` and
- * the retry runs on another agent), the HTTP executor on an agent, and a graceful SIGTERM.
+ * shell timeout killing the whole process tree, an agent SIGKILLed mid-run (its job's processes die
+ * with it, its attempt ends `lost` and the retry runs on another agent), the HTTP executor on an agent, and a graceful SIGTERM.
  *
  * The stack runs no in-process agents (the ticker still runs every second); the agents are child
  * processes with short timings: three `role=web` and one `role=db`. The tests run in order and share
@@ -409,8 +409,9 @@ describe('concurrency', () => {
 });
 
 describe('agent failures', () => {
-  it('an agent SIGKILLed mid-run: the attempt ends `lost` and the retry runs on another agent', async () => {
+  it('an agent SIGKILLed mid-run: its job dies with it, the attempt ends `lost` and the retry runs on another agent', async () => {
     const pidFile = join(dir, 'lost.pids');
+    const marks = join(dir, 'lost.marks');
     await createJob({
       name: 'fleet-lost',
       // One slot, on whichever web agent takes it; the others can take the retry.
@@ -419,8 +420,9 @@ describe('agent failures', () => {
       retry_backoff: '1s',
       executor_config: {
         shell: 'true',
-        // Attempt 1 blocks (its agent is killed); the retry finishes at once.
-        command: `echo $$ >> ${pidFile}; if [ "\${CRONPLANE_EXECUTION_ID##*.}" = 1 ]; then sleep 20; fi; echo attempt done`,
+        // Attempt 1 blocks (its agent is killed) and starts a grandchild in its group; the retry
+        // finishes at once. Each attempt marks its start and its end.
+        command: `echo $$ >> ${pidFile}; echo "start $CRONPLANE_EXECUTION_ID" >> ${marks}; if [ "\${CRONPLANE_EXECUTION_ID##*.}" = 1 ]; then sleep 20 & echo $! >> ${pidFile}; sleep 20; fi; echo "done $CRONPLANE_EXECUTION_ID" >> ${marks}; echo attempt done`,
       },
     });
     await runJob('fleet-lost');
@@ -434,11 +436,17 @@ describe('agent failures', () => {
     );
     const victim = first!.node_name;
     expect(WEB).toContain(victim);
-    // The job runs in its own process group, which outlives its SIGKILLed agent: killed at the end.
-    const [shellPid] = await pidsIn(pidFile, 1);
+    const [shellPid, grandchild] = await pidsIn(pidFile, 2);
+    // Killed at the end should the reaper fail, so that a failing test leaves nothing behind.
     orphanGroups.push(shellPid!);
     agent(victim).child.kill('SIGKILL');
     await agent(victim).exited;
+    // The agent's reaper kills the job's whole process group as soon as the agent is gone.
+    await waitFor(
+      async () => !processAlive(shellPid!) && !processAlive(grandchild!),
+      5_000,
+      "the SIGKILLed agent's job processes to die with it",
+    );
 
     const list = await waitFor(
       async () => {
@@ -459,12 +467,14 @@ describe('agent failures', () => {
     });
     expect(retry?.node_name).not.toBe(victim);
     expect(WEB).toContain(retry?.node_name);
+    // The lost attempt started and never finished; the retry did both.
+    const lines = readFileSync(marks, 'utf8').split('\n').filter(Boolean);
+    expect(lines).toEqual([`start ${lost!.id}`, `start ${retry!.id}`, `done ${retry!.id}`]);
     await waitFor(
       async () => (await members()).find((m) => m.Name === victim)?.Status === 'failed',
       15_000,
       `${victim} to show as failed`,
     );
-    process.kill(-shellPid!, 'SIGKILL');
   }, 90_000);
 
   it('HTTP executor on an agent: expectCode and expectBody decide success', async () => {

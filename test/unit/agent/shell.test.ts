@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseEnvList, ShellExecutor, splitCommand } from '../../../agent/executors/shell.ts';
 import type { Execution } from '../../../shared/executions/execution.ts';
+import { jobBaseEnv, passThroughProblem } from '../../../shared/executors/common.ts';
 import { validateJob } from '../../../shared/jobs/job.ts';
 
 const execution = { executionId: '0000000000001.0.1', scheduledAt: 1 } as Execution;
@@ -27,6 +28,52 @@ describe('splitCommand', () => {
 describe('parseEnvList', () => {
   it('reads Dkron K1=v1,K2=v2', () => {
     expect(parseEnvList('A=1,B=x=y')).toEqual({ A: '1', B: 'x=y' });
+  });
+});
+
+describe('jobBaseEnv', () => {
+  const agentEnv = {
+    PATH: '/usr/bin:/bin',
+    HOME: '/home/agent',
+    USER: 'agent',
+    LANG: 'C.UTF-8',
+    LC_TIME: 'de_DE.UTF-8',
+    TZ: 'UTC',
+    TMPDIR: '/var/tmp',
+    AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'secret',
+    AWS_SESSION_TOKEN: 'token',
+    AWS_ENDPOINT_URL: 'http://127.0.0.1:4566',
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: 'http://169.254.170.2/creds',
+    CRONPLANE_JOBS_TABLE: 'Jobs',
+    CRONPLANE_AGENT_TAGS: 'role=web',
+    DATABASE_PASSWORD: 'hunter2',
+    HTTPS_PROXY: 'http://user:pw@proxy:3128',
+    NO_PROXY: 'localhost',
+  };
+
+  it('keeps the base (PATH, HOME, user, locale, time zone, temp dir) and nothing else', () => {
+    expect(jobBaseEnv(agentEnv)).toEqual({
+      PATH: '/usr/bin:/bin',
+      HOME: '/home/agent',
+      USER: 'agent',
+      LANG: 'C.UTF-8',
+      LC_TIME: 'de_DE.UTF-8',
+      TZ: 'UTC',
+      TMPDIR: '/var/tmp',
+    });
+  });
+
+  it('adds the names an operator passes through, never AWS_* or CRONPLANE_*', () => {
+    const env = jobBaseEnv(agentEnv, ['NO_PROXY', 'AWS_SECRET_ACCESS_KEY', 'cronplane_jobs_table']);
+    expect(env.NO_PROXY).toBe('localhost');
+    expect(Object.keys(env).filter((k) => /^(AWS|CRONPLANE)_/i.test(k))).toEqual([]);
+    expect(passThroughProblem(['NO_PROXY', 'HTTPS_PROXY'])).toBeNull();
+    expect(passThroughProblem(['AWS_REGION'])).toMatch(
+      /AWS_REGION: AWS_\* and CRONPLANE_\* never reach jobs/,
+    );
+    expect(passThroughProblem(['CRONPLANE_API'])).toMatch(/never reach jobs/);
+    expect(passThroughProblem(['A-B'])).toMatch(/not an environment variable name/);
   });
 });
 
@@ -69,6 +116,77 @@ describe('ShellExecutor', () => {
       }),
     );
     expect(r.output).toBe('hi j /tmp\nfrom-stdin');
+  });
+
+  describe('environment', () => {
+    afterEach(() => {
+      vi.unstubAllEnvs();
+    });
+
+    it("does not hand the agent's credentials, settings or secrets to the job", async () => {
+      vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIAAGENT');
+      vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'agent-secret');
+      vi.stubEnv('AWS_SESSION_TOKEN', 'agent-token');
+      vi.stubEnv('CRONPLANE_JOBS_TABLE', 'Jobs');
+      vi.stubEnv('SOME_AGENT_SECRET', 'hunter2');
+      vi.stubEnv('TZ', 'Europe/Berlin');
+      const r = await run(
+        job({
+          command: 'env',
+          env: 'JOB_OWN=1,AWS_REGION=eu-west-1',
+        }),
+      );
+      expect(r.status).toBe('succeeded');
+      const env = Object.fromEntries(
+        r.output
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+      // The agent's: gone. The base, the job's own env (even an AWS_* it sets itself) and the identity: there.
+      expect(r.output).not.toMatch(/AKIAAGENT|agent-secret|agent-token|hunter2|CRONPLANE_JOBS_TABLE/);
+      expect(env).toMatchObject({
+        PATH: process.env.PATH,
+        TZ: 'Europe/Berlin',
+        JOB_OWN: '1',
+        AWS_REGION: 'eu-west-1',
+        ENV_JOB_NAME: 'j',
+        CRONPLANE_JOB_NAME: 'j',
+        CRONPLANE_EXECUTION_ID: execution.executionId,
+      });
+      const inherited = Object.keys(env).filter(
+        (k) => !['JOB_OWN', 'AWS_REGION', 'ENV_JOB_NAME', 'PWD', 'SHLVL', '_', 'OLDPWD'].includes(k),
+      );
+      for (const k of inherited)
+        expect(k, 'only the base and the identity').toMatch(
+          /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|TZ|TMPDIR|TERM|HOSTNAME|SSL_CERT_FILE|SSL_CERT_DIR|LC_[A-Z_]+|CRONPLANE_(JOB_NAME|EXECUTION_ID|SCHEDULED_AT))$/,
+        );
+    });
+  });
+
+  it('does not start a job whose run was cancelled before it began', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const r = await run(job({ shell: 'true', command: 'echo started' }), controller.signal);
+    expect(r).toMatchObject({ status: 'cancelled', output: '' });
+  });
+
+  it('registers its process group with the reaper while it runs, and removes it after', async () => {
+    const events: string[] = [];
+    let pid = 0;
+    const executor = new ShellExecutor({
+      groups: {
+        add: (g) => events.push(`+${g}`),
+        remove: (g) => events.push(`-${g}`),
+      },
+    });
+    const r = await executor.run(
+      job({ shell: 'true', command: 'echo $$' }),
+      execution,
+      new AbortController().signal,
+    );
+    pid = Number(r.output.trim());
+    expect(events).toEqual([`+${pid}`, `-${pid}`]);
   });
 
   it('fails on a non-zero exit unless it is listed in success_exit_codes', async () => {

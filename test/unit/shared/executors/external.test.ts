@@ -1,12 +1,12 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import type { Execution } from '../../../../shared/executions/execution.ts';
 import {
   buildExternalRequest,
   discoverExternalExecutors,
-  type ExternalExecutor,
+  ExternalExecutor,
   parseExternalResponse,
 } from '../../../../shared/executors/external.ts';
 import { validateJob } from '../../../../shared/jobs/job.ts';
@@ -89,5 +89,51 @@ describe('discoverExternalExecutors', () => {
     expect(Object.keys(found).sort()).toEqual(['kafka', 'nats']);
     expect((found.kafka as ExternalExecutor).path).toBe(join(a, 'cronplane-executor-kafka'));
     expect((found.nats as ExternalExecutor).path).toBe(join(b, 'cronplane-executor-nats'));
+  });
+});
+
+describe('ExternalExecutor environment and process group', () => {
+  const root = mkdtempSync(join(tmpdir(), 'cronplane-ext-env-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it("starts the executor without the agent's credentials or settings, in a group the reaper knows", async () => {
+    const path = join(root, 'cronplane-executor-envdump');
+    // Prints its environment (one variable a line) as the result's output, and its pid (= its group).
+    writeFileSync(
+      path,
+      `#!/bin/sh\ncat >/dev/null\nout=$(env | sort | sed 's/"/_/g' | tr '\\n' '|')\nprintf '{"success":true,"output":"%s","exit_code":%d}' "$out" $$\n`,
+    );
+    chmodSync(path, 0o755);
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'agent-secret');
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIAAGENT');
+    vi.stubEnv('CRONPLANE_EXECUTIONS_TABLE', 'Executions');
+    vi.stubEnv('SOME_AGENT_SECRET', 'hunter2');
+    const events: string[] = [];
+    const executor = new ExternalExecutor('envdump', path, {
+      groups: { add: (g) => events.push(`+${g}`), remove: (g) => events.push(`-${g}`) },
+    });
+    const job = validateJob({ name: 'j', schedule: '@manually', executor: 'envdump', executor_config: {} });
+    const r = await executor.run(
+      job,
+      { executionId: '0000000000001.0.1', scheduledAt: 1, attempt: 1 } as Execution,
+      new AbortController().signal,
+    );
+    expect(r.status, r.reason ?? '').toBe('succeeded');
+    const vars = r.output.split('|').filter(Boolean);
+    const names = vars.map((v) => v.slice(0, v.indexOf('=')));
+    expect(r.output).not.toMatch(/agent-secret|AKIAAGENT|hunter2/);
+    expect(names.filter((n) => /^AWS_/.test(n))).toEqual([]);
+    expect(names.filter((n) => /^CRONPLANE_/.test(n)).sort()).toEqual([
+      'CRONPLANE_EXECUTION_ID',
+      'CRONPLANE_EXECUTOR',
+      'CRONPLANE_JOB_NAME',
+      'CRONPLANE_SCHEDULED_AT',
+    ]);
+    expect(vars).toContain(`PATH=${process.env.PATH}`);
+    expect(vars).toContain('ENV_JOB_NAME=j');
+    expect(events).toEqual([`+${r.exitCode}`, `-${r.exitCode}`]);
   });
 });
