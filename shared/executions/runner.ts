@@ -27,6 +27,13 @@ export interface RunnerOptions {
   readonly heartbeatIntervalMs: number;
   /** A running execution whose heartbeat is older than this is taken as lost. */
   readonly lostAfterMs: number;
+  /**
+   * Self-fencing: a run whose heartbeat (or, under `forbid`/`replace`, whose lock) has not been renewed
+   * for this long is killed by its own agent, so that by the time anyone may take it as lost (after
+   * `lostAfterMs`) or its lock expires (`lostAfterMs` after the last renewal) it no longer runs. Must be
+   * below `lostAfterMs`; default `fenceAfterMs(lostAfterMs)` (60 %).
+   */
+  readonly fenceAfterMs?: number;
   readonly sleep: (ms: number) => Promise<void>;
   /**
    * Takes one of the host's execution slots once the hold is over (the agent's concurrency); answers its
@@ -57,6 +64,15 @@ export const MAX_HOLD_MS = 15_000;
 /** Seconds to hide a message answered `later` (SQS allows up to 12 hours). */
 export function laterVisibilitySeconds(launch: LaunchMessage, now: number): number {
   return Math.min(43_200, Math.max(1, Math.ceil((launch.scheduledAt - now - MAX_HOLD_MS / 2) / 1000)));
+}
+
+/**
+ * The default self-fence: 60 % of the time after which others take a silent run as lost. The other 40 %
+ * cover the kill itself (SIGKILL of the process group: milliseconds), a heartbeat write that reached the
+ * store although its answer did not (its time counts, see Heartbeat), and clock skew between hosts.
+ */
+export function fenceAfterMs(lostAfterMs: number): number {
+  return Math.floor(lostAfterMs * 0.6);
 }
 
 const MAX_SLOT_BOUNCES = 10;
@@ -245,28 +261,35 @@ async function runFromClaim(
     await ctx.executions.finish(running, me.agentId, failure('job deleted'), ctx.clock());
     return 'done';
   }
-  // Held to the fire time without heartbeats: the claim wrote a fresh one and a hold is at most
-  // MAX_HOLD_MS (a thousand held launches beating every second or two would swamp the database just
-  // before they fire).
-  const hold = running.scheduledAt - ctx.clock();
+  // Held to the fire time with the fence armed but (mostly) without heartbeats: the claim wrote a fresh
+  // one and a hold is at most MAX_HOLD_MS (a thousand held launches beating every second or two would
+  // swamp the database just before they fire); a hold longer than half the fence beats once on the way.
+  const heart = new Heartbeat(ctx, running, def, me, options);
   await holdUntil(running.scheduledAt, ctx.clock, options.sleep);
   // From here on heartbeats run, through the lock wait as well: a `replace` may wait seconds for the run
   // it cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
-  const heart = startHeartbeat(ctx, running, def, me, options, hold > options.lostAfterMs / 2);
+  heart.begin();
   let releaseSlot = () => {};
   try {
     if (options.acquireSlot) releaseSlot = await options.acquireSlot();
-    const locked = def.concurrency === 'allow' || (await takeLock(ctx, running, def, me, options, heart));
-    if (!locked) {
+    const lockedAt = heart.controller.signal.aborted
+      ? null
+      : def.concurrency === 'allow'
+        ? Number.POSITIVE_INFINITY
+        : await takeLock(ctx, running, def, me, options, heart);
+    if (lockedAt === null || heart.controller.signal.aborted) {
       const [status, reason] = heart.controller.signal.aborted
-        ? (['cancelled', heart.cancelReason ?? 'cancelled: the agent stopped before it could run'] as const)
+        ? ([
+            heart.fenced ? 'failed' : 'cancelled',
+            heart.cancelReason ?? 'cancelled: the agent stopped before it could run',
+          ] as const)
         : def.concurrency === 'forbid'
           ? (['skipped', 'another execution of this job is running (concurrency: forbid)'] as const)
           : (['skipped', 'the execution it replaces did not stop in time (concurrency: replace)'] as const);
       await ctx.executions.end(running, 'running', status, reason, ctx.clock());
       return 'done';
     }
-    heart.holdsLock = true;
+    if (def.concurrency !== 'allow') heart.lockTaken(lockedAt);
     await runClaimed(ctx, running, def, me, options, heart);
   } catch (error) {
     // Not left `running` to be found lost later: record what went wrong (if the write fails too, the
@@ -282,62 +305,136 @@ async function runFromClaim(
   return 'done';
 }
 
-interface Heartbeat {
-  readonly controller: AbortController;
-  /** Set once the run holds the job's lock (forbid/replace): from then on each beat extends it. */
-  holdsLock: boolean;
-  /** Why the run was cancelled through its heartbeat, if it was. */
-  cancelReason: string | null;
-  stop(): void;
-}
-
 /**
- * Keeps a claimed execution alive: its heartbeat (which carries cancel requests back), the job's lock
- * once held, and the message's visibility.
+ * Keeps a claimed execution alive — its heartbeat (which carries cancel requests back), the job's lock
+ * once held, and the message's visibility — and fences it: the run is killed by its own agent when
+ *   - no heartbeat reached the store for `fenceAfterMs` (store unreachable, a partition: others will take
+ *     the execution as lost `lostAfterMs` after the last heartbeat they saw, and retry it),
+ *   - under `forbid`/`replace`, the lock was not renewed for `fenceAfterMs` (it expires `lostAfterMs`
+ *     after its last renewal, and then another run may take it) or another execution holds it,
+ *   - the store says the execution is no longer this agent's (it was marked lost meanwhile).
+ * Times are those written (the `now` of each acknowledged write), so a write that reached the store
+ * although its answer was lost only makes the fence earlier than needed, never later.
  */
-function startHeartbeat(
-  ctx: Context,
-  e: Execution,
-  def: JobDefinition,
-  me: RunnerIdentity,
-  options: RunnerOptions,
-  beatNow = false,
-): Heartbeat {
-  const controller = new AbortController();
-  options.track?.(e.executionId, controller);
-  const heart: Heartbeat = {
-    controller,
-    holdsLock: false,
-    cancelReason: null,
-    stop: () => {
-      clearInterval(timer);
-      options.track?.(e.executionId, null);
-    },
-  };
-  const beat = async () => {
-    const now = ctx.clock();
-    const state = await ctx.executions.heartbeat(e, me.agentId, now);
-    if (heart.holdsLock && def.concurrency !== 'allow') {
-      await ctx.control.acquireLock(
-        e.jobName,
-        { executionId: e.executionId, agentId: me.agentId },
-        now,
-        options.lostAfterMs,
-      );
+class Heartbeat {
+  readonly controller = new AbortController();
+  /** Why the run was cancelled or killed through its heartbeat, if it was. */
+  cancelReason: string | null = null;
+  /** Killed by the fence (the result is `failed`, so the retry policy applies), not cancelled. */
+  fenced = false;
+  private holdsLock = false;
+  private lastBeatAt: number;
+  private lastLockAt = Number.POSITIVE_INFINITY;
+  private readonly fenceMs: number;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  private holdBeat: NodeJS.Timeout | undefined;
+  private interval: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly e: Execution,
+    private readonly def: JobDefinition,
+    private readonly me: RunnerIdentity,
+    private readonly options: RunnerOptions,
+  ) {
+    this.fenceMs = options.fenceAfterMs ?? fenceAfterMs(options.lostAfterMs);
+    this.lastBeatAt = e.heartbeatAt ?? e.claimedAt ?? ctx.clock();
+    this.armFence();
+    const beatBy = this.lastBeatAt + this.fenceMs / 2;
+    if (e.scheduledAt > beatBy) {
+      this.holdBeat = setTimeout(() => void this.beatLogged(), beatBy - ctx.clock());
     }
-    if (state?.cancelRequested && !controller.signal.aborted) {
-      heart.cancelReason = 'cancelled: replaced by a newer execution (concurrency: replace)';
-      controller.abort();
-    }
-    await options.keepAlive?.();
-  };
-  const beatLogged = () =>
-    beat().catch((error: unknown) =>
-      options.log?.({ msg: 'heartbeat failed', error: (error as Error).message }),
+  }
+
+  /** The fire time: from now on it beats every interval (and at once if the last beat is old). */
+  begin(): void {
+    if (this.stopped) return;
+    if (this.holdBeat) clearTimeout(this.holdBeat);
+    this.options.track?.(this.e.executionId, this.controller);
+    this.interval = setInterval(() => void this.beatLogged(), this.options.heartbeatIntervalMs);
+    if (this.ctx.clock() - this.lastBeatAt > this.fenceMs / 2) void this.beatLogged();
+  }
+
+  /** The run took the job's lock at `at` (forbid/replace): from then on each beat extends it. */
+  lockTaken(at: number): void {
+    this.holdsLock = true;
+    this.lastLockAt = at;
+    this.armFence();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.interval);
+    clearTimeout(this.holdBeat);
+    clearTimeout(this.fenceTimer);
+    this.options.track?.(this.e.executionId, null);
+  }
+
+  private get fenceAt(): number {
+    return Math.min(this.lastBeatAt, this.lastLockAt) + this.fenceMs;
+  }
+
+  private armFence(): void {
+    if (this.stopped) return;
+    clearTimeout(this.fenceTimer);
+    this.fenceTimer = setTimeout(
+      () => {
+        if (this.ctx.clock() < this.fenceAt) return this.armFence();
+        const silent = Math.round((this.ctx.clock() - Math.min(this.lastBeatAt, this.lastLockAt)) / 1000);
+        this.kill(
+          `killed by its agent: no ${this.lastLockAt < this.lastBeatAt ? 'lock renewal' : 'heartbeat'} ` +
+            `reached the store for ${silent} s (fence ${this.fenceMs / 1000} s, others take it as lost ` +
+            `after ${this.options.lostAfterMs / 1000} s)`,
+        );
+      },
+      Math.max(0, this.fenceAt - this.ctx.clock()),
     );
-  const timer = setInterval(beatLogged, options.heartbeatIntervalMs);
-  if (beatNow) void beatLogged();
-  return heart;
+  }
+
+  private kill(reason: string): void {
+    if (this.stopped || this.controller.signal.aborted) return;
+    this.fenced = true;
+    this.cancelReason = reason;
+    this.options.log?.({ msg: 'execution fenced', job: this.e.jobName, id: this.e.executionId, reason });
+    this.controller.abort();
+  }
+
+  private async beat(): Promise<void> {
+    const now = this.ctx.clock();
+    const state = await this.ctx.executions.heartbeat(this.e, this.me.agentId, now);
+    if (state === null) {
+      this.kill('killed by its agent: the execution is no longer its own (marked lost meanwhile)');
+      return;
+    }
+    this.lastBeatAt = Math.max(this.lastBeatAt, now);
+    if (this.holdsLock && this.def.concurrency !== 'allow') {
+      const holder = await this.ctx.control.acquireLock(
+        this.e.jobName,
+        { executionId: this.e.executionId, agentId: this.me.agentId },
+        now,
+        this.options.lostAfterMs,
+      );
+      if (holder !== null) {
+        this.kill(`killed by its agent: execution ${holder.executionId} holds the job's lock now`);
+        return;
+      }
+      this.lastLockAt = Math.max(this.lastLockAt, now);
+    }
+    this.armFence();
+    if (state.cancelRequested && !this.controller.signal.aborted) {
+      this.cancelReason = 'cancelled: replaced by a newer execution (concurrency: replace)';
+      this.controller.abort();
+    }
+    await this.options.keepAlive?.();
+  }
+
+  private beatLogged(): Promise<void> {
+    return this.beat().catch((error: unknown) =>
+      this.options.log?.({ msg: 'heartbeat failed', error: (error as Error).message }),
+    );
+  }
 }
 
 /** Live agents matching the job's tags that hold no slot of this execution's group (could take it). */
@@ -359,7 +456,10 @@ async function freeSlotTakers(ctx: Context, def: JobDefinition, e: Execution): P
   ).length;
 }
 
-/** `forbid`: take the job's lock or give up. `replace`: cancel the holder, then wait for its lock. */
+/**
+ * `forbid`: take the job's lock or give up. `replace`: cancel the holder, then wait for its lock.
+ * Answers the time the lock was taken at (it expires `lostAfterMs` later unless renewed), or null.
+ */
 async function takeLock(
   ctx: Context,
   e: Execution,
@@ -367,16 +467,17 @@ async function takeLock(
   me: RunnerIdentity,
   options: RunnerOptions,
   heart: Heartbeat,
-) {
+): Promise<number | null> {
   const ttl = options.lostAfterMs;
+  let at = ctx.clock();
   let holder = await ctx.control.acquireLock(
     e.jobName,
     { executionId: e.executionId, agentId: me.agentId },
-    ctx.clock(),
+    at,
     ttl,
   );
-  if (holder === null) return true;
-  if (def.concurrency === 'forbid') return false;
+  if (holder === null) return at;
+  if (def.concurrency === 'forbid') return null;
   const victim = holder.executionId;
   await ctx.executions.requestCancel(
     { jobName: e.jobName, executionId: victim },
@@ -387,14 +488,15 @@ async function takeLock(
   while (ctx.clock() < deadline) {
     await options.sleep(200);
     // Replaced in turn while waiting: give up, the newer run takes over.
-    if (heart.controller.signal.aborted) return false;
+    if (heart.controller.signal.aborted) return null;
+    at = ctx.clock();
     holder = await ctx.control.acquireLock(
       e.jobName,
       { executionId: e.executionId, agentId: me.agentId },
-      ctx.clock(),
+      at,
       ttl,
     );
-    if (holder === null) return true;
+    if (holder === null) return at;
     if (holder.executionId !== victim && holder.executionId !== '') {
       await ctx.executions.requestCancel(
         { jobName: e.jobName, executionId: holder.executionId },
@@ -402,7 +504,7 @@ async function takeLock(
       );
     }
   }
-  return false;
+  return null;
 }
 
 async function runClaimed(
@@ -443,7 +545,9 @@ async function runClaimed(
   // Let every other launch due this instant start before this one's result is written (preparing an SDK
   // request costs CPU, and a burst's launches are released together).
   await new Promise<void>((resolve) => setImmediate(resolve));
-  if (result.status === 'cancelled' && heart.cancelReason) result = { ...result, reason: heart.cancelReason };
+  if (heart.fenced) result = { ...result, status: 'failed', reason: heart.cancelReason };
+  else if (result.status === 'cancelled' && heart.cancelReason)
+    result = { ...result, reason: heart.cancelReason };
   const outputUrl = await storeFullOutput(ctx, e, result.fullOutputPath, options);
   await recorded;
   const written = await ctx.executions.finish(
