@@ -17,9 +17,19 @@ const MIME: Record<string, string> = {
   '.json': 'application/json',
 };
 
+/** API Gateway's own limit on a request body; past it API Gateway answers 413 without calling the function. */
+export const MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+class BodyTooLarge extends Error {}
+
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new BodyTooLarge();
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks);
 }
 
@@ -90,6 +100,12 @@ export async function startHttpServer(options: {
       const out = await options.handler(event, { awsRequestId: `local-${Date.now()}` } as LambdaContext);
       res.writeHead(out.statusCode, out.headers as Record<string, string>).end(out.body);
     } catch (error) {
+      if (error instanceof BodyTooLarge) {
+        res
+          .writeHead(413, { 'Content-Type': 'application/json', Connection: 'close' })
+          .end(JSON.stringify({ error: `body: must be at most ${MAX_BODY_BYTES} bytes`, field: 'body' }));
+        return;
+      }
       console.error(error);
       res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"error":"internal error"}');
     }

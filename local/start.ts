@@ -44,6 +44,14 @@ const shutdown = async () => {
 };
 process.on('SIGINT', () => void shutdown());
 process.on('SIGTERM', () => void shutdown());
+// The whole local system is one process: a stray error in one request, poll or timer is logged, and the
+// rest (every other job, the API) goes on, as separate Lambda invocations and agents would on AWS.
+process.on('uncaughtException', (error) =>
+  console.error('npm start: uncaught error (still running):', error),
+);
+process.on('unhandledRejection', (error) =>
+  console.error('npm start: unhandled rejection (still running):', error),
+);
 
 function portMessage(error: NodeJS.ErrnoException): string {
   if (error.code === 'EADDRINUSE') {

@@ -209,6 +209,8 @@ describe('the API under generated input', () => {
       }),
       { numRuns: 400 },
     );
+    const huge = await send('POST', '/v1/jobs', `{"name":"${'x'.repeat(11 * 1024 * 1024)}"}`);
+    expect(huge.status).toBe(413); // API Gateway's 10 MB, before any of it is parsed
     expect((await send('GET', '/health')).status).toBe(200);
   });
 
