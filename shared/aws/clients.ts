@@ -16,6 +16,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -33,6 +34,80 @@ export type Service = keyof typeof serviceKeys;
 
 export function endpointFor(service: Service, env: Env): string | undefined {
   return env[`AWS_ENDPOINT_URL_${serviceKeys[service]}`] || env.AWS_ENDPOINT_URL || undefined;
+}
+
+/**
+ * Timeouts of every client: a store that stops answering (a network stall, an emulator that died) makes
+ * a call fail after a bounded time instead of holding an API request, a tick or an agent's pollers and
+ * heartbeats forever. `requestMs` bounds one attempt from sending to the whole answer; the SDK's standard
+ * retry mode retries a timed-out attempt with exponential backoff and jitter, `MAX_ATTEMPTS` in all.
+ *
+ * DynamoDB answers in milliseconds (a 1 MB query page in well under a second), so 5 s is a stall, and
+ * 3 attempts of it (≈ 16 s with the backoff) leave an API call well inside API Gateway's 29 s. A long
+ * poll (SQS ReceiveMessage) gets its wait time on top (`requestTimeoutFor`). The Lambda client waits for
+ * synchronous invocations of up to Lambda's 15 minutes; S3 carries output files.
+ */
+export const CONNECT_TIMEOUT_MS = 3_000;
+export const MAX_ATTEMPTS = 3;
+export const REQUEST_TIMEOUT_MS: { readonly [S in Service]: number } = {
+  dynamodb: 5_000,
+  dynamodbStreams: 10_000,
+  sqs: 10_000,
+  eventbridge: 10_000,
+  ssm: 10_000,
+  s3: 60_000,
+  lambda: 15 * 60_000 + 30_000,
+};
+
+type HttpRequest = Parameters<NodeHttpHandler['handle']>[0];
+type HttpHandlerOptions = NonNullable<Parameters<NodeHttpHandler['handle']>[1]>;
+
+/** SQS's longest long poll; a ReceiveMessage without WaitTimeSeconds may wait the queue's own default. */
+const MAX_LONG_POLL_MS = 20_000;
+
+/**
+ * The request timeout of one HTTP request: the service's, plus the wait of an SQS long poll (JSON
+ * protocol: `X-Amz-Target: AmazonSQS.ReceiveMessage`; query protocol: `Action=ReceiveMessage`), so a
+ * poll that waits its full 20 s is not cut off while a stalled SendMessage still fails fast.
+ */
+export function requestTimeoutFor(service: Service, request: Pick<HttpRequest, 'headers' | 'body'>): number {
+  const base = REQUEST_TIMEOUT_MS[service];
+  if (service !== 'sqs') return base;
+  const target = Object.entries(request.headers).find(([k]) => k.toLowerCase() === 'x-amz-target')?.[1];
+  const body = typeof request.body === 'string' ? request.body : '';
+  let waitSeconds: number | undefined;
+  if (target === 'AmazonSQS.ReceiveMessage') {
+    try {
+      const parsed = JSON.parse(body) as { WaitTimeSeconds?: unknown };
+      if (typeof parsed.WaitTimeSeconds === 'number') waitSeconds = parsed.WaitTimeSeconds;
+    } catch {
+      // not JSON: the longest wait
+    }
+  } else if (/(^|&)Action=ReceiveMessage(&|$)/.test(body)) {
+    const m = /(^|&)WaitTimeSeconds=(\d+)(&|$)/.exec(body);
+    if (m) waitSeconds = Number(m[2]);
+  } else {
+    return base;
+  }
+  const waitMs = waitSeconds === undefined ? MAX_LONG_POLL_MS : Math.max(0, waitSeconds) * 1000;
+  return base + Math.min(waitMs, MAX_LONG_POLL_MS);
+}
+
+/** NodeHttpHandler with the service's timeouts; a timeout is an error (the SDK retries it), not a warning. */
+class TimedHttpHandler extends NodeHttpHandler {
+  constructor(private readonly service: Service) {
+    super({
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+      requestTimeout: REQUEST_TIMEOUT_MS[service],
+      throwOnRequestTimeout: true,
+    });
+  }
+
+  override handle(request: HttpRequest, options: HttpHandlerOptions = {}) {
+    // A timeout given to one `send` (`{ requestTimeout }`) wins over the service's.
+    const requestTimeout = options.requestTimeout ?? requestTimeoutFor(this.service, request);
+    return super.handle(request, { ...options, requestTimeout });
+  }
 }
 
 function baseConfig(service: Service, env: Env) {
@@ -53,7 +128,9 @@ function baseConfig(service: Service, env: Env) {
     region,
     ...(endpoint ? { endpoint } : {}),
     ...(credentials ? { credentials } : {}),
-    maxAttempts: 5,
+    maxAttempts: MAX_ATTEMPTS,
+    retryMode: 'standard',
+    requestHandler: new TimedHttpHandler(service),
   };
 }
 
