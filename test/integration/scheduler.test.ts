@@ -1,7 +1,12 @@
 /**
  * Fault tests for the tick against the real emulators: overlapping ticks, the lease, a tick that dies
- * after each of its steps, and duplicate SQS deliveries. Each asserts exactly one execution per fire time.
+ * after each of its steps (injected on the calls the tick really makes, and asserted to have fired), and
+ * duplicate SQS deliveries (counted as real runs: the job appends to a file). Each asserts exactly one
+ * execution, and one run, per fire time.
  */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
@@ -71,12 +76,29 @@ async function createJob(name: string, schedule = '@every 1s') {
   return job;
 }
 
-function withFault(base: Context, fault: { sendFails?: boolean; advanceFails?: boolean }): Context {
+/**
+ * The real context with one step of the tick failing, on the bulk calls the tick makes (planJobs puts
+ * through createScheduledMany and advances through advanceNextRunMany). `fired` counts the faults that
+ * were really injected: a test whose fault never fires proves nothing.
+ */
+function withFault(
+  base: Context,
+  fault: { sendFails?: boolean; advanceFails?: boolean },
+): Context & { fired: () => number } {
+  let fired = 0;
   const dispatch = Object.create(base.dispatch) as Context['dispatch'];
   const jobs = Object.create(base.jobs) as Context['jobs'];
-  if (fault.sendFails) dispatch.send = async () => Promise.reject(new Error('crash: between put and send'));
-  if (fault.advanceFails) jobs.advanceNextRun = async () => Promise.reject(new Error('crash: after send'));
-  return { ...base, dispatch, jobs };
+  if (fault.sendFails)
+    dispatch.send = async () => {
+      fired++;
+      throw new Error('crash: between put and send');
+    };
+  if (fault.advanceFails)
+    jobs.advanceNextRunMany = async () => {
+      fired++;
+      throw new Error('crash: after send');
+    };
+  return { ...base, dispatch, jobs, fired: () => fired };
 }
 
 describe('lease', () => {
@@ -129,7 +151,9 @@ describe('at most one launch per fire time', () => {
 
   it('re-sends executions that a tick wrote but never sent (crash between put and send)', async () => {
     await createJob('crash-send');
-    const crashed = await tick(withFault(ctx, { sendFails: true }), 'crashing');
+    const faulty = withFault(ctx, { sendFails: true });
+    const crashed = await tick(faulty, 'crashing');
+    expect(faulty.fired()).toBeGreaterThan(0);
     expect(crashed.errors.length).toBeGreaterThan(0);
     expect((await drainQueue()).filter((m) => m.jobName === 'crash-send')).toHaveLength(0);
     const planned = await ctx.executions.listForJob('crash-send');
@@ -145,28 +169,34 @@ describe('at most one launch per fire time', () => {
 
   it('creates no second execution when a tick dies after sending but before advancing the job', async () => {
     await createJob('crash-advance');
-    await tick(withFault(ctx, { advanceFails: true }), 'crashing');
+    const faulty = withFault(ctx, { advanceFails: true });
+    await tick(faulty, 'crashing');
+    expect(faulty.fired()).toBeGreaterThan(0);
     const before = await ctx.executions.listForJob('crash-advance');
+    expect(before.length).toBeGreaterThan(0);
     await tick(ctx, 'recovering');
     const after = await ctx.executions.listForJob('crash-advance');
     expect(after.map((e) => e.executionId)).toEqual(before.map((e) => e.executionId));
     expect((await ctx.jobs.get('crash-advance'))!.nextRunAt).toBeGreaterThan(clockNow);
   });
 
-  it('runs a message delivered many times exactly once', async () => {
+  it('runs a message delivered many times exactly once (counting real runs)', async () => {
     const realCtx = createContext(stack.env);
     const now = Date.now();
+    // Every run appends a line to this file: the count of real runs, whatever the records say.
+    const runs = join(mkdtempSync(join(tmpdir(), 'cronplane-dup-')), 'runs');
     const def = validateJob({
       name: 'dup-delivery',
       schedule: '@every 1s',
-      executor_config: { command: 'echo once' },
+      executor_config: { shell: 'true', command: `echo "$CRONPLANE_EXECUTION_ID" >> ${runs}; echo once` },
     });
-    const fireAt = Math.ceil((now + 1_000) / 1_000) * 1_000;
+    const fireAt = Math.ceil((now + 2_000) / 1_000) * 1_000;
     const job = await realCtx.jobs.putDefinition(def, fireAt, null, now);
     await planJob(realCtx, job, fireAt + 1, now);
     const [execution] = await realCtx.executions.listForJob('dup-delivery');
     expect(execution).toBeDefined();
-    // SQS is at-least-once: deliver the same launch five more times.
+    // SQS is at-least-once: deliver the same launch five more times, at once, to two agents that each
+    // take up to 16 messages per receive (so duplicates are claimed concurrently, as in a real burst).
     const message = {
       jobName: 'dup-delivery',
       executionId: execution!.executionId,
@@ -187,8 +217,9 @@ describe('at most one launch per fire time', () => {
         'the execution to succeed',
       );
       expect(done.output).toBe('once\n');
-      // Give the duplicates time to be received and dropped.
+      // Give the duplicates time to be received and dropped (or, were the claim not conditional, run).
       await new Promise((r) => setTimeout(r, 3_000));
+      expect(readFileSync(runs, 'utf8').split('\n').filter(Boolean)).toEqual([execution!.executionId]);
       const all = await realCtx.executions.listForJob('dup-delivery');
       expect(all).toHaveLength(1);
       expect(all[0]!.startedAt).toBe(done.startedAt);
@@ -207,31 +238,45 @@ describe('a tick killed after each step', () => {
   const steps: Step[] = ['lease', 'first-put', 'send', 'advance', 'cursor'];
   const ROUNDS = 3;
 
-  /** The real context, with the chosen step throwing, and every message that reached SQS recorded. */
-  function crashingAfter(step: Step, sent: Set<string>): Context {
+  /**
+   * The real context, with the chosen step throwing on the call the tick really makes, and every message
+   * that reached SQS recorded. `fired()` says whether the fault was injected (once per crashing tick).
+   * `first-put`: of the executions a bulk put writes (createScheduledMany: transactions of up to 100, a
+   * crash between two leaves a prefix written), only the first is written, then the tick dies.
+   */
+  function crashingAfter(step: Step, sent: Set<string>): Context & { fired: () => number } {
+    let fired = 0;
+    const fire = (message: string) => {
+      fired++;
+      return new Error(message);
+    };
     const dispatch = Object.create(ctx.dispatch) as Context['dispatch'];
-    dispatch.send = async (url, messages, now) => {
-      await ctx.dispatch.send(url, messages, now);
+    dispatch.send = async (url, messages, now, leadFor) => {
+      await ctx.dispatch.send(url, messages, now, leadFor);
       for (const m of messages) sent.add(m.executionId);
-      if (step === 'send') throw new Error('killed after send');
+      if (step === 'send' && fired === 0) throw fire('killed after send');
     };
     const executions = Object.create(ctx.executions) as Context['executions'];
-    let puts = 0;
+    executions.createScheduledMany = async (list, now) => {
+      if (step !== 'first-put' || fired > 0) return ctx.executions.createScheduledMany(list, now);
+      await ctx.executions.createScheduledMany(list.slice(0, 1), now);
+      throw fire('killed after the first put');
+    };
     executions.createScheduled = async (e, now) => {
       const r = await ctx.executions.createScheduled(e, now);
-      if (step === 'first-put' && ++puts === 1) throw new Error('killed after the first put');
+      if (step === 'first-put' && fired === 0) throw fire('killed after the first put');
       return r;
     };
     const jobs = Object.create(ctx.jobs) as Context['jobs'];
-    jobs.advanceNextRun = async (job, next, missed) => {
-      const r = await ctx.jobs.advanceNextRun(job, next, missed);
-      if (step === 'advance') throw new Error('killed after advancing the job');
+    jobs.advanceNextRunMany = async (list) => {
+      const r = await ctx.jobs.advanceNextRunMany(list);
+      if (step === 'advance' && fired === 0) throw fire('killed after advancing the job');
       return r;
     };
     const control = Object.create(ctx.control) as Context['control'];
     control.advanceCursor = async (shard, at, fence) => {
       const r = await ctx.control.advanceCursor(shard, at, fence);
-      if (step === 'cursor') throw new Error('killed after moving the cursor');
+      if (step === 'cursor' && fired === 0) throw fire('killed after moving the cursor');
       return r;
     };
     // Killed right after taking the lease: it is never released and has to expire.
@@ -239,8 +284,8 @@ describe('a tick killed after each step', () => {
       if (step !== 'lease') await ctx.control.releaseLease(name, lease);
     };
     if (step === 'lease')
-      control.isPaused = async () => Promise.reject(new Error('killed after taking the lease'));
-    return { ...ctx, dispatch, executions, jobs, control };
+      control.isPaused = async () => Promise.reject(fire('killed after taking the lease'));
+    return { ...ctx, dispatch, executions, jobs, control, fired: () => fired };
   }
 
   for (const step of steps) {
@@ -250,7 +295,9 @@ describe('a tick killed after each step', () => {
         const created = clockNow;
         await createJob(name);
         const sent = new Set<string>();
-        await tick(crashingAfter(step, sent), `crashing-${round}`).catch(() => undefined);
+        const crashing = crashingAfter(step, sent);
+        await tick(crashing, `crashing-${round}`).catch(() => undefined);
+        expect(crashing.fired(), `the fault after ${step} was injected`).toBe(1);
         // The next ticks come later, as they would; a crashed lease holder blocks them until it expires.
         clockNow += 1_000;
         let last = await tick(recordingSends(sent), `recovering-${round}`);
@@ -280,8 +327,8 @@ describe('a tick killed after each step', () => {
 
   function recordingSends(sent: Set<string>): Context {
     const dispatch = Object.create(ctx.dispatch) as Context['dispatch'];
-    dispatch.send = async (url, messages, now) => {
-      await ctx.dispatch.send(url, messages, now);
+    dispatch.send = async (url, messages, now, leadFor) => {
+      await ctx.dispatch.send(url, messages, now, leadFor);
       for (const m of messages) sent.add(m.executionId);
     };
     return { ...ctx, dispatch };
