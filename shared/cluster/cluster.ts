@@ -1,5 +1,5 @@
 /** Cluster-level views and switches: members, leader, busy executions, pause. */
-import { memberStatus } from '../agents/agents-store.ts';
+import { livenessReference, memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { toApi as executionToApi } from '../executions/execution.ts';
@@ -8,11 +8,13 @@ import { toRfc3339 } from '../time.ts';
 
 export async function members(ctx: Context) {
   const now = ctx.clock();
-  return (await ctx.agents.list()).map((a) => ({
+  const agents = await ctx.agents.list();
+  const reference = livenessReference(agents, now);
+  return agents.map((a) => ({
     Name: a.agentId,
     Addr: a.hostname,
     Tags: a.tags,
-    Status: memberStatus(a, now),
+    Status: memberStatus(a, now, reference),
     version: a.version,
     capacity: a.capacity,
     running: a.running,
