@@ -7,7 +7,7 @@
  * find the executions already there, and any still `scheduled` are sent again (the outbox). A second
  * delivery is harmless because an agent runs an execution only through the `scheduled → running` claim.
  */
-import { memberStatus } from '../agents/agents-store.ts';
+import { liveMembers } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import { executionIdFor, groupIdFor, type Trigger } from '../executions/execution.ts';
@@ -40,7 +40,7 @@ export type AgentsSnapshot = () => Promise<ReadonlyArray<{ tags: Record<string, 
 export function liveAgents(ctx: Context, now: number): AgentsSnapshot {
   let cached: Promise<ReadonlyArray<{ tags: Record<string, string> }>> | null = null;
   return () => {
-    cached ??= ctx.agents.list().then((all) => all.filter((a) => memberStatus(a, now) === 'alive'));
+    cached ??= ctx.agents.list().then((all) => liveMembers(all, now));
     return cached;
   };
 }
