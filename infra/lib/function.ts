@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -41,7 +42,21 @@ export class HandlerFunction extends Construct {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // Its own role with its own log group only (not the managed AWSLambdaBasicExecutionRole, which may
+    // write to every log group of the account); the permission table adds the rest.
+    const role = new Role(this, 'ServiceRole', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `Cronplane ${props.role} function`,
+    });
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'OwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
     this.function = new NodejsFunction(this, 'Function', {
+      role,
       entry: fileURLToPath(new URL(props.entry, `file://${REPO_ROOT}`)),
       handler: 'handler',
       projectRoot: REPO_ROOT,

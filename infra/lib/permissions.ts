@@ -10,8 +10,10 @@
 /** What a grant names; infra/lib/roles.ts resolves each to ARNs (per role where it says so). */
 export type ResourceRef =
   | 'jobs'
+  /** the `byDue` index */
   | 'jobs/index'
   | 'executions'
+  /** the `byActive` index */
   | 'executions/index'
   | 'agents'
   | 'control'

@@ -94,11 +94,11 @@ export function resolveRef(
     case 'jobs':
       return [storage.jobs.tableArn];
     case 'jobs/index':
-      return [`${storage.jobs.tableArn}/index/*`];
+      return [`${storage.jobs.tableArn}/index/byDue`];
     case 'executions':
       return [storage.executions.tableArn];
     case 'executions/index':
-      return [`${storage.executions.tableArn}/index/*`];
+      return [`${storage.executions.tableArn}/index/byActive`];
     case 'agents':
       return [storage.agents.tableArn];
     case 'control':

@@ -3,6 +3,7 @@ import { App, type AppProps, CfnOutput, Stack, type StackProps } from 'aws-cdk-l
 import type { Construct } from 'constructs';
 import { Cronplane, type CronplaneProps } from './cronplane.ts';
 import { REPO_ROOT } from './function.ts';
+import { acknowledgeNagFindings } from './nag.ts';
 import type { WorkerTargets } from './roles.ts';
 
 export interface CronplaneStackProps extends StackProps {
@@ -15,6 +16,10 @@ export class CronplaneStack extends Stack {
   constructor(scope: Construct, id: string, props: CronplaneStackProps = {}) {
     super(scope, id, { description: 'Cronplane: distributed job scheduler (Dkron-compatible)', ...props });
     this.cronplane = new Cronplane(this, 'Cronplane', props.cronplane);
+    acknowledgeNagFindings(this.cronplane, {
+      iamAuth: props.cronplane?.iamAuth ?? true,
+      executionLogging: props.cronplane?.apiExecutionLogging !== undefined,
+    });
     const { storage, dispatch, worker, events, api, agents, bindings, alarms, notifications } =
       this.cronplane;
     new CfnOutput(this, 'ApiUrl', { value: api.url });

@@ -111,7 +111,7 @@ export class Resolver {
       .filter(
         ([, r]) =>
           r.Type === 'AWS::IAM::Policy' &&
-          (r.Properties?.Roles as { Ref: string }[]).some((ref) => ref.Ref === roleId),
+          ((r.Properties?.Roles ?? []) as { Ref: string }[]).some((ref) => ref.Ref === roleId),
       )
       .map(([id, r]) => ({ name: id, policy: this.resolve(r.Properties?.PolicyDocument) }));
   }
