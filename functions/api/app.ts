@@ -8,6 +8,7 @@ import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Context } from '../../shared/context.ts';
 import { ValidationError } from '../../shared/errors.ts';
+import { asCaller, callerOf } from '../../shared/jobs/caller.ts';
 import { errorResponse } from './errors.ts';
 import { MultipartForm, multipartBodyOn } from './multipart.ts';
 import { RESTORE_PATH } from './restore.ts';
@@ -47,10 +48,11 @@ export function createApiHandler(ctx: Context) {
       for (const [k, v] of Object.entries(event.queryStringParameters ?? {})) {
         if (typeof v === 'string') query[k] = v;
       }
-      const res = await route(ctx, event.httpMethod.toUpperCase(), event.path, {
-        query,
-        body: parseBody(event),
-      });
+      // The IAM identity API Gateway verified: recorded on every job change (shared/jobs/caller.ts).
+      const caller = callerOf(event.requestContext?.identity);
+      const res = await asCaller(caller, () =>
+        route(ctx, event.httpMethod.toUpperCase(), event.path, { query, body: parseBody(event) }),
+      );
       const headers: Record<string, string> = { ...JSON_HEADERS, ...res.headers };
       if (headers.Location?.startsWith('/')) headers.Location = `${basePath(event)}${headers.Location}`;
       return { statusCode: res.status, headers, body: JSON.stringify(res.body) };

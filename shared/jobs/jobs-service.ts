@@ -3,6 +3,9 @@
  * job's fire times up to the tick's cursor with the same planner the tick uses, so a new `@every 2s`
  * job starts within seconds instead of at the next tick; planned executions of the old definition that
  * no longer apply are skipped with the reason.
+ *
+ * Every write is checked against the stack's trust settings (secrets path, worker allow-list:
+ * checkExecutorTrust) and recorded with the caller's identity (caller.ts) in the job's history.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -11,8 +14,10 @@ import { ConflictError, NotFoundError, PausedError, ValidationError } from '../e
 import { type Execution, toApi as executionToApi, groupIdFor } from '../executions/execution.ts';
 import { launchFireTimes, liveAgents, planJob } from '../scheduler/plan.ts';
 import { toRfc3339 } from '../time.ts';
+import { currentCaller } from './caller.ts';
+import { checkExecutorTrust } from './executor-config.ts';
 import { firstFireAtOrAfter, validateJob } from './job.ts';
-import type { JobRecord } from './jobs-store.ts';
+import type { JobChange, JobRecord } from './jobs-store.ts';
 
 export function jobToApi(job: JobRecord) {
   return {
@@ -28,10 +33,23 @@ export function jobToApi(job: JobRecord) {
     last_success: toRfc3339(job.lastSuccess),
     last_error: toRfc3339(job.lastError),
     version: job.version,
+    created_at: toRfc3339(job.createdAt || null),
+    created_by: job.createdBy || null,
+    updated_at: toRfc3339(job.updatedAt || null),
+    updated_by: job.updatedBy || null,
   };
 }
 
 export type ApiJob = ReturnType<typeof jobToApi>;
+
+function changeToApi(c: JobChange) {
+  return { version: c.version, at: toRfc3339(c.at), by: c.by, action: c.action };
+}
+
+/** One job with its change history (oldest first; the list leaves the history out). */
+export function jobWithHistoryToApi(job: JobRecord) {
+  return { ...jobToApi(job), history: job.history.map(changeToApi) };
+}
 
 async function requireJob(ctx: Context, name: string): Promise<JobRecord> {
   const job = await ctx.jobs.get(name);
@@ -39,13 +57,22 @@ async function requireJob(ctx: Context, name: string): Promise<JobRecord> {
   return job;
 }
 
-export async function getJob(ctx: Context, name: string): Promise<ApiJob> {
-  return jobToApi(await requireJob(ctx, name));
+export async function getJob(ctx: Context, name: string) {
+  return jobWithHistoryToApi(await requireJob(ctx, name));
 }
 
 /** Create or replace (Dkron: POST, PATCH and PUT all replace; counters are kept). */
-export async function upsertJob(ctx: Context, input: unknown, options: { nameFromPath?: string } = {}) {
+export async function upsertJob(
+  ctx: Context,
+  input: unknown,
+  options: {
+    nameFromPath?: string;
+    /** The identity recorded in the job's history; default: the current request's (caller.ts). */
+    caller?: string;
+  } = {},
+) {
   const def = validateJob(input);
+  checkExecutorTrust(def, ctx.config);
   if (options.nameFromPath !== undefined && options.nameFromPath !== def.name) {
     throw new ValidationError('name', `must match the job name in the path (${options.nameFromPath})`);
   }
@@ -56,7 +83,10 @@ export async function upsertJob(ctx: Context, input: unknown, options: { nameFro
   await refuseParentCycle(ctx, def.name, def.parent_job);
   const now = ctx.clock();
   const previous = await ctx.jobs.get(def.name);
-  const job = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), previous?.version ?? null, now);
+  const job = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), previous, now, {
+    by: options.caller ?? currentCaller(),
+    action: previous === null ? 'created' : 'updated',
+  });
   await replan(ctx, job, now);
   // The parents' `dependent_jobs`: the new one gains this job, an old one it left loses it.
   await refreshDependents(ctx, [def.parent_job, previous?.def.parent_job ?? '']);
@@ -117,12 +147,15 @@ async function replan(ctx: Context, job: JobRecord, now: number): Promise<void> 
   }
 }
 
-export async function toggleJob(ctx: Context, name: string): Promise<ApiJob> {
+export async function toggleJob(ctx: Context, name: string, caller = currentCaller()): Promise<ApiJob> {
   const job = await requireJob(ctx, name);
   if (await ctx.control.isPaused()) throw new PausedError('the scheduler is paused; unpause to change jobs');
   const def = { ...job.def, disabled: !job.def.disabled };
   const now = ctx.clock();
-  const updated = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), job.version, now);
+  const updated = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), job, now, {
+    by: caller,
+    action: def.disabled ? 'disabled' : 'enabled',
+  });
   await replan(ctx, updated, now);
   return jobToApi((await ctx.jobs.get(name)) ?? updated);
 }

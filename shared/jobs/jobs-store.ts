@@ -1,4 +1,9 @@
-/** Jobs table: the definition (as JSON), its optimistic-lock version, the due-index keys and counters. */
+/**
+ * Jobs table: the definition (as JSON), its optimistic-lock version, the due-index keys and counters, and
+ * the audit trail: who created it and who last changed it (`createdBy`, `updatedBy`: the caller's IAM
+ * identity) and the last JOB_HISTORY_LIMIT changes (`history`: version, time, caller, action), written in
+ * the same conditional update as the definition so that a change is never stored without its entry.
+ */
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
@@ -6,7 +11,29 @@ import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
+import { currentCaller } from './caller.ts';
 import type { JobDefinition } from './job.ts';
+
+/** Entries kept in a job's `history` (each well under 1 KB: the 400 KB item limit is far away). */
+export const JOB_HISTORY_LIMIT = 20;
+
+export type JobChangeAction = 'created' | 'updated' | 'enabled' | 'disabled';
+
+/** One change of a job's definition. */
+export interface JobChange {
+  /** The version the change produced. */
+  readonly version: number;
+  readonly at: number;
+  /** The caller's identity (API Gateway's IAM user/role ARN), `anonymous` without IAM auth. */
+  readonly by: string;
+  readonly action: JobChangeAction;
+}
+
+/** Who makes a change, and what kind of change it is. */
+export interface JobChangeBy {
+  readonly by: string;
+  readonly action: JobChangeAction;
+}
 
 export interface JobRecord {
   readonly name: string;
@@ -23,6 +50,11 @@ export interface JobRecord {
   readonly dependentJobs: string[];
   readonly createdAt: number;
   readonly updatedAt: number;
+  /** '' for a job written before the audit trail existed. */
+  readonly createdBy: string;
+  readonly updatedBy: string;
+  /** Oldest first, at most JOB_HISTORY_LIMIT. */
+  readonly history: JobChange[];
 }
 
 type Item = Record<string, unknown>;
@@ -42,6 +74,19 @@ export function fromItem(item: Item): JobRecord {
     dependentJobs: Array.isArray(item.dependentJobs) ? (item.dependentJobs as string[]) : [],
     createdAt: Number(item.createdAt ?? 0),
     updatedAt: Number(item.updatedAt ?? 0),
+    createdBy: typeof item.createdBy === 'string' ? item.createdBy : '',
+    updatedBy: typeof item.updatedBy === 'string' ? item.updatedBy : '',
+    history: Array.isArray(item.history) ? (item.history as unknown[]).map(toChange) : [],
+  };
+}
+
+function toChange(raw: unknown): JobChange {
+  const e = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  return {
+    version: Number(e.version ?? 0),
+    at: Number(e.at ?? 0),
+    by: typeof e.by === 'string' ? e.by : '',
+    action: (typeof e.action === 'string' ? e.action : 'updated') as JobChangeAction,
   };
 }
 
@@ -89,28 +134,56 @@ export class JobsStore {
 
   /**
    * Creates or replaces the definition. Counters, status and dependents are kept (Dkron's rule);
-   * `expectedVersion` (the version read before) makes concurrent writers fail instead of overwriting.
+   * `expected` (the record read before, or just its version; null for a new job) makes concurrent writers
+   * fail instead of overwriting. The change is appended to the history: to the record's history bounded
+   * to JOB_HISTORY_LIMIT, or (given only a version) appended in place and bounded by the next write.
+   * `change` defaults to the current caller (caller.ts) and created/updated.
    */
   async putDefinition(
     def: JobDefinition,
     nextRunAt: number | null,
-    expectedVersion: number | null,
+    expected: JobRecord | number | null,
     now: number,
+    change?: JobChangeBy,
   ) {
+    const expectedVersion = typeof expected === 'number' ? expected : (expected?.version ?? null);
     const version = (expectedVersion ?? 0) + 1;
+    const by = change?.by ?? currentCaller();
+    const entry: JobChange = {
+      version,
+      at: now,
+      by,
+      action: change?.action ?? (expected === null ? 'created' : 'updated'),
+    };
     const names: Record<string, string> = {
       '#def': 'def',
       '#v': 'version',
       '#u': 'updatedAt',
       '#c': 'createdAt',
+      '#ub': 'updatedBy',
+      '#h': 'history',
     };
     const values: Record<string, unknown> = {
       ':def': JSON.stringify(def),
       ':v': version,
       ':now': now,
       ':zero': 0,
+      ':by': by,
     };
-    let set = 'SET #def = :def, #v = :v, #u = :now, #c = if_not_exists(#c, :now)';
+    let set = 'SET #def = :def, #v = :v, #u = :now, #c = if_not_exists(#c, :now), #ub = :by';
+    if (typeof expected === 'number') {
+      set += ', #h = list_append(if_not_exists(#h, :none), :entry)';
+      values[':none'] = [];
+      values[':entry'] = [entry];
+    } else {
+      set += ', #h = :history';
+      values[':history'] = [...(expected?.history ?? []), entry].slice(-JOB_HISTORY_LIMIT);
+    }
+    // Only a new job gets a creator: one written before the audit trail keeps none rather than a wrong one.
+    if (expected === null) {
+      set += ', #cb = :by';
+      names['#cb'] = 'createdBy';
+    }
     set +=
       ', successCount = if_not_exists(successCount, :zero), errorCount = if_not_exists(errorCount, :zero)';
     let remove = '';
