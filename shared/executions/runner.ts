@@ -294,7 +294,9 @@ async function runFromClaim(
   } catch (error) {
     // Not left `running` to be found lost later: record what went wrong (if the write fails too, the
     // heartbeat stops and the lost-check ends it).
-    const reason = `agent error: ${error instanceof Error ? error.message : String(error)}`;
+    const message = error instanceof Error ? error.message : String(error);
+    // A fenced run keeps its reason (its result write may be what failed: the store was unreachable).
+    const reason = heart.fenced && heart.cancelReason ? heart.cancelReason : `agent error: ${message}`;
     options.log?.({ msg: 'execution failed', job: running.jobName, id: running.executionId, error: reason });
     await ctx.executions.finish(running, me.agentId, failure(reason), ctx.clock()).catch(() => false);
   } finally {
