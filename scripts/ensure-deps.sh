@@ -3,6 +3,7 @@
 #   - node_modules (npm ci) when missing or older than package-lock.json
 #   - Java 17+ for DynamoDB Local (apt-get, Debian)
 #   - a project-local Python venv at .venv/ with moto[server] (SQS, EventBridge, S3, IAM, STS, ...)
+#     and cfn-lint (the CloudFormation linter the infra tests run on the synthesized template)
 #   - with --browser (npm test): Chromium for the web UI's browser tests (apt-get, Debian's `chromium`;
 #     Playwright drives it, as its own browser download needs hosts this network does not reach)
 # Silent when nothing is installed; progress lines go to stderr.
@@ -10,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MOTO_VERSION=5.2.5
+CFN_LINT_VERSION=1.58.0
 BROWSER=false
 for arg in "$@"; do
   case "$arg" in
@@ -80,6 +82,12 @@ if [[ ! -x .venv/bin/moto_server ]]; then
   fi
   say "installing moto[server]==${MOTO_VERSION} into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}" >&2
+fi
+
+# --- cfn-lint in .venv (test/unit/infra/cfn-lint.test.ts lints the synthesized template) -----------
+if [[ "$(.venv/bin/cfn-lint --version 2>/dev/null)" != "cfn-lint ${CFN_LINT_VERSION}" ]]; then
+  say "installing cfn-lint==${CFN_LINT_VERSION} into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "cfn-lint==${CFN_LINT_VERSION}" >&2
 fi
 
 # --- Chromium for the browser tests ------------------------------------------------------------
