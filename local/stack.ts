@@ -32,6 +32,11 @@ export interface LocalStackOptions {
   /** Run the local stand-in of the agentless worker Lambda (default true). */
   readonly worker?: boolean;
   readonly log?: (line: string) => void;
+  /**
+   * Where the stack's DynamoDB (and Streams) traffic goes, given the emulator's endpoint: a test puts a
+   * proxy in between (test/integration/support/stall-proxy.ts). Provisioning still goes direct.
+   */
+  readonly dynamodbVia?: (endpoint: string) => string | Promise<string>;
 }
 
 export interface LocalStack {
@@ -67,6 +72,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       CRONPLANE_TICK_MARGIN_MS: '10000',
       ...options.settings,
     };
+    if (options.dynamodbVia) {
+      const via = await options.dynamodbVia(emulators.endpoints.dynamodb);
+      env.AWS_ENDPOINT_URL_DYNAMODB = via;
+      env.AWS_ENDPOINT_URL_DYNAMODB_STREAMS = via;
+    }
     const ctx = createContext(env);
     const api = await startHttpServer({
       handler: createApiHandler(ctx),
