@@ -3,8 +3,15 @@
  * (support/iam-proxy.ts) that evaluates every request with @cloud-copilot/iam-simulate against the agent
  * role's policy taken from the synthesized CDK template. The agent still registers, claims, runs and
  * reports a job; writing a job with the same credentials is refused (AccessDeniedException) and the job
- * stays as the API wrote it. SQS goes to moto directly (not enforced here; test/unit/infra covers it).
+ * stays as the API wrote it. Its SQS endpoint is the same kind of proxy in front of moto: it receives and
+ * deletes its launches, and may not purge or reconfigure queues nor receive from another queue.
  */
+import {
+  CreateQueueCommand,
+  PurgeQueueCommand,
+  ReceiveMessageCommand,
+  SetQueueAttributesCommand,
+} from '@aws-sdk/client-sqs';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
@@ -28,6 +35,7 @@ const ACCOUNT = '000000000000';
 const stack = useTestStack({ prefix: PREFIX, agents: [], worker: false });
 
 let proxy: IamProxy;
+let sqsProxy: IamProxy;
 let policy: PolicyDocument;
 let names: LocalNames;
 let principal: string;
@@ -63,7 +71,19 @@ beforeAll(async () => {
     accountId: ACCOUNT,
     dynamodb: clients.dynamodb,
   });
-  agentCtx = createContext({ ...stack.env, AWS_ENDPOINT_URL_DYNAMODB: proxy.url });
+  sqsProxy = await startIamProxy({
+    target: stack.env.AWS_ENDPOINT_URL_SQS!,
+    policy,
+    principal,
+    region,
+    accountId: ACCOUNT,
+    dynamodb: clients.dynamodb,
+  });
+  agentCtx = createContext({
+    ...stack.env,
+    AWS_ENDPOINT_URL_DYNAMODB: proxy.url,
+    AWS_ENDPOINT_URL_SQS: sqsProxy.url,
+  });
   agent = new Agent(agentCtx, { agentId: 'limited-1', pollWaitSeconds: 1, registryRefreshMs: 1_000 });
   await agent.start();
 }, 60_000);
@@ -71,9 +91,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.stop(5_000);
   await proxy?.close();
+  await sqsProxy?.close();
 });
 
-const denied = () => proxy.decisions.filter((d) => !d.allowed);
+const denied = () => [...proxy.decisions, ...sqsProxy.decisions].filter((d) => !d.allowed);
 
 interface ApiExecution {
   status: string;
@@ -130,6 +151,9 @@ describe('an agent limited to its role', () => {
       }),
     );
     expect(heartbeats.length).toBeGreaterThan(0);
+    const sqsActions = new Set(sqsProxy.decisions.flatMap((d) => d.requests.map((r) => r.action)));
+    expect(sqsActions).toContain('sqs:ReceiveMessage');
+    expect(sqsActions).toContain('sqs:DeleteMessage');
     expect(denied(), JSON.stringify(denied(), null, 1)).toEqual([]);
   }, 60_000);
 
@@ -245,5 +269,29 @@ describe('the IAM proxy itself', () => {
       Statement: [{ Effect: 'Allow', Action: 'dynamodb:PutItem', Resource: tableArn(names, 'anything') }],
     };
     expect(await evaluate(grant, principal, ACCOUNT, request)).toBe('Allowed');
+  });
+});
+
+describe('the queues, with the agent role', () => {
+  const accessDenied = { name: expect.stringMatching(/AccessDenied/) };
+
+  it('may not purge or reconfigure its own queue, create queues, or receive from another queue', async () => {
+    const sqs = agentCtx.clients.sqs;
+    const own = agentCtx.config.defaultQueueUrl;
+    await expect(sqs.send(new PurgeQueueCommand({ QueueUrl: own }))).rejects.toMatchObject(accessDenied);
+    await expect(
+      sqs.send(new SetQueueAttributesCommand({ QueueUrl: own, Attributes: { Policy: '{"Statement":[]}' } })),
+    ).rejects.toMatchObject(accessDenied);
+    await expect(sqs.send(new CreateQueueCommand({ QueueName: `${PREFIX}tags-mine` }))).rejects.toMatchObject(
+      accessDenied,
+    );
+    await expect(
+      sqs.send(new ReceiveMessageCommand({ QueueUrl: agentCtx.config.workerQueueUrl!, WaitTimeSeconds: 0 })),
+    ).rejects.toMatchObject(accessDenied);
+    // …while receiving from its own queue goes through to moto.
+    const fromOwn = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: own, WaitTimeSeconds: 0, VisibilityTimeout: 0 }),
+    );
+    expect(fromOwn.$metadata.httpStatusCode).toBe(200);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * An IAM-enforcing proxy in front of DynamoDB Local, for tests that run a part of Cronplane with the
+ * An IAM-enforcing proxy in front of DynamoDB Local (and moto's SQS), for tests that run a part of Cronplane with the
  * credentials of its role: each request is turned into the IAM authorization requests AWS would evaluate
  * (the action per operation, the table or index ARN, and the DynamoDB condition keys `dynamodb:LeadingKeys`,
  * `dynamodb:Attributes`, `dynamodb:ReturnValues`, `dynamodb:Select`), each is evaluated with
@@ -18,7 +18,11 @@
  *     ConditionCheckItem or GetItem (as IAM does); BatchGetItem / BatchWriteItem: one request per table.
  *   - Query / Scan: on the table or `table/<t>/index/<i>`; a Query's LeadingKeys from its key condition.
  *   - anything else (DescribeTable, ListTables, ...): `dynamodb:<Operation>` on the table or `*`.
- * Not modelled: `aws:` global condition keys other than the principal, resource policies, session policies.
+ * SQS (the JSON protocol, `X-Amz-Target: AmazonSQS.<Operation>`): `sqs:<Operation>` on the queue's ARN
+ * (from `QueueUrl`, or `QueueName` for CreateQueue / GetQueueUrl), `*` for ListQueues.
+ * Every request carries `aws:SecureTransport: true` (the SDK talks TLS to AWS), so a policy's
+ * deny-insecure-transport statement does not fire. Not modelled: other `aws:` global condition keys,
+ * resource policies, session policies.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { DescribeTableCommand, type DynamoDBClient, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
@@ -361,6 +365,22 @@ export function authorizationRequests(
   }
 }
 
+/** The authorization requests of one SQS call (a `…Batch` operation is its single action in IAM). */
+export function sqsAuthorizationRequests(
+  operation: string,
+  body: Record<string, unknown>,
+  n: Pick<LocalNames, 'region' | 'accountId'>,
+): AuthorizationRequest[] {
+  const name =
+    typeof body.QueueUrl === 'string'
+      ? queueName(body.QueueUrl)
+      : typeof body.QueueName === 'string'
+        ? body.QueueName
+        : '';
+  const resource = name ? `arn:aws:sqs:${n.region}:${n.accountId}:${name}` : '*';
+  return [{ action: `sqs:${operation.replace(/Batch$/, '')}`, resource, context: {} }];
+}
+
 // --- evaluation ------------------------------------------------------------------------------------
 
 /** 'Allowed', 'ImplicitlyDenied', 'ExplicitlyDenied', or `error: …` when the simulator refused the input. */
@@ -379,7 +399,7 @@ export async function evaluate(
         action: request.action,
         principal,
         resource: { accountId, resource: request.resource },
-        contextVariables: request.context,
+        contextVariables: { 'aws:SecureTransport': 'true', ...request.context },
       },
     },
     {},
@@ -391,7 +411,7 @@ export async function evaluate(
 // --- the proxy ------------------------------------------------------------------------------------
 
 export interface IamProxyOptions {
-  /** DynamoDB Local's endpoint. */
+  /** DynamoDB Local's endpoint (or moto's, for SQS). */
   readonly target: string;
   readonly policy: PolicyDocument;
   /** The role's ARN (the request's principal). */
@@ -448,13 +468,20 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
 
   const server: Server = createServer(async (req, res) => {
     const raw = await readBody(req);
-    const operation = String(req.headers['x-amz-target'] ?? '').replace(/^DynamoDB_\d+\./, '');
+    const amzTarget = String(req.headers['x-amz-target'] ?? '');
+    const sqs = amzTarget.startsWith('AmazonSQS.');
+    const operation = amzTarget.replace(/^DynamoDB_\d+\.|^AmazonSQS\./, '');
     let decision: Decision;
     try {
       const body = (raw.length > 0 ? JSON.parse(raw.toString('utf8')) : {}) as Record<string, unknown>;
-      const tables = operation === 'DescribeTable' || operation === 'ListTables' ? [] : tablesIn(body);
-      await Promise.all(tables.map(loadKeys));
-      const requests = authorizationRequests(operation, body, (t) => schemas.get(t)!, options);
+      let requests: AuthorizationRequest[];
+      if (sqs) {
+        requests = sqsAuthorizationRequests(operation, body, options);
+      } else {
+        const tables = operation === 'DescribeTable' || operation === 'ListTables' ? [] : tablesIn(body);
+        await Promise.all(tables.map(loadKeys));
+        requests = authorizationRequests(operation, body, (t) => schemas.get(t)!, options);
+      }
       decision = { operation, requests, allowed: true };
       for (const request of requests) {
         const result = await evaluate(options.policy, options.principal, options.accountId, request);
@@ -469,7 +496,7 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
         requests: [],
         allowed: false,
         denied: {
-          request: { action: `dynamodb:${operation}`, resource: '?', context: {} },
+          request: { action: `${sqs ? 'sqs' : 'dynamodb'}:${operation}`, resource: '?', context: {} },
           result: String(error),
         },
       };
@@ -477,9 +504,14 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
     decisions.push(decision);
     if (!decision.allowed) {
       const d = decision.denied!;
-      res.writeHead(400, { 'Content-Type': 'application/x-amz-json-1.0' }).end(
+      const headers = {
+        'Content-Type': 'application/x-amz-json-1.0',
+        // SQS's JSON protocol carries its query-protocol error code in this header.
+        ...(sqs ? { 'x-amzn-query-error': 'AccessDenied;Sender' } : {}),
+      };
+      res.writeHead(400, headers).end(
         JSON.stringify({
-          __type: 'com.amazon.coral.service#AccessDeniedException',
+          __type: sqs ? 'com.amazonaws.sqs#AccessDenied' : 'com.amazon.coral.service#AccessDeniedException',
           Message: `User: ${options.principal} is not authorized to perform: ${d.request.action} on resource: ${d.request.resource} (${d.result})`,
         }),
       );
