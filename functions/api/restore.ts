@@ -8,7 +8,7 @@
  * - 200 with one result per job, in write order (parents first): `{"index", "name", "result", "status", …}`.
  *   `result` is Dkron's own line, `success create NAME` or `fail create NAME`, so scripts that look for
  *   "fail" in the answer keep working; `status` is what `POST /v1/jobs` would have answered for that job
- *   (201, or 404/409/503/500 with `error`), 424 for a child not written because its parent failed.
+ *   (201).
  *   Dkron answers a JSON *string* holding that list of lines (its handler encodes the list twice); we
  *   answer the list itself.
  * - 400 when the file is not there, not JSON or not an array (naming the field, `file` or `body`), or when
@@ -16,6 +16,8 @@
  *   and `rule`; the top-level `field` points into the file (`file[2].schedule`). Dkron answers 404 for a
  *   missing `file` field, and a bare 400 at the first invalid job.
  * - 503 while the scheduler is paused, as every job write; nothing is written.
+ * - Should a write fail after the checks (a concurrent change: 409; the store: 500), the jobs already
+ *   written are put back and the answer is that write's error, saying so; nothing of the file stays.
  */
 import type { Context } from '../../shared/context.ts';
 import { ValidationError } from '../../shared/errors.ts';
@@ -80,25 +82,8 @@ function invalidResult({ index, name, error }: RestoreInvalid): RestoreResult {
   };
 }
 
-function writeResult(write: RestoreWrite): RestoreResult {
-  const { index, name } = write;
-  switch (write.outcome) {
-    case 'written':
-      return { index, name, result: `success create ${name}`, status: 201, created: write.created };
-    case 'skipped':
-      return {
-        index,
-        name,
-        result: `fail create ${name}`,
-        status: 424,
-        error: `not restored: its parent_job ${write.parent} could not be restored`,
-      };
-    case 'failed': {
-      const { statusCode, body } = errorResponse(write.error);
-      if (statusCode >= 500) console.error(write.error);
-      return { index, name, result: `fail create ${name}`, status: statusCode, ...body };
-    }
-  }
+function writeResult({ index, name, created }: RestoreWrite): RestoreResult {
+  return { index, name, result: `success create ${name}`, status: 201, created };
 }
 
 export async function restore(ctx: Context, req: ApiRequest): Promise<ApiResponse> {
@@ -115,6 +100,24 @@ export async function restore(ctx: Context, req: ApiRequest): Promise<ApiRespons
         field: `${source}[${first.index}].${first.error.field}`,
         rule: first.error.rule,
         results,
+      },
+    };
+  }
+  if (outcome.failed) {
+    const { index, name, error } = outcome.failed;
+    const { statusCode, body } = errorResponse(error);
+    if (statusCode >= 500) console.error(error);
+    const { notRestored } = outcome.undone;
+    const left =
+      notRestored.length === 0
+        ? 'nothing was restored (the jobs already written were put back)'
+        : `the jobs already written were put back except ${notRestored.join(', ')}`;
+    return {
+      status: statusCode,
+      body: {
+        ...body,
+        error: `${source}[${index}] (${name}): ${body.error}; ${left}`,
+        not_put_back: notRestored,
       },
     };
   }

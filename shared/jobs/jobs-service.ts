@@ -18,6 +18,7 @@ import { currentCaller } from './caller.ts';
 import { checkExecutorTrust } from './executor-config.ts';
 import { firstFireAtOrAfter, validateJob } from './job.ts';
 import type { JobChange, JobRecord } from './jobs-store.ts';
+import { LIMITS } from './limits.ts';
 
 export function jobToApi(job: JobRecord) {
   return {
@@ -37,6 +38,9 @@ export function jobToApi(job: JobRecord) {
     created_by: job.createdBy || null,
     updated_at: toRfc3339(job.updatedAt || null),
     updated_by: job.updatedBy || null,
+    // Why the planner could not plan the job at its last try (it is retried at every tick), else null.
+    plan_error: job.planError,
+    plan_error_at: toRfc3339(job.planErrorAt),
   };
 }
 
@@ -67,6 +71,11 @@ export async function upsertJob(
   input: unknown,
   options: {
     nameFromPath?: string;
+    /**
+     * Restore: the caller has checked parents, cycles and children for the whole file and refreshes the
+     * parents' `dependent_jobs` once at the end (one read of the jobs instead of one per job).
+     */
+    batch?: { readonly previous: JobRecord | null };
     /** The identity recorded in the job's history; default: the current request's (caller.ts). */
     caller?: string;
   } = {},
@@ -77,19 +86,28 @@ export async function upsertJob(
     throw new ValidationError('name', `must match the job name in the path (${options.nameFromPath})`);
   }
   if (await ctx.control.isPaused()) throw new PausedError('the scheduler is paused; unpause to change jobs');
-  if (def.parent_job && !(await ctx.jobs.get(def.parent_job))) {
-    throw new NotFoundError(`parent_job ${def.parent_job} not found`);
+  if (!options.batch) {
+    if (def.parent_job) {
+      const parent = await ctx.jobs.get(def.parent_job);
+      if (!parent) throw new NotFoundError(`parent_job ${def.parent_job} not found`);
+      if (parent.dependentJobs.length >= LIMITS.children && !parent.dependentJobs.includes(def.name)) {
+        throw new ValidationError(
+          'parent_job',
+          `${def.parent_job} already has the most child jobs a job may have (${LIMITS.children})`,
+        );
+      }
+    }
+    await refuseParentCycle(ctx, def.name, def.parent_job);
   }
-  await refuseParentCycle(ctx, def.name, def.parent_job);
   const now = ctx.clock();
-  const previous = await ctx.jobs.get(def.name);
+  const previous = options.batch ? options.batch.previous : await ctx.jobs.get(def.name);
   const job = await ctx.jobs.putDefinition(def, firstFireAtOrAfter(def, now), previous, now, {
     by: options.caller ?? currentCaller(),
     action: previous === null ? 'created' : 'updated',
   });
   await replan(ctx, job, now);
   // The parents' `dependent_jobs`: the new one gains this job, an old one it left loses it.
-  await refreshDependents(ctx, [def.parent_job, previous?.def.parent_job ?? '']);
+  if (!options.batch) await refreshDependents(ctx, [def.parent_job, previous?.def.parent_job ?? '']);
   const fresh = (await ctx.jobs.get(job.name)) ?? job;
   return { job: jobToApi(fresh), created: previous === null };
 }
@@ -101,7 +119,9 @@ async function refuseParentCycle(ctx: Context, name: string, parent: string): Pr
     chain.push(p);
     if (p === name) throw new ValidationError('parent_job', `would make a cycle (${chain.join(' → ')})`);
     p = (await ctx.jobs.get(p))?.def.parent_job ?? '';
-    if (chain.length > 100) throw new ValidationError('parent_job', 'chain of parents is deeper than 100');
+    if (chain.length > LIMITS.parentDepth) {
+      throw new ValidationError('parent_job', `chain of parents is deeper than ${LIMITS.parentDepth}`);
+    }
   }
 }
 
@@ -122,7 +142,7 @@ async function childrenOf(ctx: Context, parent: string): Promise<string[]> {
  * is written or deleted, from one read of the jobs. (The events reaction also refreshes it after each parent
  * run, which mends what two concurrent writes miss.)
  */
-async function refreshDependents(ctx: Context, parents: readonly string[]): Promise<void> {
+export async function refreshDependents(ctx: Context, parents: readonly string[]): Promise<void> {
   const named = [...new Set(parents)].filter((p) => p !== '');
   if (named.length === 0) return;
   const jobs = await ctx.jobs.list();
@@ -273,7 +293,7 @@ export async function listExecutions(
   const order = (query.order ?? 'DESC').toUpperCase();
   if (order !== 'ASC' && order !== 'DESC') throw new ValidationError('_order', 'must be ASC or DESC');
   const sort = query.sort ?? 'id';
-  if (!(sort in EXECUTION_SORT)) {
+  if (!Object.hasOwn(EXECUTION_SORT, sort)) {
     throw new ValidationError('_sort', `must be one of ${Object.keys(EXECUTION_SORT).join(', ')}`);
   }
   const now = ctx.clock();

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import type { APIGatewayProxyEvent, Context as LambdaContext } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { createApiHandler } from '../../functions/api/app.ts';
+import { restoreJobs } from '../../shared/jobs/restore.ts';
 import { useTestStack } from './support/stack.ts';
 
 const stack = useTestStack();
@@ -252,5 +253,116 @@ describe('POST /v1/restore', () => {
       ]);
       expect((await stack.api('GET', `/v1/jobs/${name}`)).body.displayname).toBe('ünïcode ✓');
     }
+  });
+
+  it('answers 400 to a body cut inside its file part, and the server lives on', async () => {
+    const request = new Request('http://127.0.0.1/', {
+      method: 'POST',
+      body: form({ file: file([{ name: 'rt-cut', schedule: '@every 1h', ...shell('true') }]) }),
+    });
+    const whole = await request.text();
+    const cut = whole.slice(0, whole.indexOf('rt-cut') + 3); // inside the file part, before its boundary
+    const res = await post(cut, { 'Content-Type': request.headers.get('content-type')! });
+    expect(res.status, JSON.stringify(res.body)).toBe(400);
+    expect(res.body.field).toMatch(/^(file|body)$/);
+    expect((await stack.api('GET', '/health')).status).toBe(200);
+    expect((await stack.api('GET', '/v1/jobs/rt-cut')).status).toBe(404);
+  });
+
+  it('refuses a parent chain deeper than a single write allows (150 jobs), writing nothing', async () => {
+    const jobs = Array.from({ length: 150 }, (_, i) =>
+      i === 0
+        ? { name: 'rch-0', schedule: '@every 1h', ...shell('true') }
+        : { name: `rch-${i}`, parent_job: `rch-${i - 1}`, ...shell('true') },
+    );
+    const res = await upload(jobs);
+    expect(res.status).toBe(400);
+    expect(res.body.rule).toMatch(/deeper than 100/);
+    expect(res.body.field).toBe('file[100].parent_job');
+    expect(res.body.results).toHaveLength(50);
+    const listed = (await stack.api('GET', '/v1/jobs?q=rch-')).body as unknown[];
+    expect(listed).toHaveLength(0);
+  });
+
+  it('restores 1,000 jobs (a tree 99 deep and a wide fan) at once, within API Gateway time', async () => {
+    const jobs: unknown[] = [{ name: 'rb-root', schedule: '@every 1h', ...shell('true') }];
+    for (let i = 1; i < 99; i++)
+      jobs.push({ name: `rb-d${i}`, parent_job: i === 1 ? 'rb-root' : `rb-d${i - 1}`, ...shell('true') });
+    while (jobs.length < 1000)
+      jobs.push({ name: `rb-w${jobs.length}`, schedule: '@every 1h', ...shell('true') });
+    const started = Date.now();
+    const res = await upload(jobs.reverse());
+    const took = Date.now() - started;
+    expect(res.status, JSON.stringify(res.body).slice(0, 500)).toBe(200);
+    expect(res.body).toHaveLength(1000);
+    const at = (name: string) => (res.body as Array<{ name: string }>).findIndex((r) => r.name === name);
+    for (let i = 2; i < 99; i++) expect(at(`rb-d${i - 1}`)).toBeLessThan(at(`rb-d${i}`)); // parents first
+    expect(at('rb-root')).toBeLessThan(at('rb-d1'));
+    expect(took).toBeLessThan(29_000);
+    const d98 = (await stack.api('GET', '/v1/jobs/rb-d98')).body;
+    expect(d98.parent_job).toBe('rb-d97');
+    expect((await stack.api('GET', '/v1/jobs/rb-d97')).body.dependent_jobs).toEqual(['rb-d98']);
+    // One more level is one too many for a single write, as for the restore.
+    const deeper = await stack.api('POST', '/v1/jobs', {
+      name: 'rb-d99',
+      parent_job: 'rb-d98',
+      ...shell('true'),
+    });
+    expect(deeper.status).toBe(400);
+    expect(deeper.body.field).toBe('parent_job');
+  });
+
+  it('refuses more than 1,000 jobs in one file, writing nothing', async () => {
+    const jobs = Array.from({ length: 1001 }, (_, i) => ({
+      name: `rmax-${i}`,
+      schedule: '@every 1h',
+      ...shell('true'),
+    }));
+    const res = await upload(jobs);
+    expect(res.status).toBe(400);
+    expect(res.body.rule).toMatch(/at most 1000 jobs/);
+    expect((await stack.api('GET', '/v1/jobs?q=rmax-')).body).toHaveLength(0);
+  });
+
+  it('puts back what it wrote when a write fails midway: nothing of the file stays', async () => {
+    await stack.api('POST', '/v1/jobs', {
+      name: 'ru-kept',
+      schedule: '@every 1h',
+      displayname: 'before',
+      ...shell('true'),
+    });
+    const before = (await stack.api('GET', '/v1/jobs/ru-kept')).body;
+    let puts = 0;
+    let fired = false;
+    const jobsStore = stack.ctx.jobs;
+    const faulty = new Proxy(jobsStore, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target);
+        if (key !== 'putDefinition') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: Parameters<typeof jobsStore.putDefinition>) => {
+          if (++puts === 30) {
+            fired = true;
+            throw new Error('store failed on the 30th write');
+          }
+          return jobsStore.putDefinition(...args);
+        };
+      },
+    });
+    const ctx = { ...stack.ctx, jobs: faulty } as typeof stack.ctx;
+    const jobs = [
+      { name: 'ru-kept', schedule: '@every 1h', displayname: 'after', ...shell('true') },
+      ...Array.from({ length: 59 }, (_, i) => ({
+        name: `ru-new-${i}`,
+        schedule: '@every 1h',
+        ...shell('true'),
+      })),
+    ];
+    const outcome = await restoreJobs(ctx, jobs);
+    expect(fired).toBe(true);
+    expect(outcome.rejected).toBe(false);
+    expect(outcome.rejected === false && outcome.failed?.name).toMatch(/^ru-/);
+    expect((await stack.api('GET', '/v1/jobs?q=ru-new-')).body).toHaveLength(0);
+    const after = (await stack.api('GET', '/v1/jobs/ru-kept')).body;
+    expect(after.displayname).toBe(before.displayname);
   });
 });
