@@ -55,6 +55,9 @@ export interface JobRecord {
   readonly updatedBy: string;
   /** Oldest first, at most JOB_HISTORY_LIMIT. */
   readonly history: JobChange[];
+  /** Why the planner could not plan this job at its last try (null once it plans again), and when. */
+  readonly planError: string | null;
+  readonly planErrorAt: number | null;
 }
 
 type Item = Record<string, unknown>;
@@ -77,6 +80,8 @@ export function fromItem(item: Item): JobRecord {
     createdBy: typeof item.createdBy === 'string' ? item.createdBy : '',
     updatedBy: typeof item.updatedBy === 'string' ? item.updatedBy : '',
     history: Array.isArray(item.history) ? (item.history as unknown[]).map(toChange) : [],
+    planError: typeof item.planError === 'string' ? item.planError : null,
+    planErrorAt: typeof item.planErrorAt === 'number' ? item.planErrorAt : null,
   };
 }
 
@@ -435,6 +440,43 @@ export class JobsStore {
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
+    }
+  }
+
+  /**
+   * Records on the job why the planner could not plan it (the tick isolates such a job and plans the others);
+   * `planErrorCount` counts the failed tries. Nothing happens to a job deleted meanwhile.
+   */
+  async recordPlanError(name: string, reason: string, now: number): Promise<void> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { name },
+          UpdateExpression: 'SET planError = :r, planErrorAt = :now ADD planErrorCount :one',
+          ConditionExpression: 'attribute_exists(#n)',
+          ExpressionAttributeNames: { '#n': 'name' },
+          ExpressionAttributeValues: { ':r': reason.slice(0, 1000), ':now': now, ':one': 1 },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  /** The job plans again: its plan error goes. */
+  async clearPlanError(name: string): Promise<void> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { name },
+          UpdateExpression: 'REMOVE planError, planErrorAt',
+          ConditionExpression: 'attribute_exists(planError)',
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
   }
 }

@@ -45,12 +45,17 @@ export function liveAgents(ctx: Context, now: number): AgentsSnapshot {
   };
 }
 
-/** How many slots one launch of this job has: 1 untagged; every live match, or `:N` of them. */
+/**
+ * How many slots one launch of this job has: 1 untagged; every live match, or `:N` of them — never more
+ * than there are live matching agents (Dkron's rule: `web:300` with 3 web agents runs on those 3), so a
+ * large count cannot turn one fire time into hundreds of writes that no agent could take. With no live
+ * match there is one slot, which ends `failed` with the reason.
+ */
 async function slotsFor(job: JobRecord, agents: AgentsSnapshot): Promise<{ slots: number; live: number }> {
   const { selector, count } = parseTags(job.def.tags);
   if (Object.keys(selector).length === 0 || isAgentless(job.def)) return { slots: 1, live: 1 };
   const live = (await agents()).filter((a) => tagsSatisfy(a.tags, selector)).length;
-  return { slots: Math.max(1, count ?? live), live };
+  return { slots: Math.max(1, Math.min(count ?? live, live)), live };
 }
 
 export async function planJob(

@@ -18,6 +18,8 @@ export interface TickReport {
   readonly resent: number;
   readonly missed: number;
   readonly failedSlots: number;
+  /** Due jobs that could not be planned, each alone (see planIsolated); they are in `errors` too. */
+  readonly isolated: number;
   /** Running executions whose agent stopped heartbeating, marked lost by this tick. */
   readonly lost: number;
   readonly errors: ReadonlyArray<{ job: string; error: string }>;
@@ -45,6 +47,7 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
     resent: 0,
     missed: 0,
     failedSlots: 0,
+    isolated: 0,
     lost: 0,
     errors: [] as { job: string; error: string }[],
   };
@@ -83,15 +86,16 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
       // A holder whose lease ran out stops: a newer holder may be working the same window.
       if (ctx.clock() >= lease.expiresAtMs) break;
       const jobs = due.slice(i, i + CHUNK_JOBS);
-      const p: Promise<void> = planJobs(ctx, jobs, windowEnd, now, agents, leadFor)
-        .then((results) => {
-          for (const r of results) {
-            report.planned += r.planned;
-            report.resent += r.resent;
-            report.missed += r.missed;
-            report.failedSlots += r.failedSlots;
-          }
-        })
+      const p: Promise<void> = planIsolated(
+        ctx,
+        jobs,
+        windowEnd,
+        now,
+        agents,
+        leadFor,
+        lease.expiresAtMs,
+        report,
+      )
         .catch((error: unknown) => {
           const message = error instanceof Error ? error.message : String(error);
           for (const job of jobs) report.errors.push({ job: job.name, error: message });
@@ -102,12 +106,70 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
     }
     await Promise.all(inFlight);
     report.lost = await sweepLost(ctx, now);
-    if (report.errors.length === 0 && ctx.clock() < lease.expiresAtMs) {
-      await ctx.control.advanceCursor(shard, windowEnd, lease.token);
+    // Jobs that failed to plan keep their `nextRunAt`, so the next tick tries them again whatever the
+    // cursor: one bad job must not hold the cursor (and the write path's planning) for everyone.
+    if (
+      report.planned + report.resent > 0 ||
+      report.errors.length === 0 ||
+      due.length > report.errors.length
+    ) {
+      if (ctx.clock() < lease.expiresAtMs) {
+        await ctx.control.advanceCursor(shard, windowEnd, lease.token);
+      }
     }
     return report;
   } finally {
     await ctx.control.releaseLease(leaseName(shard), lease);
+  }
+}
+
+type Report = {
+  planned: number;
+  resent: number;
+  missed: number;
+  failedSlots: number;
+  isolated: number;
+  errors: { job: string; error: string }[];
+};
+
+/**
+ * Plans a chunk of due jobs in bulk; should that fail, halves it and tries again, down to single jobs, so one
+ * job that cannot be planned (a poison definition, a key the store refuses) is isolated and the others launch
+ * on time. The isolated job keeps its `nextRunAt` (retried at the next tick, never silently dropped) and
+ * carries the reason (`plan_error` on the job). A lease that ran out stops the search.
+ */
+async function planIsolated(
+  ctx: Context,
+  jobs: readonly JobRecord[],
+  windowEnd: number,
+  now: number,
+  agents: ReturnType<typeof liveAgents>,
+  leadFor: (fireAt: number) => number,
+  leaseEnd: number,
+  report: Report,
+): Promise<void> {
+  try {
+    const results = await planJobs(ctx, jobs, windowEnd, now, agents, leadFor);
+    for (const r of results) {
+      report.planned += r.planned;
+      report.resent += r.resent;
+      report.missed += r.missed;
+      report.failedSlots += r.failedSlots;
+    }
+    await Promise.all(jobs.filter((j) => j.planError !== null).map((j) => ctx.jobs.clearPlanError(j.name)));
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (jobs.length === 1 || ctx.clock() >= leaseEnd) {
+      for (const job of jobs) {
+        report.errors.push({ job: job.name, error: message });
+        report.isolated++;
+        await ctx.jobs.recordPlanError(job.name, `could not be planned: ${message}`, now).catch(() => {}); // the store may be what failed: the tick's report still has it
+      }
+      return;
+    }
+    const half = Math.ceil(jobs.length / 2);
+    await planIsolated(ctx, jobs.slice(0, half), windowEnd, now, agents, leadFor, leaseEnd, report);
+    await planIsolated(ctx, jobs.slice(half), windowEnd, now, agents, leadFor, leaseEnd, report);
   }
 }
 
