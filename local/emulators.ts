@@ -43,6 +43,11 @@ export interface StartEmulatorsOptions {
   dynamoDbPath?: string;
   /** how long each emulator may take to answer its first request; default 60 s */
   readyTimeoutMs?: number;
+  /**
+   * Called when an emulator that was up exits without being asked to (crash, OOM, killed): its name
+   * and a line saying how, with its last output. Nothing else notices: every data call just fails.
+   */
+  onExit?: (name: string, detail: string) => void;
 }
 
 const HOST = '127.0.0.1';
@@ -81,6 +86,7 @@ export async function startEmulators(options: StartEmulatorsOptions = {}): Promi
         port,
         readyTimeoutMs,
         () => pingDynamoDb(url(port)),
+        options.onExit,
       ),
     ),
     startWithRetries('moto', log, (port) =>
@@ -91,6 +97,7 @@ export async function startEmulators(options: StartEmulatorsOptions = {}): Promi
         port,
         readyTimeoutMs,
         () => pingSqs(url(port)),
+        options.onExit,
       ),
     ),
   ]);
@@ -257,6 +264,7 @@ async function spawnManaged(
   port: number,
   readyTimeoutMs: number,
   ping: () => Promise<void>,
+  onExit?: (name: string, detail: string) => void,
 ): Promise<Managed> {
   const tail: string[] = [];
   const partials = new Map<NodeJS.ReadableStream, string>();
@@ -307,7 +315,9 @@ async function spawnManaged(
   };
   process.on('exit', killOnExit);
 
+  let stopRequested = false;
   const stop = async () => {
+    stopRequested = true;
     process.off('exit', killOnExit);
     if (dead) return;
     child.kill('SIGTERM');
@@ -338,6 +348,13 @@ async function spawnManaged(
     }
     try {
       await ping();
+      if (onExit) {
+        void deadPromise.then(async () => {
+          if (stopRequested) return;
+          await Promise.race([closedPromise, new Promise((r) => setTimeout(r, 1_000))]);
+          onExit(name, describe(`exited (code ${child.exitCode}, signal ${child.signalCode})`));
+        });
+      }
       return { port, stop };
     } catch {
       // not up yet

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { Agent, type AgentOptions } from '../agent/agent.ts';
 import { createApiHandler } from '../functions/api/app.ts';
 import { createClients } from '../shared/aws/clients.ts';
+import { checkHealth } from '../shared/cluster/health.ts';
 import { type Context, createContext } from '../shared/context.ts';
 import { createExecutors } from '../shared/executors/registry.ts';
 import { tick } from '../shared/scheduler/tick.ts';
@@ -33,6 +34,13 @@ export interface LocalStackOptions {
   readonly worker?: boolean;
   readonly log?: (line: string) => void;
   /**
+   * Lines a user must see even when not verbose: an emulator died, the store stopped answering (or
+   * answers again). `npm start` prints them; default: `log`.
+   */
+  readonly notice?: (line: string) => void;
+  /** How often the store's health is checked for `notice` (default 5 s; 0: never). */
+  readonly healthEveryMs?: number;
+  /**
    * Where the stack's DynamoDB (and Streams) traffic goes, given the emulator's endpoint: a test puts a
    * proxy in between (test/integration/support/stall-proxy.ts). Provisioning still goes direct.
    */
@@ -53,12 +61,17 @@ export interface LocalStack {
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? (() => {});
+  const notice = options.notice ?? log;
   const stops: Array<() => Promise<void>> = [];
   const stopAll = async () => {
     for (const s of stops.reverse()) await s().catch((e) => log(`stop: ${(e as Error).message}`));
   };
   try {
-    const emulators = await startEmulators({ log });
+    const emulators = await startEmulators({
+      log,
+      onExit: (name, detail) =>
+        notice(`${name} (emulator) died — data calls will fail until you restart npm start: ${detail}`),
+    });
     stops.push(() => emulators.stop());
     const clients = createClients(emulators.env);
     const resources = await provisionFromTemplate(
@@ -111,6 +124,29 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       clearInterval(timer);
       await ticking;
     });
+
+    // Says when the store stops answering and when it answers again (GET /health has the details).
+    const healthEveryMs = options.healthEveryMs ?? 5_000;
+    if (healthEveryMs > 0) {
+      let lastDown = '';
+      let checking = false;
+      const watchdog = setInterval(() => {
+        if (checking) return;
+        checking = true;
+        void checkHealth(ctx)
+          .then((h) => {
+            const down = h.down.map((part) => `${part} (${h.checks[part]?.error ?? 'down'})`).join(', ');
+            if (down && down !== lastDown) notice(`the store is not answering: ${down}`);
+            if (!down && lastDown) notice('the store answers again');
+            lastDown = down;
+          })
+          .finally(() => {
+            checking = false;
+          });
+      }, healthEveryMs);
+      watchdog.unref();
+      stops.push(async () => clearInterval(watchdog));
+    }
 
     // The events Lambda's trigger, locally: the Executions table's stream, polled.
     const poller = startStreamPoller(ctx, { log });

@@ -22,6 +22,8 @@ try {
   stack = await startLocalStack({
     port,
     writeStackFile: true,
+    // An emulator that died, a store that stopped answering: said even when not verbose.
+    notice: (line) => console.error(`npm start: ${line}`),
     log: (line) => {
       if (verbose) console.error(line);
     },
