@@ -1,5 +1,6 @@
 /** Dkron's /v1 routes (plus ours), each a call into shared/. */
 import { busy, leader, leave, members, pauseState, setPaused } from '../../shared/cluster/cluster.ts';
+import { checkHealth } from '../../shared/cluster/health.ts';
 import type { Context } from '../../shared/context.ts';
 import { NotFoundError, ValidationError } from '../../shared/errors.ts';
 import {
@@ -86,7 +87,15 @@ const runNow: Handler = async (ctx, req) => {
 };
 
 const routes: Array<[string, RegExp, string[], Handler]> = [
-  ['GET', /^\/health$/, [], async () => ok({ status: 'healthy' })],
+  [
+    'GET',
+    /^\/health$/,
+    [],
+    async (ctx) => {
+      const health = await checkHealth(ctx); // each store part, with a short timeout; 503 names what is down
+      return { status: health.status === 'healthy' ? 200 : 503, body: health };
+    },
+  ],
   [
     'GET',
     /^\/v1\/?$/,
