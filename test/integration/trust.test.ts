@@ -219,7 +219,7 @@ describe('the audit trail', () => {
     const event = {
       httpMethod: method,
       path,
-      headers: {},
+      headers: { Accept: 'application/json' },
       multiValueHeaders: {},
       queryStringParameters: null,
       multiValueQueryStringParameters: null,
