@@ -142,13 +142,20 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
         ],
         resources: ['executions'],
       },
-      { sid: 'Agents', actions: ['dynamodb:UpdateItem', 'dynamodb:Scan'], resources: ['agents'] },
+      {
+        sid: 'Agents',
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Scan'],
+        resources: ['agents'],
+        // GetItem: GET /health reads one key of each table
+      },
       {
         sid: 'Control',
         actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
         resources: ['control'],
       },
       { sid: 'Launches', actions: ['sqs:SendMessage'], resources: ['dispatchQueues'] },
+      // GET /health reads the default queue's ARN
+      { sid: 'QueueHealth', actions: ['sqs:GetQueueAttributes'], resources: ['dispatchQueues'] },
       { sid: 'TagSetQueues', actions: ['sqs:CreateQueue'], resources: ['tagSetQueues'] },
     ],
     notGranted: EXECUTORS_IMPORTED_ONLY('the api'),

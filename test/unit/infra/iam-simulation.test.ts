@@ -111,6 +111,8 @@ const ALLOWED: Request[] = [
   { who: 'api', action: 'dynamodb:UpdateItem', resource: CONTROL, why: 'POST /v1/pause' },
   { who: 'api', action: 'dynamodb:UpdateItem', resource: AGENTS, why: 'POST /v1/leave' },
   { who: 'api', action: 'sqs:SendMessage', resource: DEFAULT_QUEUE, why: 'run now' },
+  { who: 'api', action: 'dynamodb:GetItem', resource: AGENTS, why: 'GET /health' },
+  { who: 'api', action: 'sqs:GetQueueAttributes', resource: DEFAULT_QUEUE, why: 'GET /health' },
   { who: 'api', action: 'sqs:SendMessage', resource: WORKER_QUEUE, why: 'run an agentless job' },
   {
     who: 'api',

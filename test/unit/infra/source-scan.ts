@@ -16,8 +16,9 @@
  * 3. Every other file of the closure that builds a command contributes all its commands (file level).
  *
  * It over-approximates (a store method named in a file is taken as called; a file's commands are taken
- * as issued), never under-approximates for the patterns above; a request whose table it cannot tell
- * is reported as an error rather than guessed.
+ * as issued; outside the stores, a command whose table is a variable addresses every table the file
+ * names as `tables.<name>`), never under-approximates for the patterns above; a request whose table it
+ * cannot tell at all is reported as an error rather than guessed.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -46,6 +47,7 @@ const HELPER_FILES = new Set(['shared/aws/pages.ts', 'shared/aws/transactions.ts
 
 const DYNAMO_ACTIONS: Record<string, string> = {
   GetCommand: 'dynamodb:GetItem',
+  GetItemCommand: 'dynamodb:GetItem',
   PutCommand: 'dynamodb:PutItem',
   UpdateCommand: 'dynamodb:UpdateItem',
   DeleteCommand: 'dynamodb:DeleteItem',
@@ -216,8 +218,21 @@ function requestsIn(
 ): void {
   const own = cls?.table;
   const fileResources = FILE_RESOURCES[file] ?? {};
+  // A table passed through a variable (`TableName` of a helper's parameter): every table the file
+  // names as `tables.<name>` is taken as addressed.
+  const namedInFile = [
+    ...new Set(
+      [...node.getSourceFile().text.matchAll(/tables\.(jobs|executions|agents|control)\b/g)].map(
+        (m) => m[1] as TableRef,
+      ),
+    ),
+  ];
   const dynamo = (action: string, tableExpr: ts.Expression | undefined, index: boolean, where: ts.Node) => {
     const table = tableOf(tableExpr, own);
+    if (!table && !cls && namedInFile.length > 0) {
+      for (const t of namedInFile) out.push({ action, resource: index ? `${t}/index` : t, source });
+      return;
+    }
     if (!table) {
       errs.errors.push(
         `${source}: ${action} on a table the scan cannot tell (${where.getText().slice(0, 80)})`,
