@@ -18,6 +18,7 @@ const CRONPLANE_VARS = [
   'CRONPLANE_WORKER_QUEUE_URL',
   'CRONPLANE_EVENT_BUS',
   'CRONPLANE_OUTPUT_BUCKET',
+  'CRONPLANE_SECRETS_PATH',
 ];
 
 function portOpen(url: string): Promise<boolean> {
