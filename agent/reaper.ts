@@ -6,7 +6,8 @@
  *
  * So each agent starts one tiny reaper — a POSIX shell loop (~1 MB resident, no Node) whose stdin is a
  * pipe from the agent. The agent writes `+<pgid>` when it has spawned a job's process group and
- * `-<pgid>` when the job is over. The only writer of that pipe is the agent (Node opens every other
+ * `-<pgid>` when the job is over; the job's process waits at a gate until its `+<pgid>` has left the
+ * agent (JOB_GATE_SCRIPT in shared/executors/common.ts), so no job runs unregistered. The only writer of that pipe is the agent (Node opens every other
  * descriptor close-on-exec, so no job inherits it): when the agent dies, however it dies, the reaper
  * reads end-of-file, SIGKILLs every group still registered and exits. It ignores SIGINT, SIGTERM and
  * SIGHUP (a terminal's Ctrl-C or a service manager's stop reaches the agent, which stops gracefully and
@@ -62,10 +63,11 @@ export class JobReaper implements ProcessGroups {
     return this.child?.pid;
   }
 
-  add(pgid: number): void {
-    if (this.closed || !Number.isInteger(pgid) || pgid <= 1) return;
+  /** Registers a job's group; `registered` runs once the line has been handed to the reaper's pipe. */
+  add(pgid: number, registered?: () => void): void {
+    if (this.closed || !Number.isInteger(pgid) || pgid <= 1) return registered?.();
     this.groups.add(pgid);
-    this.send(`+${pgid}\n`);
+    this.send(`+${pgid}\n`, registered);
   }
 
   remove(pgid: number): void {
@@ -82,11 +84,22 @@ export class JobReaper implements ProcessGroups {
     child?.stdin?.end();
   }
 
-  private send(line: string): void {
-    // A write to a pipe is attempted at once (libuv), so the group is registered before the job could
-    // outlive the agent by more than a few instructions. Lines are shorter than PIPE_BUF: never torn.
-    if (this.child) this.child.stdin?.write(line);
-    else if (this.groups.size > 0) this.start(); // it is told every registered group
+  /**
+   * Writes a line to the reaper (a new reaper is told every registered group instead). `done` runs once
+   * the write has left this process (or at once, should there be no reaper to tell: a job is not held
+   * back because the reaper could not start; that is logged).
+   */
+  private send(line: string, done?: () => void): void {
+    let text = line;
+    if (!this.child) {
+      if (this.groups.size === 0) return done?.();
+      this.start();
+      text = [...this.groups].map((g) => `+${g}\n`).join('');
+    }
+    const stdin = this.child?.stdin;
+    if (!stdin?.writable) return done?.();
+    // Lines are shorter than PIPE_BUF: never torn.
+    stdin.write(text, () => done?.());
   }
 
   private start(): void {
@@ -115,7 +128,7 @@ export class JobReaper implements ProcessGroups {
       const again = () => {
         this.restart = undefined;
         if (this.closed || this.child || this.groups.size === 0) return;
-        this.start();
+        this.send('');
       };
       const wait = this.startedAt + RESTART_MIN_INTERVAL_MS - Date.now();
       if (wait <= 0) again();
@@ -128,6 +141,5 @@ export class JobReaper implements ProcessGroups {
     child.unref();
     (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     this.child = child;
-    child.stdin?.write([...this.groups].map((g) => `+${g}\n`).join(''));
   }
 }

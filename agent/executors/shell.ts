@@ -13,7 +13,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Execution } from '../../shared/executions/execution.ts';
 import { OutputBuffer } from '../../shared/executions/output-buffer.ts';
-import { errorMessage, jobBaseEnv, type ProcessGroups } from '../../shared/executors/common.ts';
+import {
+  errorMessage,
+  findExecutable,
+  jobBaseEnv,
+  type ProcessGroups,
+  spawnJobProcess,
+} from '../../shared/executors/common.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../../shared/executors/executor.ts';
 import { parseShellConfig, type ShellSpec } from '../../shared/executors/shell-config.ts';
 import type { JobDefinition } from '../../shared/jobs/job.ts';
@@ -78,6 +84,10 @@ export class ShellExecutor implements Executor {
       CRONPLANE_EXECUTION_ID: execution.executionId,
       CRONPLANE_SCHEDULED_AT: new Date(execution.scheduledAt).toISOString(),
     };
+    // Through the reaper's gate the program is started by /bin/sh: a missing one is reported as Node would.
+    if (this.options.groups && !findExecutable(argv[0]!, env, spec.cwd || undefined)) {
+      return failed(`cannot start ${argv[0]}: spawn ${argv[0]} ENOENT`);
+    }
     const spillPath = this.options.outputSink
       ? join(tmpdir(), `cronplane-output-${execution.executionId}-${randomUUID()}.log`)
       : undefined;
@@ -86,17 +96,21 @@ export class ShellExecutor implements Executor {
     return new Promise<ExecutorResult>((resolve) => {
       let settled = false;
       let killedFor: 'timeout' | 'cancelled' | null = null;
-      const child = spawn(argv[0]!, argv.slice(1), {
-        cwd: spec.cwd || undefined,
-        env,
-        detached: true, // own process group: kill(-pid) reaches grandchildren too
-        stdio: ['pipe', 'pipe', 'pipe'],
-        // libuv drops the agent's supplementary groups when it switches the user.
-        ...(user ? { uid: user.uid, gid: user.gid } : {}),
-      });
+      // Its own process group (kill(-pid) reaches grandchildren too), registered with the agent's
+      // reaper before the command runs: should the agent die from then on, the group dies with it.
+      const child = spawnJobProcess(
+        argv[0]!,
+        argv.slice(1),
+        {
+          cwd: spec.cwd || undefined,
+          env,
+          // libuv drops the agent's supplementary groups when it switches the user.
+          ...(user ? { uid: user.uid, gid: user.gid } : {}),
+        },
+        this.options.groups,
+        spawn,
+      );
       const pgid = child.pid;
-      // Registered at once: should the agent die from here on, the reaper kills the whole group.
-      if (pgid !== undefined) this.options.groups?.add(pgid);
       // The run starts when its process exists (forking costs more as the agent grows, and a burst's
       // spawns queue behind each other): that, not the call, is the execution's start.
       if (pgid !== undefined) hooks?.started?.(Date.now());

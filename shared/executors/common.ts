@@ -2,6 +2,10 @@
  * Helpers shared by the executors in this folder: result constructors, the `timeout` setting, and a run
  * controller that merges the caller's AbortSignal with a timeout and remembers which one fired.
  */
+import { type ChildProcess, spawn as nodeSpawn, type SpawnOptions } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
 import type { OutputBuffer } from '../executions/output-buffer.ts';
 import { parseDuration } from '../schedule/duration.ts';
 import type { ExecutorResult } from './executor.ts';
@@ -137,8 +141,73 @@ export class RunControl {
  * agent's JobReaper (agent/reaper.ts) SIGKILLs every registered group when the agent dies.
  */
 export interface ProcessGroups {
-  add(pgid: number): void;
+  /** Registers a group; `registered` is called once the registration has left this process. */
+  add(pgid: number, registered?: () => void): void;
   remove(pgid: number): void;
+}
+
+/**
+ * The gate a job's process passes before it runs the job: it waits for "go" on fd 3, which the agent
+ * writes only once the process group is registered with its reaper; should the agent die first, fd 3
+ * ends, the gate exits and the job never runs. So no job runs unregistered, however long the agent is
+ * descheduled between the spawn and the registration (on a loaded host: tens of milliseconds).
+ */
+export const JOB_GATE_SCRIPT = 'IFS= read -r go <&3 && [ "$go" = go ] || exit 125; exec 3<&-; exec "$@"';
+
+/**
+ * Spawns a job's process in a process group of its own (so that a timeout or cancel kills all it
+ * started), stdio piped. With `groups`, the group is registered there before the job runs (through
+ * JOB_GATE_SCRIPT, by /bin/sh: `file` is found on the PATH of `options.env` as Node would find it).
+ */
+export function spawnJobProcess(
+  file: string,
+  args: readonly string[],
+  options: Omit<SpawnOptions, 'stdio' | 'detached'>,
+  groups?: ProcessGroups,
+  spawn: typeof nodeSpawn = nodeSpawn,
+): ChildProcess {
+  if (!groups) return spawn(file, args, { ...options, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('/bin/sh', ['-c', JOB_GATE_SCRIPT, file, file, ...args], {
+    ...options,
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+  });
+  const gate = child.stdio[3] as Writable | null;
+  gate?.on('error', () => {}); // the process died before reading it
+  if (child.pid === undefined) {
+    gate?.destroy();
+    return child;
+  }
+  groups.add(child.pid, () => gate?.end('go\n'));
+  return child;
+}
+
+/**
+ * Where `spawn` would find `file` (PATH of `env` when it has no slash, else relative to `cwd`), or null:
+ * a job whose program does not exist fails with "cannot start" before anything is spawned.
+ */
+export function findExecutable(
+  file: string,
+  env: Readonly<Record<string, string | undefined>>,
+  cwd?: string,
+): string | null {
+  const candidates = file.includes('/')
+    ? [isAbsolute(file) ? file : resolve(cwd ?? process.cwd(), file)]
+    : (env.PATH ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((dir) => join(isAbsolute(dir) ? dir : resolve(cwd ?? process.cwd(), dir), file));
+  for (const path of candidates) {
+    try {
+      if (statSync(path).isFile()) {
+        accessSync(path, constants.X_OK);
+        return path;
+      }
+    } catch {
+      // not there, or not executable: the next one
+    }
+  }
+  return null;
 }
 
 /**

@@ -26,7 +26,6 @@
  *   - `executor_config.timeout` (seconds or a Go duration; none by default) and cancellation kill the
  *     whole process group with SIGKILL; the run is then `timeout` / `cancelled`.
  */
-import { spawn } from 'node:child_process';
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -40,6 +39,7 @@ import {
   type ProcessGroups,
   parseTimeout,
   RunControl,
+  spawnJobProcess,
 } from './common.ts';
 import type { Executor, ExecutorResult } from './executor.ts';
 
@@ -163,9 +163,9 @@ export class ExternalExecutor implements Executor {
     const stderr = new OutputBuffer();
     return new Promise<ExecutorResult>((resolve) => {
       let settled = false;
-      const child = spawn(this.path, [], { env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      // Its own process group, registered with the agent's reaper before the executor runs.
+      const child = spawnJobProcess(this.path, [], { env }, this.options.groups);
       const pgid = child.pid;
-      if (pgid !== undefined) this.options.groups?.add(pgid);
       const killGroup = () => {
         if (child.pid === undefined) return;
         try {
@@ -182,7 +182,7 @@ export class ExternalExecutor implements Executor {
         control.signal.removeEventListener('abort', killGroup);
         resolve(result);
       };
-      child.stdout.on('data', (d: Buffer) => {
+      child.stdout?.on('data', (d: Buffer) => {
         if (overflow) return;
         stdoutSize += d.length;
         if (stdoutSize > MAX_STDOUT_BYTES) {
@@ -192,9 +192,9 @@ export class ExternalExecutor implements Executor {
         }
         stdout.push(d);
       });
-      child.stderr.on('data', (d: Buffer) => stderr.write(d));
-      child.stdin.on('error', () => {}); // an executor that ignores stdin may close it early
-      child.stdin.end(`${JSON.stringify(buildExternalRequest(job, execution))}\n`);
+      child.stderr?.on('data', (d: Buffer) => stderr.write(d));
+      child.stdin?.on('error', () => {}); // an executor that ignores stdin may close it early
+      child.stdin?.end(`${JSON.stringify(buildExternalRequest(job, execution))}\n`);
       child.on('error', (error) =>
         finish(failedResult(`cannot start executor ${this.name} (${this.path}): ${error.message}`)),
       );

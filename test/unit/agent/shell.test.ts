@@ -1,7 +1,11 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseEnvList, ShellExecutor, splitCommand } from '../../../agent/executors/shell.ts';
 import type { Execution } from '../../../shared/executions/execution.ts';
-import { jobBaseEnv, passThroughProblem } from '../../../shared/executors/common.ts';
+import { jobBaseEnv, passThroughProblem, spawnJobProcess } from '../../../shared/executors/common.ts';
 import { validateJob } from '../../../shared/jobs/job.ts';
 
 const execution = { executionId: '0000000000001.0.1', scheduledAt: 1 } as Execution;
@@ -176,7 +180,10 @@ describe('ShellExecutor', () => {
     let pid = 0;
     const executor = new ShellExecutor({
       groups: {
-        add: (g) => events.push(`+${g}`),
+        add: (g, registered) => {
+          events.push(`+${g}`);
+          registered?.();
+        },
         remove: (g) => events.push(`-${g}`),
       },
     });
@@ -187,6 +194,61 @@ describe('ShellExecutor', () => {
     );
     pid = Number(r.output.trim());
     expect(events).toEqual([`+${pid}`, `-${pid}`]);
+  });
+
+  it('does not run the command until its group is registered; a gate that ends without "go" runs nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cronplane-gate-'));
+    const ran = join(dir, 'ran');
+    // Registration never completes (the agent is descheduled, then dies): the command must not run.
+    let gate: (() => void) | undefined;
+    const child = spawnJobProcess(
+      '/bin/sh',
+      ['-c', `echo ran > ${ran}`],
+      {},
+      {
+        add: (_g, registered) => {
+          gate = registered;
+        },
+        remove: () => {},
+      },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(existsSync(ran)).toBe(false);
+    expect(gate).toBeDefined();
+    // The agent dies: its end of fd 3 closes without "go".
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    (child.stdio[3] as Writable).destroy();
+    expect(await exited).toBe(125);
+    expect(existsSync(ran)).toBe(false);
+
+    // Registered: it runs, as the same process (its pid is its group).
+    const registered = spawnJobProcess(
+      '/bin/sh',
+      ['-c', `echo $$ > ${ran}`],
+      {},
+      {
+        add: (_g, done) => done?.(),
+        remove: () => {},
+      },
+    );
+    await new Promise((r) => registered.once('exit', r));
+    expect(Number(readFileSync(ran, 'utf8'))).toBe(registered.pid);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reports a program that does not exist as it would without the gate', async () => {
+    const executor = new ShellExecutor({ groups: { add: (_g, r) => r?.(), remove: () => {} } });
+    const r = await executor.run(
+      job({ command: 'no-such-program-xyz arg' }),
+      execution,
+      new AbortController().signal,
+    );
+    expect(r).toMatchObject({
+      status: 'failed',
+      reason: 'cannot start no-such-program-xyz: spawn no-such-program-xyz ENOENT',
+    });
+    const ok = await executor.run(job({ command: 'echo gated' }), execution, new AbortController().signal);
+    expect(ok).toMatchObject({ status: 'succeeded', output: 'gated\n' });
   });
 
   it('fails on a non-zero exit unless it is listed in success_exit_codes', async () => {

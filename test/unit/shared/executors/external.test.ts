@@ -113,7 +113,13 @@ describe('ExternalExecutor environment and process group', () => {
     vi.stubEnv('SOME_AGENT_SECRET', 'hunter2');
     const events: string[] = [];
     const executor = new ExternalExecutor('envdump', path, {
-      groups: { add: (g) => events.push(`+${g}`), remove: (g) => events.push(`-${g}`) },
+      groups: {
+        add: (g, registered) => {
+          events.push(`+${g}`);
+          registered?.();
+        },
+        remove: (g) => events.push(`-${g}`),
+      },
     });
     const job = validateJob({ name: 'j', schedule: '@manually', executor: 'envdump', executor_config: {} });
     const r = await executor.run(
