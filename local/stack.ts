@@ -160,7 +160,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         queues: [ctx.config.workerQueueUrl],
         member: false,
         concurrency: 16,
-        executors: createExecutors({ clients: ctx.clients }),
+        executors: createExecutors({
+          clients: ctx.clients,
+          secretsPath: ctx.config.secretsPath,
+          workerAllow: ctx.config.workerAllow,
+        }),
         pollWaitSeconds: 2,
         log: (e) => log(JSON.stringify(e)),
       });

@@ -42,6 +42,8 @@ export class Api extends Construct {
       entry: 'functions/api/handler.ts',
       bindings: props.bindings,
       role: 'api',
+      // The worker's allow-list, so that a job naming a target outside it is a 400 when it is written.
+      environment: props.bindings.workerEnvironment,
       description: 'Cronplane REST API (Dkron /v1 compatible)',
       timeout: Duration.seconds(29),
     }).function;

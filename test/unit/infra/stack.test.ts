@@ -281,6 +281,18 @@ describe('Cronplane stack', () => {
     expect(fn.Properties.Environment.Variables.CRONPLANE_WORKER_ALLOW).toBeUndefined();
   });
 
+  it('gives the API the worker allow-list too, so a job naming another target is refused when written', () => {
+    const configured = synth({
+      workerTargets: JSON.stringify({ lambda: ['report-*'], sqs: [], events: [] }),
+    });
+    const fns = configured.findResources('AWS::Lambda::Function');
+    const allowOf = (pattern: RegExp) =>
+      Object.entries(fns).find(([id]) => pattern.test(id))?.[1]?.Properties.Environment.Variables
+        .CRONPLANE_WORKER_ALLOW;
+    expect(JSON.parse(allowOf(/Worker/))).toEqual({ lambda: ['report-*'], sqs: [], events: [] });
+    expect(allowOf(/Api/)).toBe(allowOf(/Worker/));
+  });
+
   it('has a custom event bus named after the stack', () => {
     template.resourceCountIs('AWS::Events::EventBus', 1);
     template.hasResourceProperties('AWS::Events::EventBus', {
