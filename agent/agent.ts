@@ -157,14 +157,17 @@ export class Agent {
       [join(homedir(), '.cronplane', 'executors'), '/usr/local/lib/cronplane/executors'],
       { baseEnv, groups: this.reaper },
     );
+    // One resolver for shell env and HTTP secrets, limited to the configured path (CRONPLANE_SECRETS_PATH).
+    const resolver = createSsmResolver(this.ctx.clients, { secretsPath: this.ctx.config.secretsPath });
     return {
       ...Object.fromEntries(Object.entries(external).filter(([name]) => !BUILT_IN_EXECUTORS.has(name))),
       ...createExecutors({
         clients: this.ctx.clients,
+        resolver,
         shell: new ShellExecutor({
           baseEnv,
           groups: this.reaper,
-          resolveEnv: createSsmResolver(this.ctx.clients),
+          resolveEnv: resolver,
           outputSink: this.ctx.config.outputBucket !== undefined,
         }),
       }),
