@@ -65,7 +65,10 @@ export class JobReaper implements ProcessGroups {
 
   /** Registers a job's group; `registered` runs once the line has been handed to the reaper's pipe. */
   add(pgid: number, registered?: () => void): void {
-    if (this.closed || !Number.isInteger(pgid) || pgid <= 1) return registered?.();
+    if (this.closed || !Number.isInteger(pgid) || pgid <= 1) {
+      registered?.();
+      return;
+    }
     this.groups.add(pgid);
     this.send(`+${pgid}\n`, registered);
   }
@@ -92,12 +95,18 @@ export class JobReaper implements ProcessGroups {
   private send(line: string, done?: () => void): void {
     let text = line;
     if (!this.child) {
-      if (this.groups.size === 0) return done?.();
+      if (this.groups.size === 0) {
+        done?.();
+        return;
+      }
       this.start();
       text = [...this.groups].map((g) => `+${g}\n`).join('');
     }
     const stdin = this.child?.stdin;
-    if (!stdin?.writable) return done?.();
+    if (!stdin?.writable) {
+      done?.();
+      return;
+    }
     // Lines are shorter than PIPE_BUF: never torn.
     stdin.write(text, () => done?.());
   }
