@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 
 MOTO_VERSION=5.2.5
 CFN_LINT_VERSION=1.58.0
+PYDKRON_VERSION=0.2.4
+DKRON_CLI_VERSION=0.0.5
 BROWSER=false
 for arg in "$@"; do
   case "$arg" in
@@ -88,6 +90,16 @@ fi
 if [[ "$(.venv/bin/cfn-lint --version 2>/dev/null)" != "cfn-lint ${CFN_LINT_VERSION}" ]]; then
   say "installing cfn-lint==${CFN_LINT_VERSION} into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "cfn-lint==${CFN_LINT_VERSION}" >&2
+fi
+
+# --- Dkron's own Python clients in .venv (test/integration/dkron-clients.test.ts drives them) ----
+# pydkron brings only requests and six. The `dkron` package pins 2017 versions of requests, click and six,
+# which would downgrade moto's: it goes in without them and runs on the ones moto brought.
+if [[ ! -f .venv/lib/dkron-clients-${PYDKRON_VERSION}-${DKRON_CLI_VERSION} ]]; then
+  say "installing Dkron's Python clients (pydkron==${PYDKRON_VERSION}, dkron==${DKRON_CLI_VERSION}) into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "pydkron==${PYDKRON_VERSION}" >&2
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps "dkron==${DKRON_CLI_VERSION}" >&2
+  touch ".venv/lib/dkron-clients-${PYDKRON_VERSION}-${DKRON_CLI_VERSION}"
 fi
 
 # --- Chromium for the browser tests ------------------------------------------------------------

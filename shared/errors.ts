@@ -27,8 +27,26 @@ export class NotFoundError extends CronplaneError {
   readonly code = 'not_found';
 }
 
+/** `parent_job` names no stored job: Dkron's 404 with its text, and the field and rule as for a 400. */
+export class ParentNotFoundError extends NotFoundError {
+  readonly field = 'parent_job';
+  readonly rule: string;
+  constructor(parent: string) {
+    super('specified parent job not found');
+    this.rule = `must name an existing job (${parent} is not stored)`;
+  }
+}
+
 export class ConflictError extends CronplaneError {
   readonly code = 'conflict';
+}
+
+/**
+ * A job that other jobs name as `parent_job` cannot be deleted. The API answers 404 as Dkron does for any
+ * delete it refuses (clients such as pydkron take every other status for a success).
+ */
+export class DependentJobsError extends CronplaneError {
+  readonly code = 'dependent_jobs';
 }
 
 /** The scheduler is paused: writes that would plan work are refused (Dkron answers 503). */

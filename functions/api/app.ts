@@ -7,7 +7,7 @@ import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Context } from '../../shared/context.ts';
-import { ValidationError } from '../../shared/errors.ts';
+import { ParentNotFoundError, ValidationError } from '../../shared/errors.ts';
 import { asCaller, callerOf } from '../../shared/jobs/caller.ts';
 import { errorResponse } from './errors.ts';
 import { MultipartForm, multipartBodyOn } from './multipart.ts';
@@ -32,6 +32,24 @@ function parseBody(event: APIGatewayProxyEvent): unknown {
   }
 }
 
+const TEXT_HEADERS = { 'Content-Type': 'text/plain; charset=utf-8', 'Access-Control-Allow-Origin': '*' };
+
+/**
+ * Error bodies are JSON (`error`, and `field`/`rule` for bad input) for every client that accepts JSON, as
+ * browsers, curl, fetch and Python's requests all say they do (`Accept` of any type, or JSON). A
+ * client that sends no `Accept` at all — Go's net/http, which Dkron's own clients and tests use — gets
+ * Dkron's plain-text body instead, word for word where Dkron has one.
+ */
+function wantsDkronText(event: APIGatewayProxyEvent | undefined): boolean {
+  return !event?.headers?.accept;
+}
+
+function dkronText(error: unknown, message: string): string {
+  if (error instanceof ParentNotFoundError) return error.message; // "specified parent job not found"
+  if (error instanceof ValidationError) return `Job contains invalid value: ${message}.`;
+  return message;
+}
+
 export function createApiHandler(ctx: Context) {
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
     .use(httpHeaderNormalizer())
@@ -39,7 +57,9 @@ export function createApiHandler(ctx: Context) {
       onError: async (request) => {
         const { statusCode, body } = errorResponse(request.error);
         if (statusCode >= 500) console.error(request.error);
-        request.response = { statusCode, headers: JSON_HEADERS, body: JSON.stringify(body) };
+        request.response = wantsDkronText(request.event)
+          ? { statusCode, headers: TEXT_HEADERS, body: dkronText(request.error, body.error) }
+          : { statusCode, headers: JSON_HEADERS, body: JSON.stringify(body) };
       },
     })
     .use(multipartBodyOn(RESTORE_PATH))

@@ -2,8 +2,10 @@
 import {
   ConflictError,
   type CronplaneError,
+  DependentJobsError,
   LeaseLostError,
   NotFoundError,
+  ParentNotFoundError,
   PausedError,
   ValidationError,
 } from '../../shared/errors.ts';
@@ -11,6 +13,7 @@ import {
 const STATUS = new Map<new (...args: never[]) => CronplaneError, number>([
   [ValidationError, 400],
   [NotFoundError, 404],
+  [DependentJobsError, 404],
   [ConflictError, 409],
   [PausedError, 503],
   [LeaseLostError, 503],
@@ -25,7 +28,7 @@ export function errorResponse(error: unknown): ErrorResponse {
   for (const [type, statusCode] of STATUS) {
     if (error instanceof type) {
       const body: ErrorResponse['body'] = { error: error.message };
-      if (error instanceof ValidationError) {
+      if (error instanceof ValidationError || error instanceof ParentNotFoundError) {
         body.field = error.field;
         body.rule = error.rule;
       }

@@ -3,6 +3,7 @@ import { busy, leader, leave, members, pauseState, setPaused } from '../../share
 import { checkHealth } from '../../shared/cluster/health.ts';
 import type { Context } from '../../shared/context.ts';
 import { NotFoundError, ValidationError } from '../../shared/errors.ts';
+import { groupNumber } from '../../shared/executions/execution.ts';
 import {
   clearExecutions,
   deleteJob,
@@ -73,17 +74,21 @@ function metadataFilter(query: Readonly<Record<string, string>>): Record<string,
 async function saveJob(ctx: Context, req: ApiRequest, nameFromPath?: string): Promise<ApiResponse> {
   const runOnCreate = boolParam(req.query, 'runoncreate'); // a bad flag stops the write, not half of it
   const { job } = await upsertJob(ctx, req.body, { nameFromPath });
-  let headers: Record<string, string> = { Location: `/v1/jobs/${job.name}` };
+  // Names may hold any lowercase letter (`ñandú`); a header carries only ASCII.
+  let headers: Record<string, string> = { Location: `/v1/jobs/${encodeURIComponent(job.name)}` };
   if (runOnCreate) {
     const run = await runJob(ctx, job.name);
-    headers = { ...headers, 'X-Cronplane-Group': run.group };
+    headers = { ...headers, 'X-Cronplane-Group': String(groupNumber(run.group)) };
   }
   return { status: 201, body: job, headers };
 }
 
 const runNow: Handler = async (ctx, req) => {
   const run = await runJob(ctx, req.params.job!);
-  return { status: 202, body: { ...run.job, group: run.group, executions: run.executions } };
+  return {
+    status: 202,
+    body: { ...run.job, group: groupNumber(run.group), group_id: run.group, executions: run.executions },
+  };
 };
 
 const routes: Array<[string, RegExp, string[], Handler]> = [
@@ -117,11 +122,8 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     'GET',
     /^\/v1\/isleader$/,
     [],
-    // No API node is ever the scheduler here: the tick Lambda is. Dkron answers 404 for "not leader".
-    async () => ({
-      status: 404,
-      body: { is_leader: false, reason: 'the scheduler runs in the tick function' },
-    }),
+    // No API node is ever the scheduler here: the tick function is. Dkron's follower answer, word for word.
+    async () => ({ status: 404, body: 'I am a follower' }),
   ],
   [
     'GET',
@@ -224,6 +226,16 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     },
   ],
   [
+    // The executions route of Dkron before 1.0, which the `dkron` Python package still calls.
+    'GET',
+    /^\/v1\/executions\/([^/]+)$/,
+    ['job'],
+    async (ctx, req) => {
+      const { total, executions } = await listExecutions(ctx, req.params.job!, {});
+      return ok(executions, { 'X-Total-Count': String(total) });
+    },
+  ],
+  [
     'DELETE',
     /^\/v1\/jobs\/([^/]+)\/executions$/,
     ['job'],
@@ -262,8 +274,11 @@ export async function route(
   req: Omit<ApiRequest, 'params' | 'method' | 'path'>,
 ) {
   let pathMatched = false;
+  // Dkron (gin) redirects `/v1/jobs/x/executions/` to the path without the slash, which clients follow
+  // (pydkron calls that form); here the same route simply answers.
+  const bare = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
   for (const [m, pattern, names, handler] of routes) {
-    const match = pattern.exec(path);
+    const match = pattern.exec(path) ?? pattern.exec(bare);
     if (!match) continue;
     pathMatched = true;
     if (m !== method) continue;

@@ -12,6 +12,8 @@ export interface Lease {
   readonly owner: string;
   readonly token: number;
   readonly expiresAtMs: number;
+  /** When the holder last took or renewed it (each tick does); 0 when unknown. */
+  readonly acquiredAtMs?: number;
 }
 
 export class ControlStore {
@@ -72,7 +74,12 @@ export class ControlStore {
     );
     const a = out.Item;
     if (!a) return null;
-    return { owner: String(a.owner), token: Number(a.token), expiresAtMs: Number(a.expiresAtMs) };
+    return {
+      owner: String(a.owner),
+      token: Number(a.token),
+      expiresAtMs: Number(a.expiresAtMs),
+      acquiredAtMs: Number(a.acquiredAt ?? 0),
+    };
   }
 
   async getCursor(shard: number): Promise<number | null> {

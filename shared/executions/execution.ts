@@ -61,6 +61,21 @@ export function groupIdFor(fireAtMs: number, suffix = ''): string {
  * The id derives from the fire time (via the group), the slot and the attempt, and nothing else, so
  * one fire time can never produce two executions: the put is conditional on the id not existing.
  */
+/**
+ * The group as Dkron's clients read it: an integer (Dkron's is the trigger time in nanoseconds, an int64).
+ * Ours is the fire time in ms × 1000, plus 1–999 derived from the suffix of a manual, dependent or
+ * on-failure group (two such groups in one millisecond could share a number; the string id in `group_id`
+ * never does). Exact in JSON (below 2^53) until the year 2255.
+ */
+export function groupNumber(group: string): number {
+  const ms = Number(group.slice(0, 13));
+  const suffix = group.slice(13);
+  if (suffix === '') return ms * 1000;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < suffix.length; i++) h = Math.imul(h ^ suffix.charCodeAt(i), 0x01000193) >>> 0;
+  return ms * 1000 + (h % 999) + 1;
+}
+
 export function executionIdFor(group: string, slot: number, attempt: number): string {
   return `${group}.${slot}.${attempt}`;
 }
@@ -100,7 +115,8 @@ export function toApi(e: Execution, outputLimit?: number) {
   return {
     id: e.executionId,
     job_name: e.jobName,
-    group: e.group,
+    group: groupNumber(e.group),
+    group_id: e.group,
     attempt: e.attempt,
     status: e.status,
     trigger: e.trigger,

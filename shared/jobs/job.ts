@@ -22,8 +22,11 @@ const stringMap = z.record(
 
 const text = (max: number) => z.string().max(max, { message: `must be at most ${max} characters` });
 
-/** Dkron's job name rule, also for the names a job refers to (`parent_job`, `on_failure_job`). */
-const NAME_RULE = /^[a-z0-9_-]+$/;
+/**
+ * Dkron's job name rule (`[\p{Ll}0-9_-]`: lowercase letters of any script, `ñandú` too), also for the names a
+ * job refers to (`parent_job`, `on_failure_job`).
+ */
+const NAME_RULE = /^[\p{Ll}0-9_-]+$/u;
 const NAME_RULE_TEXT = 'may contain only lowercase letters, digits, _ and -';
 const jobName = (required: boolean) => {
   const base = z
@@ -147,6 +150,27 @@ function firstIssue(error: z.ZodError): ValidationError {
   return new ValidationError(field, rule);
 }
 
+/**
+ * Jobs in Dkron's old format (before executors: a top-level `command`, and `shell` for `/bin/sh -c`), as
+ * pydkron's README and the `dkron` package still write them. Dkron 4 stores such a job and then has no
+ * executor to run it with; we run it as the shell job it was written as: `command` (and `shell`) become the
+ * shell executor's config. A job that also names an executor, or carries its own `executor_config.command`,
+ * keeps those.
+ */
+function fromOldFormat(input: Record<string, unknown>): Record<string, unknown> {
+  const { command, shell, ...rest } = input;
+  if (command === undefined) return input;
+  const executor = rest.executor ?? 'shell';
+  const config = rest.executor_config;
+  if (executor !== 'shell' || typeof command !== 'string') return input;
+  if (config !== undefined && (typeof config !== 'object' || Array.isArray(config))) return input;
+  const current = (config ?? {}) as Record<string, unknown>;
+  if (current.command !== undefined) return input;
+  const converted: Record<string, unknown> = { ...current, command };
+  if (shell !== undefined && current.shell === undefined) converted.shell = String(shell);
+  return { ...rest, executor, executor_config: converted };
+}
+
 export function isValidTimezone(zone: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
@@ -157,13 +181,23 @@ export function isValidTimezone(zone: string): boolean {
 }
 
 /** Pure validation and normalization (Dkron's Job.Validate). Throws ValidationError. */
-export function validateJob(input: unknown): JobDefinition {
+export function validateJob(
+  input: unknown,
+  options: {
+    /**
+     * Leave a built-in executor's own config keys unchecked (its `timeout` and the size limits still
+     * apply): restore takes a backup as Dkron does, where a job whose http `url` is not a URL yet is
+     * stored and then fails at each run with the reason.
+     */
+    readonly deferExecutorConfig?: boolean;
+  } = {},
+): JobDefinition {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new ValidationError('body', 'must be a JSON object describing a job');
   }
   // Dkron (Go) writes empty maps, slices and pointers as null: a job read back from Dkron and posted here
   // carries `"tags": null`, `"processors": null`, … A null field means the field's default.
-  const present = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== null));
+  const present = fromOldFormat(Object.fromEntries(Object.entries(input).filter(([, v]) => v !== null)));
   const parsed = jobInputSchema.safeParse(present);
   if (!parsed.success) throw firstIssue(parsed.error);
   const j = parsed.data;
@@ -204,7 +238,8 @@ export function validateJob(input: unknown): JobDefinition {
   if (def.schedule !== '') jobSchedule(def);
   checkDuration('catchup_window', parseDuration(def.catchup_window, 'catchup_window'));
   checkDuration('retry_backoff', parseDuration(def.retry_backoff, 'retry_backoff'));
-  if (def.parent_job === def.name) throw new ValidationError('parent_job', 'must not be the job itself');
+  if (def.parent_job === def.name)
+    throw new ValidationError('parent_job', 'the job can not have itself as parent'); // Dkron's text
   // Every executor's timeout, custom ones included; the rest of a built-in's config just below.
   if (def.executor_config.timeout) {
     let timeoutMs: number;
@@ -218,7 +253,7 @@ export function validateJob(input: unknown): JobDefinition {
     }
     checkDuration('executor_config.timeout', timeoutMs);
   }
-  validateExecutorConfig(def.executor, def.executor_config);
+  if (!options.deferExecutorConfig) validateExecutorConfig(def.executor, def.executor_config);
   const starts = def.starts_at ? parseTime(def.starts_at) : null;
   const expires = def.expires_at ? parseTime(def.expires_at) : null;
   if (starts !== null && expires !== null && expires <= starts) {

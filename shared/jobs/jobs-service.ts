@@ -10,7 +10,13 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Context } from '../context.ts';
-import { ConflictError, NotFoundError, PausedError, ValidationError } from '../errors.ts';
+import {
+  DependentJobsError,
+  NotFoundError,
+  ParentNotFoundError,
+  PausedError,
+  ValidationError,
+} from '../errors.ts';
 import { type Execution, toApi as executionToApi, groupIdFor } from '../executions/execution.ts';
 import { launchFireTimes, liveAgents, planJob } from '../scheduler/plan.ts';
 import { toRfc3339 } from '../time.ts';
@@ -22,6 +28,8 @@ import { LIMITS } from './limits.ts';
 
 export function jobToApi(job: JobRecord) {
   return {
+    // Dkron's UI (react-admin) keys every record by `id`.
+    id: job.name,
     ...job.def,
     starts_at: job.def.starts_at,
     expires_at: job.def.expires_at,
@@ -75,12 +83,12 @@ export async function upsertJob(
      * Restore: the caller has checked parents, cycles and children for the whole file and refreshes the
      * parents' `dependent_jobs` once at the end (one read of the jobs instead of one per job).
      */
-    batch?: { readonly previous: JobRecord | null };
+    batch?: { readonly previous: JobRecord | null; readonly deferExecutorConfig?: boolean };
     /** The identity recorded in the job's history; default: the current request's (caller.ts). */
     caller?: string;
   } = {},
 ) {
-  const def = validateJob(input);
+  const def = validateJob(input, { deferExecutorConfig: options.batch?.deferExecutorConfig });
   checkExecutorTrust(def, ctx.config);
   if (options.nameFromPath !== undefined && options.nameFromPath !== def.name) {
     throw new ValidationError('name', `must match the job name in the path (${options.nameFromPath})`);
@@ -89,7 +97,7 @@ export async function upsertJob(
   if (!options.batch) {
     if (def.parent_job) {
       const parent = await ctx.jobs.get(def.parent_job);
-      if (!parent) throw new NotFoundError(`parent_job ${def.parent_job} not found`);
+      if (!parent) throw new ParentNotFoundError(def.parent_job);
       if (parent.dependentJobs.length >= LIMITS.children && !parent.dependentJobs.includes(def.name)) {
         throw new ValidationError(
           'parent_job',
@@ -184,7 +192,10 @@ export async function deleteJob(ctx: Context, name: string): Promise<ApiJob> {
   const job = await requireJob(ctx, name);
   const children = await childrenOf(ctx, name);
   if (children.length > 0) {
-    throw new ConflictError(`job ${name} has dependent jobs (${children.join(', ')}); delete them first`);
+    // Dkron answers 404 to any delete it refuses; pydkron takes every other status for success.
+    throw new DependentJobsError(
+      `job ${name} has dependent jobs (${children.join(', ')}); delete them first`,
+    );
   }
   await ctx.jobs.delete(name);
   await ctx.executions.deleteForJob(name);
@@ -241,7 +252,8 @@ export async function listJobs(
   ctx: Context,
   query: ListQuery = {},
 ): Promise<{ total: number; jobs: ApiJob[] }> {
-  const sort = query.sort ?? 'name';
+  // Dkron's default and its UI's `_sort=id` sort by name (the id).
+  const sort = query.sort === undefined || query.sort === 'id' ? 'name' : query.sort;
   if (!(SORTABLE as readonly string[]).includes(sort)) {
     throw new ValidationError('_sort', `must be one of ${SORTABLE.join(', ')}`);
   }

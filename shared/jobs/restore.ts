@@ -77,7 +77,9 @@ function check(
   const firstIndex = new Map<string, number>();
   jobs.forEach((raw, index) => {
     try {
-      const def = validateJob(raw);
+      // Dkron restores a job whose executor config its executor would refuse (it fails at each run); we
+      // do the same, but never one the stack's trust settings refuse (secrets path, worker targets).
+      const def = validateJob(raw, { deferExecutorConfig: true });
       checkExecutorTrust(def, config);
       const seen = firstIndex.get(def.name);
       if (seen !== undefined)
@@ -212,7 +214,7 @@ export async function restoreJobs(ctx: Context, jobs: readonly unknown[]): Promi
       const previous = stored.get(item.def.name) ?? null;
       try {
         const { job, created } = await upsertJob(ctx, item.raw, {
-          batch: { previous },
+          batch: { previous, deferExecutorConfig: true },
         });
         done.push({ previous, written: job });
         writes.push({ index: item.index, name: item.def.name, outcome: 'written', created, job });

@@ -101,8 +101,8 @@ function spawnAgent(runtime: Runtime, name: string): { child: ChildProcess; exit
 async function alive(name: string) {
   await waitFor(
     async () =>
-      (await stack.api<Array<{ Name: string; Status: string }>>('GET', '/v1/members')).body.some(
-        (m) => m.Name === name && m.Status === 'alive',
+      (await stack.api<Array<{ Name: string; statusText: string }>>('GET', '/v1/members')).body.some(
+        (m) => m.Name === name && m.statusText === 'alive',
       ),
     60_000,
     `agent ${name} to join`,

@@ -56,7 +56,7 @@ describe('GET /v1/jobs', () => {
     expect(bad).toMatchObject({ status: 400, body: { field: '_sort' } });
   });
 
-  it('PATCH /v1/jobs creates or replaces like POST; a parent with children cannot be deleted (409)', async () => {
+  it('PATCH /v1/jobs creates or replaces like POST; a parent with children cannot be deleted (404, as Dkron)', async () => {
     expect(
       (await stack.api('PATCH', '/v1/jobs', { name: 'patched', schedule: '@daily', ...shell('true') }))
         .status,
@@ -64,7 +64,8 @@ describe('GET /v1/jobs', () => {
     expect((await stack.api('GET', '/v1/jobs/patched')).body.schedule).toBe('@daily');
     await stack.api('POST', '/v1/jobs', { name: 'patched-child', parent_job: 'patched', ...shell('true') });
     const refused = await stack.api('DELETE', '/v1/jobs/patched');
-    expect(refused.status).toBe(409);
+    expect(refused.status).toBe(404);
+    expect(refused.body.error).toMatch(/has dependent jobs \(patched-child\)/);
     expect((await stack.api('GET', '/v1/jobs/patched')).status).toBe(200);
   });
 });

@@ -57,7 +57,7 @@ describe('packaged agent and CLI', () => {
     await waitFor(
       async () =>
         JSON.parse((await cli('members')).stdout).some(
-          (m: { Name: string; Status: string }) => m.Name === 'bundled-1' && m.Status === 'alive',
+          (m: { Name: string; statusText: string }) => m.Name === 'bundled-1' && m.statusText === 'alive',
         ),
       20_000,
       'the bundled agent to join',
@@ -145,8 +145,8 @@ describe('packaged agent and CLI', () => {
     const exited = new Promise<number | null>((resolve) => agent!.once('exit', (code) => resolve(code)));
     agent!.kill('SIGTERM');
     expect(await exited).toBe(0);
-    const members = JSON.parse((await cli('members')).stdout) as Array<{ Name: string; Status: string }>;
-    expect(members.find((m) => m.Name === 'bundled-1')?.Status).toBe('left');
+    const members = JSON.parse((await cli('members')).stdout) as Array<{ Name: string; statusText: string }>;
+    expect(members.find((m) => m.Name === 'bundled-1')?.statusText).toBe('left');
   });
 
   it('runs the same bundle on Node 22', async () => {
@@ -155,7 +155,7 @@ describe('packaged agent and CLI', () => {
       await waitFor(
         async () =>
           (await stack.api<any[]>('GET', '/v1/members')).body.some(
-            (m) => m.Name === 'bundled-22' && m.Status === 'alive',
+            (m) => m.Name === 'bundled-22' && m.statusText === 'alive',
           ),
         20_000,
         'the agent on Node 22 to join',

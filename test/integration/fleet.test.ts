@@ -37,7 +37,7 @@ interface ApiExecution {
 
 interface Member {
   Name: string;
-  Status: string;
+  statusText: string;
   Tags: Record<string, string>;
 }
 
@@ -186,7 +186,7 @@ beforeAll(async () => {
   for (const [name, tag] of FLEET) spawnAgent(name, tag);
   await waitFor(
     async () => {
-      const alive = new Set((await members()).filter((m) => m.Status === 'alive').map((m) => m.Name));
+      const alive = new Set((await members()).filter((m) => m.statusText === 'alive').map((m) => m.Name));
       return FLEET.every(([name]) => alive.has(name));
     },
     60_000,
@@ -218,7 +218,7 @@ afterAll(async () => {
 async function webFleetAlive() {
   await waitFor(
     async () => {
-      const alive = (await members()).filter((m) => m.Status === 'alive').map((m) => m.Name);
+      const alive = (await members()).filter((m) => m.statusText === 'alive').map((m) => m.Name);
       return WEB.every((n) => alive.includes(n));
     },
     15_000,
@@ -471,7 +471,7 @@ describe('agent failures', () => {
     const lines = readFileSync(marks, 'utf8').split('\n').filter(Boolean);
     expect(lines).toEqual([`start ${lost!.id}`, `start ${retry!.id}`, `done ${retry!.id}`]);
     await waitFor(
-      async () => (await members()).find((m) => m.Name === victim)?.Status === 'failed',
+      async () => (await members()).find((m) => m.Name === victim)?.statusText === 'failed',
       15_000,
       `${victim} to show as failed`,
     );
@@ -529,7 +529,7 @@ describe('agent failures', () => {
     expect(await db.exited).toBe(0);
     const [run] = await executions('fleet-term');
     expect(run).toMatchObject({ status: 'succeeded', node_name: 'db-1', output: 'finished\n' });
-    expect((await members()).find((m) => m.Name === 'db-1')?.Status).toBe('left');
+    expect((await members()).find((m) => m.Name === 'db-1')?.statusText).toBe('left');
   });
 
   it('leaves nothing running anywhere', async () => {

@@ -9,7 +9,7 @@ const stack = useTestStack();
 
 describe('foundation', () => {
   it('answers health and status', async () => {
-    expect((await stack.api('GET', '/health')).body).toEqual({ status: 'healthy' });
+    expect((await stack.api('GET', '/health')).body).toMatchObject({ status: 'healthy', down: [] });
     expect((await stack.api('GET', '/v1')).status).toBe(200);
   });
 
@@ -94,7 +94,7 @@ describe('foundation', () => {
 
   it('records the agent as a member and the tick as the leader', async () => {
     const members = await stack.api('GET', '/v1/members');
-    expect(members.body[0]).toMatchObject({ Status: 'alive' });
+    expect(members.body[0]).toMatchObject({ Status: 1, statusText: 'alive' });
     expect((await stack.api('GET', '/v1/leader')).body.Name).toMatch(/^local-ticker@/);
   });
 
@@ -107,8 +107,8 @@ describe('foundation', () => {
     expect(res.body).toEqual({ name, leave_requested: true });
     await waitFor(
       async () => {
-        const members = await stack.api<Array<{ Name: string; Status: string }>>('GET', '/v1/members');
-        return members.body.find((m) => m.Name === name)?.Status === 'left';
+        const members = await stack.api<Array<{ Name: string; statusText: string }>>('GET', '/v1/members');
+        return members.body.find((m) => m.Name === name)?.statusText === 'left';
       },
       20_000,
       'the agent to leave',

@@ -302,10 +302,16 @@ describe('POST /v1/restore', () => {
     const d98 = (await stack.api('GET', '/v1/jobs/rb-d98')).body;
     expect(d98.parent_job).toBe('rb-d97');
     expect((await stack.api('GET', '/v1/jobs/rb-d97')).body.dependent_jobs).toEqual(['rb-d98']);
-    // One more level is one too many for a single write, as for the restore.
-    const deeper = await stack.api('POST', '/v1/jobs', {
+    // The same depth rule as a single write: 99 ancestors are taken, 100 are one too many.
+    const last = await stack.api('POST', '/v1/jobs', {
       name: 'rb-d99',
       parent_job: 'rb-d98',
+      ...shell('true'),
+    });
+    expect(last.status).toBe(201);
+    const deeper = await stack.api('POST', '/v1/jobs', {
+      name: 'rb-d100',
+      parent_job: 'rb-d99',
       ...shell('true'),
     });
     expect(deeper.status).toBe(400);

@@ -196,7 +196,7 @@ describe('npm start', { timeout: 240_000 }, () => {
     await waitFor(
       async () =>
         (await started.api<any[]>('GET', '/v1/members')).body.some(
-          (m) => m.Name === 'web-1' && m.Status === 'alive',
+          (m) => m.Name === 'web-1' && m.statusText === 'alive',
         ),
       30_000,
       'web-1 among the members',

@@ -51,7 +51,7 @@ function apiEvent(httpMethod: string, path: string, body?: unknown, query?: Reco
     httpMethod,
     path,
     resource: '/{proxy+}',
-    headers: {},
+    headers: { Accept: 'application/json' }, // as curl or a browser sends it; without one, Dkron's plain text
     multiValueHeaders: {},
     queryStringParameters: query ?? null,
     multiValueQueryStringParameters: query
@@ -101,7 +101,7 @@ describe('cdk synth', () => {
     expect((await run(node, ['--version'])).stdout.trim()).toBe(`v${LAMBDA_NODE_VERSION}`);
     const health = await invoke('CronplaneApi', apiEvent('GET', '/health'));
     expect(health).toMatchObject({ statusCode: 200 });
-    expect(JSON.parse(health.body)).toEqual({ status: 'healthy' });
+    expect(JSON.parse(health.body)).toMatchObject({ status: 'healthy', down: [] });
 
     const bad = await invoke(
       'CronplaneApi',

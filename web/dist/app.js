@@ -399,7 +399,7 @@ async function membersView(view, every) {
           'tr',
           {},
           h('td', {}, m.Name),
-          h('td', {}, h('span', { class: `badge member-${m.Status}` }, m.Status)),
+          h('td', {}, h('span', { class: `badge member-${m.statusText}` }, m.statusText)),
           h(
             'td',
             {},
