@@ -3,7 +3,8 @@
 #   - node_modules (npm ci) when missing or older than package-lock.json
 #   - Java 17+ for DynamoDB Local (apt-get, Debian)
 #   - a project-local Python venv at .venv/ with moto[server] (SQS, EventBridge, S3, IAM, STS, ...)
-#     and cfn-lint (the CloudFormation linter the infra tests run on the synthesized template)
+#     and cfn-lint (the CloudFormation linter the infra tests run on the synthesized template),
+#     Dkron's Python clients and Schemathesis (the API fuzzer)
 #   - with --browser (npm test): Chromium for the web UI's browser tests (apt-get, Debian's `chromium`;
 #     Playwright drives it, as its own browser download needs hosts this network does not reach)
 # Silent when nothing is installed; progress lines go to stderr.
@@ -14,6 +15,7 @@ MOTO_VERSION=5.2.5
 CFN_LINT_VERSION=1.58.0
 PYDKRON_VERSION=0.2.4
 DKRON_CLI_VERSION=0.0.5
+SCHEMATHESIS_VERSION=4.32.5
 BROWSER=false
 for arg in "$@"; do
   case "$arg" in
@@ -100,6 +102,12 @@ if [[ ! -f .venv/lib/dkron-clients-${PYDKRON_VERSION}-${DKRON_CLI_VERSION} ]]; t
   .venv/bin/pip install -q --disable-pip-version-check "pydkron==${PYDKRON_VERSION}" >&2
   .venv/bin/pip install -q --disable-pip-version-check --no-deps "dkron==${DKRON_CLI_VERSION}" >&2
   touch ".venv/lib/dkron-clients-${PYDKRON_VERSION}-${DKRON_CLI_VERSION}"
+fi
+
+# --- Schemathesis in .venv (test/integration/openapi.test.ts fuzzes the local stack from /v1/openapi.json) --
+if [[ "$(.venv/bin/schemathesis --version 2>/dev/null)" != "schemathesis, version ${SCHEMATHESIS_VERSION}" ]]; then
+  say "installing schemathesis==${SCHEMATHESIS_VERSION} into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}" >&2
 fi
 
 # --- Chromium for the browser tests ------------------------------------------------------------

@@ -71,7 +71,11 @@ export function createApiHandler(ctx: Context) {
       // The IAM identity API Gateway verified: recorded on every job change (shared/jobs/caller.ts).
       const caller = callerOf(event.requestContext?.identity);
       const res = await asCaller(caller, () =>
-        route(ctx, event.httpMethod.toUpperCase(), event.path, { query, body: parseBody(event) }),
+        route(ctx, event.httpMethod.toUpperCase(), event.path, {
+          query,
+          body: parseBody(event),
+          basePath: basePath(event),
+        }),
       );
       const headers: Record<string, string> = { ...JSON_HEADERS, ...res.headers };
       if (headers.Location?.startsWith('/')) headers.Location = `${basePath(event)}${headers.Location}`;

@@ -18,6 +18,19 @@ import {
 import { LIMITS } from '../../shared/jobs/limits.ts';
 import { backfillJob } from '../../shared/scheduler/backfill.ts';
 import { previewSchedule } from '../../shared/scheduler/preview.ts';
+import {
+  backfillBody,
+  backfillQuery,
+  leaveBody,
+  leaveQuery,
+  listExecutionsQuery,
+  listJobsQuery,
+  parseBody,
+  parseQuery,
+  previewQuery,
+  saveJobQuery,
+} from './contract.ts';
+import { openApiDocument } from './openapi.ts';
 import { RESTORE_PATH, restore } from './restore.ts';
 
 export interface ApiRequest {
@@ -26,6 +39,8 @@ export interface ApiRequest {
   readonly params: Readonly<Record<string, string>>;
   readonly query: Readonly<Record<string, string>>;
   readonly body: unknown;
+  /** What stands before the API's paths in the URL called (the stage on API Gateway; empty locally). */
+  readonly basePath?: string;
 }
 
 export interface ApiResponse {
@@ -36,31 +51,10 @@ export interface ApiResponse {
 
 /** Execution ids are `<fire time ms>.<slot>.<attempt>`: far below this. */
 const MAX_EXECUTION_ID = 100;
-/** Paging and size parameters: anything above is a typo, not a page. */
-const MAX_INT_PARAM = 1_000_000_000;
 
 type Handler = (ctx: Context, req: ApiRequest) => Promise<ApiResponse>;
 
 const ok = (body: unknown, headers?: Record<string, string>): ApiResponse => ({ status: 200, body, headers });
-
-function intParam(query: Readonly<Record<string, string>>, name: string): number | undefined {
-  const raw = query[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_INT_PARAM) {
-    throw new ValidationError(name, `must be an integer from 0 to ${MAX_INT_PARAM}`);
-  }
-  return n;
-}
-
-/** A flag: absent is false; present with no value (`?runoncreate`), `true` or `1` is true; `false`/`0` is false. */
-function boolParam(query: Readonly<Record<string, string>>, name: string): boolean {
-  const raw = query[name];
-  if (raw === undefined) return false;
-  if (raw === '' || raw === 'true' || raw === '1') return true;
-  if (raw === 'false' || raw === '0') return false;
-  throw new ValidationError(name, 'must be true or false');
-}
 
 function metadataFilter(query: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -72,7 +66,7 @@ function metadataFilter(query: Readonly<Record<string, string>>): Record<string,
 }
 
 async function saveJob(ctx: Context, req: ApiRequest, nameFromPath?: string): Promise<ApiResponse> {
-  const runOnCreate = boolParam(req.query, 'runoncreate'); // a bad flag stops the write, not half of it
+  const { runoncreate: runOnCreate } = parseQuery(saveJobQuery, req.query); // a bad flag stops the write, not half of it
   const { job } = await upsertJob(ctx, req.body, { nameFromPath });
   // Names may hold any lowercase letter (`ñandú`); a header carries only ASCII.
   let headers: Record<string, string> = { Location: `/v1/jobs/${encodeURIComponent(job.name)}` };
@@ -117,6 +111,8 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
       return ok(list, { 'X-Total-Count': String(list.length) });
     },
   ],
+  // The OpenAPI 3.1 document of these routes, from the zod schemas they validate with (openapi.ts).
+  ['GET', /^\/v1\/openapi\.json$/, [], async (_ctx, req) => ok(openApiDocument(req.basePath || '/'))],
   ['GET', /^\/v1\/leader$/, [], async (ctx) => ok(await leader(ctx))],
   [
     'GET',
@@ -138,8 +134,10 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     'POST',
     /^\/v1\/leave$/,
     [],
-    async (ctx, req) =>
-      ok(await leave(ctx, req.query.name ?? (req.body as { name?: string } | undefined)?.name)),
+    async (ctx, req) => {
+      const fromQuery = parseQuery(leaveQuery, req.query).name;
+      return ok(await leave(ctx, fromQuery ?? parseBody(leaveBody, req.body)?.name));
+    },
   ],
   ['GET', /^\/v1\/pause$/, [], async (ctx) => ok(await pauseState(ctx))],
   ['POST', /^\/v1\/pause$/, [], async (ctx) => ok(await setPaused(ctx, true))],
@@ -150,32 +148,35 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     'GET',
     /^\/v1\/schedule\/preview$/,
     [],
-    async (_ctx, req) =>
-      ok(
+    async (_ctx, req) => {
+      const q = parseQuery(previewQuery, req.query);
+      return ok(
         previewSchedule({
-          schedule: req.query.schedule,
-          timezone: req.query.timezone,
-          from: req.query.from,
-          count: req.query.count,
+          schedule: q.schedule,
+          timezone: q.timezone,
+          from: q.from,
+          count: q.count === undefined ? undefined : String(q.count),
           // `~`/`H` fields hash the job name: previewing with `job` shows that job's fire times.
-          jobName: req.query.job,
+          jobName: q.job,
         }),
-      ),
+      );
+    },
   ],
   [
     'GET',
     /^\/v1\/jobs\/?$/,
     [],
     async (ctx, req) => {
+      const q = parseQuery(listJobsQuery, req.query);
       const { total, jobs } = await listJobs(ctx, {
-        sort: req.query._sort,
-        order: req.query._order,
-        q: req.query.q,
+        sort: q._sort,
+        order: q._order,
+        q: q.q,
         metadata: metadataFilter(req.query),
-        status: req.query.status,
-        disabled: req.query.disabled,
-        start: intParam(req.query, '_start'),
-        end: intParam(req.query, '_end'),
+        status: q.status,
+        disabled: q.disabled,
+        start: q._start,
+        end: q._end,
       });
       return ok(jobs, { 'X-Total-Count': String(total) });
     },
@@ -199,13 +200,11 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     ['job'],
     // Range in the JSON body `{"from": …, "to": …}` or in the query string; see shared/scheduler/backfill.ts.
     async (ctx, req) => {
-      const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as Record<
-        string,
-        unknown
-      >;
+      const body = parseBody(backfillBody, req.body) ?? {};
+      const q = parseQuery(backfillQuery, req.query);
       const result = await backfillJob(ctx, req.params.job!, {
-        from: body.from ?? req.query.from,
-        to: body.to ?? req.query.to,
+        from: body.from ?? q.from,
+        to: body.to ?? q.to,
       });
       return { status: 202, body: result };
     },
@@ -215,12 +214,13 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     /^\/v1\/jobs\/([^/]+)\/executions$/,
     ['job'],
     async (ctx, req) => {
+      const q = parseQuery(listExecutionsQuery, req.query);
       const { total, executions } = await listExecutions(ctx, req.params.job!, {
-        order: req.query._order,
-        sort: req.query._sort,
-        outputSizeLimit: intParam(req.query, 'output_size_limit'),
-        limit: intParam(req.query, '_limit'),
-        planned: boolParam(req.query, 'planned'),
+        order: q._order,
+        sort: q._sort,
+        outputSizeLimit: q.output_size_limit,
+        limit: q._limit,
+        planned: q.planned,
       });
       return ok(executions, { 'X-Total-Count': String(total) });
     },
@@ -248,6 +248,11 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     async (ctx, req) => ok(await getExecution(ctx, req.params.job!, req.params.id!)),
   ],
 ];
+
+/** Every route's method and path pattern (the OpenAPI test checks that the document covers each). */
+export function routeTable(): Array<{ method: string; pattern: RegExp }> {
+  return routes.map(([method, pattern]) => ({ method, pattern }));
+}
 
 /**
  * A path parameter, %-decoded. A malformed escape is a 400; a name or id longer than any stored one can

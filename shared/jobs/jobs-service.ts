@@ -235,6 +235,8 @@ const SORTABLE = [
   'last_error',
   'next',
 ] as const;
+/** What `_sort` of GET /v1/jobs takes: the fields above, and `id` (the name) as Dkron's UI sends. */
+export const JOB_SORT_FIELDS = ['id', ...SORTABLE] as const;
 
 export interface ListQuery {
   sort?: string;
@@ -290,6 +292,7 @@ const EXECUTION_SORT: Record<string, ((e: Execution) => number | string) | null>
   status: (e) => e.status,
   node_name: (e) => e.nodeName ?? '',
 };
+export const EXECUTION_SORT_FIELDS = Object.keys(EXECUTION_SORT) as [string, ...string[]];
 
 /**
  * A job's executions, as Dkron lists them: what ran, runs or was due, newest first. Launches planned
