@@ -3,17 +3,18 @@
  *
  * Where a job runs: an *agentless* job needs no host, so the worker (a Lambda function) runs it itself
  * instead of dispatching it to an agent. That is every `lambda`, `sqs` and `eventbridge` job (one AWS API
- * call), and an `http` job **without tags**: with no tags nothing ties the request to a particular host,
- * so any place with network access will do. An `http` job with tags (say, to call a service only reachable
- * from inside a private network) goes to the matching agents like a shell job. Shell and external
- * executors always need an agent.
+ * call), and an `http`, `kafka`, `nats` or `rabbitmq` job **without tags**: with no tags nothing ties the
+ * request or message to a particular host, so any place with network access will do (on AWS, the worker
+ * reaches Amazon MSK or Amazon MQ when its function is attached to their VPC). Such a job with tags (say,
+ * for a service or broker only reachable from inside a private network) goes to the matching agents like
+ * a shell job. Shell and external executors always need an agent.
  *
- * Secrets: the HTTP executor resolves `{{ssm:...}}` with an SSM resolver built from the clients. The
+ * Secrets: the HTTP and broker executors resolve `{{ssm:...}}` with an SSM resolver built from the clients. The
  * shell executor is built by the caller (it lives with the agent); give it
  * `resolveEnv: createSsmResolver(clients)` and pass it here: it is wrapped so that each run is a secret
  * scope (resolved values redacted from output and reason, a missing parameter a failed run).
  *
- * Built-in names (shell, http, lambda, sqs, eventbridge) are reserved: an external executor by one of
+ * Built-in names (shell, http, lambda, sqs, eventbridge, kafka, nats, rabbitmq) are reserved: an external executor by one of
  * those names is ignored, even when no shell executor is given.
  */
 import type { AwsClients } from '../aws/clients.ts';
@@ -22,6 +23,9 @@ import { EventBridgeExecutor, LambdaExecutor, SqsExecutor } from './aws.ts';
 import type { Executor } from './executor.ts';
 import { discoverExternalExecutors, ExternalExecutor, type ExternalExecutorOptions } from './external.ts';
 import { HttpExecutor } from './http.ts';
+import { KafkaExecutor } from './kafka.ts';
+import { NatsExecutor } from './nats.ts';
+import { RabbitMqExecutor } from './rabbitmq.ts';
 import { createSsmResolver, type SsmResolver, withSecretRedaction } from './secrets.ts';
 import type { WorkerAllowList } from './targets.ts';
 
@@ -31,13 +35,18 @@ export const BUILT_IN_EXECUTORS: ReadonlySet<string> = new Set([
   'lambda',
   'sqs',
   'eventbridge',
+  'kafka',
+  'nats',
+  'rabbitmq',
 ]);
 export const AGENTLESS_EXECUTORS: ReadonlySet<string> = new Set(['lambda', 'sqs', 'eventbridge']);
+/** Executors whose jobs run in the worker when they have no tags, on the matching agents when they do. */
+export const AGENTLESS_UNLESS_TAGGED: ReadonlySet<string> = new Set(['http', 'kafka', 'nats', 'rabbitmq']);
 
 /** True when the job runs in the worker without an agent (see the rule above). */
 export function isAgentless(def: Pick<JobDefinition, 'executor' | 'tags'>): boolean {
   if (AGENTLESS_EXECUTORS.has(def.executor)) return true;
-  return def.executor === 'http' && Object.keys(def.tags ?? {}).length === 0;
+  return AGENTLESS_UNLESS_TAGGED.has(def.executor) && Object.keys(def.tags ?? {}).length === 0;
 }
 
 export interface CreateExecutorsOptions {
@@ -80,6 +89,9 @@ export function createExecutors(options: CreateExecutorsOptions): Record<string,
     if (!BUILT_IN_EXECUTORS.has(name)) executors[name] = executor;
   }
   executors.http = new HttpExecutor({ resolveSecrets: resolver.resolveSecrets, allow });
+  executors.kafka = new KafkaExecutor({ resolveSecrets: resolver.resolveSecrets, allow });
+  executors.nats = new NatsExecutor({ resolveSecrets: resolver.resolveSecrets, allow });
+  executors.rabbitmq = new RabbitMqExecutor({ resolveSecrets: resolver.resolveSecrets, allow });
   executors.lambda = new LambdaExecutor(options.clients, allow);
   executors.sqs = new SqsExecutor(options.clients, allow);
   executors.eventbridge = new EventBridgeExecutor(options.clients, allow);

@@ -1,23 +1,30 @@
 /**
  * The worker's allow-list: which Lambda functions, SQS queues, EventBridge buses (and, optionally, which
- * URLs) an agentless job may target. It comes from the stack's configuration (`CRONPLANE_WORKER_ALLOW`,
- * JSON `{"lambda":[...],"sqs":[...],"events":[...],"http":[...]}`), so that writing a job is not the same
- * as holding the worker's role: the API refuses a job whose target is not listed (400 naming the field)
- * and the worker refuses to run one (a failed run with the reason), while IAM grants the worker the same
- * list. Unset, everything is allowed (a local stack); set, a kind left out allows nothing, except `http`,
- * which left out leaves HTTP jobs unrestricted (they hold no AWS grant).
+ * URLs and message brokers) an agentless job may target. It comes from the stack's configuration
+ * (`CRONPLANE_WORKER_ALLOW`, JSON `{"lambda":[...],"sqs":[...],"events":[...],"http":[...],"kafka":[...],
+ * "nats":[...],"rabbitmq":[...]}`), so that writing a job is not the same as holding the worker's role:
+ * the API refuses a job whose target is not listed (400 naming the field) and the worker refuses to run
+ * one (a failed run with the reason), while IAM grants the worker the same list. Unset, everything is
+ * allowed (a local stack); set, a kind left out allows nothing, except `http`, `kafka`, `nats` and
+ * `rabbitmq`, which left out leave those jobs unrestricted (they hold no AWS grant). Listed, they bound
+ * where the worker sends what it resolves from `{{ssm:...}}` (a SASL password, a message body).
  *
  * Entries are names, ARNs (or, for `sqs` and `http`, URLs) with `*` matching any run of characters.
  *   - an entry that is a plain name matches the target's name, whichever way the job writes it (a
  *     function name, `name:alias`, an ARN; a queue URL's last segment; a bus name or ARN);
  *   - an ARN entry matches the target's ARN when the job gives one (or, for SQS, when it is derived from an
  *     AWS queue URL); a target written as a plain name is matched against the entry's name part;
- *   - a URL entry (`https://…`) matches the URL as written.
+ *   - a URL entry (`https://…`) matches the URL as written;
+ *   - a broker entry (`kafka`, `nats`, `rabbitmq`) is `host:port` (`b-*.example.kafka.eu-west-1.amazonaws.com:9096`),
+ *     matched case-insensitively against every broker the job names, each with its port (the scheme's
+ *     default when the job leaves it out); credentials in a URL are not part of what is matched.
  * Account and region are pinned by IAM (the worker's role lists the same entries in its own account);
  * this check is the second wall, and the one that gives the user a 400 instead of an AccessDenied run.
  */
 
-export const TARGET_KINDS = ['lambda', 'sqs', 'events', 'http'] as const;
+export const BROKER_KINDS = ['kafka', 'nats', 'rabbitmq'] as const;
+export type BrokerKind = (typeof BROKER_KINDS)[number];
+export const TARGET_KINDS = ['lambda', 'sqs', 'events', 'http', ...BROKER_KINDS] as const;
 export type TargetKind = (typeof TARGET_KINDS)[number];
 
 export interface WorkerAllowList {
@@ -26,6 +33,10 @@ export interface WorkerAllowList {
   readonly events: readonly string[];
   /** null: HTTP jobs are not restricted by URL. */
   readonly http: readonly string[] | null;
+  /** Absent or null (each): jobs of that executor are not restricted by broker. */
+  readonly kafka?: readonly string[] | null;
+  readonly nats?: readonly string[] | null;
+  readonly rabbitmq?: readonly string[] | null;
 }
 
 /** `CRONPLANE_WORKER_ALLOW`: null when unset (everything allowed), else the list or what is wrong with it. */
@@ -40,6 +51,7 @@ export function parseWorkerAllowList(raw: string): WorkerAllowList | { problem: 
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     return { problem: 'must be a JSON object like {"lambda":["name-*"],"sqs":[],"events":["default"]}' };
   }
+  // The broker kinds are set only when listed: absent, like `http: null`, they restrict nothing.
   const out: Record<string, string[] | null> = { lambda: [], sqs: [], events: [], http: null };
   for (const [key, value] of Object.entries(parsed)) {
     if (!(TARGET_KINDS as readonly string[]).includes(key)) {
@@ -170,6 +182,37 @@ export function httpTargetRefusal(url: string, allow: WorkerAllowList | null): s
   if (!allow || allow.http === null) return null;
   if (allow.http.some((e) => globMatch(e, url))) return null;
   return `'${url}' is not in the worker's allow-list (CRONPLANE_WORKER_ALLOW http: ${describe(allow.http)})`;
+}
+
+/** A broker as a job names it: host and port (the scheme's default filled in). */
+export interface BrokerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `host:port`, an IPv6 host in brackets. */
+export function formatBroker(b: BrokerAddress): string {
+  return `${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port}`;
+}
+
+/**
+ * Null when `allow` lets an agentless job of a broker executor reach every one of `brokers`; else why
+ * (naming the first broker outside the list).
+ */
+export function brokerTargetRefusal(
+  kind: BrokerKind,
+  brokers: readonly BrokerAddress[],
+  allow: WorkerAllowList | null,
+): string | null {
+  const entries = allow?.[kind];
+  if (!entries) return null;
+  for (const b of brokers) {
+    const target = formatBroker(b).toLowerCase();
+    if (!entries.some((e) => globMatch(e.toLowerCase(), target))) {
+      return `'${formatBroker(b)}' is not in the worker's allow-list (CRONPLANE_WORKER_ALLOW ${kind}: ${describe(entries)})`;
+    }
+  }
+  return null;
 }
 
 function describe(entries: readonly string[]): string {

@@ -6,34 +6,53 @@
  *
  * Like the executors: unknown keys are ignored (Dkron's config is a free string map), and `{{ssm:...}}`
  * references are left alone where the executor resolves them at run time (shell `env` values, http `url`,
- * header values and `body`; see checkHttpConfig). Any other executor name is a custom (external) executor
+ * header values and `body`, see checkHttpConfig; the broker executors' secret keys, see checkBrokerConfig,
+ * which refuses a reference anywhere else). Any other executor name is a custom (external) executor
  * installed on the agents, which alone knows its config: only `timeout` is checked for it (in validateJob).
  *
  * `checkExecutorTrust` adds what depends on the stack's configuration (so not in the pure validateJob; the
  * jobs service runs it on every write): every `{{ssm:...}}` reference, in any key of any executor, must
- * lie under the secrets path, and an agentless job's target must be on the worker's allow-list. The
- * executors refuse the same at run time.
+ * lie under the secrets path, and an agentless job's target (function, queue, bus, URL, broker) must be on
+ * the worker's allow-list. The executors refuse the same at run time.
  */
 
 import type { Config } from '../config.ts';
 import { ValidationError } from '../errors.ts';
 import { parseEventBridgeConfig, parseLambdaConfig, parseSqsConfig } from '../executors/aws.ts';
+import { type BrokerDefinition, checkBrokerConfig, writtenBrokers } from '../executors/broker.ts';
 import { ExecutorConfigError } from '../executors/common.ts';
 import { checkHttpConfig } from '../executors/http.ts';
+import { KAFKA } from '../executors/kafka.ts';
+import { NATS } from '../executors/nats.ts';
+import { RABBITMQ } from '../executors/rabbitmq.ts';
 import { isAgentless } from '../executors/registry.ts';
 import { findSecretReferences, hasSecretReferences, secretReferenceProblem } from '../executors/secrets.ts';
 import { parseShellConfig } from '../executors/shell-config.ts';
-import { awsTargetRefusal, httpTargetRefusal } from '../executors/targets.ts';
+import {
+  awsTargetRefusal,
+  type BrokerKind,
+  brokerTargetRefusal,
+  httpTargetRefusal,
+} from '../executors/targets.ts';
 import type { EXECUTORS, JobDefinition } from './job.ts';
 
 type ConfigCheck = (cfg: Readonly<Record<string, string>>) => unknown;
 
-const CHECKS: Readonly<Record<(typeof EXECUTORS)[number], ConfigCheck>> = {
+const BROKERS: Readonly<Record<BrokerKind, BrokerDefinition<{ timeoutMs: number }>>> = {
+  kafka: KAFKA,
+  nats: NATS,
+  rabbitmq: RABBITMQ,
+};
+
+const CHECKS: Readonly<Record<(typeof EXECUTORS)[number] | BrokerKind, ConfigCheck>> = {
   shell: parseShellConfig,
   http: checkHttpConfig,
   lambda: parseLambdaConfig,
   sqs: parseSqsConfig,
   eventbridge: parseEventBridgeConfig,
+  kafka: (cfg) => checkBrokerConfig(KAFKA, cfg),
+  nats: (cfg) => checkBrokerConfig(NATS, cfg),
+  rabbitmq: (cfg) => checkBrokerConfig(RABBITMQ, cfg),
 };
 
 /** Throws ValidationError(`executor_config.<key>`, rule) when a built-in executor would refuse `cfg`. */
@@ -78,5 +97,12 @@ export function checkExecutorTrust(
     }
     const problem = httpTargetRefusal(href, policy.workerAllow);
     if (problem) throw new ValidationError('executor_config.url', problem);
+  }
+  const broker = Object.hasOwn(BROKERS, def.executor) ? BROKERS[def.executor as BrokerKind] : undefined;
+  // A broker named through a reference is checked when the worker has resolved it.
+  const brokers = broker ? writtenBrokers(broker, def.executor_config) : null;
+  if (broker && brokers) {
+    const problem = brokerTargetRefusal(broker.kind, brokers, policy.workerAllow);
+    if (problem) throw new ValidationError(`executor_config.${broker.targetKey}`, problem);
   }
 }

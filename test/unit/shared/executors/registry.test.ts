@@ -25,13 +25,18 @@ const job = (executor: string, tags?: Record<string, string>) =>
   });
 
 describe('isAgentless', () => {
-  it('is true for lambda, sqs, eventbridge, and http without tags', () => {
+  it('is true for lambda, sqs, eventbridge, and http, kafka, nats, rabbitmq without tags', () => {
     expect(isAgentless(job('lambda'))).toBe(true);
     expect(isAgentless(job('sqs'))).toBe(true);
     expect(isAgentless(job('eventbridge', { role: 'web' }))).toBe(true);
     expect(isAgentless(job('http'))).toBe(true);
     expect(isAgentless(job('http', { role: 'internal' }))).toBe(false);
     expect(isAgentless(job('shell'))).toBe(false);
+    for (const broker of ['kafka', 'nats', 'rabbitmq']) {
+      const def = { executor: broker, tags: {} };
+      expect(isAgentless(def)).toBe(true);
+      expect(isAgentless({ ...def, tags: { dc: 'inside' } })).toBe(false);
+    }
   });
 });
 
@@ -42,7 +47,10 @@ describe('createExecutors', () => {
     expect(Object.keys(createExecutors({ clients })).sort()).toEqual([
       'eventbridge',
       'http',
+      'kafka',
       'lambda',
+      'nats',
+      'rabbitmq',
       'sqs',
     ]);
     const shell: Executor = {
@@ -57,7 +65,10 @@ describe('createExecutors', () => {
     expect(Object.keys(createExecutors({ clients, shell })).sort()).toEqual([
       'eventbridge',
       'http',
+      'kafka',
       'lambda',
+      'nats',
+      'rabbitmq',
       'shell',
       'sqs',
     ]);
@@ -65,9 +76,15 @@ describe('createExecutors', () => {
 
   it('ignores external executors that take a built-in name', () => {
     const names = Object.keys(
-      createExecutors({ clients, externalPaths: { shell: '/bin/true', custom: '/bin/true' } }),
+      createExecutors({
+        clients,
+        externalPaths: { shell: '/bin/true', kafka: '/bin/true', custom: '/bin/true' },
+      }),
     ).sort();
-    expect(names).toEqual(['custom', 'eventbridge', 'http', 'lambda', 'sqs']);
+    expect(names).toEqual(['custom', 'eventbridge', 'http', 'kafka', 'lambda', 'nats', 'rabbitmq', 'sqs']);
+    expect(createExecutors({ clients, externalPaths: { kafka: '/bin/true' } }).kafka?.constructor.name).toBe(
+      'KafkaExecutor',
+    );
   });
 
   it('wraps the shell: secrets resolved during a run are redacted and errors become failed runs', async () => {
