@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context as LambdaContext } from 'aws-lambda';
+import { CORS_HEADERS } from '../functions/api/cors.ts';
 
 type ProxyHandler = (event: APIGatewayProxyEvent, context: LambdaContext) => Promise<APIGatewayProxyResult>;
 
@@ -102,12 +103,14 @@ export async function startHttpServer(options: {
     } catch (error) {
       if (error instanceof BodyTooLarge) {
         res
-          .writeHead(413, { 'Content-Type': 'application/json', Connection: 'close' })
+          .writeHead(413, { ...CORS_HEADERS, 'Content-Type': 'application/json', Connection: 'close' })
           .end(JSON.stringify({ error: `body: must be at most ${MAX_BODY_BYTES} bytes`, field: 'body' }));
         return;
       }
       console.error(error);
-      res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"error":"internal error"}');
+      res
+        .writeHead(500, { ...CORS_HEADERS, 'Content-Type': 'application/json' })
+        .end('{"error":"internal error"}');
     }
   });
   const host = options.host ?? '127.0.0.1';

@@ -1,6 +1,6 @@
 /**
- * The API's one middleware chain: header normalizer → multipart form (restore only) → JSON body → route →
- * domain-error mapping.
+ * The API's one middleware chain: CORS (preflights answered here) → header normalizer → multipart form
+ * (restore only) → JSON body → route → domain-error mapping.
  * Used by the Lambda entry point and, in-process, by the local HTTP server.
  */
 import middy from '@middy/core';
@@ -9,12 +9,14 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { Context } from '../../shared/context.ts';
 import { ParentNotFoundError, ValidationError } from '../../shared/errors.ts';
 import { asCaller, callerOf } from '../../shared/jobs/caller.ts';
+import { cors } from './cors.ts';
 import { errorResponse } from './errors.ts';
 import { MultipartForm, multipartBodyOn } from './multipart.ts';
 import { RESTORE_PATH } from './restore.ts';
 import { route } from './routes.ts';
 
-const JSON_HEADERS = { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' };
+// CORS headers are added to every answer by ./cors.ts.
+const JSON_HEADERS = { 'Content-Type': 'application/json' };
 
 /**
  * Parses any non-empty body as JSON whatever its Content-Type: Dkron's users send jobs with plain
@@ -32,7 +34,7 @@ function parseBody(event: APIGatewayProxyEvent): unknown {
   }
 }
 
-const TEXT_HEADERS = { 'Content-Type': 'text/plain; charset=utf-8', 'Access-Control-Allow-Origin': '*' };
+const TEXT_HEADERS = { 'Content-Type': 'text/plain; charset=utf-8' };
 
 /**
  * Error bodies are JSON (`error`, and `field`/`rule` for bad input) for every client that accepts JSON, as
@@ -52,6 +54,7 @@ function dkronText(error: unknown, message: string): string {
 
 export function createApiHandler(ctx: Context) {
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(cors())
     .use(httpHeaderNormalizer())
     .use({
       onError: async (request) => {
