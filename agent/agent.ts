@@ -7,7 +7,13 @@
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from '../shared/context.ts';
-import { parseTagSet, type ReceivedLaunch, tagsSatisfy } from '../shared/dispatch/dispatch.ts';
+import {
+  parseTagSet,
+  QUEUE_HINT_HOPS,
+  QUEUE_HINT_TTL_MS,
+  type ReceivedLaunch,
+  tagsSatisfy,
+} from '../shared/dispatch/dispatch.ts';
 import { ValidationError } from '../shared/errors.ts';
 import {
   fenceAfterMs,
@@ -104,6 +110,10 @@ export class Agent {
   private stopping = false;
   private readonly stopController = new AbortController();
   private readonly pollers = new Map<string, Promise<void>>();
+  /** The tag sets of the queues polled (the default queue's is ''). */
+  private readonly polledTagSets = new Set<string>();
+  /** The registry scan running now: a queue-created hint waits for it and scans once more. */
+  private refreshing: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly running = new Map<string, AbortController>();
   private readonly capacityWaiters: Array<() => void> = [];
@@ -276,8 +286,44 @@ export class Agent {
       : await this.ctx.dispatch.registry();
     for (const entry of entries) {
       if (this.pollers.has(entry.url) || !tagsSatisfy(this.tags, parseTagSet(entry.tagSet))) continue;
+      this.polledTagSets.add(entry.tagSet);
       this.pollers.set(entry.url, this.poll(entry.url));
     }
+  }
+
+  /** A registry scan that starts after any scan running now (which may have read before the news). */
+  private async refreshQueuesNow(): Promise<void> {
+    const running = this.refreshing;
+    if (running) await running.catch(() => {});
+    this.refreshing ??= this.refreshQueues().finally(() => {
+      this.refreshing = undefined;
+    });
+    await this.refreshing;
+  }
+
+  /**
+   * A queue-created hint (see QueueHint): rescan at once when the new queue is ours to poll, then pass
+   * the hint on for the other agents of the default queue, and delete this copy (send first: a crash in
+   * between only duplicates a hint).
+   */
+  private async onQueueHint(queueUrl: string, m: ReceivedLaunch): Promise<void> {
+    const hint = m.hint!;
+    const ours =
+      !this.fixedQueues &&
+      !this.polledTagSets.has(hint.queueCreated) &&
+      tagsSatisfy(this.tags, parseTagSet(hint.queueCreated));
+    if (ours) {
+      await this.refreshQueuesNow();
+      this.log({
+        msg: 'queue hint',
+        tagSet: hint.queueCreated,
+        polling: this.polledTagSets.has(hint.queueCreated),
+      });
+    }
+    if (hint.hops + 1 < QUEUE_HINT_HOPS && Date.now() - hint.sentAt < QUEUE_HINT_TTL_MS) {
+      await this.ctx.dispatch.hintQueueCreated({ ...hint, hops: hint.hops + 1 });
+    }
+    await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
   }
 
   private async waitForCapacity(): Promise<void> {
@@ -303,6 +349,12 @@ export class Agent {
         this.logError('receive', error);
         await this.sleep(1_000);
         continue;
+      }
+      if (messages.some((m) => m.hint)) {
+        for (const m of messages.filter((x) => x.hint)) {
+          void this.onQueueHint(queueUrl, m).catch((error) => this.logError('queue hint', error));
+        }
+        messages = messages.filter((m) => !m.hint);
       }
       if (messages.length > 0 && this.onFirstWork) {
         const first = this.onFirstWork;

@@ -28,11 +28,37 @@ export interface LaunchMessage {
   readonly bounces?: number;
 }
 
-/** A launch message as a consumer received it. `launch` is null when the body is not a launch. */
+/**
+ * "A queue for this tag set was just created": sent on the default queue, which every agent polls, by
+ * whoever creates a tag-set queue, so that the agents it concerns poll it within a moment instead of at
+ * their next registry scan. Only a hint: an agent whose tags satisfy `tagSet` rescans the registry (the
+ * URL comes from there, never from a message), and passes the hint on as a fresh message, up to
+ * QUEUE_HINT_HOPS times within QUEUE_HINT_TTL_MS, so that the other agents polling the default queue see
+ * it too. A forged or repeated hint costs a registry read at most, as often as the agent allows.
+ */
+export interface QueueHint {
+  readonly queueCreated: string;
+  readonly hops: number;
+  readonly sentAt: number;
+}
+/**
+ * Copies of a hint sent, each passed on up to QUEUE_HINT_HOPS times: with N agents on the default queue, one
+ * misses all of them with probability (1 - 1/N)^(copies × hops), 10^-6 for 10 agents, 28 % for 100 (those
+ * find the queue at their next registry scan). ~400 SQS requests per queue created, none otherwise.
+ */
+export const QUEUE_HINT_COPIES = 4;
+export const QUEUE_HINT_HOPS = 32;
+export const QUEUE_HINT_TTL_MS = 15_000;
+
+/**
+ * A message as a consumer received it. `launch` is null when the body is not a launch; `hint` is set
+ * when it is a queue-created hint instead.
+ */
 export interface ReceivedLaunch {
   readonly receiptHandle: string;
   readonly body: string;
   readonly launch: LaunchMessage | null;
+  readonly hint?: QueueHint;
   readonly receiveCount: number;
 }
 
@@ -135,9 +161,23 @@ export class Dispatcher {
           Item: { ...key, tagSet, url, kind: 'queue' },
         }),
       );
+      // After the registry has it: an agent woken by the hint finds the queue when it rescans.
+      const hint = { queueCreated: tagSet, hops: 0, sentAt: Date.now() };
+      await Promise.all(Array.from({ length: QUEUE_HINT_COPIES }, () => this.hintQueueCreated(hint))).catch(
+        () => {
+          // Only a hint: the agents' periodic registry scan finds the queue all the same.
+        },
+      );
     }
     this.known.set(tagSet, url);
     return url;
+  }
+
+  /** Sends (or passes on) a queue-created hint on the default queue. */
+  async hintQueueCreated(hint: QueueHint): Promise<void> {
+    await this.clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: this.config.defaultQueueUrl, MessageBody: JSON.stringify(hint) }),
+    );
   }
 
   /** Every registered tag-set queue plus the default queue (tag set ''). */
@@ -215,14 +255,21 @@ export class Dispatcher {
     );
     return (out.Messages ?? []).map((m) => {
       let launch: LaunchMessage | null = null;
+      let hint: QueueHint | undefined;
       try {
-        const parsed = JSON.parse(m.Body ?? '') as Partial<LaunchMessage>;
+        const parsed = JSON.parse(m.Body ?? '') as Partial<LaunchMessage & QueueHint>;
         if (
           typeof parsed.jobName === 'string' &&
           typeof parsed.executionId === 'string' &&
           typeof parsed.scheduledAt === 'number'
         ) {
           launch = parsed as LaunchMessage;
+        } else if (
+          typeof parsed.queueCreated === 'string' &&
+          typeof parsed.hops === 'number' &&
+          typeof parsed.sentAt === 'number'
+        ) {
+          hint = { queueCreated: parsed.queueCreated, hops: parsed.hops, sentAt: parsed.sentAt };
         }
       } catch {
         launch = null;
@@ -231,6 +278,7 @@ export class Dispatcher {
         receiptHandle: m.ReceiptHandle ?? '',
         body: m.Body ?? '',
         launch,
+        ...(hint ? { hint } : {}),
         receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1),
       };
     });

@@ -139,7 +139,8 @@ describe('the permission table against the code', () => {
       doc: { send: async () => ({}) },
       sqs: {
         send: async (command: { input: { QueueName?: string } }) => {
-          created.push(command.input.QueueName ?? '');
+          // CreateQueue (the queue-created hint that follows is a SendMessage: not a queue).
+          if (command.input.QueueName) created.push(command.input.QueueName);
           return { QueueUrl: `https://sqs.local/${command.input.QueueName}` };
         },
       },
