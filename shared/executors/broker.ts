@@ -202,27 +202,43 @@ export async function runBrokerJob<S extends { timeoutMs: number }>(
   }
 }
 
-/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+/**
+ * Settles with `promise`, or rejects with the signal's reason as soon as it aborts. `lateClose` gets the
+ * value should `promise` fulfil after that (a connection nobody will use: close it).
+ */
+export function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+  lateClose?: (value: T) => unknown,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    if (signal.aborted) {
-      promise.catch(() => {});
+    let late = false;
+    const abandon = () => {
+      late = true;
       reject(signal.reason);
-      return;
-    }
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    };
+    if (signal.aborted) abandon();
+    else signal.addEventListener('abort', abandon, { once: true });
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
+        signal.removeEventListener('abort', abandon);
+        if (late) Promise.resolve(lateClose?.(value)).catch(() => {});
+        else resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener('abort', abandon);
         reject(error);
       },
     );
   });
+}
+
+/**
+ * How long a client may take to connect: `atMost`, or less when the run's timeout is shorter (so that a
+ * connection attempt the run has given up on ends about when the run does).
+ */
+export function connectTimeout(timeoutMs: number, atMost: number): number {
+  return timeoutMs > 0 ? Math.min(timeoutMs, atMost) : atMost;
 }
 
 /** An error with the messages of its causes that it does not already say (clients wrap socket errors). */

@@ -17,7 +17,9 @@
  * `produced to topic T partition P offset O`. A broker that cannot be reached fails the run after the
  * client's few retries (about 5 s) with the connection error as its reason.
  */
-import type { SASLOptions } from 'kafkajs';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { ISocketFactory, SASLOptions } from 'kafkajs';
 import type { Execution } from '../executions/execution.ts';
 import type { OutputBuffer } from '../executions/output-buffer.ts';
 import type { JobDefinition } from '../jobs/job.ts';
@@ -150,9 +152,11 @@ async function produce(spec: KafkaSpec, signal: AbortSignal, output: OutputBuffe
         `sasl: ${spec.sasl ? `${spec.sasl.mechanism} as ${spec.sasl.username}` : 'off'}\n`,
     );
   }
+  const sockets = new Set<net.Socket>();
   const kafka = new Kafka({
     clientId: 'cronplane',
     brokers,
+    socketFactory: trackedSockets(sockets, signal),
     ...(spec.tls ? { ssl: { rejectUnauthorized: !spec.tls.insecureSkipVerify } } : {}),
     ...(spec.sasl ? { sasl: spec.sasl as SASLOptions } : {}),
     connectionTimeout: 5_000,
@@ -194,5 +198,25 @@ async function produce(spec: KafkaSpec, signal: AbortSignal, output: OutputBuffe
     // Also after a timeout or cancel, while connect or send may still be retrying (then not waited for).
     const closed = producer.disconnect().catch(() => {});
     if (!signal.aborted) await closed;
+    // The client cannot abandon a connection attempt (a broker that accepts and never answers holds it for
+    // the request timeout, retries included): after a timeout or cancel, its sockets are destroyed here.
+    else for (const socket of sockets) socket.destroy();
   }
+}
+
+/**
+ * kafkajs's own socket factory (plain or TLS, with SNI for host names, keep-alive), remembering the sockets
+ * it opens in `sockets`; once `signal` has aborted, a new socket is destroyed as it is made.
+ */
+function trackedSockets(sockets: Set<net.Socket>, signal: AbortSignal): ISocketFactory {
+  return ({ host, port, ssl, onConnect }) => {
+    const socket = ssl
+      ? tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
+      : net.connect({ host, port }, onConnect);
+    socket.setKeepAlive(true, 60_000);
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    if (signal.aborted) socket.destroy();
+    return socket;
+  };
 }

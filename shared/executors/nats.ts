@@ -20,6 +20,7 @@ import type { JobDefinition } from '../jobs/job.ts';
 import {
   type BrokerDefinition,
   type BrokerExecutorOptions,
+  connectTimeout,
   DEFAULT_BROKER_TIMEOUT_MS,
   describeError,
   parseDebug,
@@ -34,7 +35,12 @@ import { withSecretScope } from './secrets.ts';
 import { type BrokerAddress, formatBroker } from './targets.ts';
 
 export const DEFAULT_NATS_PORT = 4222;
-/** How long the first connection may take, at most (the run's timeout may be shorter). */
+/**
+ * How long the first connection may take, at most (the run's timeout may be shorter). Known limit of
+ * @nats-io/transport-node 3.4: a server that accepts the TCP connection but never sends its INFO keeps the
+ * socket after the attempt has timed out (the client closes only connections that completed), until the
+ * server closes it. The run itself still ends on time.
+ */
 const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface NatsSpec {
@@ -147,7 +153,7 @@ async function publish(spec: NatsSpec, signal: AbortSignal, output: OutputBuffer
       connect({
         servers,
         name: 'cronplane',
-        timeout: CONNECT_TIMEOUT_MS,
+        timeout: connectTimeout(spec.timeoutMs, CONNECT_TIMEOUT_MS),
         // One attempt per server: a run that cannot connect fails, and the next run tries again.
         reconnect: false,
         maxReconnectAttempts: 0,
@@ -155,6 +161,7 @@ async function publish(spec: NatsSpec, signal: AbortSignal, output: OutputBuffer
         ...(spec.auth ?? {}),
       }),
       signal,
+      (late) => late.close(),
     );
   } catch (error) {
     throw new Error(`connecting to NATS at ${servers.join(',')} failed`, { cause: error });

@@ -19,12 +19,14 @@
  * `{{ssm:...}}` resolves in `url`, `message.body` and `message.base64Body`. Output:
  * `published to exchange E with routing key K on host:port`.
  */
+import type { SocketOptions } from 'amqplib';
 import type { Execution } from '../executions/execution.ts';
 import type { OutputBuffer } from '../executions/output-buffer.ts';
 import type { JobDefinition } from '../jobs/job.ts';
 import {
   type BrokerDefinition,
   type BrokerExecutorOptions,
+  connectTimeout,
   DEFAULT_BROKER_TIMEOUT_MS,
   describeError,
   parseFlag,
@@ -152,15 +154,17 @@ async function publish(
   // Imported by the first run that needs it: most agents and workers never publish to RabbitMQ.
   const amqp = await import('amqplib');
   const where = formatBroker(spec.broker);
+  const socketOptions: SocketOptions & { signal: AbortSignal } = {
+    // Covers the TCP connect and the AMQP handshake.
+    timeout: connectTimeout(spec.timeoutMs, CONNECT_TIMEOUT_MS),
+    // amqplib hands these to net.connect, whose socket takes a signal: a cancelled or timed-out run
+    // destroys it at once (an amqps:// handshake ends with `timeout`, at the latest as the run does).
+    signal,
+    clientProperties: { connection_name: 'cronplane' },
+  };
   let connection: Awaited<ReturnType<typeof amqp.connect>>;
   try {
-    connection = await untilAborted(
-      amqp.connect(spec.url, {
-        timeout: CONNECT_TIMEOUT_MS,
-        clientProperties: { connection_name: 'cronplane' },
-      }),
-      signal,
-    );
+    connection = await untilAborted(amqp.connect(spec.url, socketOptions), signal, (late) => late.close());
   } catch (error) {
     throw new Error(`connecting to RabbitMQ at ${where} failed`, { cause: error });
   }
