@@ -211,14 +211,14 @@ describe('kafka', () => {
     expect(await consumeKafka('on-agent', 1)).toEqual([{ key: 'order-42', value: 'hello kafka' }]);
   });
 
-  it('in the worker: SASL SCRAM-SHA-512 with the password from SSM, a secret in the message, redacted from the output', async () => {
+  it('in the worker: SASL SCRAM-SHA-512 with the password from SSM, secrets in key and message, redacted from the output', async () => {
     const e = await run({
       name: 'kafka-worker',
       executor: 'kafka',
       executor_config: {
         brokerAddress: kafka.saslAddress,
         topic: 'in-worker',
-        key: 'k-worker',
+        key: '{{ssm:/cronplane/test/broker-note}}',
         message: 'note={{ssm:/cronplane/test/broker-note}}',
         saslUsername: BROKER_USER,
         saslPassword: `{{ssm:${SECRET}}}`,
@@ -228,8 +228,11 @@ describe('kafka', () => {
     });
     expect(e, e.reason ?? '').toMatchObject({ status: 'succeeded', node_name: 'worker' });
     expect(e.output).toContain(`sasl: scram-sha-512 as ${BROKER_USER}`);
+    // debug shows the key, resolved from SSM: redacted in the output, as every resolved value is
+    expect(e.output).toContain('key: [redacted]\n');
     expect(e.output).not.toContain(BROKER_PASSWORD);
-    expect(await consumeKafka('in-worker', 1)).toEqual([{ key: 'k-worker', value: `note=${SECRET_NOTE}` }]);
+    expect(e.output).not.toContain(SECRET_NOTE);
+    expect(await consumeKafka('in-worker', 1)).toEqual([{ key: SECRET_NOTE, value: `note=${SECRET_NOTE}` }]);
   });
 
   it('fails clearly on a wrong password and on a broker that does not answer', async () => {
