@@ -407,6 +407,7 @@ describe('rabbitmq', () => {
 });
 
 describe('every broker executor', () => {
+  let refusedCount = 0;
   it.each([
     [
       'kafka',
@@ -445,15 +446,17 @@ describe('every broker executor', () => {
   ])(
     '%s: a config it would refuse is a 400 naming the key, and is not stored (%j)',
     async (executor, cfg, field, rule) => {
+      // A name per case, so that one stored by mistake fails only its own case.
+      const name = `refused-${executor}-${field.replace(/[^a-z]/gi, '-').toLowerCase()}-${refusedCount++}`;
       const res = await stack.api('POST', '/v1/jobs', {
-        name: 'refused-broker-job',
+        name,
         schedule: '@manually',
         executor,
         executor_config: cfg,
       });
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ field, rule: expect.stringMatching(rule) });
-      expect((await stack.api('GET', '/v1/jobs/refused-broker-job')).status).toBe(404);
+      expect((await stack.api('GET', `/v1/jobs/${name}`)).status).toBe(404);
     },
   );
 
