@@ -32,8 +32,16 @@ apt_install() {
   local sudo=""
   if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
   say "installing $* (apt-get)"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=300 "$@" >&2
+  # dpkg talks even with -qq: its output is shown only when the install fails.
+  local log
+  log=$(mktemp)
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+    -o DPkg::Lock::Timeout=300 "$@"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
 }
 
 # --- NATS and RabbitMQ -----------------------------------------------------------------------------
