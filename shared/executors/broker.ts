@@ -247,7 +247,9 @@ export function describeError(error: unknown): string {
   let current: unknown = error;
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
     const text = errorMessage(current);
-    if (text !== '' && !parts.some((p) => p.includes(text))) parts.push(text);
+    // A wrapper often repeats its cause's message, with or without the cause's code in front.
+    const message = current instanceof Error ? current.message : text;
+    if (text !== '' && !parts.some((p) => p.includes(message))) parts.push(text);
     current = current instanceof Error ? current.cause : undefined;
   }
   return parts.join(': ') || 'unknown error';

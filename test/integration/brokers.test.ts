@@ -136,7 +136,7 @@ async function silentServer() {
  * One consumer for the file, joined once (a group join takes seconds): it reads KAFKA_TOPICS, created
  * up front, from the beginning into `kafkaMessages`.
  */
-const KAFKA_TOPICS = ['on-agent', 'in-worker', 'outside'];
+const KAFKA_TOPICS = ['on-agent', 'in-worker', 'over-tls', 'outside'];
 const kafkaMessages = new Map<string, Array<{ key: string | null; value: string }>>();
 let kafkaConsumer: Consumer;
 
@@ -233,6 +233,26 @@ describe('kafka', () => {
     expect(e.output).not.toContain(BROKER_PASSWORD);
     expect(e.output).not.toContain(SECRET_NOTE);
     expect(await consumeKafka('in-worker', 1)).toEqual([{ key: SECRET_NOTE, value: `note=${SECRET_NOTE}` }]);
+  });
+
+  it("TLS (Dkron's tlsEnable): a self-signed certificate fails the run unless tlsInsecureSkipVerify", async () => {
+    const cfg = { brokerAddress: kafka.tlsAddress, topic: 'over-tls', key: 'tls', message: 'encrypted' };
+    const verified = await run({
+      name: 'kafka-tls',
+      executor: 'kafka',
+      executor_config: { ...cfg, tlsEnable: 'true' },
+    });
+    expect(verified.status).toBe('failed');
+    expect(verified.reason).toBe(
+      `producing to topic over-tls on ${kafka.tlsAddress} failed: Connection error: self-signed certificate`,
+    );
+    const unverified = await run({
+      name: 'kafka-tls-unverified',
+      executor: 'kafka',
+      executor_config: { ...cfg, tlsEnable: 'true', tlsInsecureSkipVerify: 'true' },
+    });
+    expect(unverified, unverified.reason ?? '').toMatchObject({ status: 'succeeded' });
+    expect(await consumeKafka('over-tls', 1)).toEqual([{ key: 'tls', value: 'encrypted' }]);
   });
 
   it('fails clearly on a wrong password and on a broker that does not answer', async () => {

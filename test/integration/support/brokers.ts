@@ -1,7 +1,7 @@
 /**
  * Real message brokers on 127.0.0.1 for a test file: Apache Kafka in KRaft mode (one combined broker and
  * controller, from the Maven Central jars scripts/ensure-brokers.sh fetches, on the Java DynamoDB Local
- * uses), Debian's nats-server and Debian's rabbitmq-server. Each starts on free ports with its data in a
+ * uses; plain, SASL and TLS listeners), Debian's nats-server and Debian's rabbitmq-server. Each starts on free ports with its data in a
  * temporary directory, in a process group of its own that `stop()` kills; nothing is left behind.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -109,12 +109,48 @@ async function killGroup(child: ChildProcess, graceMs = 5_000): Promise<void> {
 export interface RunningKafka extends RunningBroker {
   /** A SASL_PLAINTEXT listener taking PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for BROKER_USER. */
   readonly saslAddress: string;
+  /** An SSL listener with a self-signed certificate for 127.0.0.1 (made by openssl at start). */
+  readonly tlsAddress: string;
 }
+
+/** A self-signed certificate for 127.0.0.1 and its (PKCS#8, unencrypted) key, as PEM. */
+async function selfSigned(dir: string): Promise<{ cert: string; key: string }> {
+  await promisify(execFile)('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-keyout',
+    join(dir, 'key.pem'),
+    '-out',
+    join(dir, 'cert.pem'),
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  ]);
+  return {
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+  };
+}
+
+/** A PEM block as one properties-file value (Properties turns `\n` back into line breaks). */
+const pemValue = (pem: string) => pem.trim().replaceAll('\n', '\\n');
 
 /** One KRaft node (broker + controller): storage formatted with kafka.tools.StorageTool, then kafka.Kafka. */
 export async function startKafka(libs: string): Promise<RunningKafka> {
   const dir = mkdtempSync(join(tmpdir(), 'cronplane-kafka-'));
-  const [port, saslPort, controllerPort] = [await freePort(), await freePort(), await freePort()];
+  const [port, saslPort, tlsPort, controllerPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const pem = await selfSigned(dir);
   const jaas = (module: string, extra = '') => `org.apache.kafka.common.security.${module} required${extra};`;
   writeFileSync(
     join(dir, 'server.properties'),
@@ -122,11 +158,14 @@ export async function startKafka(libs: string): Promise<RunningKafka> {
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${tlsPort},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort},SSL://127.0.0.1:${tlsPort}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT',
+      'listener.name.ssl.ssl.keystore.type=PEM',
+      `listener.name.ssl.ssl.keystore.certificate.chain=${pemValue(pem.cert)}`,
+      `listener.name.ssl.ssl.keystore.key=${pemValue(pem.key)}`,
       'listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
       `listener.name.sasl_plaintext.plain.sasl.jaas.config=${jaas('plain.PlainLoginModule', ` user_${BROKER_USER}="${BROKER_PASSWORD}"`)}`,
       `listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=${jaas('scram.ScramLoginModule')}`,
@@ -194,11 +233,18 @@ export async function startKafka(libs: string): Promise<RunningKafka> {
   try {
     await waitForPort(child, port, 'Kafka', log);
     await waitForPort(child, saslPort, 'Kafka (SASL listener)', log);
+    await waitForPort(child, tlsPort, 'Kafka (SSL listener)', log);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { address: `127.0.0.1:${port}`, saslAddress: `127.0.0.1:${saslPort}`, port, stop };
+  return {
+    address: `127.0.0.1:${port}`,
+    saslAddress: `127.0.0.1:${saslPort}`,
+    tlsAddress: `127.0.0.1:${tlsPort}`,
+    port,
+    stop,
+  };
 }
 
 export interface RunningNats extends RunningBroker {
