@@ -1,5 +1,8 @@
 /** The broker executors' config rules (pure): what each parses, what it refuses and under which key. */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../../../local/stack-file.ts';
 import { ValidationError } from '../../../../shared/errors.ts';
 import {
   checkBrokerConfig,
@@ -368,4 +371,34 @@ describe('the worker allow-list for brokers', () => {
       /outside the secrets path/,
     );
   });
+});
+
+describe('start-up cost', () => {
+  it('an agent that is set up (context, executors) has loaded none of the broker clients', async () => {
+    // A fresh process: the clients are imported by the first run that needs one (idle RSS).
+    const script = `
+      import { createRequire } from 'node:module';
+      const { createContext } = await import('./shared/context.ts');
+      const { Agent } = await import('./agent/agent.ts');
+      const ctx = createContext(${JSON.stringify({
+        AWS_REGION: 'eu-west-1',
+        AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+        CRONPLANE_JOBS_TABLE: 'jobs',
+        CRONPLANE_EXECUTIONS_TABLE: 'executions',
+        CRONPLANE_AGENTS_TABLE: 'agents',
+        CRONPLANE_CONTROL_TABLE: 'control',
+        CRONPLANE_DEFAULT_QUEUE_URL: 'http://127.0.0.1:9/000000000000/default',
+      })});
+      new Agent(ctx, { agentId: 'a' });
+      const loaded = Object.keys(createRequire(import.meta.url).cache);
+      console.log(JSON.stringify(['kafkajs', '@nats-io', 'amqplib', '@aws-sdk/client-dynamodb'].filter((p) => loaded.some((f) => f.includes('/node_modules/' + p + '/')))));
+    `;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: REPO_ROOT },
+    );
+    // The check sees what is loaded (the DynamoDB client is), and no broker client is.
+    expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]')).toEqual(['@aws-sdk/client-dynamodb']);
+  }, 60_000);
 });
