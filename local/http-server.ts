@@ -1,22 +1,13 @@
 /**
  * A small Node HTTP server that turns requests into API Gateway proxy events and hands them to the very
- * same API handler the Lambda runs. Also serves the web UI's static files under /ui.
+ * same API handler the Lambda runs. Also serves the web UI under /ui (local/ui-assets.ts).
  */
-import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { extname, join, normalize } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context as LambdaContext } from 'aws-lambda';
 import { CORS_HEADERS } from '../functions/api/cors.ts';
+import { serveUi } from './ui-assets.ts';
 
 type ProxyHandler = (event: APIGatewayProxyEvent, context: LambdaContext) => Promise<APIGatewayProxyResult>;
-
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.json': 'application/json',
-};
 
 /** API Gateway's own limit on a request body; past it API Gateway answers 413 without calling the function. */
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -82,21 +73,7 @@ export async function startHttpServer(options: {
   const server = createServer(async (req, res) => {
     try {
       const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-      if (options.uiDir && (path === '/' || path === '/ui' || path.startsWith('/ui/'))) {
-        if (path === '/') {
-          res.writeHead(302, { Location: '/ui/' }).end();
-          return;
-        }
-        const rel = normalize(path.replace(/^\/ui\/?/, '') || 'index.html').replace(/^(\.\.[/\\])+/, '');
-        try {
-          const file = await readFile(join(options.uiDir, rel));
-          res.writeHead(200, { 'Content-Type': MIME[extname(rel)] ?? 'application/octet-stream' }).end(file);
-        } catch {
-          const index = await readFile(join(options.uiDir, 'index.html'));
-          res.writeHead(200, { 'Content-Type': MIME['.html']! }).end(index);
-        }
-        return;
-      }
+      if (options.uiDir && (await serveUi(path, res, options.uiDir))) return;
       const event = toProxyEvent(req, await readBody(req));
       const out = await options.handler(event, { awsRequestId: `local-${Date.now()}` } as LambdaContext);
       res.writeHead(out.statusCode, out.headers as Record<string, string>).end(out.body);
