@@ -56,7 +56,15 @@ export interface RunningBroker {
   stop(): Promise<void>;
 }
 
-/** A process in its own group (so that stop() takes its children too), output to `log`. */
+/**
+ * Runs the command with a watcher beside it in its process group: the watcher reads a pipe whose other end
+ * this process holds, and when it ends (this process exited, however, even SIGKILLed) signals the group, so
+ * a test run that dies leaves no broker behind.
+ */
+const DIES_WITH_US =
+  'exec 3<&0; ( cat <&3 >/dev/null; kill -TERM 0; sleep 10; kill -KILL 0 ) & exec "$@" </dev/null 3<&-';
+
+/** A server in a process group of its own (so that stop() takes its children too), output to `log`. */
 function start(
   command: string,
   args: string[],
@@ -65,7 +73,12 @@ function start(
   cwd: string,
 ): ChildProcess {
   const fd = openSync(log, 'a');
-  return spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', fd, fd] });
+  return spawn('/bin/sh', ['-c', DIES_WITH_US, command, command, ...args], {
+    cwd,
+    env,
+    detached: true,
+    stdio: ['pipe', fd, fd],
+  });
 }
 
 async function waitForPort(child: ChildProcess, port: number, what: string, log: string, timeoutMs = 60_000) {
@@ -88,10 +101,9 @@ function tail(log: string): string {
   }
 }
 
-/** SIGTERM to the group, SIGKILL after `graceMs`. */
+/** SIGTERM to the group, SIGKILL after `graceMs`; also when the leader is gone (its watcher may not be). */
 async function killGroup(child: ChildProcess, graceMs = 5_000): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  if (child.pid === undefined) return;
   const signal = (s: NodeJS.Signals) => {
     try {
       process.kill(-child.pid!, s);
@@ -99,11 +111,16 @@ async function killGroup(child: ChildProcess, graceMs = 5_000): Promise<void> {
       // already gone
     }
   };
+  const exited =
+    child.exitCode === null && child.signalCode === null
+      ? new Promise<void>((r) => child.once('exit', () => r()))
+      : Promise.resolve();
   signal('SIGTERM');
   const timer = setTimeout(() => signal('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
   signal('SIGKILL'); // anything the leader left in its group
+  child.stdin?.destroy();
 }
 
 export interface RunningKafka extends RunningBroker {
@@ -150,7 +167,11 @@ export async function startKafka(libs: string): Promise<RunningKafka> {
     await freePort(),
     await freePort(),
   ];
-  const pem = await selfSigned(dir);
+  const removeDir = (error: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  };
+  const pem = await selfSigned(dir).catch(removeDir);
   const jaas = (module: string, extra = '') => `org.apache.kafka.common.security.${module} required${extra};`;
   writeFileSync(
     join(dir, 'server.properties'),
@@ -224,7 +245,7 @@ export async function startKafka(libs: string): Promise<RunningKafka> {
       ...scram('SCRAM-SHA-512'),
     ],
     { cwd: dir },
-  );
+  ).catch(removeDir);
   const child = start('java', [...jvm, 'kafka.Kafka', join(dir, 'server.properties')], process.env, log, dir);
   const stop = async () => {
     await killGroup(child, 10_000);
