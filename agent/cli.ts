@@ -3,6 +3,7 @@
  *   cronplane agent --tag role=web --name web-1 --concurrency 4
  *   cronplane jobs ls | get NAME | apply -f FILE | rm NAME | run NAME | toggle NAME
  *   cronplane executions JOB | members | leader | pause | unpause
+ *   cronplane ui --api https://abc.execute-api.eu-west-1.amazonaws.com/prod [--port 8001]
  */
 // First, for its side effect: V8's optimizing compilers stay off through start-up and idling (v8-tier.ts).
 import './v8-tier.ts';
@@ -122,6 +123,23 @@ program
 program.command('members').action(async () => print(await call('GET', '/v1/members')));
 program.command('leader').action(async () => print(await call('GET', '/v1/leader')));
 program.command('pause').action(async () => print(await call('POST', '/v1/pause')));
+program
+  .command('ui')
+  .description('serve the web UI on 127.0.0.1, signing its API calls with your AWS credentials (SigV4)')
+  .option('--port <n>', 'local port (0: any free one)', '8001')
+  .option('--verbose', 'log each forwarded request')
+  .action(async (o: { port: string; verbose?: boolean }) => {
+    const { startUiProxy } = await import('./ui-proxy.ts');
+    const proxy = await startUiProxy({
+      api: program.opts<{ api: string }>().api,
+      port: Number(o.port),
+      log: o.verbose ? (line) => console.error(line) : undefined,
+    });
+    console.log(`Cronplane UI: ${proxy.url}/ui/ (API calls signed with your AWS credentials; Ctrl-C stops)`);
+    const stop = () => void proxy.close().then(() => process.exit(0));
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
 program.command('unpause').action(async () => print(await call('POST', '/v1/unpause')));
 
 await program.parseAsync(process.argv);

@@ -42,17 +42,21 @@ export function wantsSigning(url: URL, forced: boolean): boolean {
   return forced || /\.execute-api\.[a-z0-9-]+\.amazonaws\.com$/.test(url.hostname);
 }
 
-/** The headers to send for this request, `authorization` and `x-amz-date` included. */
+/**
+ * The headers to send for this request, `authorization` and `x-amz-date` included. `credentials`: the SDK's
+ * default chain unless given (`cronplane ui` passes one memoized provider for all its requests).
+ */
 export async function signedHeaders(
   url: URL,
   method: string,
   headers: Record<string, string>,
-  body: string | undefined,
+  body: string | Uint8Array | undefined,
+  credentials: ReturnType<typeof defaultProvider> = defaultProvider(),
 ): Promise<Record<string, string>> {
   const signer = new SignatureV4({
     service: 'execute-api',
     region: regionOf(url),
-    credentials: defaultProvider(),
+    credentials,
     sha256: Sha256,
   });
   const query: Record<string, string> = {};

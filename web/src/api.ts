@@ -5,6 +5,8 @@ import { h } from './dom.ts';
 
 export interface ApiErrorBody {
   error?: string;
+  /** API Gateway's own refusals (403 on a bad signature, 429, 504) say `message`. */
+  message?: string;
   field?: string;
   rule?: string;
 }
@@ -14,7 +16,7 @@ export class ApiError extends Error {
     readonly status: number,
     readonly body: ApiErrorBody,
   ) {
-    super(body.error ?? `HTTP ${status}`);
+    super(body.error ?? body.message ?? `HTTP ${status}`);
   }
 }
 
