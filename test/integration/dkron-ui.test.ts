@@ -271,7 +271,15 @@ describe("Dkron's web UI, from another origin", () => {
 
     const full = await call('fullOutput', job, execution.id);
     expect(full).toMatchObject({ id: execution.id, output: `output-of-${job}\n` });
-    const shown = await call('getOne', 'jobs', job);
+    // The counters follow the finish through the stream's reaction, a moment later.
+    const shown = await waitFor(
+      async () => {
+        const one = await call('getOne', 'jobs', job);
+        return one.data.success_count === 1 ? one : undefined;
+      },
+      20_000,
+      'the success to be counted',
+    );
     expect(shown.data).toMatchObject({ success_count: 1, status: 'success' });
   });
 
