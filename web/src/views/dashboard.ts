@@ -4,7 +4,7 @@
 // next fire times across jobs.
 import { api, type Execution, errorBox, type Job, jobPath, type Member } from '../api.ts';
 import { barChart } from '../chart.ts';
-import { type Every, h, statusBadge, table, time } from '../dom.ts';
+import { type Every, h, statusBadge, table, time, ZERO_TIME } from '../dom.ts';
 
 const DAY_MS = 24 * 3600_000;
 /** Executions read per job; a job with more runs in 24 h than this shows its latest only. */
@@ -15,7 +15,9 @@ const STATUS_ORDER = ['succeeded', 'failed', 'timeout', 'lost', 'cancelled', 'sk
 export function countByStatus(executions: Execution[], now = Date.now()): Array<[string, number]> {
   const counts = new Map<string, number>(STATUS_ORDER.map((s) => [s, 0]));
   for (const e of executions) {
-    const at = Date.parse(e.started_at || e.scheduled_at || '');
+    // Runs that never started (skipped, lost before the claim) count at their fire time.
+    const started = e.started_at && e.started_at !== ZERO_TIME ? e.started_at : undefined;
+    const at = Date.parse(started ?? e.scheduled_at ?? '');
     if (!(at >= now - DAY_MS) || e.status === 'scheduled') continue;
     counts.set(e.status, (counts.get(e.status) ?? 0) + 1);
   }

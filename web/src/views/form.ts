@@ -246,8 +246,8 @@ export async function jobFormView(view: HTMLElement, name?: string): Promise<voi
     if (!field) return;
     field.el.classList.add('invalid');
     const box = field.el.querySelector<HTMLElement>('.field-error')!;
-    box.replaceChildren(error.message);
-    if (error.body.rule) box.append(h('span', { class: 'muted' }, ` (${error.body.rule})`));
+    // The rule alone: the field it breaks is the one it is shown at.
+    box.replaceChildren(error.body.rule ?? error.message);
     box.hidden = false;
     const control = field.el.querySelector<HTMLElement>('input, select');
     control?.setAttribute('aria-invalid', 'true');
