@@ -27,6 +27,8 @@ import type { Executor } from '../shared/executors/executor.ts';
 import { discoverExternalExecutors } from '../shared/executors/external.ts';
 import { BUILT_IN_EXECUTORS, createExecutors } from '../shared/executors/registry.ts';
 import { createSsmResolver } from '../shared/executors/secrets.ts';
+import type { ProcessorHost } from '../shared/processors/processor.ts';
+import { createProcessorHost } from '../shared/processors/registry.ts';
 import { ShellExecutor } from './executors/shell.ts';
 import { JobReaper } from './reaper.ts';
 
@@ -53,6 +55,13 @@ export interface AgentOptions {
   readonly jobEnvPassThrough?: readonly string[];
   readonly version?: string;
   readonly executors?: Readonly<Record<string, Executor>>;
+  /**
+   * The processors applied to finished executions (shared/processors/registry.ts). Default: every
+   * built-in, and custom processors (`cronplane-processor-<name>`) found on `processorPath`.
+   */
+  readonly processors?: ProcessorHost;
+  /** Where custom processors are looked up; default: the agent's PATH. */
+  readonly processorPath?: string;
   readonly log?: (event: Record<string, unknown>) => void;
   readonly sleep?: (ms: number) => Promise<void>;
   /** Whether to appear in the member list (the local stand-in of the worker Lambda does not). */
@@ -97,6 +106,7 @@ export class Agent {
   /** A run that cannot renew its heartbeat or lock this long is killed by this agent (runner.ts). */
   private readonly fenceAfterMs: number;
   private readonly executors: Readonly<Record<string, Executor>>;
+  private readonly processors: ProcessorHost;
   private readonly log: (event: Record<string, unknown>) => void;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly onLeave: (() => void) | undefined;
@@ -153,6 +163,18 @@ export class Agent {
     this.log = options.log ?? (() => {});
     this.reaper = new JobReaper({ log: this.log });
     this.executors = options.executors ?? this.defaultExecutors(options.jobEnvPassThrough ?? []);
+    this.processors =
+      options.processors ??
+      createProcessorHost({
+        place: 'agent',
+        clients: ctx.clients,
+        outputBucket: ctx.config.outputBucket,
+        log: this.log,
+        hostName: this.agentId,
+        searchPath: options.processorPath ?? process.env.PATH ?? '',
+        baseEnv: jobBaseEnv(process.env, options.jobEnvPassThrough ?? []),
+        groups: this.reaper,
+      });
     this.sleep = options.sleep ?? defaultSleep;
     this.onLeave = options.onLeave;
     this.onFirstWork = options.onFirstWork;
@@ -449,6 +471,7 @@ export class Agent {
   private runnerOptions(queueUrl: string, m: ReceivedLaunch, releaseHold: () => void): RunnerOptions {
     return {
       executors: this.executors,
+      processors: this.processors,
       heartbeatIntervalMs: this.executionHeartbeatMs,
       lostAfterMs: this.lostAfterMs,
       fenceAfterMs: this.fenceAfterMs,

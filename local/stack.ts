@@ -12,6 +12,7 @@ import { createClients } from '../shared/aws/clients.ts';
 import { checkHealth } from '../shared/cluster/health.ts';
 import { type Context, createContext } from '../shared/context.ts';
 import { createExecutors } from '../shared/executors/registry.ts';
+import { createProcessorHost } from '../shared/processors/registry.ts';
 import { tick } from '../shared/scheduler/tick.ts';
 import { startEmulators } from './emulators.ts';
 import { startHttpServer } from './http-server.ts';
@@ -164,6 +165,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           clients: ctx.clients,
           secretsPath: ctx.config.secretsPath,
           workerAllow: ctx.config.workerAllow,
+        }),
+        // The worker's processors: what an agentless job may use (shared/processors/registry.ts).
+        processors: createProcessorHost({
+          place: 'worker',
+          clients: ctx.clients,
+          outputBucket: ctx.config.outputBucket,
+          workerAllow: ctx.config.workerAllow,
+          log: (e) => log(JSON.stringify(e)),
         }),
         pollWaitSeconds: 2,
         log: (e) => log(JSON.stringify(e)),

@@ -34,15 +34,18 @@ const zodNamespace = {
 
 /**
  * Packages that are only ever imported with `await import()`: the SDK clients shared/aws/clients.ts loads
- * on demand (its ON_DEMAND_SERVICES), and the browser user-agent parser the SDK's core imports only when
- * it runs in a browser.
+ * on demand (its ON_DEMAND_SERVICES), the MessagePack codec of the fluent processor
+ * (shared/processors/fluent.ts), and the browser user-agent parser the SDK's core imports only when it
+ * runs in a browser.
  */
 const ON_DEMAND_PACKAGES = [
+  '@aws-sdk/client-cloudwatch-logs',
   '@aws-sdk/client-dynamodb-streams',
   '@aws-sdk/client-eventbridge',
   '@aws-sdk/client-lambda',
   '@aws-sdk/client-s3',
   '@aws-sdk/client-ssm',
+  '@msgpack/msgpack',
   'bowser',
 ];
 

@@ -9,6 +9,7 @@ import { createContext } from '../../shared/context.ts';
 import type { LaunchMessage } from '../../shared/dispatch/dispatch.ts';
 import { laterVisibilitySeconds, processLaunch } from '../../shared/executions/runner.ts';
 import { createExecutors } from '../../shared/executors/registry.ts';
+import { createProcessorHost } from '../../shared/processors/registry.ts';
 
 const ctx = createContext();
 // The allow-list and the secrets path bound what a job may make the worker do (executors/targets.ts).
@@ -16,6 +17,15 @@ const executors = createExecutors({
   clients: ctx.clients,
   secretsPath: ctx.config.secretsPath,
   workerAllow: ctx.config.workerAllow,
+});
+const log = (e: Record<string, unknown>) => console.log(JSON.stringify(e));
+// Agentless jobs' processors run here, before the result is written (shared/processors/registry.ts).
+const processors = createProcessorHost({
+  place: 'worker',
+  clients: ctx.clients,
+  outputBucket: ctx.config.outputBucket,
+  workerAllow: ctx.config.workerAllow,
+  log,
 });
 /** The worker consumes only its own queue. */
 const queueUrl = ctx.config.workerQueueUrl ?? '';
@@ -33,11 +43,12 @@ export const handler = async (event: SQSEvent, lambda: LambdaContext): Promise<S
           { agentId: `worker:${lambda.awsRequestId}`, nodeName: 'worker' },
           {
             executors,
+            processors,
             heartbeatIntervalMs: 5_000,
             lostAfterMs: 60_000,
             sleep,
             receiveCount: Number(record.attributes.ApproximateReceiveCount ?? 1),
-            log: (e) => console.log(JSON.stringify(e)),
+            log,
           },
         );
         if (verdict === 'later') {

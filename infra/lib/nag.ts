@@ -43,6 +43,9 @@ export function acknowledgeNagFindings(
     "dynamodb:ListStreams, added by the Executions stream's event source mapping: the action has no resource-level permissions.",
   );
   const outputs = `IAM5[Resource::<${logicalId(storage.outputBucket)}.Arn>/executions/*]`;
+  const processorOutputs = `IAM5[Resource::<${logicalId(storage.outputBucket)}.Arn>/output/*]`;
+  const processorLogs =
+    'IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/cronplane/*]';
   const secrets = (path: string) =>
     `IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${path}*]`;
   const secretsPath = cronplane.bindings.roleResources.secretsPath.slice(1);
@@ -51,6 +54,16 @@ export function acknowledgeNagFindings(
       role,
       outputs,
       'One object per execution (executions/<job>/<execution>.log), written by whoever runs it: PutObject only, under the prefix, no read.',
+    );
+    ack(
+      role,
+      processorOutputs,
+      'The s3 processor writes one object per execution (output/<job>/<execution>.log) of the jobs this role runs: PutObject only, under the prefix, no read.',
+    );
+    ack(
+      role,
+      processorLogs,
+      'The cloudwatch processor writes to log groups under /cronplane/ (default /cronplane/jobs, one stream per job), creating them on first use: group and stream names come from the jobs, the prefix is the boundary.',
     );
     ack(
       role,

@@ -25,6 +25,10 @@ export type ResourceRef =
   | 'eventBus'
   /** `executions/*` in the output bucket */
   | 'outputObjects'
+  /** `output/*` in the output bucket: the `s3` processor's default place (shared/processors/s3.ts) */
+  | 'processorObjects'
+  /** log groups under `/cronplane/`: the `cloudwatch` processor's default group (shared/processors/cloudwatch.ts) */
+  | 'processorLogs'
   /** SSM parameters under the `secretsPath` context (default `/cronplane/`) */
   | 'secrets'
   /** the allow-list of the `workerTargets` context */
@@ -109,6 +113,7 @@ export const AGENT_EXECUTION_ATTRIBUTES = [
   'outputTruncated',
   'outputUrl',
   'reason',
+  'processorErrors',
   'expiresAt',
   'cancelRequested',
   'cancelReason',
@@ -220,6 +225,12 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
         why: "Lambda's event source mapping polls the worker queue with the function's role",
       },
       { sid: 'Output', actions: ['s3:PutObject'], resources: ['outputObjects'] },
+      { sid: 'ProcessorOutput', actions: ['s3:PutObject'], resources: ['processorObjects'] },
+      {
+        sid: 'ProcessorLogs',
+        actions: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: ['processorLogs'],
+      },
       { sid: 'Secrets', actions: ['ssm:GetParameter'], resources: ['secrets'] },
       { sid: 'TargetFunctions', actions: ['lambda:InvokeFunction'], resources: ['workerTargets.lambda'] },
       { sid: 'TargetQueues', actions: ['sqs:SendMessage'], resources: ['workerTargets.sqs'] },
@@ -319,6 +330,12 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
         // SendMessage: a fan-out slot the agent may not take is handed back to the same queue.
       },
       { sid: 'Output', actions: ['s3:PutObject'], resources: ['outputObjects'] },
+      { sid: 'ProcessorOutput', actions: ['s3:PutObject'], resources: ['processorObjects'] },
+      {
+        sid: 'ProcessorLogs',
+        actions: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: ['processorLogs'],
+      },
       { sid: 'Secrets', actions: ['ssm:GetParameter'], resources: ['secrets'] },
     ],
     notGranted: [

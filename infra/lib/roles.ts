@@ -111,6 +111,21 @@ export function resolveRef(
       return [r.eventBus.eventBusArn];
     case 'outputObjects':
       return [storage.outputBucket.arnForObjects('executions/*')];
+    case 'processorObjects':
+      return [storage.outputBucket.arnForObjects('output/*')];
+    case 'processorLogs':
+      // The groups and, after a colon, their streams: `log-group:/cronplane/jobs:log-stream:<job>`.
+      return [
+        Arn.format(
+          {
+            service: 'logs',
+            resource: 'log-group',
+            resourceName: '/cronplane/*',
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          },
+          Stack.of(scope),
+        ),
+      ];
     case 'secrets':
       return [
         Arn.format(

@@ -6,8 +6,9 @@
  * imported up front. The other services' SDK modules are large (SSM alone is ~200 KB minified) and an idle
  * agent never calls them, so they are *on demand*: their module is imported (`await import()`) on the first
  * `send`, which keeps them out of the agent's resident memory until a job needs them (an S3 upload of
- * truncated output, an `{{ssm:...}}` reference, a lambda/eventbridge job).
+ * truncated output, an `{{ssm:...}}` reference, a lambda/eventbridge job, an s3 or cloudwatch processor).
  */
+import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
@@ -28,6 +29,7 @@ const serviceKeys = {
   lambda: 'LAMBDA',
   ssm: 'SSM',
   s3: 'S3',
+  logs: 'CLOUDWATCH_LOGS',
 } as const;
 
 export type Service = keyof typeof serviceKeys;
@@ -56,6 +58,7 @@ export const REQUEST_TIMEOUT_MS: { readonly [S in Service]: number } = {
   eventbridge: 10_000,
   ssm: 10_000,
   s3: 60_000,
+  logs: 10_000,
   lambda: 15 * 60_000 + 30_000,
 };
 
@@ -141,6 +144,7 @@ export interface OnDemandClients {
   readonly lambda: LambdaClient;
   readonly ssm: SSMClient;
   readonly s3: S3Client;
+  readonly logs: CloudWatchLogsClient;
 }
 export type OnDemandService = keyof OnDemandClients;
 export const ON_DEMAND_SERVICES: readonly OnDemandService[] = [
@@ -149,6 +153,7 @@ export const ON_DEMAND_SERVICES: readonly OnDemandService[] = [
   'lambda',
   'ssm',
   's3',
+  'logs',
 ];
 
 /** Imports a service's SDK module and constructs its client (the only `await import()` of SDK clients). */
@@ -174,6 +179,10 @@ const construct: { readonly [S in OnDemandService]: (env: Env) => Promise<OnDema
     // Emulators (moto on 127.0.0.1) cannot serve virtual-hosted bucket names: path style there.
     const config = baseConfig('s3', env);
     return new S3Client({ ...config, ...('endpoint' in config ? { forcePathStyle: true } : {}) });
+  },
+  logs: async (env) => {
+    const { CloudWatchLogsClient } = await import('@aws-sdk/client-cloudwatch-logs');
+    return new CloudWatchLogsClient(baseConfig('logs', env));
   },
 };
 
@@ -222,6 +231,8 @@ export interface AwsClients {
   readonly lambda: LambdaClient;
   readonly ssm: SSMClient;
   readonly s3: S3Client;
+  /** CloudWatch Logs (the `cloudwatch` processor). */
+  readonly logs: CloudWatchLogsClient;
   /** The real client of an on-demand service, its SDK module imported (once) if it was not yet. */
   load<S extends OnDemandService>(service: S): Promise<OnDemandClients[S]>;
   /** Whether an on-demand service's client exists yet (its module imported by this factory). */
@@ -295,6 +306,9 @@ export function createClients(env: Env = process.env): AwsClients {
     },
     get s3() {
       return stub('s3');
+    },
+    get logs() {
+      return stub('logs');
     },
     load,
     isLoaded: (service) => loaded.has(service),

@@ -50,6 +50,11 @@ export interface Execution {
   /** `s3://bucket/key` of the full output, when it was truncated and uploaded. */
   readonly outputUrl: string | null;
   readonly reason: string | null;
+  /**
+   * Processors that failed on this execution (name → error), null when none did. Their failure never
+   * changes the status or loses the output (shared/processors/apply.ts).
+   */
+  readonly processorErrors: Readonly<Record<string, string>> | null;
 }
 
 /** Zero-padded so that ids sort by fire time. */
@@ -105,7 +110,14 @@ export function fromItem(item: Record<string, unknown>): Execution {
     outputTruncated: item.outputTruncated === true,
     outputUrl: typeof item.outputUrl === 'string' ? item.outputUrl : null,
     reason: (item.reason as string) ?? null,
+    processorErrors: stringMap(item.processorErrors),
   };
+}
+
+function stringMap(v: unknown): Record<string, string> | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const entries = Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string');
+  return entries.length > 0 ? Object.fromEntries(entries) : null;
 }
 
 /** Dkron's execution JSON plus our fields. `outputLimit` trims the output (Dkron's output_size_limit). */
@@ -130,5 +142,6 @@ export function toApi(e: Execution, outputLimit?: number) {
     output_url: e.outputUrl,
     node_name: e.nodeName ?? '',
     reason: e.reason,
+    processor_errors: e.processorErrors,
   };
 }

@@ -45,6 +45,8 @@ export interface ExecutionResult {
   reason: string | null;
   /** Where the full output went (`s3://bucket/key`) when it was truncated and uploaded. */
   outputUrl?: string | undefined;
+  /** The job's processors that failed (name → error); absent or null when none did. */
+  processorErrors?: Readonly<Record<string, string>> | null | undefined;
 }
 
 /** What retention reads of each execution: no outputs, just enough to know whether it may go. */
@@ -347,9 +349,10 @@ export class ExecutionsStore {
 
   /** `running → terminal`, only by the agent that claimed it. */
   async finish(e: Execution, agentId: string, result: ExecutionResult, now: number): Promise<boolean> {
+    const processorErrors = result.processorErrors ?? null;
     return this.conditionalUpdate(
       e,
-      `SET #s = :to, startedAt = :started, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why${result.outputUrl ? ', outputUrl = :url' : ''} REMOVE activeShard, expiresAt`,
+      `SET #s = :to, startedAt = :started, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why${result.outputUrl ? ', outputUrl = :url' : ''}${processorErrors ? ', processorErrors = :pe' : ''} REMOVE activeShard, expiresAt`,
       'running',
       {
         ':to': result.status,
@@ -361,6 +364,7 @@ export class ExecutionsStore {
         ':tr': result.outputTruncated,
         ':why': result.reason,
         ...(result.outputUrl ? { ':url': result.outputUrl } : {}),
+        ...(processorErrors ? { ':pe': processorErrors } : {}),
       },
       agentId,
       { '#o': 'output' },

@@ -2,7 +2,8 @@
  * Running one launch message: the part shared by the host agent and the agentless worker.
  *
  *   hold until the fire time → read → (lost check) → claim `scheduled → running` → concurrency policy →
- *   run the executor with heartbeats (which also carry cancel requests) → write the result.
+ *   run the executor with heartbeats (which also carry cancel requests) → the job's processors (still
+ *   heartbeating) → write the result.
  *
  * It answers what to do with the message: `done` (delete it) or `retry` (leave it; it reappears).
  */
@@ -13,7 +14,10 @@ import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../executors/executor.ts';
 import type { JobDefinition } from '../jobs/job.ts';
 import { parseTags } from '../jobs/tags.ts';
+import { applyProcessors, hasProcessors, type ProcessedOutput } from '../processors/apply.ts';
+import type { ProcessorHost } from '../processors/processor.ts';
 import type { Execution } from './execution.ts';
+import type { ExecutionResult } from './executions-store.ts';
 import { OutputStore } from './output-store.ts';
 
 export interface RunnerIdentity {
@@ -23,6 +27,11 @@ export interface RunnerIdentity {
 
 export interface RunnerOptions {
   readonly executors: Readonly<Record<string, Executor>>;
+  /**
+   * The processors this host offers (shared/processors/registry.ts), applied to each execution that ran,
+   * before its result is written. Without it, a job's `processors` are not applied.
+   */
+  readonly processors?: ProcessorHost;
   /** How often a running execution heartbeats (and notices cancel requests). */
   readonly heartbeatIntervalMs: number;
   /** A running execution whose heartbeat is older than this is taken as lost. */
@@ -542,29 +551,68 @@ async function runClaimed(
     result = failure(`executor error: ${error instanceof Error ? error.message : String(error)}`);
   } finally {
     clearTimeout(record);
+  }
+  const finishedAt = ctx.clock();
+  let processed: ProcessedOutput | null = null;
+  try {
+    // Let every other launch due this instant start before this one's result is written (preparing an
+    // SDK request costs CPU, and a burst's launches are released together).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    result = settled(result, heart);
+    // The processors run before the result is written (their result may replace the output), with the
+    // heartbeat still going: the execution stays this agent's while they work, however long they take
+    // (each is bounded by its `timeout`).
+    if (options.processors && hasProcessors(def)) {
+      processed = await applyProcessors(
+        options.processors,
+        def,
+        {
+          ...e,
+          startedAt,
+          finishedAt,
+          status: result.status,
+          exitCode: result.exitCode,
+          success: result.status === 'succeeded',
+          output: result.output,
+          outputTruncated: result.outputTruncated,
+          reason: result.reason,
+        },
+        result.fullOutputPath,
+      );
+      result = settled(result, heart); // fenced while the processors ran
+    }
+  } finally {
     heart.stop();
   }
-  // Let every other launch due this instant start before this one's result is written (preparing an SDK
-  // request costs CPU, and a burst's launches are released together).
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  if (heart.fenced) result = { ...result, status: 'failed', reason: heart.cancelReason };
-  else if (result.status === 'cancelled' && heart.cancelReason)
-    result = { ...result, reason: heart.cancelReason };
   const outputUrl = await storeFullOutput(ctx, e, result.fullOutputPath, options);
   await recorded;
-  const written = await ctx.executions.finish(
-    { ...e, startedAt },
-    me.agentId,
-    outputUrl ? { ...result, outputUrl } : result,
-    ctx.clock(),
-  );
+  const final: ExecutionResult = {
+    ...result,
+    ...(processed
+      ? {
+          output: processed.output,
+          outputTruncated: processed.outputTruncated,
+          processorErrors: processed.errors,
+        }
+      : {}),
+    ...(outputUrl ? { outputUrl } : {}),
+  };
+  const written = await ctx.executions.finish({ ...e, startedAt }, me.agentId, final, finishedAt);
   options.log?.({
     msg: 'execution finished',
     job: e.jobName,
     id: e.executionId,
     status: result.status,
     written,
+    ...(processed?.errors ? { processor_errors: processed.errors } : {}),
   });
+}
+
+/** The executor's result as the heartbeat leaves it: failed when the run was fenced, the cancel's reason. */
+function settled(result: ExecutorResult, heart: Heartbeat): ExecutorResult {
+  if (heart.fenced) return { ...result, status: 'failed', reason: heart.cancelReason };
+  if (result.status === 'cancelled' && heart.cancelReason) return { ...result, reason: heart.cancelReason };
+  return result;
 }
 
 /**

@@ -25,6 +25,9 @@
  *     that is not the JSON above fails it too, with the reason saying what was wrong.
  *   - `executor_config.timeout` (seconds or a Go duration; none by default) and cancellation kill the
  *     whole process group with SIGKILL; the run is then `timeout` / `cancelled`.
+ *
+ * Custom processors (shared/processors/external.ts) speak the same protocol through `runExternalProgram`,
+ * with their own request and environment.
  */
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -134,117 +137,130 @@ export class ExternalExecutor implements Executor {
     } catch (error) {
       return failedResult(errorMessage(error));
     }
-    const control = new RunControl(signal, timeoutMs);
-    try {
-      const early = control.stoppedResult();
-      if (early) return early;
-      return await this.spawnAndWait(job, execution, control);
-    } finally {
-      control.dispose();
-    }
-  }
-
-  private spawnAndWait(
-    job: JobDefinition,
-    execution: Execution,
-    control: RunControl,
-  ): Promise<ExecutorResult> {
-    const env = {
-      ...(this.options.baseEnv ?? jobBaseEnv(process.env)),
-      CRONPLANE_EXECUTOR: this.name,
-      ENV_JOB_NAME: job.name,
-      CRONPLANE_JOB_NAME: job.name,
-      CRONPLANE_EXECUTION_ID: execution.executionId,
-      CRONPLANE_SCHEDULED_AT: new Date(execution.scheduledAt).toISOString(),
-    };
-    const stdout: Buffer[] = [];
-    let stdoutSize = 0;
-    let overflow = false;
-    const stderr = new OutputBuffer();
-    return new Promise<ExecutorResult>((resolve) => {
-      let settled = false;
-      // Its own process group, registered with the agent's reaper before the executor runs.
-      const child = spawnJobProcess(this.path, [], { env }, this.options.groups);
-      const pgid = child.pid;
-      const killGroup = () => {
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          child.kill('SIGKILL');
-        }
-      };
-      control.signal.addEventListener('abort', killGroup, { once: true });
-      const finish = (result: ExecutorResult) => {
-        if (settled) return;
-        settled = true;
-        if (pgid !== undefined) this.options.groups?.remove(pgid);
-        control.signal.removeEventListener('abort', killGroup);
-        resolve(result);
-      };
-      child.stdout?.on('data', (d: Buffer) => {
-        if (overflow) return;
-        stdoutSize += d.length;
-        if (stdoutSize > MAX_STDOUT_BYTES) {
-          overflow = true;
-          killGroup();
-          return;
-        }
-        stdout.push(d);
-      });
-      child.stderr?.on('data', (d: Buffer) => stderr.write(d));
-      child.stdin?.on('error', () => {}); // an executor that ignores stdin may close it early
-      child.stdin?.end(`${JSON.stringify(buildExternalRequest(job, execution))}\n`);
-      child.on('error', (error) =>
-        finish(failedResult(`cannot start executor ${this.name} (${this.path}): ${error.message}`)),
-      );
-      child.on('close', (code, sig) => {
-        const stopped = control.stoppedResult(stderr, code);
-        if (stopped) return finish(stopped);
-        if (overflow)
-          return finish(
-            failedResult(
-              `executor ${this.name} printed more than ${MAX_STDOUT_BYTES} bytes on stdout`,
-              stderr,
-              code,
-            ),
-          );
-        let response: ExternalResponse;
-        try {
-          response = parseExternalResponse(Buffer.concat(stdout).toString('utf8'));
-        } catch (error) {
-          const exit = code !== 0 ? ` and ${sig ? `was killed by ${sig}` : `exited with code ${code}`}` : '';
-          return finish(
-            failedResult(
-              `executor ${this.name} ${errorMessage(error)}${exit}${stderrHint(stderr)}`,
-              stderr,
-              code,
-            ),
-          );
-        }
-        const output = new OutputBuffer();
-        output.write(response.output);
-        const exitCode = response.exit_code ?? code;
-        const base = { exitCode, output: output.toString(), outputTruncated: output.truncated };
-        if (code !== 0) {
-          const why = sig ? `was killed by ${sig}` : `exited with code ${code}`;
-          return finish({
-            ...base,
-            status: 'failed',
-            reason: `executor ${this.name} ${why}${response.error ? `: ${response.error}` : ''}`,
-          });
-        }
-        if (!response.success) {
-          return finish({
-            ...base,
-            status: 'failed',
-            reason: response.error || `executor ${this.name} reported failure`,
-          });
-        }
-        finish({ ...base, status: 'succeeded', reason: null });
-      });
+    return runExternalProgram({
+      label: `executor ${this.name}`,
+      path: this.path,
+      request: buildExternalRequest(job, execution),
+      env: {
+        ...(this.options.baseEnv ?? jobBaseEnv(process.env)),
+        CRONPLANE_EXECUTOR: this.name,
+        ENV_JOB_NAME: job.name,
+        CRONPLANE_JOB_NAME: job.name,
+        CRONPLANE_EXECUTION_ID: execution.executionId,
+        CRONPLANE_SCHEDULED_AT: new Date(execution.scheduledAt).toISOString(),
+      },
+      timeoutMs,
+      signal,
+      ...(this.options.groups ? { groups: this.options.groups } : {}),
     });
   }
+}
+
+export interface ExternalProgramRun {
+  /** What the program is, in reasons: `executor <name>`, `processor <name>`. */
+  readonly label: string;
+  readonly path: string;
+  /** Written to stdin as one JSON document, then EOF. */
+  readonly request: unknown;
+  readonly env: Record<string, string | undefined>;
+  /** 0: none. */
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal;
+  readonly groups?: ProcessGroups;
+}
+
+/**
+ * One run of an external program under the protocol above (custom executors, and custom processors:
+ * shared/processors/external.ts): its own process group, the request on stdin, one JSON result on stdout.
+ */
+export async function runExternalProgram(run: ExternalProgramRun): Promise<ExecutorResult> {
+  const control = new RunControl(run.signal, run.timeoutMs);
+  try {
+    const early = control.stoppedResult();
+    if (early) return early;
+    return await spawnAndWait(run, control);
+  } finally {
+    control.dispose();
+  }
+}
+
+function spawnAndWait(run: ExternalProgramRun, control: RunControl): Promise<ExecutorResult> {
+  const { label, groups } = run;
+  const stdout: Buffer[] = [];
+  let stdoutSize = 0;
+  let overflow = false;
+  const stderr = new OutputBuffer();
+  return new Promise<ExecutorResult>((resolve) => {
+    let settled = false;
+    // Its own process group, registered with the agent's reaper before the program runs.
+    const child = spawnJobProcess(run.path, [], { env: run.env }, groups);
+    const pgid = child.pid;
+    const killGroup = () => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    };
+    control.signal.addEventListener('abort', killGroup, { once: true });
+    const finish = (result: ExecutorResult) => {
+      if (settled) return;
+      settled = true;
+      if (pgid !== undefined) groups?.remove(pgid);
+      control.signal.removeEventListener('abort', killGroup);
+      resolve(result);
+    };
+    child.stdout?.on('data', (d: Buffer) => {
+      if (overflow) return;
+      stdoutSize += d.length;
+      if (stdoutSize > MAX_STDOUT_BYTES) {
+        overflow = true;
+        killGroup();
+        return;
+      }
+      stdout.push(d);
+    });
+    child.stderr?.on('data', (d: Buffer) => stderr.write(d));
+    child.stdin?.on('error', () => {}); // a program that ignores stdin may close it early
+    child.stdin?.end(`${JSON.stringify(run.request)}\n`);
+    child.on('error', (error) =>
+      finish(failedResult(`cannot start ${label} (${run.path}): ${error.message}`)),
+    );
+    child.on('close', (code, sig) => {
+      const stopped = control.stoppedResult(stderr, code);
+      if (stopped) return finish(stopped);
+      if (overflow)
+        return finish(
+          failedResult(`${label} printed more than ${MAX_STDOUT_BYTES} bytes on stdout`, stderr, code),
+        );
+      let response: ExternalResponse;
+      try {
+        response = parseExternalResponse(Buffer.concat(stdout).toString('utf8'));
+      } catch (error) {
+        const exit = code !== 0 ? ` and ${sig ? `was killed by ${sig}` : `exited with code ${code}`}` : '';
+        return finish(
+          failedResult(`${label} ${errorMessage(error)}${exit}${stderrHint(stderr)}`, stderr, code),
+        );
+      }
+      const output = new OutputBuffer();
+      output.write(response.output);
+      const exitCode = response.exit_code ?? code;
+      const base = { exitCode, output: output.toString(), outputTruncated: output.truncated };
+      if (code !== 0) {
+        const why = sig ? `was killed by ${sig}` : `exited with code ${code}`;
+        return finish({
+          ...base,
+          status: 'failed',
+          reason: `${label} ${why}${response.error ? `: ${response.error}` : ''}`,
+        });
+      }
+      if (!response.success) {
+        return finish({ ...base, status: 'failed', reason: response.error || `${label} reported failure` });
+      }
+      finish({ ...base, status: 'succeeded', reason: null });
+    });
+  });
 }
 
 /** The last non-empty stderr line, for a reason. */

@@ -2,12 +2,15 @@
  * The worker's allow-list: which Lambda functions, SQS queues, EventBridge buses (and, optionally, which
  * URLs and message brokers) an agentless job may target. It comes from the stack's configuration
  * (`CRONPLANE_WORKER_ALLOW`, JSON `{"lambda":[...],"sqs":[...],"events":[...],"http":[...],"kafka":[...],
- * "nats":[...],"rabbitmq":[...]}`), so that writing a job is not the same as holding the worker's role:
+ * "nats":[...],"rabbitmq":[...],"syslog":[...],"fluent":[...]}`), so that writing a job is not the same as
+ * holding the worker's role:
  * the API refuses a job whose target is not listed (400 naming the field) and the worker refuses to run
  * one (a failed run with the reason), while IAM grants the worker the same list. Unset, everything is
  * allowed (a local stack); set, a kind left out allows nothing, except `http`, `kafka`, `nats` and
  * `rabbitmq`, which left out leave those jobs unrestricted (they hold no AWS grant). Listed, they bound
- * where the worker sends what it resolves from `{{ssm:...}}` (a SASL password, a message body).
+ * where the worker sends what it resolves from `{{ssm:...}}` (a SASL password, a message body). `syslog`
+ * and `fluent` (`host:port` entries, like brokers) bound where the processors of agentless jobs send
+ * outputs from the worker (shared/processors); left out, they do not restrict them either.
  *
  * Entries are names, ARNs (or, for `sqs` and `http`, URLs) with `*` matching any run of characters.
  *   - an entry that is a plain name matches the target's name, whichever way the job writes it (a
@@ -24,7 +27,17 @@
 
 export const BROKER_KINDS = ['kafka', 'nats', 'rabbitmq'] as const;
 export type BrokerKind = (typeof BROKER_KINDS)[number];
-export const TARGET_KINDS = ['lambda', 'sqs', 'events', 'http', ...BROKER_KINDS] as const;
+/** Processors that send an agentless job's output over the network from the worker (shared/processors). */
+export const PROCESSOR_TARGET_KINDS = ['syslog', 'fluent'] as const;
+export type ProcessorTargetKind = (typeof PROCESSOR_TARGET_KINDS)[number];
+export const TARGET_KINDS = [
+  'lambda',
+  'sqs',
+  'events',
+  'http',
+  ...BROKER_KINDS,
+  ...PROCESSOR_TARGET_KINDS,
+] as const;
 export type TargetKind = (typeof TARGET_KINDS)[number];
 
 export interface WorkerAllowList {
@@ -37,6 +50,9 @@ export interface WorkerAllowList {
   readonly kafka?: readonly string[] | null;
   readonly nats?: readonly string[] | null;
   readonly rabbitmq?: readonly string[] | null;
+  /** Absent or null (each): the syslog and fluent processors of agentless jobs are not restricted. */
+  readonly syslog?: readonly string[] | null;
+  readonly fluent?: readonly string[] | null;
 }
 
 /** `CRONPLANE_WORKER_ALLOW`: null when unset (everything allowed), else the list or what is wrong with it. */
@@ -196,11 +212,11 @@ export function formatBroker(b: BrokerAddress): string {
 }
 
 /**
- * Null when `allow` lets an agentless job of a broker executor reach every one of `brokers`; else why
- * (naming the first broker outside the list).
+ * Null when `allow` lets an agentless job of a broker executor reach every one of `brokers` (or its
+ * syslog or fluent processor reach its server); else why (naming the first one outside the list).
  */
 export function brokerTargetRefusal(
-  kind: BrokerKind,
+  kind: BrokerKind | ProcessorTargetKind,
   brokers: readonly BrokerAddress[],
   allow: WorkerAllowList | null,
 ): string | null {

@@ -12,8 +12,9 @@
  *
  * `checkExecutorTrust` adds what depends on the stack's configuration (so not in the pure validateJob; the
  * jobs service runs it on every write): every `{{ssm:...}}` reference, in any key of any executor, must
- * lie under the secrets path, and an agentless job's target (function, queue, bus, URL, broker) must be on
- * the worker's allow-list. The executors refuse the same at run time.
+ * lie under the secrets path, and an agentless job's target (function, queue, bus, URL, broker, and the
+ * servers of its syslog and fluent processors) must be on the worker's allow-list. The executors and the
+ * worker's processors refuse the same at run time.
  */
 
 import type { Config } from '../config.ts';
@@ -34,6 +35,7 @@ import {
   brokerTargetRefusal,
   httpTargetRefusal,
 } from '../executors/targets.ts';
+import { checkProcessorTargets } from '../processors/config.ts';
 import type { EXECUTORS, JobDefinition } from './job.ts';
 
 type ConfigCheck = (cfg: Readonly<Record<string, string>>) => unknown;
@@ -74,7 +76,9 @@ export function validateExecutorConfig(executor: string, cfg: Readonly<Record<st
  * `secretsPath` or (agentless jobs) a target outside `workerAllow`.
  */
 export function checkExecutorTrust(
-  def: Pick<JobDefinition, 'executor' | 'executor_config' | 'tags'>,
+  def: Pick<JobDefinition, 'executor' | 'executor_config' | 'tags'> & {
+    readonly processors?: JobDefinition['processors'];
+  },
   policy: Pick<Config, 'secretsPath' | 'workerAllow'>,
 ): void {
   for (const [key, value] of Object.entries(def.executor_config)) {
@@ -84,6 +88,7 @@ export function checkExecutorTrust(
     }
   }
   if (!isAgentless(def)) return;
+  checkProcessorTargets(def, policy.workerAllow);
   const refusal = awsTargetRefusal(def.executor, def.executor_config, policy.workerAllow);
   if (refusal) throw new ValidationError(`executor_config.${refusal.key}`, refusal.problem);
   const url = (def.executor_config.url ?? '').trim();

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
 import { parseTimeout } from '../executors/common.ts';
+import { validateProcessors } from '../processors/config.ts';
 import { parseDuration } from '../schedule/duration.ts';
 import { parseSchedule, type Schedule } from '../schedule/schedule.ts';
 import { parseTime } from '../time.ts';
@@ -254,6 +255,7 @@ export function validateJob(
     checkDuration('executor_config.timeout', timeoutMs);
   }
   if (!options.deferExecutorConfig) validateExecutorConfig(def.executor, def.executor_config);
+  if (!options.deferExecutorConfig) validateProcessors(def);
   const starts = def.starts_at ? parseTime(def.starts_at) : null;
   const expires = def.expires_at ? parseTime(def.expires_at) : null;
   if (starts !== null && expires !== null && expires <= starts) {

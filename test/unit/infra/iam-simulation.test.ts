@@ -62,6 +62,7 @@ const BUCKET = cfn.arn(cfn.one('AWS::S3::Bucket', () => true));
 const BUS = cfn.arn(cfn.one('AWS::Events::EventBus', () => true));
 const param = (name: string) => `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${name}`;
 const fn = (name: string) => `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}`;
+const logGroup = (name: string) => `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${name}`;
 
 const DEFAULT_KEY_POLICY = {
   Version: '2012-10-17',
@@ -148,6 +149,13 @@ const ALLOWED: Request[] = [
   { who: 'worker', action: 'dynamodb:UpdateItem', resource: EXECUTIONS, why: 'claim, finish' },
   { who: 'worker', action: 'dynamodb:ConditionCheckItem', resource: JOBS, why: 'the claim' },
   { who: 'worker', action: 's3:PutObject', resource: `${BUCKET}/executions/j/1.log`, why: 'full output' },
+  { who: 'worker', action: 's3:PutObject', resource: `${BUCKET}/output/j/1.log`, why: 's3 processor' },
+  {
+    who: 'worker',
+    action: 'logs:PutLogEvents',
+    resource: `${logGroup('/cronplane/jobs')}:log-stream:j`,
+    why: 'cloudwatch processor',
+  },
   // events
   { who: 'events', action: 'events:PutEvents', resource: BUS, why: 'Execution Finished' },
   { who: 'events', action: 'dynamodb:UpdateItem', resource: JOBS, why: 'counters' },
@@ -191,6 +199,7 @@ const ALLOWED: Request[] = [
       'reason',
       'expiresAt',
       'outputUrl',
+      'processorErrors',
       'activeShard',
       'agentId',
     ),
@@ -235,6 +244,25 @@ const ALLOWED: Request[] = [
   { who: 'agent', action: 'dynamodb:Scan', resource: CONTROL, why: 'queue registry' },
   { who: 'agent', action: 'dynamodb:UpdateItem', resource: AGENTS, why: 'membership heartbeat' },
   { who: 'agent', action: 's3:PutObject', resource: `${BUCKET}/executions/j/1.log`, why: 'full output' },
+  { who: 'agent', action: 's3:PutObject', resource: `${BUCKET}/output/j/1.log`, why: 's3 processor' },
+  {
+    who: 'agent',
+    action: 'logs:CreateLogGroup',
+    resource: logGroup('/cronplane/jobs'),
+    why: 'cloudwatch processor, first use',
+  },
+  {
+    who: 'agent',
+    action: 'logs:CreateLogStream',
+    resource: `${logGroup('/cronplane/jobs')}:log-stream:j`,
+    why: 'cloudwatch processor, first use',
+  },
+  {
+    who: 'agent',
+    action: 'logs:PutLogEvents',
+    resource: `${logGroup('/cronplane/jobs')}:log-stream:j`,
+    why: 'cloudwatch processor',
+  },
   { who: 'agent', action: 'ssm:GetParameter', resource: param('/cronplane/app/token'), why: 'secret' },
   // agent groups: the default queue and every subset of their tags
   { who: 'web', action: 'sqs:ReceiveMessage', resource: DEFAULT_QUEUE, why: 'untagged jobs' },
@@ -345,6 +373,14 @@ const DENIED: Request[] = [
   },
   { who: 'agent', action: 'events:PutEvents', resource: BUS, why: 'fake Execution Finished' },
   { who: 'agent', action: 's3:GetObject', resource: `${BUCKET}/executions/j/1.log`, why: 'read outputs' },
+  { who: 'agent', action: 's3:PutObject', resource: `${BUCKET}/other/x`, why: 'outside the prefixes' },
+  {
+    who: 'agent',
+    action: 'logs:PutLogEvents',
+    resource: `${logGroup('/aws/lambda/billing')}:log-stream:x`,
+    why: "another function's logs",
+  },
+  { who: 'agent', action: 'logs:DeleteLogGroup', resource: logGroup('/cronplane/jobs'), why: 'delete logs' },
   {
     who: 'agent',
     action: 'dynamodb:GetItem',
@@ -379,6 +415,12 @@ const DENIED: Request[] = [
   { who: 'api', action: 'ssm:GetParameter', resource: param('/cronplane/x'), why: 'api reads no secret' },
   { who: 'api', action: 'lambda:InvokeFunction', resource: fn('billing-report'), why: 'api runs nothing' },
   { who: 'api', action: 's3:PutObject', resource: `${BUCKET}/executions/j/1.log`, why: 'no output' },
+  {
+    who: 'api',
+    action: 'logs:PutLogEvents',
+    resource: `${logGroup('/cronplane/jobs')}:log-stream:j`,
+    why: 'api runs no processor',
+  },
   { who: 'worker', action: 'lambda:InvokeFunction', resource: fn('payroll'), why: 'not allow-listed' },
   {
     who: 'worker',

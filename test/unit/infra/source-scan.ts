@@ -76,6 +76,9 @@ const OTHER_ACTIONS: Record<string, { action: string; resource: string }> = {
   PurgeQueueCommand: { action: 'sqs:PurgeQueue', resource: 'dispatchQueues' },
   PutEventsCommand: { action: 'events:PutEvents', resource: 'eventBus' },
   PutObjectCommand: { action: 's3:PutObject', resource: 'outputObjects' },
+  PutLogEventsCommand: { action: 'logs:PutLogEvents', resource: 'processorLogs' },
+  CreateLogGroupCommand: { action: 'logs:CreateLogGroup', resource: 'processorLogs' },
+  CreateLogStreamCommand: { action: 'logs:CreateLogStream', resource: 'processorLogs' },
   GetObjectCommand: { action: 's3:GetObject', resource: 'outputObjects' },
   GetParameterCommand: { action: 'ssm:GetParameter', resource: 'secrets' },
   GetParametersCommand: { action: 'ssm:GetParameters', resource: 'secrets' },
@@ -90,6 +93,7 @@ const FILE_RESOURCES: Record<string, Record<string, string>> = {
     'sqs:SendMessage': 'workerTargets.sqs',
     'events:PutEvents': 'workerTargets.events',
   },
+  'shared/processors/s3.ts': { 's3:PutObject': 'processorObjects' },
 };
 
 const sources = new Map<string, ts.SourceFile>();

@@ -80,9 +80,11 @@ describe('on-demand AWS clients', () => {
     const loaded = JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]') as string[];
     expect(loaded).toContain('client-dynamodb'); // the check sees what is loaded
     expect(loaded).toContain('client-sqs');
-    const onDemandPackages = ON_DEMAND_SERVICES.map(
-      (s) => `client-${s === 'dynamodbStreams' ? 'dynamodb-streams' : s}`,
-    );
+    const packageOf: Record<string, string> = {
+      dynamodbStreams: 'dynamodb-streams',
+      logs: 'cloudwatch-logs',
+    };
+    const onDemandPackages = ON_DEMAND_SERVICES.map((s) => `client-${packageOf[s] ?? s}`);
     for (const p of onDemandPackages) expect(loaded).not.toContain(p);
   }, 60_000);
 });
