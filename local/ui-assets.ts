@@ -3,7 +3,7 @@
  * bundled by esbuild into web/dist (git-ignored) whenever the output is missing or older than a source
  * file, and served as static files by the local stack and by `cronplane ui`.
  */
-import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { REPO_ROOT } from './stack-file.ts';
@@ -50,17 +50,26 @@ export async function ensureUiBuilt(outDir = UI_OUT_DIR, srcDir = UI_SOURCE_DIR)
     // native tool, is only for checkouts that serve the UI.
     const name = 'esbuild';
     const esbuild = (await import(name)) as typeof import('esbuild');
+    // Built aside and renamed in, file by file: another process (a parallel test file) may be serving
+    // outDir meanwhile, and must never read a half-written app.js.
     await mkdir(outDir, { recursive: true });
-    for (const f of STATIC_FILES) await copyFile(join(srcDir, f), join(outDir, f));
-    await esbuild.build({
-      entryPoints: [join(srcDir, 'src', 'app.ts')],
-      outfile: stamp,
-      bundle: true,
-      format: 'esm',
-      target: 'es2022',
-      sourcemap: 'linked',
-      logLevel: 'silent',
-    });
+    const tmp = await mkdtemp(join(outDir, '.build-'));
+    try {
+      for (const f of STATIC_FILES) await copyFile(join(srcDir, f), join(tmp, f));
+      await esbuild.build({
+        entryPoints: [join(srcDir, 'src', 'app.ts')],
+        outfile: join(tmp, 'app.js'),
+        bundle: true,
+        format: 'esm',
+        target: 'es2022',
+        sourcemap: 'linked',
+        logLevel: 'silent',
+      });
+      // app.js last: its mtime is what says the build is complete and current.
+      for (const f of [...STATIC_FILES, 'app.js.map', 'app.js']) await rename(join(tmp, f), join(outDir, f));
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   })();
   try {
     await building;

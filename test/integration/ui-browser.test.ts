@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { screenshot } from './support/browser.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
@@ -122,6 +123,9 @@ describe('web UI in a browser', () => {
     const row = page.locator('tbody tr', { hasText: 'ui-agent' });
     await row.waitFor();
     expect(await row.locator('.badge').textContent()).toBe('alive');
+    // Running and capacity, as the agent reports them.
+    expect(await row.locator('td').nth(4).textContent()).toBe('4');
+    await screenshot(page, 'members');
   });
 
   it('deletes the job after the confirmation', async () => {

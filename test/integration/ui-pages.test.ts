@@ -104,8 +104,12 @@ describe('UI pages', () => {
     expect(await rowNames(page)).toEqual(['bad-job']);
     expect(await page.getByLabel('Status').inputValue()).toBe('failed');
 
-    await page.goto(`${stack.url}/ui/#/jobs?q=nothing-like-this`);
+    // A search taken from the URL is a value in the box, never markup on the page.
+    const markup = '<img src=x id=injected onerror="document.title=1">';
+    await page.goto(`${stack.url}/ui/#/jobs?q=${encodeURIComponent(markup)}`);
     await page.getByText('No jobs match these filters.').waitFor();
+    expect(await page.getByLabel('Search').inputValue()).toBe(markup);
+    expect(await page.locator('#injected').count()).toBe(0);
   });
 
   it('job page: the run-history chart has one point per run, coloured by status', async () => {
