@@ -203,6 +203,10 @@ export const executionSchema = z.object({
   output_url: z.string().nullable(),
   node_name: z.string(),
   reason: z.string().nullable(),
+  processor_errors: z
+    .record(z.string(), z.string())
+    .nullable()
+    .describe("Each failed processor's error by name; null when none failed."),
 });
 
 const memberFields = {
