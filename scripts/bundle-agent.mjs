@@ -35,7 +35,8 @@ const zodNamespace = {
 /**
  * Packages that are only ever imported with `await import()`: the SDK clients shared/aws/clients.ts loads
  * on demand (its ON_DEMAND_SERVICES), the MessagePack codec of the fluent processor
- * (shared/processors/fluent.ts), and the browser user-agent parser the SDK's core imports only when it
+ * (shared/processors/fluent.ts), the message-broker clients of the kafka, nats and rabbitmq executors
+ * (shared/executors/{kafka,nats,rabbitmq}.ts: 7.7 MB of an idle agent's RSS as code), and the browser user-agent parser the SDK's core imports only when it
  * runs in a browser.
  */
 const ON_DEMAND_PACKAGES = [
@@ -46,7 +47,10 @@ const ON_DEMAND_PACKAGES = [
   '@aws-sdk/client-s3',
   '@aws-sdk/client-ssm',
   '@msgpack/msgpack',
+  '@nats-io/transport-node',
+  'amqplib',
   'bowser',
+  'kafkajs',
 ];
 
 const ON_DEMAND_FILENAME = 'cronplane-on-demand.cjs';
