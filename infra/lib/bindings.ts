@@ -4,7 +4,13 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { Dispatch } from './dispatch.ts';
 import type { RoleName } from './permissions.ts';
-import { grantRole, queuePrefix, type RoleResources, type WorkerTargets } from './roles.ts';
+import {
+  grantRole,
+  NETWORK_TARGET_KINDS,
+  queuePrefix,
+  type RoleResources,
+  type WorkerTargets,
+} from './roles.ts';
 import type { Storage } from './storage.ts';
 
 /** What the functions are bound to. All of it must exist before the first function is created. */
@@ -79,17 +85,21 @@ export class RuntimeBindings {
   }
 
   /**
-   * The worker's extra environment: its allow-list as JSON (`{"lambda":[…],"sqs":[…],"events":[…]}`),
+   * The worker's extra environment: its allow-list as JSON (`{"lambda":[…],"sqs":[…],"events":[…]}`, and
+   * `kafka`, `nats`, `rabbitmq`, `syslog`, `fluent` server patterns when given),
    * checked at run time before a call; absent when no `workerTargets` were configured.
    */
   get workerEnvironment(): Record<string, string> {
     const t = this.roleResources.workerTargets;
-    if (!t.lambda && !t.sqs && !t.events) return {};
+    const network = NETWORK_TARGET_KINDS.filter((kind) => t[kind] !== undefined);
+    if (!t.lambda && !t.sqs && !t.events && network.length === 0) return {};
     return {
       CRONPLANE_WORKER_ALLOW: JSON.stringify({
         lambda: t.lambda ?? [],
         sqs: t.sqs ?? [],
         events: t.events ?? [],
+        // Servers: only the kinds given (one left out is not restricted, as at run time).
+        ...Object.fromEntries(network.map((kind) => [kind, t[kind]])),
       }),
     };
   }

@@ -14,7 +14,19 @@ export interface WorkerTargets {
   readonly lambda?: readonly string[];
   readonly sqs?: readonly string[];
   readonly events?: readonly string[];
+  /**
+   * Servers (`host:port`, `*` matching anything) the worker's network executors and processors may reach:
+   * checked by the worker itself (no IAM resource); a kind left out is not restricted.
+   */
+  readonly kafka?: readonly string[];
+  readonly nats?: readonly string[];
+  readonly rabbitmq?: readonly string[];
+  readonly syslog?: readonly string[];
+  readonly fluent?: readonly string[];
 }
+
+/** The allow-list kinds that are servers, not AWS resources. */
+export const NETWORK_TARGET_KINDS = ['kafka', 'nats', 'rabbitmq', 'syslog', 'fluent'] as const;
 
 /** What the permission table's references resolve to. */
 export interface RoleResources {

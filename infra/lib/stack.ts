@@ -4,7 +4,7 @@ import type { Construct } from 'constructs';
 import { Cronplane, type CronplaneProps } from './cronplane.ts';
 import { REPO_ROOT } from './function.ts';
 import { acknowledgeNagFindings } from './nag.ts';
-import type { WorkerTargets } from './roles.ts';
+import { NETWORK_TARGET_KINDS, type WorkerTargets } from './roles.ts';
 
 export interface CronplaneStackProps extends StackProps {
   readonly cronplane?: CronplaneProps;
@@ -137,8 +137,20 @@ export function cronplanePropsFromContext(app: App): CronplaneProps {
     }
     const t = targets as Record<string, unknown>;
     for (const [kind, list] of Object.entries(t)) {
-      if (!['lambda', 'sqs', 'events'].includes(kind)) {
-        throw new Error(`context workerTargets.${kind}: unknown kind (lambda, sqs, events)`);
+      const network = (NETWORK_TARGET_KINDS as readonly string[]).includes(kind);
+      if (!['lambda', 'sqs', 'events'].includes(kind) && !network) {
+        throw new Error(
+          `context workerTargets.${kind}: unknown kind (lambda, sqs, events, ${NETWORK_TARGET_KINDS.join(', ')})`,
+        );
+      }
+      if (network) {
+        if (
+          !Array.isArray(list) ||
+          !list.every((v) => typeof v === 'string' && /^(\[[^\]]+\]|[^\s:[\]]+):[0-9*]+$/.test(v))
+        ) {
+          throw new Error(`context workerTargets.${kind}: must be a list of host:port patterns (* allowed)`);
+        }
+        continue;
       }
       if (!Array.isArray(list) || !list.every((v) => typeof v === 'string' && v !== '' && v !== '*')) {
         throw new Error(`context workerTargets.${kind}: must be a list of names or ARNs, not "*"`);

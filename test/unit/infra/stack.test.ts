@@ -293,6 +293,31 @@ describe('Cronplane stack', () => {
     expect(allowOf(/Api/)).toBe(allowOf(/Worker/));
   });
 
+  it('hands the worker and the API the brokers and log servers of workerTargets, and refuses a bad one', () => {
+    const configured = synth({
+      workerTargets: JSON.stringify({
+        kafka: ['b-*.example.kafka.eu-west-1.amazonaws.com:9096'],
+        fluent: ['[::1]:24224'],
+      }),
+    });
+    const fns = configured.findResources('AWS::Lambda::Function');
+    const allowOf = (pattern: RegExp) =>
+      Object.entries(fns).find(([id]) => pattern.test(id))?.[1]?.Properties.Environment.Variables
+        .CRONPLANE_WORKER_ALLOW;
+    // The kinds not given stay unrestricted at run time (absent), the AWS ones empty (nothing allowed).
+    expect(JSON.parse(allowOf(/Worker/))).toEqual({
+      lambda: [],
+      sqs: [],
+      events: [],
+      kafka: ['b-*.example.kafka.eu-west-1.amazonaws.com:9096'],
+      fluent: ['[::1]:24224'],
+    });
+    expect(allowOf(/Api/)).toBe(allowOf(/Worker/));
+    expect(() => synth({ workerTargets: JSON.stringify({ nats: ['nats://host'] }) })).toThrow(
+      /workerTargets.nats: must be a list of host:port patterns/,
+    );
+  });
+
   it('has a custom event bus named after the stack', () => {
     template.resourceCountIs('AWS::Events::EventBus', 1);
     template.hasResourceProperties('AWS::Events::EventBus', {
