@@ -99,6 +99,8 @@ describe('packaged agent and CLI', () => {
         Name: '/cronplane/cli/secret',
         Value: 'bundled-secret',
         Type: 'SecureString',
+        // The SDK retries a put whose answer came late (a loaded machine): the retry finds it stored.
+        Overwrite: true,
       }),
     );
     writeFileSync(
