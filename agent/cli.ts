@@ -134,6 +134,13 @@ program
       api: program.opts<{ api: string }>().api,
       port: Number(o.port),
       log: o.verbose ? (line) => console.error(line) : undefined,
+    }).catch((error: NodeJS.ErrnoException) => {
+      console.error(
+        error.code === 'EADDRINUSE'
+          ? `port ${o.port} on 127.0.0.1 is taken: choose another with --port (0: any free one)`
+          : `cronplane ui: ${error.message}`,
+      );
+      process.exit(1);
     });
     console.log(`Cronplane UI: ${proxy.url}/ui/ (API calls signed with your AWS credentials; Ctrl-C stops)`);
     const stop = () => void proxy.close().then(() => process.exit(0));

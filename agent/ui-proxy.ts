@@ -113,6 +113,8 @@ export async function startUiProxy(options: UiProxyOptions): Promise<UiProxy> {
         headers: signed,
         body: body && new Uint8Array(body),
         redirect: 'manual',
+        // API Gateway gives up on an integration after 29 s.
+        signal: AbortSignal.timeout(35_000),
       });
       const out: Record<string, string> = { 'Cache-Control': 'no-store' };
       for (const name of FORWARD_RESPONSE) {
@@ -122,8 +124,11 @@ export async function startUiProxy(options: UiProxyOptions): Promise<UiProxy> {
       res.writeHead(answer.status, out).end(Buffer.from(await answer.arrayBuffer()));
       options.log?.(`${method} ${path} → ${answer.status}`);
     } catch (error) {
-      options.log?.(`proxy error: ${(error as Error).message}`);
-      if (!res.headersSent) refuse(res, 502, `proxy: ${(error as Error).message}`);
+      // fetch's own message is "fetch failed"; the cause says why (ECONNREFUSED, ENOTFOUND, a timeout).
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const why = [(error as Error).message, cause?.code ?? cause?.message].filter(Boolean).join(': ');
+      options.log?.(`proxy error: ${why}`);
+      if (!res.headersSent) refuse(res, 502, `proxy: ${why}`);
       else res.end();
     }
   });
