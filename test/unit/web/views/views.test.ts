@@ -1,6 +1,6 @@
 /** The pure parts of the UI's views: the jobs list's query, a 400's field, the dashboard's counts. */
 import { describe, expect, it } from 'vitest';
-import { countByStatus } from '../../../../web/src/views/dashboard.ts';
+import { countByStatus, ranRecently } from '../../../../web/src/views/dashboard.ts';
 import { fieldFor } from '../../../../web/src/views/form.ts';
 import { listQuery, listState } from '../../../../web/src/views/jobs.ts';
 
@@ -63,5 +63,20 @@ describe('countByStatus', () => {
     );
     expect(Object.fromEntries(counts)).toMatchObject({ succeeded: 1, failed: 1, skipped: 1, running: 0 });
     expect(counts.map(([s]) => s)).not.toContain('scheduled');
+  });
+});
+
+describe('ranRecently', () => {
+  it('keeps the jobs with a success or error in the last 24 h, or running now', () => {
+    const now = Date.parse('2026-01-02T00:00:00Z');
+    const zero = '0001-01-01T00:00:00Z';
+    const jobs = [
+      { name: 'ok', schedule: '', last_success: '2026-01-01T12:00:00Z', last_error: zero },
+      { name: 'err', schedule: '', last_success: zero, last_error: '2026-01-01T01:00:00Z' },
+      { name: 'old', schedule: '', last_success: '2025-12-30T00:00:00Z', last_error: zero },
+      { name: 'never', schedule: '', last_success: zero, last_error: zero },
+      { name: 'busy', schedule: '', status: 'running', last_success: zero, last_error: zero },
+    ];
+    expect(ranRecently(jobs, now).map((j) => j.name)).toEqual(['ok', 'err', 'busy']);
   });
 });
