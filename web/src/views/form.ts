@@ -223,6 +223,12 @@ export async function jobFormView(view: HTMLElement, name?: string): Promise<voi
   text('parent_job', 'Parent job', { list: 'job-names' });
   text('on_failure_job', 'On-failure job', { list: 'job-names' });
   checkbox('disabled', 'Disabled');
+  if (name) {
+    // PUT /v1/jobs/{name} saves that job: the name is its key, not something an edit can change.
+    const input = fields[0]!.el.querySelector('input')!;
+    input.readOnly = true;
+    input.title = 'A job is renamed by creating it anew under the new name.';
+  }
 
   const fillFields = () => {
     for (const f of fields) f.set(model);
