@@ -221,6 +221,20 @@ describe('UI pages', () => {
       on_failure_job: 'bad-job',
       executor_config: { command: 'echo from-form' },
     });
+
+    // Edited: the fields come back filled, the name cannot change.
+    await page.getByRole('link', { name: 'Edit' }).click();
+    await page.waitForURL(/#\/edit\/form-job$/);
+    const nameBox = page.getByLabel('Name', { exact: true });
+    await page.locator('.preview li').first().waitFor();
+    expect(await nameBox.inputValue()).toBe('form-job');
+    expect(await nameBox.getAttribute('readonly')).not.toBeNull();
+    expect(await page.getByLabel('Time zone').inputValue()).toBe('Asia/Tokyo');
+    expect(await page.getByLabel('Tags value').first().inputValue()).toBe('web');
+    await page.getByLabel('Retries').fill('3');
+    await page.getByRole('button', { name: 'Save job' }).click();
+    await page.waitForURL(/#\/jobs\/form-job$/);
+    expect((await stack.api('GET', '/v1/jobs/form-job')).body.retries).toBe(3);
   });
 
   it('dashboard: runs by status in the last 24 h, fleet, leader and what fires next', async () => {
