@@ -101,7 +101,7 @@ export async function startUiProxy(options: UiProxyOptions): Promise<UiProxy> {
       }
       const body = await readBody(req);
       const query = [...incoming.searchParams].map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`).join('&');
-      const target = new URL(`${base.href}${path}${query ? `?${query}` : ''}`);
+      const target = new URL(`${base.href.replace(/\/$/, '')}${path}${query ? `?${query}` : ''}`);
       const headers: Record<string, string> = {};
       for (const name of FORWARD_REQUEST) {
         const v = req.headers[name];

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context as LambdaContext } from 'aws-lambda';
 import { CORS_HEADERS } from '../functions/api/cors.ts';
+import { checkSignature, type IamAuth } from './sigv4-verify.ts';
 import { serveUi } from './ui-assets.ts';
 
 type ProxyHandler = (event: APIGatewayProxyEvent, context: LambdaContext) => Promise<APIGatewayProxyResult>;
@@ -69,12 +70,29 @@ export async function startHttpServer(options: {
   port: number;
   host?: string;
   uiDir?: string;
+  /** Take only SigV4-signed calls, checked as API Gateway's IAM authorization checks them. */
+  iamAuth?: IamAuth;
 }): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
   const server = createServer(async (req, res) => {
     try {
       const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
       if (options.uiDir && (await serveUi(path, res, options.uiDir))) return;
-      const event = toProxyEvent(req, await readBody(req));
+      const raw = await readBody(req);
+      if (options.iamAuth) {
+        const verdict = await checkSignature(
+          { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: raw },
+          options.iamAuth,
+        );
+        if (verdict !== 'ok') {
+          // API Gateway's answer, CORS headers and all (its default 4XX gateway response has none; ours
+          // keeps them so that a browser shows the 403 instead of a CORS failure).
+          res
+            .writeHead(403, { ...CORS_HEADERS, 'Content-Type': 'application/json' })
+            .end(JSON.stringify({ message: verdict }));
+          return;
+        }
+      }
+      const event = toProxyEvent(req, raw);
       const out = await options.handler(event, { awsRequestId: `local-${Date.now()}` } as LambdaContext);
       res.writeHead(out.statusCode, out.headers as Record<string, string>).end(out.body);
     } catch (error) {

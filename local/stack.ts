@@ -17,6 +17,7 @@ import { tick } from '../shared/scheduler/tick.ts';
 import { startEmulators } from './emulators.ts';
 import { startHttpServer } from './http-server.ts';
 import { provisionFromTemplate } from './provision.ts';
+import type { IamAuth } from './sigv4-verify.ts';
 import { LOCAL_STACK_FILE, REPO_ROOT } from './stack-file.ts';
 import { type StreamPoller, startStreamPoller } from './stream-poller.ts';
 
@@ -46,6 +47,8 @@ export interface LocalStackOptions {
    * proxy in between (test/integration/support/stall-proxy.ts). Provisioning still goes direct.
    */
   readonly dynamodbVia?: (endpoint: string) => string | Promise<string>;
+  /** The API takes only SigV4-signed calls with these keys, as the deployed API with IAM auth. */
+  readonly iamAuth?: IamAuth;
 }
 
 export interface LocalStack {
@@ -96,6 +99,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       handler: createApiHandler(ctx),
       port: options.port ?? 8080,
       uiDir: join(REPO_ROOT, 'web', 'dist'),
+      iamAuth: options.iamAuth,
     });
     stops.push(api.close);
 

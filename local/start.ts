@@ -1,5 +1,6 @@
 /** `npm start`: the whole system locally; prints one line with the URL when ready; Ctrl-C stops it. */
 import { createServer } from 'node:net';
+import type { IamAuth } from './sigv4-verify.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
 
 // The pinned AWS SDK runs on Node 20 and 22; its notice about future releases is not for our users.
@@ -17,10 +18,22 @@ await new Promise<void>((resolve) => {
   probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
 });
 
+// CRONPLANE_IAM_AUTH=1: the API takes only calls signed (SigV4, execute-api) with the key in this
+// environment, as the deployed API does with IAM auth; `npx cronplane ui --api <url>` and `--iam` sign them.
+let iamAuth: IamAuth | undefined;
+if (process.env.CRONPLANE_IAM_AUTH === '1') {
+  const id = process.env.AWS_ACCESS_KEY_ID;
+  const secret = process.env.AWS_SECRET_ACCESS_KEY;
+  if (!id || !secret)
+    fail('CRONPLANE_IAM_AUTH=1 needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: the key to accept');
+  iamAuth = { keys: { [id]: secret }, region: process.env.AWS_REGION || 'us-east-1' };
+}
+
 let stack: LocalStack;
 try {
   stack = await startLocalStack({
     port,
+    iamAuth,
     writeStackFile: true,
     // An emulator that died, a store that stopped answering: said even when not verbose.
     notice: (line) => console.error(`npm start: ${line}`),
@@ -34,6 +47,11 @@ try {
 console.log(
   `Cronplane is running at ${stack.url} (API ${stack.url}/v1, UI ${stack.url}/ui) — Ctrl-C to stop`,
 );
+if (iamAuth) {
+  console.log(
+    `IAM auth on (key ${Object.keys(iamAuth.keys)[0]}, ${iamAuth.region}): UI with \`npx cronplane ui --api ${stack.url}\`, CLI with --iam`,
+  );
+}
 
 let stopping = false;
 const shutdown = async () => {

@@ -170,6 +170,8 @@ describe('cronplane ui: the UI against an IAM-authenticated API', () => {
   });
 
   it('answers only its own loopback Host (DNS rebinding) and writes only from its own origin (CSRF)', async () => {
+    // The UI page of the tests above refreshes by itself: off it goes, so only these requests count.
+    await page.goto('about:blank');
     const host = new URL(proxyUrl).host;
     front.received.length = 0;
     const job = JSON.stringify({ name: 'csrf', schedule: '@daily', executor_config: { command: 'true' } });
