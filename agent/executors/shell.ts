@@ -92,6 +92,7 @@ export class ShellExecutor implements Executor {
       ? join(tmpdir(), `cronplane-output-${execution.executionId}-${randomUUID()}.log`)
       : undefined;
     const output = new OutputBuffer(undefined, undefined, spillPath);
+    hooks?.output?.(output);
     const spawn = this.options.spawn ?? nodeSpawn;
     return new Promise<ExecutorResult>((resolve) => {
       let settled = false;

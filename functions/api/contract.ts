@@ -207,6 +207,13 @@ export const executionSchema = z.object({
     .record(z.string(), z.string())
     .nullable()
     .describe("Each failed processor's error by name; null when none failed."),
+  output_size: z
+    .number()
+    .int()
+    .nullable()
+    .describe(
+      'Bytes the job printed: so far while it runs (`output` is then its last 64 KB, updated with each heartbeat), in all once it ended.',
+    ),
 });
 
 const memberFields = {

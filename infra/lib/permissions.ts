@@ -114,6 +114,7 @@ export const AGENT_EXECUTION_ATTRIBUTES = [
   'outputUrl',
   'reason',
   'processorErrors',
+  'outputBytes',
   'expiresAt',
   'cancelRequested',
   'cancelReason',

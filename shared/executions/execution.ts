@@ -55,6 +55,8 @@ export interface Execution {
    * changes the status or loses the output (shared/processors/apply.ts).
    */
   readonly processorErrors: Readonly<Record<string, string>> | null;
+  /** Bytes the job printed so far (live, while it runs) or in all; null when its executor does not say. */
+  readonly outputBytes: number | null;
 }
 
 /** Zero-padded so that ids sort by fire time. */
@@ -111,6 +113,7 @@ export function fromItem(item: Record<string, unknown>): Execution {
     outputUrl: typeof item.outputUrl === 'string' ? item.outputUrl : null,
     reason: (item.reason as string) ?? null,
     processorErrors: stringMap(item.processorErrors),
+    outputBytes: num(item.outputBytes),
   };
 }
 
@@ -143,5 +146,6 @@ export function toApi(e: Execution, outputLimit?: number) {
     node_name: e.nodeName ?? '',
     reason: e.reason,
     processor_errors: e.processorErrors,
+    output_size: e.outputBytes,
   };
 }

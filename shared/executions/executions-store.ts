@@ -47,6 +47,8 @@ export interface ExecutionResult {
   outputUrl?: string | undefined;
   /** The job's processors that failed (name → error); absent or null when none did. */
   processorErrors?: Readonly<Record<string, string>> | null | undefined;
+  /** How many bytes the job printed in all (known for executors that report live output). */
+  outputBytes?: number | undefined;
 }
 
 /** What retention reads of each execution: no outputs, just enough to know whether it may go. */
@@ -279,20 +281,32 @@ export class ExecutionsStore {
    * Keeps a running execution alive; answers whether someone asked to cancel it (`replace`, API), or
    * null when it is no longer ours (marked lost meanwhile).
    */
+  /**
+   * A running execution's heartbeat; with `live`, also the output so far (its tail) and how many bytes
+   * the job printed, so that readers see it while the job runs (the result replaces it).
+   */
   async heartbeat(
     e: Pick<Execution, 'jobName' | 'executionId'>,
     agentId: string,
     now: number,
+    live?: { readonly text: string; readonly bytes: number },
   ): Promise<{ cancelRequested: boolean } | null> {
     try {
       const out = await this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { jobName: e.jobName, executionId: e.executionId },
-          UpdateExpression: 'SET heartbeatAt = :now',
+          UpdateExpression: live
+            ? 'SET heartbeatAt = :now, #o = :out, outputBytes = :bytes'
+            : 'SET heartbeatAt = :now',
           ConditionExpression: '#s = :running AND agentId = :me',
-          ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: { ':now': now, ':running': 'running', ':me': agentId },
+          ExpressionAttributeNames: { '#s': 'status', ...(live ? { '#o': 'output' } : {}) },
+          ExpressionAttributeValues: {
+            ':now': now,
+            ':running': 'running',
+            ':me': agentId,
+            ...(live ? { ':out': live.text, ':bytes': live.bytes } : {}),
+          },
           ReturnValues: 'ALL_NEW',
         }),
       );
@@ -350,9 +364,10 @@ export class ExecutionsStore {
   /** `running → terminal`, only by the agent that claimed it. */
   async finish(e: Execution, agentId: string, result: ExecutionResult, now: number): Promise<boolean> {
     const processorErrors = result.processorErrors ?? null;
+    const bytes = result.outputBytes;
     return this.conditionalUpdate(
       e,
-      `SET #s = :to, startedAt = :started, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why${result.outputUrl ? ', outputUrl = :url' : ''}${processorErrors ? ', processorErrors = :pe' : ''} REMOVE activeShard, expiresAt`,
+      `SET #s = :to, startedAt = :started, finishedAt = :now, exitCode = :code, success = :ok, #o = :out, outputTruncated = :tr, reason = :why${result.outputUrl ? ', outputUrl = :url' : ''}${processorErrors ? ', processorErrors = :pe' : ''}${bytes !== undefined ? ', outputBytes = :bytes' : ''} REMOVE activeShard, expiresAt`,
       'running',
       {
         ':to': result.status,
@@ -365,6 +380,7 @@ export class ExecutionsStore {
         ':why': result.reason,
         ...(result.outputUrl ? { ':url': result.outputUrl } : {}),
         ...(processorErrors ? { ':pe': processorErrors } : {}),
+        ...(bytes !== undefined ? { ':bytes': bytes } : {}),
       },
       agentId,
       { '#o': 'output' },

@@ -16,6 +16,8 @@ export class OutputBuffer {
   private tail: Buffer[] = [];
   private tailSize = 0;
   private dropped = 0;
+  /** Bytes written so far (the whole stream, kept or not). */
+  private bytes = 0;
   private readonly spill: WriteStream | null;
   private spillError: Error | null = null;
   private closing: Promise<string | undefined> | null = null;
@@ -33,6 +35,7 @@ export class OutputBuffer {
 
   write(chunk: Buffer | string): void {
     let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    this.bytes += buf.length;
     if (this.spill && !this.spillError && !this.closing) this.spill.write(buf);
     if (this.headSize < this.headLimit) {
       const take = buf.subarray(0, this.headLimit - this.headSize);
@@ -81,6 +84,22 @@ export class OutputBuffer {
     if (this.truncated && !this.spillError) return path;
     await rm(path, { force: true });
     return undefined;
+  }
+
+  /**
+   * The live view of a running job's output (see LiveOutput): the last `maxBytes` of the stream, cut at a
+   * character boundary, and how many bytes the stream holds in all.
+   */
+  view(maxBytes: number): { text: string; bytes: number } {
+    const kept = this.dropped > 0 ? this.tail : [...this.head, ...this.tail];
+    let last = Buffer.concat(kept);
+    if (last.length > maxBytes) {
+      last = last.subarray(last.length - maxBytes);
+      let skip = 0; // UTF-8 continuation bytes of a character cut in two
+      while (skip < last.length && skip < 3 && (last[skip]! & 0xc0) === 0x80) skip++;
+      last = last.subarray(skip);
+    }
+    return { text: last.toString('utf8'), bytes: this.bytes };
   }
 
   get truncated(): boolean {

@@ -11,7 +11,7 @@ import { rm } from 'node:fs/promises';
 import { memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
-import type { Executor, ExecutorResult, RunHooks } from '../executors/executor.ts';
+import type { Executor, ExecutorResult, LiveOutput, RunHooks } from '../executors/executor.ts';
 import type { JobDefinition } from '../jobs/job.ts';
 import { parseTags } from '../jobs/tags.ts';
 import { applyProcessors, hasProcessors, type ProcessedOutput } from '../processors/apply.ts';
@@ -327,6 +327,12 @@ async function runFromClaim(
  * Times are those written (the `now` of each acknowledged write), so a write that reached the store
  * although its answer was lost only makes the fence earlier than needed, never later.
  */
+/**
+ * The tail of a running job's output each heartbeat writes (when it grew): enough for any terminal, and a
+ * bounded write (64 KB: 64 write units at most) however much the job prints.
+ */
+export const LIVE_OUTPUT_BYTES = 64 * 1024;
+
 class Heartbeat {
   readonly controller = new AbortController();
   /** Why the run was cancelled or killed through its heartbeat, if it was. */
@@ -341,6 +347,9 @@ class Heartbeat {
   private holdBeat: NodeJS.Timeout | undefined;
   private interval: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The run's output as it grows (set by the executor): each beat writes its tail when it changed. */
+  live: LiveOutput | undefined;
+  private liveBytes = 0;
 
   constructor(
     private readonly ctx: Context,
@@ -414,7 +423,11 @@ class Heartbeat {
 
   private async beat(): Promise<void> {
     const now = this.ctx.clock();
-    const state = await this.ctx.executions.heartbeat(this.e, this.me.agentId, now);
+    // Live output rides on the beat (no write of its own): the last LIVE_OUTPUT_BYTES, when it grew.
+    const view = this.live?.view(LIVE_OUTPUT_BYTES);
+    const live = view && view.bytes !== this.liveBytes ? view : undefined;
+    const state = await this.ctx.executions.heartbeat(this.e, this.me.agentId, now, live);
+    if (live) this.liveBytes = Math.max(this.liveBytes, live.bytes);
     if (state === null) {
       this.kill('killed by its agent: the execution is no longer its own (marked lost meanwhile)');
       return;
@@ -532,6 +545,9 @@ async function runClaimed(
     started: (at) => {
       startedAt = Math.max(startedAt, at);
     },
+    output: (live) => {
+      heart.live = live;
+    },
   };
   // The start is recorded after it, not before: with the result for a run shorter than a second (no
   // extra write in a burst), else a second in (then the result's write corrects it, should the executor
@@ -596,6 +612,8 @@ async function runClaimed(
         }
       : {}),
     ...(outputUrl ? { outputUrl } : {}),
+    // How much the job printed in all (the live view's count): `cronplane logs --follow` prints the rest.
+    ...(heart.live ? { outputBytes: heart.live.view(0).bytes } : {}),
   };
   const written = await ctx.executions.finish({ ...e, startedAt }, me.agentId, final, finishedAt);
   options.log?.({

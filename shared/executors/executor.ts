@@ -15,8 +15,15 @@ export interface ExecutorResult {
   readonly fullOutputPath?: string;
 }
 
+/** A running job's output so far, read by the runner's heartbeat (see OutputBuffer.view). */
+export interface LiveOutput {
+  view(maxBytes: number): { readonly text: string; readonly bytes: number };
+}
+
 /** What an executor may report while it runs. */
 export interface RunHooks {
+  /** The output as it grows (the shell executor): the heartbeat writes its tail to the execution. */
+  output?(live: LiveOutput): void;
   /**
    * The moment the work really began, when that is later than the call (the shell executor: once its
    * process exists). It becomes the execution's `startedAt`.

@@ -22,7 +22,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AwsClients } from '../aws/clients.ts';
 import { errorMessage, failedResult } from './common.ts';
-import type { Executor, ExecutorResult } from './executor.ts';
+import type { Executor, ExecutorResult, LiveOutput, RunHooks } from './executor.ts';
 
 export const SECRET_CACHE_TTL_MS = 60_000;
 export const REDACTED = '[redacted]';
@@ -170,12 +170,14 @@ export function redactResult(result: ExecutorResult, secrets: Iterable<string>):
  * result, and an exception (a missing parameter, a bad config) becomes a failed result with the
  * exception's message, redacted too. Scopes nest: an inner run's secrets are also redacted by the outer.
  */
-export async function withSecretScope(run: () => Promise<ExecutorResult>): Promise<ExecutorResult> {
+export async function withSecretScope(
+  run: (secrets: ReadonlySet<string>) => Promise<ExecutorResult>,
+): Promise<ExecutorResult> {
   const parent = scope.getStore();
   const secrets = new Set<string>();
   let result: ExecutorResult;
   try {
-    result = await scope.run(secrets, run);
+    result = await scope.run(secrets, () => run(secrets));
   } catch (error) {
     result = failedResult(errorMessage(error));
   }
@@ -183,9 +185,62 @@ export async function withSecretScope(run: () => Promise<ExecutorResult>): Promi
   return redactResult(result, secrets);
 }
 
-/** Wraps an executor (e.g. the shell executor with an SSM `resolveEnv`) so that every run is a secret scope. */
+/**
+ * Wraps an executor (e.g. the shell executor with an SSM `resolveEnv`) so that every run is a secret scope:
+ * its result is redacted, and so is its live output (maskLive), which the run's hooks pass on.
+ */
 export function withSecretRedaction(executor: Executor): Executor {
-  return { run: (job, execution, signal) => withSecretScope(() => executor.run(job, execution, signal)) };
+  return {
+    run: (job, execution, signal, hooks) =>
+      withSecretScope((secrets) =>
+        executor.run(job, execution, signal, hooks && maskedHooks(hooks, secrets)),
+      ),
+  };
+}
+
+function maskedHooks(hooks: RunHooks, secrets: ReadonlySet<string>): RunHooks {
+  const output = hooks.output;
+  if (!output) return hooks;
+  return {
+    ...hooks,
+    output: (live: LiveOutput) =>
+      output.call(hooks, {
+        view: (maxBytes) => {
+          const v = live.view(maxBytes);
+          return { text: maskLive(v.text, secrets), bytes: v.bytes };
+        },
+      }),
+  };
+}
+
+/** A secret's fragment at least this long at a window's edge is masked (shorter ones are any text). */
+const EDGE_FRAGMENT = 3;
+
+/**
+ * Masks each secret in a window of a running job's output with `*`s of the same length (so that the
+ * stream's byte count still locates the window), and a fragment of one cut by the window's start, or
+ * still being printed at its end. The result, when the run ends, is redacted as always (`redact`).
+ */
+export function maskLive(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
+    if (secret === '' || out === '') continue;
+    const stars = '*'.repeat(Buffer.byteLength(secret));
+    out = out.split(secret).join(stars);
+    for (let k = Math.min(secret.length - 1, out.length); k >= EDGE_FRAGMENT; k--) {
+      if (out.startsWith(secret.slice(-k))) {
+        out = '*'.repeat(Buffer.byteLength(secret.slice(-k))) + out.slice(k);
+        break;
+      }
+    }
+    for (let k = Math.min(secret.length - 1, out.length); k >= EDGE_FRAGMENT; k--) {
+      if (out.endsWith(secret.slice(0, k))) {
+        out = out.slice(0, out.length - k) + '*'.repeat(Buffer.byteLength(secret.slice(0, k)));
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 // --- SSM ------------------------------------------------------------------------------------------

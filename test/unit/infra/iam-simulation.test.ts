@@ -181,8 +181,8 @@ const ALLOWED: Request[] = [
     who: 'agent',
     action: 'dynamodb:UpdateItem',
     resource: EXECUTIONS,
-    context: attributes('heartbeatAt', 'status', 'agentId'),
-    why: 'heartbeat',
+    context: attributes('heartbeatAt', 'output', 'outputBytes', 'status', 'agentId'),
+    why: 'heartbeat, with the live output',
   },
   {
     who: 'agent',
@@ -200,6 +200,7 @@ const ALLOWED: Request[] = [
       'expiresAt',
       'outputUrl',
       'processorErrors',
+      'outputBytes',
       'activeShard',
       'agentId',
     ),

@@ -5,6 +5,7 @@ import {
   createSsmResolver,
   DEFAULT_SECRETS_PATH,
   findSecretReferences,
+  maskLive,
   parseSecretsPath,
   REDACTED,
   redact,
@@ -238,5 +239,21 @@ describe('the secrets path', () => {
     expect(await resolve.resolveSecrets('{{ssm:/team/x}}')).toBe('ok');
     await expect(resolve.resolveSecrets('{{ssm:/cronplane/x}}')).rejects.toThrow(/outside the secrets path/);
     expect(calls).toEqual(['/team/x']);
+  });
+});
+
+describe('maskLive (a running job output window)', () => {
+  it('masks each secret with as many *s as it has bytes, so the stream offsets still hold', () => {
+    const text = 'token=s3cr3t-ä and s3cr3t-ä again';
+    const masked = maskLive(text, ['s3cr3t-ä']);
+    expect(masked).toBe('token=********* and ********* again');
+    expect(Buffer.byteLength(masked)).toBe(Buffer.byteLength(text));
+  });
+
+  it("masks a secret's fragment cut by the window's start or still being printed at its end", () => {
+    expect(maskLive('cr3t rest', ['s3cr3t'])).toBe('**** rest');
+    expect(maskLive('value: s3cr', ['s3cr3t'])).toBe('value: ****');
+    // Two characters could be any text: left alone.
+    expect(maskLive('3t ok s3', ['s3cr3t'])).toBe('3t ok s3');
   });
 });

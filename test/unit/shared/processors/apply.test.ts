@@ -46,6 +46,7 @@ const execution: Execution = {
   outputUrl: null,
   reason: null,
   processorErrors: null,
+  outputBytes: null,
 };
 
 function job(processors: Record<string, Record<string, string>>, extra: Record<string, unknown> = {}) {
