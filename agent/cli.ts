@@ -2,7 +2,7 @@
  * `cronplane` — the agent and a client of the /v1 API.
  *   cronplane agent --tag role=web --name web-1 --concurrency 4
  *   cronplane jobs ls | get NAME | apply -f FILE | rm NAME | run NAME | toggle NAME
- *   cronplane executions JOB | members | leader | pause | unpause
+ *   cronplane executions JOB | logs JOB [--follow] [--id ID] | members | leader | pause | unpause
  *   cronplane ui --api https://abc.execute-api.eu-west-1.amazonaws.com/prod [--port 8001]
  */
 // First, for its side effect: V8's optimizing compilers stay off through start-up and idling (v8-tier.ts).
@@ -13,6 +13,7 @@ import { LOCAL_STACK_FILE } from '../local/stack-file.ts';
 import { createContext } from '../shared/context.ts';
 import { Agent } from './agent.ts';
 import { resolveAgentConfig } from './config.ts';
+import { printLogs } from './logs.ts';
 import { signedHeaders, wantsSigning } from './sigv4.ts';
 import { liftOptimizingTierCap } from './v8-tier.ts';
 
@@ -120,6 +121,21 @@ jobs
 program
   .command('executions <job>')
   .action(async (job: string) => print(await call('GET', `/v1/jobs/${encodeURIComponent(job)}/executions`)));
+program
+  .command('logs <job>')
+  .description(
+    "a job's output (the newest execution, or --id); --follow prints it as it comes, while it runs",
+  )
+  .option('-f, --follow', 'keep printing until the run ends; exit status 1 unless it succeeded')
+  .option('--id <execution>', 'one execution of the job')
+  .action(async (job: string, o: { follow?: boolean; id?: string }) => {
+    const code = await printLogs((path) => call('GET', path), job, {
+      follow: o.follow === true,
+      ...(o.id ? { id: o.id } : {}),
+      write: (text) => process.stdout.write(text),
+    });
+    process.exitCode = code;
+  });
 program.command('members').action(async () => print(await call('GET', '/v1/members')));
 program.command('leader').action(async () => print(await call('GET', '/v1/leader')));
 program.command('pause').action(async () => print(await call('POST', '/v1/pause')));

@@ -3,8 +3,11 @@
  * the byte count), so the API, the UI and `cronplane logs --follow` show lines before the job ends; the
  * final output is the same as without it.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { printLogs } from '../../agent/logs.ts';
+import { REPO_ROOT } from '../../local/stack-file.ts';
 import { useTestStack, waitFor } from './support/stack.ts';
 
 const stack = useTestStack({ agents: [{ agentId: 'live-agent' }] });
@@ -77,6 +80,30 @@ describe('live output', () => {
     expect(first.at, 'the first line came before the job ended').toBeLessThan(Date.parse(e!.finished_at));
     expect(chunks.filter((c) => !c.text.startsWith('[cronplane]')).length).toBeGreaterThan(1);
   });
+
+  it('`npx cronplane logs JOB --follow` streams from the command line, as the package runs it', async () => {
+    await createAndRun('live-cli', COUNT);
+    const child = spawn(
+      process.execPath,
+      [join(REPO_ROOT, 'bin/cronplane.js'), '--api', stack.url, 'logs', 'live-cli', '--follow'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const chunks: Array<{ at: number; text: string }> = [];
+    child.stdout.on('data', (d: Buffer) => chunks.push({ at: Date.now(), text: d.toString('utf8') }));
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString('utf8');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, stderr).toBe(0);
+    expect(chunks.map((c) => c.text).join('')).toMatch(
+      /^1\n2\n3\n4\n5\n\[cronplane\] live-cli \S+: succeeded \(exit code 0\)\n$/,
+    );
+    const [e] = (await get('/v1/jobs/live-cli/executions')) as Execution[];
+    expect(chunks[0]!.at, 'the first line came before the job ended').toBeLessThan(
+      Date.parse(e!.finished_at),
+    );
+  }, 60_000);
 
   it('ends with the failure and exit status 1 when the run fails', async () => {
     await createAndRun('live-fail', 'echo partial; sleep 1; exit 3');
