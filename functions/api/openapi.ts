@@ -95,6 +95,15 @@ const METADATA_FILTER: JsonSchema = {
   schema: { type: 'object', additionalProperties: { type: 'string' } },
 };
 
+const TAGS_FILTER: JsonSchema = {
+  name: 'tags',
+  in: 'query',
+  style: 'deepObject',
+  explode: true,
+  description: 'Only jobs whose tags have these values, a fan-out count aside: `tags[role]=web` (ours).',
+  schema: { type: 'object', additionalProperties: { type: 'string' } },
+};
+
 const PATH_PARAMS: Record<'job' | 'id', JsonSchema> = {
   job: {
     name: 'job',
@@ -482,7 +491,7 @@ export function openApiDocument(serverUrl = '/'): JsonSchema {
     const parameters = [
       ...(op.params ?? []).map((p) => PATH_PARAMS[p]),
       ...(op.query ? queryParameters(op.query) : []),
-      ...(op.metadataFilter ? [METADATA_FILTER] : []),
+      ...(op.metadataFilter ? [METADATA_FILTER, TAGS_FILTER] : []),
     ];
     const responses: Record<string, JsonSchema> = { ...op.responses };
     for (const [status, description] of Object.entries(ERRORS)) {

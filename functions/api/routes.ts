@@ -56,11 +56,17 @@ type Handler = (ctx: Context, req: ApiRequest) => Promise<ApiResponse>;
 
 const ok = (body: unknown, headers?: Record<string, string>): ApiResponse => ({ status: 200, body, headers });
 
-function metadataFilter(query: Readonly<Record<string, string>>): Record<string, string> {
+/** `metadata[k]=v` or `tags[k]=v` query parameters (deepObject) as a map. */
+function bracketFilter(
+  query: Readonly<Record<string, string>>,
+  name: 'metadata' | 'tags',
+): Record<string, string> {
   const out: Record<string, string> = {};
+  const prefix = `${name}[`;
   for (const [k, v] of Object.entries(query)) {
-    const m = /^metadata\[(.+)\]$/.exec(k);
-    if (m?.[1]) out[m[1]] = v;
+    if (k.startsWith(prefix) && k.endsWith(']') && k.length > prefix.length + 1) {
+      out[k.slice(prefix.length, -1)] = v;
+    }
   }
   return out;
 }
@@ -172,7 +178,8 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
         sort: q._sort,
         order: q._order,
         q: q.q,
-        metadata: metadataFilter(req.query),
+        metadata: bracketFilter(req.query, 'metadata'),
+        tags: bracketFilter(req.query, 'tags'),
         status: q.status,
         disabled: q.disabled,
         start: q._start,

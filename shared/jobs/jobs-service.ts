@@ -243,6 +243,8 @@ export interface ListQuery {
   order?: string;
   q?: string;
   metadata?: Record<string, string>;
+  /** Jobs whose tag has this value (a fan-out count is ignored: `role=web` matches `web:2`). */
+  tags?: Record<string, string>;
   status?: string;
   disabled?: string;
   start?: number;
@@ -267,6 +269,9 @@ export async function listJobs(
     jobs = jobs.filter((j) => j.name.includes(q) || j.displayname.toLowerCase().includes(q));
   }
   for (const [k, v] of Object.entries(query.metadata ?? {})) jobs = jobs.filter((j) => j.metadata[k] === v);
+  for (const [k, v] of Object.entries(query.tags ?? {})) {
+    jobs = jobs.filter((j) => j.tags[k] === v || j.tags[k]?.replace(/:\d+$/, '') === v);
+  }
   if (query.status) {
     jobs = jobs.filter((j) => (query.status === 'untriggered' ? j.status === '' : j.status === query.status));
   }

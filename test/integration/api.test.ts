@@ -52,6 +52,15 @@ describe('GET /v1/jobs', () => {
     expect((await names('q=ls-&status=untriggered')).names).toEqual(['ls-b', 'ls-c']);
     expect(await names('q=ls-&_start=1&_end=2')).toEqual({ names: ['ls-b'], total: 3 });
     expect((await names('q=ls-&_sort=success_count&_order=DESC')).names[0]).toBe('ls-a');
+    await stack.api('POST', '/v1/jobs', {
+      name: 'ls-tagged',
+      schedule: '@manually',
+      tags: { role: 'web:2', dc: 'eu' },
+      executor_config: { command: 'true' },
+    });
+    expect((await names('tags[role]=web')).names).toEqual(['ls-tagged']);
+    expect((await names('tags[role]=web&tags[dc]=us')).names).toEqual([]);
+    await stack.api('DELETE', '/v1/jobs/ls-tagged');
     const bad = await stack.api('GET', '/v1/jobs?_sort=colour');
     expect(bad).toMatchObject({ status: 400, body: { field: '_sort' } });
   });

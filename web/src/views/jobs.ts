@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
-// The jobs list: search (q), filters (status, disabled, metadata key=value), sort and paging, all kept in the
+// The jobs list: search (q), filters (status, disabled, tag and metadata key=value), sort and paging, all kept in the
 // URL hash so a filtered page can be linked and survives a reload.
 import { apiList, errorBox, type Job } from '../api.ts';
 import { type Every, h, statusBadge, table, time } from '../dom.ts';
@@ -23,6 +23,7 @@ export interface ListState {
   status: string;
   disabled: string;
   meta: string;
+  tag: string;
   sort: string;
   order: string;
   page: number;
@@ -36,6 +37,7 @@ export function listState(params: URLSearchParams): ListState {
     status: params.get('status') ?? '',
     disabled: params.get('disabled') ?? '',
     meta: params.get('meta') ?? '',
+    tag: params.get('tag') ?? '',
     sort: params.get('sort') || 'name',
     order: params.get('order') === 'DESC' ? 'DESC' : 'ASC',
     page: Math.max(0, Number(params.get('page')) || 0),
@@ -43,7 +45,10 @@ export function listState(params: URLSearchParams): ListState {
   };
 }
 
-/** The API query for a state: `q`, `status`, `disabled`, `metadata[k]=v`, `_sort`, `_order`, `_start`, `_end`. */
+/**
+ * The API query for a state: `q`, `status`, `disabled`, `metadata[k]=v`, `tags[k]=v`, `_sort`, `_order`,
+ * `_start`, `_end`.
+ */
 export function listQuery(st: ListState): string {
   const q = new URLSearchParams({ _sort: st.sort, _order: st.order });
   q.set('_start', String(st.page * st.size));
@@ -53,6 +58,8 @@ export function listQuery(st: ListState): string {
   if (st.disabled) q.set('disabled', st.disabled);
   const eq = st.meta.indexOf('=');
   if (eq > 0) q.set(`metadata[${st.meta.slice(0, eq).trim()}]`, st.meta.slice(eq + 1).trim());
+  const teq = st.tag.indexOf('=');
+  if (teq > 0) q.set(`tags[${st.tag.slice(0, teq).trim()}]`, st.tag.slice(teq + 1).trim());
   return q.toString();
 }
 
@@ -88,6 +95,7 @@ export async function jobsView(view: HTMLElement, every: Every, params: URLSearc
     ].map(([v, label]) => h('option', { value: v, selected: v === st.disabled }, label)),
   );
   const meta = h('input', { type: 'text', name: 'meta', value: st.meta, placeholder: 'key=value' });
+  const tag = h('input', { type: 'text', name: 'tag', value: st.tag, placeholder: 'role=web' });
   const sort = h(
     'select',
     { name: 'sort' },
@@ -118,6 +126,7 @@ export async function jobsView(view: HTMLElement, every: Every, params: URLSearc
           status: status.value,
           disabled: disabled.value,
           meta: meta.value.trim(),
+          tag: tag.value.trim(),
           sort: sort.value,
           order: order.value,
           size: Number(size.value),
@@ -130,6 +139,7 @@ export async function jobsView(view: HTMLElement, every: Every, params: URLSearc
     h('label', {}, 'Search ', search),
     h('label', {}, 'Status ', status),
     h('label', {}, 'Enabled ', disabled),
+    h('label', {}, 'Tag ', tag),
     h('label', {}, 'Metadata ', meta),
     h('label', {}, 'Sort by ', sort),
     h('label', {}, 'Order ', order),
@@ -168,7 +178,7 @@ export async function jobsView(view: HTMLElement, every: Every, params: URLSearc
       );
       const first = total === 0 ? 0 : st.page * st.size + 1;
       const last = st.page * st.size + jobs.length;
-      const filtered = st.q || st.status || st.disabled || st.meta;
+      const filtered = st.q || st.status || st.disabled || st.meta || st.tag;
       results.replaceChildren(
         table(
           ['Name', 'Schedule', 'Timezone', 'Next', 'Status', 'Success / Error', 'Disabled', ''],

@@ -9,10 +9,10 @@ describe('jobs list query', () => {
     expect(listQuery(listState(new URLSearchParams()))).toBe('_sort=name&_order=ASC&_start=0&_end=25');
   });
 
-  it('turns the filters into the API parameters, metadata as metadata[key]=value', () => {
+  it('turns the filters into the API parameters, metadata as metadata[key]=value, a tag as tags[key]=value', () => {
     const st = listState(
       new URLSearchParams(
-        'q=nightly&status=failed&disabled=false&meta=team%3Ddata&sort=next&order=DESC&page=2&size=10',
+        'q=nightly&status=failed&disabled=false&meta=team%3Ddata&tag=role%3Dweb&sort=next&order=DESC&page=2&size=10',
       ),
     );
     expect(Object.fromEntries(new URLSearchParams(listQuery(st)))).toEqual({
@@ -24,6 +24,7 @@ describe('jobs list query', () => {
       status: 'failed',
       disabled: 'false',
       'metadata[team]': 'data',
+      'tags[role]': 'web',
     });
   });
 
