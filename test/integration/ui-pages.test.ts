@@ -147,6 +147,28 @@ describe('UI pages', () => {
     await screenshot(page, 'job-page-history-chart');
   });
 
+  it("job page: a running job's output shows line by line before it ends", async () => {
+    await stack.api('POST', '/v1/jobs', {
+      name: 'live-ui',
+      schedule: '@manually',
+      executor_config: { shell: 'true', command: 'for i in $(seq 5); do echo $i; sleep 1; done' },
+    });
+    await stack.api('POST', '/v1/jobs/live-ui/run');
+    await page.goto(`${stack.url}/ui/#/jobs/live-ui`);
+    const running = page.locator('tr', { has: page.locator('.badge.status-running') });
+    const pre = running.locator('td.output pre');
+    await pre.filter({ hasText: /^1\n/ }).waitFor({ timeout: 15_000 });
+    expect(await running.locator('.badge').textContent()).toBe('running');
+    expect(await pre.textContent()).not.toContain('5');
+    await screenshot(page, 'job-live-output');
+    const done = page.locator('tr', { has: page.locator('.badge.status-succeeded') }).locator('td.output');
+    await done
+      .filter({ hasText: '5 chars' })
+      .or(done.filter({ hasText: '10 chars' }))
+      .first()
+      .waitFor({ timeout: 15_000 });
+  });
+
   it('job form: a 400 shown at its field, time zone picker, key/value rows, preview', async () => {
     await page.goto(`${stack.url}/ui/#/new`);
     await page.locator('.preview li').nth(4).waitFor();

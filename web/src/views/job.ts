@@ -29,7 +29,8 @@ export async function jobView(view: HTMLElement, every: Every, name: string): Pr
         ? h(
             'details',
             {
-              open: openOutputs.has(e.id),
+              // A running job's output is open: it grows with each refresh (live output).
+              open: openOutputs.has(e.id) || e.status === 'running',
               ontoggle: (ev: Event) =>
                 (ev.target as HTMLDetailsElement).open ? openOutputs.add(e.id) : openOutputs.delete(e.id),
             },
