@@ -34,6 +34,8 @@ const schema = z.object({
   CRONPLANE_SECRETS_PATH: z.string().optional(),
   /** JSON `{"lambda":[...],"sqs":[...],"events":[...],"http":[...]}`: the worker's targets (executors/targets.ts). */
   CRONPLANE_WORKER_ALLOW: z.string().optional(),
+  /** The CloudFormation stack: the `stack` dimension of the functions' metrics. */
+  CRONPLANE_STACK: z.string().optional(),
 });
 
 export interface Config {
@@ -59,6 +61,8 @@ export interface Config {
   readonly secretsPath: string;
   /** What agentless jobs may target; null (the variable unset) allows everything. */
   readonly workerAllow: WorkerAllowList | null;
+  /** The stack the function belongs to (CRONPLANE_STACK; unset locally). */
+  readonly stackName: string | undefined;
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -97,5 +101,6 @@ export function loadConfig(env: Env = process.env): Config {
     retentionDays: e.CRONPLANE_RETENTION_DAYS,
     secretsPath,
     workerAllow,
+    stackName: e.CRONPLANE_STACK || undefined,
   };
 }

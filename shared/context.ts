@@ -6,6 +6,7 @@ import { ControlStore } from './control/control-store.ts';
 import { Dispatcher } from './dispatch/dispatch.ts';
 import { ExecutionsStore } from './executions/executions-store.ts';
 import { JobsStore } from './jobs/jobs-store.ts';
+import { type MetricsSink, noMetrics } from './metrics/metrics.ts';
 
 export interface Context {
   readonly config: Config;
@@ -16,8 +17,11 @@ export interface Context {
   readonly agents: AgentsStore;
   readonly dispatch: Dispatcher;
   readonly clock: () => number;
+  /** Where the tick and the reactions record their metrics (shared/metrics/metrics.ts). */
+  readonly metrics: MetricsSink;
 }
 
+/** Records no metrics: a deployable that has a sink puts it in (`{ ...createContext(), metrics }`). */
 export function createContext(env: Env = process.env, clock: () => number = Date.now): Context {
   const config = loadConfig(env);
   const clients = createClients(env);
@@ -25,6 +29,7 @@ export function createContext(env: Env = process.env, clock: () => number = Date
     config,
     clients,
     clock,
+    metrics: noMetrics,
     jobs: new JobsStore(clients, config),
     executions: new ExecutionsStore(clients, config),
     control: new ControlStore(clients, config),

@@ -4,12 +4,15 @@
  * conditional result). Messages it cannot settle yet are reported as batch item failures.
  */
 
+import middy from '@middy/core';
 import type { Context as LambdaContext, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createContext } from '../../shared/context.ts';
 import type { LaunchMessage } from '../../shared/dispatch/dispatch.ts';
 import { laterVisibilitySeconds, processLaunch } from '../../shared/executions/runner.ts';
 import { createExecutors } from '../../shared/executors/registry.ts';
+import { SERVICES } from '../../shared/metrics/metrics.ts';
 import { createProcessorHost } from '../../shared/processors/registry.ts';
+import { createObservability, logTo } from '../observability.ts';
 
 const ctx = createContext();
 // The allow-list and the secrets path bound what a job may make the worker do (executors/targets.ts).
@@ -18,7 +21,9 @@ const executors = createExecutors({
   secretsPath: ctx.config.secretsPath,
   workerAllow: ctx.config.workerAllow,
 });
-const log = (e: Record<string, unknown>) => console.log(JSON.stringify(e));
+// Structured logs; a launch's lines carry its execution id as correlation id.
+const { logger, middlewares } = createObservability(SERVICES.worker, ctx.config, false);
+const log = logTo(logger);
 // Agentless jobs' processors run here, before the result is written (shared/processors/registry.ts).
 const processors = createProcessorHost({
   place: 'worker',
@@ -31,12 +36,14 @@ const processors = createProcessorHost({
 const queueUrl = ctx.config.workerQueueUrl ?? '';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export const handler = async (event: SQSEvent, lambda: LambdaContext): Promise<SQSBatchResponse> => {
+async function handle(event: SQSEvent, lambda: LambdaContext): Promise<SQSBatchResponse> {
   const failures: SQSBatchResponse['batchItemFailures'] = [];
   await Promise.all(
     event.Records.map(async (record) => {
+      let launchLog = log;
       try {
         const launch = JSON.parse(record.body) as LaunchMessage;
+        launchLog = logTo(logger, launch.executionId);
         const verdict = await processLaunch(
           ctx,
           launch,
@@ -48,7 +55,7 @@ export const handler = async (event: SQSEvent, lambda: LambdaContext): Promise<S
             lostAfterMs: 60_000,
             sleep,
             receiveCount: Number(record.attributes.ApproximateReceiveCount ?? 1),
-            log,
+            log: launchLog,
           },
         );
         if (verdict === 'later') {
@@ -60,12 +67,19 @@ export const handler = async (event: SQSEvent, lambda: LambdaContext): Promise<S
         }
         if (verdict !== 'done') failures.push({ itemIdentifier: record.messageId });
       } catch (error) {
-        console.error(
-          JSON.stringify({ msg: 'launch failed', messageId: record.messageId, error: String(error) }),
-        );
+        launchLog({
+          msg: 'launch failed',
+          level: 'error',
+          messageId: record.messageId,
+          error: String(error),
+        });
         failures.push({ itemIdentifier: record.messageId });
       }
     }),
   );
   return { batchItemFailures: failures };
-};
+}
+
+export const handler = middy<SQSEvent, SQSBatchResponse, Error, LambdaContext>()
+  .use(middlewares)
+  .handler(handle);

@@ -43,6 +43,7 @@ import {
 } from '../executions/execution.ts';
 import type { ExecutionKey } from '../executions/executions-store.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
+import { recordFinish } from '../metrics/metrics.ts';
 import { parseDuration } from '../schedule/duration.ts';
 import { type AgentsSnapshot, launchFireTimes, liveAgents } from '../scheduler/plan.ts';
 
@@ -450,6 +451,8 @@ async function reactToFinish(
   }
 
   await ctx.executions.markReacted(e, now);
+  // After the mark: a redelivered record finds it and returns above, so a finish is counted once.
+  recordFinish(ctx.metrics, e, willRetry);
   return true;
 }
 

@@ -6,6 +6,7 @@
 import type { Context } from '../context.ts';
 import { stagingLeadSeconds } from '../dispatch/dispatch.ts';
 import type { JobRecord } from '../jobs/jobs-store.ts';
+import { recordTick } from '../metrics/metrics.ts';
 import { liveAgents, planJobs } from './plan.ts';
 
 export interface TickReport {
@@ -36,6 +37,13 @@ export function leaseName(shard: number): string {
 }
 
 export async function tick(ctx: Context, owner: string, shard = 0): Promise<TickReport> {
+  const started = performance.now();
+  const report = await tickUnderLease(ctx, owner, shard);
+  recordTick(ctx.metrics, report, performance.now() - started);
+  return report;
+}
+
+async function tickUnderLease(ctx: Context, owner: string, shard: number): Promise<TickReport> {
   const now = ctx.clock();
   const report = {
     leader: false,
