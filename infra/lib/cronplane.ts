@@ -4,6 +4,7 @@ import { AgentGroup, Agents, type AgentTrust } from './agents.ts';
 import { Alarms } from './alarms.ts';
 import { Api } from './api.ts';
 import { RuntimeBindings } from './bindings.ts';
+import { Dashboard } from './dashboard.ts';
 import { Dispatch } from './dispatch.ts';
 import { Events } from './events.ts';
 import { Notifications, type NotifyOn } from './notifications.ts';
@@ -58,6 +59,8 @@ export class Cronplane extends Construct {
   readonly notifications: Notifications;
   /** CloudWatch alarms and the SNS topic they notify */
   readonly alarms: Alarms;
+  /** the CloudWatch dashboard: launches, lateness, executions by status, queues, errors */
+  readonly dashboard: Dashboard;
 
   constructor(scope: Construct, id: string, props: CronplaneProps = {}) {
     super(scope, id);
@@ -108,6 +111,15 @@ export class Cronplane extends Construct {
       worker: this.worker.handler,
       deadLetterQueue: this.dispatch.deadLetterQueue,
       apiStage: this.api.restApi.deploymentStage,
+    });
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      tick: this.scheduler.tick,
+      events: this.events.handler,
+      worker: this.worker.handler,
+      api: this.api.handler,
+      defaultQueue: this.dispatch.defaultQueue,
+      workerQueue: this.worker.queue,
+      deadLetterQueue: this.dispatch.deadLetterQueue,
     });
   }
 }
