@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context as LambdaContext } from 'aws-lambda';
 import { CORS_HEADERS } from '../functions/api/cors.ts';
+import { PROMETHEUS_CONTENT_TYPE, type PrometheusRegistry } from '../shared/metrics/prometheus.ts';
 import { checkSignature, type IamAuth } from './sigv4-verify.ts';
 import { serveUi } from './ui-assets.ts';
 
@@ -72,10 +73,19 @@ export async function startHttpServer(options: {
   uiDir?: string;
   /** Take only SigV4-signed calls, checked as API Gateway's IAM authorization checks them. */
   iamAuth?: IamAuth;
+  /**
+   * `GET /metrics` in Prometheus text, as Dkron serves it (local only: see shared/metrics/metrics.ts).
+   * Unsigned even with `iamAuth`, as a scraper calls it; it tells counts and times, nothing of the jobs.
+   */
+  metrics?: PrometheusRegistry;
 }): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
   const server = createServer(async (req, res) => {
     try {
       const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+      if (options.metrics && path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+        res.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE }).end(options.metrics.render());
+        return;
+      }
       if (options.uiDir && (await serveUi(path, res, options.uiDir))) return;
       const raw = await readBody(req);
       if (options.iamAuth) {

@@ -12,6 +12,8 @@ import { createClients } from '../shared/aws/clients.ts';
 import { checkHealth } from '../shared/cluster/health.ts';
 import { type Context, createContext } from '../shared/context.ts';
 import { createExecutors } from '../shared/executors/registry.ts';
+import { METRICS } from '../shared/metrics/metrics.ts';
+import { PrometheusRegistry } from '../shared/metrics/prometheus.ts';
 import { createProcessorHost } from '../shared/processors/registry.ts';
 import { tick } from '../shared/scheduler/tick.ts';
 import { startEmulators } from './emulators.ts';
@@ -60,6 +62,8 @@ export interface LocalStack {
   readonly streamPoller: StreamPoller;
   /** Runs one tick now (the timer also runs them). */
   tickNow(): ReturnType<typeof tick>;
+  /** What the tick and the reactions recorded: served as `GET /metrics` (the EMF metrics on AWS). */
+  readonly metrics: PrometheusRegistry;
   stop(): Promise<void>;
 }
 
@@ -94,8 +98,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       env.AWS_ENDPOINT_URL_DYNAMODB = via;
       env.AWS_ENDPOINT_URL_DYNAMODB_STREAMS = via;
     }
-    const ctx = createContext(env);
+    // The same record calls as the functions' EMF on AWS, kept in process for GET /metrics.
+    const metrics = new PrometheusRegistry(Object.values(METRICS));
+    const ctx: Context = { ...createContext(env), metrics };
     const api = await startHttpServer({
+      metrics,
       handler: createApiHandler(ctx),
       port: options.port ?? 8080,
       uiDir: join(REPO_ROOT, 'web', 'dist'),
@@ -198,7 +205,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await writeFile(LOCAL_STACK_FILE, JSON.stringify({ url: api.url, pid: process.pid, env }, null, 2));
       stops.push(() => rm(LOCAL_STACK_FILE, { force: true }));
     }
-    return { url: api.url, env, ctx, agents, streamPoller: poller, tickNow, stop: stopAll };
+    return { url: api.url, env, ctx, agents, streamPoller: poller, tickNow, metrics, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;
