@@ -45,7 +45,7 @@ try {
   fail(portMessage(error as NodeJS.ErrnoException));
 }
 console.log(
-  `Cronplane is running at ${stack.url} (API ${stack.url}/v1, UI ${stack.url}/ui) — Ctrl-C to stop`,
+  `Cronplane is running at ${stack.url} (API ${stack.url}/v1, UI ${stack.url}/ui, metrics ${stack.url}/metrics) — Ctrl-C to stop`,
 );
 if (iamAuth) {
   console.log(

@@ -34,6 +34,11 @@ function bundleOf(prefix: string): string {
 
 /** Invokes a bundled handler in a fresh Node 22, from the bundle's own directory, as Lambda would. */
 async function invoke(prefix: string, event: unknown): Promise<any> {
+  return (await invokeWithOutput(prefix, event)).result;
+}
+
+/** `invoke`, with the lines the function printed before its result (logs and EMF metrics). */
+async function invokeWithOutput(prefix: string, event: unknown): Promise<{ result: any; lines: string[] }> {
   const dir = bundleOf(prefix);
   const script = `const { handler } = await import('./index.mjs');
 const result = await handler(JSON.parse(process.argv[1]), { awsRequestId: 'synth-test', getRemainingTimeInMillis: () => 30000 });
@@ -43,7 +48,8 @@ process.stdout.write('\\n@@' + JSON.stringify(result ?? null));`;
     // The function's environment on Lambda: its CRONPLANE_* settings, resolved here to the local resources.
     env: { PATH: process.env.PATH, ...emulators.env, ...resources.env },
   });
-  return JSON.parse(stdout.slice(stdout.lastIndexOf('@@') + 2));
+  const at = stdout.lastIndexOf('@@');
+  return { result: JSON.parse(stdout.slice(at + 2)), lines: stdout.slice(0, at).split('\n').filter(Boolean) };
 }
 
 function apiEvent(httpMethod: string, path: string, body?: unknown, query?: Record<string, string>) {
@@ -121,8 +127,21 @@ describe('cdk synth', () => {
     );
     expect(created.statusCode).toBe(201);
 
-    const report = await invoke('CronplaneSchedulerTick', {});
+    const tick = await invokeWithOutput('CronplaneSchedulerTick', {});
+    const report = tick.result;
     expect(report.errors).toEqual([]);
+    // Its metrics, as an EMF line (Powertools Metrics in the bundle), and a structured log line.
+    const printed = tick.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const emf = printed.find((l) => '_aws' in l);
+    expect(emf).toMatchObject({
+      service: 'cronplane-tick',
+      Ticks: 1,
+      Launches: report.planned + report.resent,
+    });
+    expect(emf?._aws).toMatchObject({ CloudWatchMetrics: [{ Namespace: 'Cronplane' }] });
+    expect(printed).toContainEqual(
+      expect.objectContaining({ level: 'INFO', message: 'tick', service: 'cronplane-tick' }),
+    );
 
     const executions = await invoke(
       'CronplaneApi',
