@@ -1,13 +1,15 @@
 /**
  * `npx cdk synth` as a user runs it, with no network, and the Lambda bundles it builds run as they would on
  * Lambda (`nodejs22.x`): the api and tick bundles, loaded by Node 22 with nothing else of the repository,
- * create a job and plan its launch in DynamoDB Local and moto, provisioned from that same template.
+ * create a job and plan its launch in DynamoDB Local and moto, provisioned from that same template; the
+ * events bundle reacts to its finish and prints the EMF metrics.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulators, startEmulators } from '../../local/emulators.ts';
@@ -157,5 +159,47 @@ describe('cdk synth', () => {
       new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 10 }),
     );
     expect(received.Messages?.some((m) => m.Body?.includes('bundled'))).toBe(true);
+  });
+
+  it('runs the bundled events handler: a finish is reacted to and counted in EMF, once', async () => {
+    const [first] = JSON.parse(
+      (
+        await invoke(
+          'CronplaneApi',
+          apiEvent('GET', '/v1/jobs/bundled/executions', undefined, { planned: 'true' }),
+        )
+      ).body,
+    ) as Array<{ id: string }>;
+    const { Item: planned } = await clients.dynamodb.send(
+      new GetItemCommand({
+        TableName: resources.env.CRONPLANE_EXECUTIONS_TABLE,
+        Key: { jobName: { S: 'bundled' }, executionId: { S: first!.id } },
+      }),
+    );
+    const scheduledAt = Number(planned!.scheduledAt!.N);
+    // The stream record of its finish, as Lambda delivers it: started 25 ms late, succeeded.
+    const finished = {
+      ...planned,
+      status: { S: 'succeeded' },
+      startedAt: { N: String(scheduledAt + 25) },
+      finishedAt: { N: String(scheduledAt + 100) },
+    };
+    const record = {
+      eventID: '1',
+      eventName: 'MODIFY',
+      dynamodb: { SequenceNumber: '100', OldImage: planned, NewImage: finished },
+    };
+    const events = await invokeWithOutput('CronplaneEvents', { Records: [record] });
+    expect(events.result).toEqual({ batchItemFailures: [] });
+    const printed = events.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(printed).toContainEqual(
+      expect.objectContaining({ service: 'cronplane-events', status: 'succeeded', Executions: 1 }),
+    );
+    expect(printed).toContainEqual(
+      expect.objectContaining({ service: 'cronplane-events', LaunchLateness: 25 }),
+    );
+    // Delivered again: already reacted to, so not counted twice.
+    const again = await invokeWithOutput('CronplaneEvents', { Records: [record] });
+    expect(again.lines.filter((l) => l.includes('"Executions"'))).toEqual([]);
   });
 });

@@ -92,6 +92,14 @@ describe('EMF metrics of the functions', () => {
     expect(line.Retries).toBe(1);
   });
 
+  it('an invocation with nothing to count prints nothing (no EMF line, no warning)', async () => {
+    const { middlewares } = createObservability('cronplane-events', { stackName: 'Prod' });
+    await middy()
+      .use(middlewares)
+      .handler(async () => {})({}, lambda);
+    expect(lines).toEqual([]);
+  });
+
   it('the names are the ones the dashboard and GET /metrics use', () => {
     expect(Object.values(METRICS).map((m) => [m.name, m.prometheus])).toEqual([
       ['Ticks', 'cronplane_ticks_total'],
