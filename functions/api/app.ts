@@ -52,14 +52,20 @@ function dkronText(error: unknown, message: string): string {
   return message;
 }
 
-export function createApiHandler(ctx: Context) {
+export interface ApiHandlerOptions {
+  /** Where a 5XX's cause goes (on Lambda the Powertools Logger; locally stderr). */
+  readonly logError?: (error: unknown) => void;
+}
+
+export function createApiHandler(ctx: Context, options: ApiHandlerOptions = {}) {
+  const logError = options.logError ?? ((error: unknown) => console.error(error));
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
     .use(cors())
     .use(httpHeaderNormalizer())
     .use({
       onError: async (request) => {
         const { statusCode, body } = errorResponse(request.error);
-        if (statusCode >= 500) console.error(request.error);
+        if (statusCode >= 500) logError(request.error);
         request.response = wantsDkronText(request.event)
           ? { statusCode, headers: TEXT_HEADERS, body: dkronText(request.error, body.error) }
           : { statusCode, headers: JSON_HEADERS, body: JSON.stringify(body) };

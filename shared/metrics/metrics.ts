@@ -30,6 +30,7 @@ export const SERVICES = {
   tick: 'cronplane-tick',
   events: 'cronplane-events',
   worker: 'cronplane-worker',
+  api: 'cronplane-api',
 } as const;
 
 /** The final statuses `Executions` is counted by (TERMINAL in shared/executions/execution.ts). */
