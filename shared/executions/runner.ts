@@ -274,6 +274,7 @@ async function runFromClaim(
   // one and a hold is at most MAX_HOLD_MS (a thousand held launches beating every second or two would
   // swamp the database just before they fire); a hold longer than half the fence beats once on the way.
   const heart = new Heartbeat(ctx, running, def, me, options);
+  const outcome: RunOutcome = {};
   await holdUntil(running.scheduledAt, ctx.clock, options.sleep);
   // From here on heartbeats run, through the lock wait as well: a `replace` may wait seconds for the run
   // it cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
@@ -299,7 +300,7 @@ async function runFromClaim(
       return 'done';
     }
     if (def.concurrency !== 'allow') heart.lockTaken(lockedAt);
-    await runClaimed(ctx, running, def, me, options, heart);
+    await runClaimed(ctx, running, def, me, options, heart, outcome);
   } catch (error) {
     // Not left `running` to be found lost later: record what went wrong (if the write fails too, the
     // heartbeat stops and the lost-check ends it).
@@ -307,7 +308,13 @@ async function runFromClaim(
     // A fenced run keeps its reason (its result write may be what failed: the store was unreachable).
     const reason = heart.fenced && heart.cancelReason ? heart.cancelReason : `agent error: ${message}`;
     options.log?.({ msg: 'execution failed', job: running.jobName, id: running.executionId, error: reason });
-    await ctx.executions.finish(running, me.agentId, failure(reason), ctx.clock()).catch(() => false);
+    // A run that ended and whose result could not be written: its result, not a failure (which would be
+    // retried: the fire time would run twice).
+    const ran = outcome.result;
+    await (ran
+      ? ctx.executions.finish(ran.e, me.agentId, ran.final, ran.finishedAt)
+      : ctx.executions.finish(running, me.agentId, failure(reason), ctx.clock())
+    ).catch(() => false);
   } finally {
     heart.stop();
     releaseSlot();
@@ -531,6 +538,11 @@ async function takeLock(
   return null;
 }
 
+/** A run's result once it has one: should writing it fail, it is what the runner writes again. */
+interface RunOutcome {
+  result?: { readonly e: Execution; readonly final: ExecutionResult; readonly finishedAt: number };
+}
+
 async function runClaimed(
   ctx: Context,
   e: Execution,
@@ -538,6 +550,7 @@ async function runClaimed(
   me: RunnerIdentity,
   options: RunnerOptions,
   heart: Heartbeat,
+  outcome: RunOutcome,
 ) {
   let result: ExecutorResult;
   let startedAt = ctx.clock();
@@ -568,13 +581,17 @@ async function runClaimed(
   } finally {
     clearTimeout(record);
   }
+  // Whether the fence cut the run short. A fence that fires once the job has ended (its result is being
+  // written, or its processors run) kills nothing: the run happened, and its result is written as it is —
+  // marked failed, it would be retried and the fire time would run twice.
+  const fencedInRun = heart.fenced;
   const finishedAt = ctx.clock();
   let processed: ProcessedOutput | null = null;
   try {
     // Let every other launch due this instant start before this one's result is written (preparing an
     // SDK request costs CPU, and a burst's launches are released together).
     await new Promise<void>((resolve) => setImmediate(resolve));
-    result = settled(result, heart);
+    result = settled(result, heart, fencedInRun);
     // The processors run before the result is written (their result may replace the output), with the
     // heartbeat still going: the execution stays this agent's while they work, however long they take
     // (each is bounded by its `timeout`).
@@ -595,7 +612,7 @@ async function runClaimed(
         },
         result.fullOutputPath,
       );
-      result = settled(result, heart); // fenced while the processors ran
+      result = settled(result, heart, fencedInRun);
     }
   } finally {
     heart.stop();
@@ -615,6 +632,7 @@ async function runClaimed(
     // How much the job printed in all (the live view's count): `cronplane logs --follow` prints the rest.
     ...(heart.live ? { outputBytes: heart.live.view(0).bytes } : {}),
   };
+  outcome.result = { e: { ...e, startedAt }, final, finishedAt };
   const written = await ctx.executions.finish({ ...e, startedAt }, me.agentId, final, finishedAt);
   options.log?.({
     msg: 'execution finished',
@@ -626,9 +644,9 @@ async function runClaimed(
   });
 }
 
-/** The executor's result as the heartbeat leaves it: failed when the run was fenced, the cancel's reason. */
-function settled(result: ExecutorResult, heart: Heartbeat): ExecutorResult {
-  if (heart.fenced) return { ...result, status: 'failed', reason: heart.cancelReason };
+/** The executor's result as the heartbeat leaves it: failed when the fence cut the run short, the cancel's reason. */
+function settled(result: ExecutorResult, heart: Heartbeat, fencedInRun: boolean): ExecutorResult {
+  if (fencedInRun) return { ...result, status: 'failed', reason: heart.cancelReason };
   if (result.status === 'cancelled' && heart.cancelReason) return { ...result, reason: heart.cancelReason };
   return result;
 }

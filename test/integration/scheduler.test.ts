@@ -579,4 +579,54 @@ describe('agent errors', () => {
       await agent.stop(1_000);
     }
   }, 60_000);
+
+  it('writes the result of a run that ended when its first result write fails, never a failure to retry', async () => {
+    const realCtx = createContext(stack.env);
+    // The first write of a result fails (past the SDK's retries); the job itself had run to its end.
+    let failedWrites = 0;
+    (realCtx.clients.dynamodb.middlewareStack as unknown as MiddlewareStack).add(
+      (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+        async (args: unknown) => {
+          const expression =
+            (args as { input?: { UpdateExpression?: string } }).input?.UpdateExpression ?? '';
+          if (
+            context.commandName === 'UpdateItemCommand' &&
+            expression.includes('finishedAt = :now, exitCode')
+          ) {
+            if (failedWrites++ === 0) throw new Error('injected: DynamoDB unavailable');
+          }
+          return next(args);
+        },
+      { step: 'initialize', name: 'fail-first-result' },
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'result-write-'));
+    const now = Date.now();
+    const fireAt = Math.ceil((now + 3_000) / 1_000) * 1_000;
+    const def = validateJob({
+      name: 'result-write-fails-once',
+      schedule: `@at ${new Date(fireAt).toISOString()}`,
+      retries: 1,
+      retry_backoff: '0s',
+      executor_config: { shell: 'true', command: `echo ran >> ${dir}/runs` },
+    });
+    const job = await realCtx.jobs.putDefinition(def, fireAt, null, now);
+    await planJobs(realCtx, [job], fireAt + 1, now);
+    const agent = new Agent(realCtx, { agentId: 'result-agent', pollWaitSeconds: 1 });
+    await agent.start();
+    try {
+      const ended = await waitFor(
+        async () =>
+          (await realCtx.executions.listForJob(job.name)).find((e) => e.finishedAt !== null) ?? null,
+        20_000,
+        'the run to be recorded',
+      );
+      await new Promise((r) => setTimeout(r, 3_000)); // time for a retry, were one launched
+      expect(failedWrites).toBeGreaterThan(1);
+      expect(ended).toMatchObject({ status: 'succeeded', attempt: 1 });
+      expect((await realCtx.executions.listForJob(job.name)).map((e) => e.attempt)).toEqual([1]);
+      expect(readFileSync(join(dir, 'runs'), 'utf8')).toBe('ran\n');
+    } finally {
+      await agent.stop(1_000);
+    }
+  }, 60_000);
 });
