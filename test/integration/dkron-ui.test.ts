@@ -12,11 +12,11 @@
  * it), an `id` on every record (react-admin refuses a response without it), executions' output and
  * `finished_at`, members' Name/Addr/Port/statusText/Tags.
  */
-import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './support/browser.ts';
 import { startTestStack, type TestStack, waitFor } from './support/stack.ts';
 
 /** Dkron's value of `finished_at` while an execution runs; its UI shows "running" for it. */
@@ -106,10 +106,6 @@ window.dkron = {
 };
 `;
 
-function chromiumPath(): string {
-  return process.env.CRONPLANE_CHROMIUM || execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim();
-}
-
 type Dkron = {
   requests: string[];
   setToken(token: string): void;
@@ -174,19 +170,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => ui.listen(0, '127.0.0.1', resolve));
   uiUrl = `http://127.0.0.1:${(ui.address() as AddressInfo).port}/`;
-  browser = await chromium.launch({
-    executablePath: chromiumPath(),
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   page = await browser.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
   await page.goto(uiUrl);

@@ -3,10 +3,9 @@
  * job from the form with its live preview, see a bad one refused with the field named and nothing stored,
  * run it and read its output, toggle, pause, members, delete — and API values shown as text, never as HTML.
  */
-import { execFileSync } from 'node:child_process';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { screenshot } from './support/browser.ts';
+import { launchChromium, screenshot } from './support/browser.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
@@ -14,28 +13,9 @@ let stack: Stack;
 let browser: Browser;
 let page: Page;
 
-/** Debian's package (scripts/ensure-deps.sh --browser installs it), or CRONPLANE_CHROMIUM. */
-function chromiumPath(): string {
-  return process.env.CRONPLANE_CHROMIUM || execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim();
-}
-
 beforeAll(async () => {
   stack = await startTestStack({ agents: [{ agentId: 'ui-agent' }] });
-  browser = await chromium.launch({
-    executablePath: chromiumPath(),
-    headless: true,
-    // No sandbox as root; no background connections to Google's hosts on a closed network. (Playwright
-    // gives the browser a new empty profile.)
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   page = await browser.newPage();
   page.setDefaultTimeout(20_000);
 });
