@@ -64,7 +64,9 @@ describe('GET /metrics', () => {
     );
     expect(series.get('cronplane_ticks_total')).toBeGreaterThanOrEqual(1);
     expect(series.get('cronplane_jobs_planned_total')).toBeGreaterThanOrEqual(1);
-    expect(series.get('cronplane_launches_total')).toBeGreaterThanOrEqual(2);
+    // The tick's launches only: a job written close to its first fire times has those planned by the API
+    // (not counted), so on a loaded machine the tick may have sent just one of these.
+    expect(series.get('cronplane_launches_total')).toBeGreaterThanOrEqual(1);
     expect(series.get('cronplane_tick_duration_ms_count')).toBe(series.get('cronplane_ticks_total'));
     // The first failure was retried, the second was the last attempt.
     expect(series.get('cronplane_retries_total')).toBe(1);

@@ -19,6 +19,7 @@ const CRONPLANE_VARS = [
   'CRONPLANE_EVENT_BUS',
   'CRONPLANE_OUTPUT_BUCKET',
   'CRONPLANE_SECRETS_PATH',
+  'CRONPLANE_STACK',
 ];
 
 function portOpen(url: string): Promise<boolean> {
@@ -180,6 +181,7 @@ describe('local emulators provisioned from the CDK template', () => {
       CRONPLANE_AGENTS_TABLE: `${prefix}Agents`,
       CRONPLANE_CONTROL_TABLE: `${prefix}Control`,
       CRONPLANE_QUEUE_PREFIX: prefix,
+      CRONPLANE_STACK: expect.any(String),
       CRONPLANE_EVENT_BUS: `${prefix}EventBus`,
       CRONPLANE_OUTPUT_BUCKET: `${prefix}outputbucket`,
       CRONPLANE_DLQ_ARN: expect.stringMatching(
