@@ -96,13 +96,23 @@ export function requestTimeoutFor(service: Service, request: Pick<HttpRequest, '
   return base + Math.min(waitMs, MAX_LONG_POLL_MS);
 }
 
+/**
+ * Sockets one client may hold at once (the SDK's default is 50). An agent long-polls every queue its tags
+ * serve — up to 63 tag sets with 6 tags, and the default queue — each poll holding a socket for its whole
+ * wait: with 50, the 51st poll (a new tag set's queue) and every ack, visibility extension and hand-off waited
+ * for a poll to end, seconds late (a bench run-now of a new tag set started 2–13 s late).
+ */
+export const MAX_SOCKETS: { readonly [S in Service]?: number } = { sqs: 512 };
+
 /** NodeHttpHandler with the service's timeouts; a timeout is an error (the SDK retries it), not a warning. */
 class TimedHttpHandler extends NodeHttpHandler {
   constructor(private readonly service: Service) {
+    const sockets = MAX_SOCKETS[service];
     super({
       connectionTimeout: CONNECT_TIMEOUT_MS,
       requestTimeout: REQUEST_TIMEOUT_MS[service],
       throwOnRequestTimeout: true,
+      ...(sockets ? { httpAgent: { maxSockets: sockets }, httpsAgent: { maxSockets: sockets } } : {}),
     });
   }
 
