@@ -53,6 +53,10 @@
  *   and with 10 jobs (600/min, a rate the emulators keep up with on a 2-core host), and (full run only)
  *   the serial ticker with 30 jobs.
  *
+ * `launch_lateness_ms` with `case: new-tag-set-first-fire | new-tag-set-run-now` — {jobs, agents, lead_ms, p50,
+ *   p95, p99, p99.9, max, min, missing}: jobs that are each the first of their tag set (63 tag sets the agents'
+ *   six tags serve), written 3 s before their fire time or run at once; see new-tag-set.ts.
+ *
  * `agent_idle` — {variant, seconds, rss_mb, rss_max_mb, rss_peak_mb, cpu_percent, cpu_seconds,
  *   startup_ms}. One agent process, no jobs, idle for 30 s (quick: 10 s) after a 5 s settle: RSS from
  *   /proc/<pid>/status, CPU % from /proc/<pid>/stat utime+stime deltas over the window. Targets:
@@ -66,6 +70,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { agentIdle } from './agent-idle.ts';
 import { launchLateness } from './launch-lateness.ts';
+import { newTagSetLateness } from './new-tag-set.ts';
 import { progress, sleep } from './support.ts';
 import { sustained } from './sustained.ts';
 import { tickCost } from './tick-cost.ts';
@@ -114,6 +119,7 @@ const tasks: Task[] = quick
       { id: 'launch_lateness_ms/stack-ticker-300', run: lateness(300, 'stack') },
       { id: 'launch_lateness_ms/serial-ticker-300', run: lateness(300, 'serial') },
       { id: 'launch_lateness_ms/noop-executor-300', run: lateness(300, 'stack', 250, 'noop') },
+      { id: 'launch_lateness_ms/new-tag-set', run: () => newTagSetLateness({ agents: 2, leadMs: 3_000 }) },
       { id: 'tick_cost/1000', run: () => tickCost({ sizes: [1_000], due: 1_000 }) },
       { id: 'tick_cost/10000', run: () => tickCost({ sizes: [10_000], due: 1_000 }) },
       { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
@@ -127,6 +133,7 @@ const tasks: Task[] = quick
       { id: 'launch_lateness_ms/default-concurrency-1000', run: lateness(1000, 'stack', 'default') },
       { id: 'launch_lateness_ms/stack-ticker-100', run: lateness(100, 'stack') },
       { id: 'launch_lateness_ms/serial-ticker-100', run: lateness(100, 'serial') },
+      { id: 'launch_lateness_ms/new-tag-set', run: () => newTagSetLateness({ agents: 4, leadMs: 3_000 }) },
       { id: 'tick_cost/1000', run: () => tickCost({ sizes: [1_000], due: 1_000 }) },
       { id: 'tick_cost/10000', run: () => tickCost({ sizes: [10_000], due: 1_000 }) },
       { id: 'tick_cost/100000', run: () => tickCost({ sizes: [100_000], due: 1_000 }) },

@@ -1,0 +1,109 @@
+/**
+ * Figure `launch_lateness_ms` for jobs whose tag set is new: each job is the first of its tag set (no queue yet),
+ * written through the API `leadMs` before its first fire time (`@at`), or run at once (`run-now`); lateness is the
+ * execution's `started_at` minus its fire time (run-now: minus the request). The agents keep their default
+ * registry scan (15 s): what brings them to a new queue in time is the queue-created hint (README, "A new tag set
+ * is served at once"). The agents carry six tags, so there are 63 tag sets they serve, each new once.
+ */
+import { emit, progress, quantiles, sleep, startStack, stopStack } from './support.ts';
+
+const TAGS = { a: '1', b: '1', c: '1', d: '1', e: '1', f: '1' };
+
+/** Every non-empty subset of TAGS (63), in a fixed order. */
+function tagSets(): Array<Record<string, string>> {
+  const keys = Object.keys(TAGS);
+  const out: Array<Record<string, string>> = [];
+  for (let mask = 1; mask < 1 << keys.length; mask++) {
+    out.push(Object.fromEntries(keys.filter((_, i) => mask & (1 << i)).map((k) => [k, '1'])));
+  }
+  return out;
+}
+
+async function call(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { accept: 'application/json', 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 200)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+type Run = { status: string; started_at: string };
+
+async function started(base: string, job: string, timeoutMs = 30_000): Promise<number | null> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const list = (await call(base, 'GET', `/v1/jobs/${job}/executions`)) as Run[];
+    const done = list.find((e) => e.status === 'succeeded' || e.status === 'failed');
+    if (done) return Date.parse(done.started_at);
+    await sleep(100);
+  }
+  return null;
+}
+
+export async function newTagSetLateness(options: { agents: number; leadMs: number }): Promise<void> {
+  const stack = await startStack({
+    agents: Array.from({ length: options.agents }, (_, i) => ({ agentId: `tagged-${i + 1}`, tags: TAGS })),
+  });
+  try {
+    const sets = tagSets();
+    const half = Math.floor(sets.length / 2);
+    for (const [mode, chosen] of [
+      ['first-fire', sets.slice(0, half)],
+      ['run-now', sets.slice(half)],
+    ] as const) {
+      progress(`launch_lateness_ms new tag set, ${mode}: ${chosen.length} jobs`);
+      const late: number[] = [];
+      let missing = 0;
+      for (const [i, tags] of chosen.entries()) {
+        const name = `new-tags-${mode}-${i}`;
+        if (mode === 'first-fire') {
+          const fireAt = Math.ceil((Date.now() + options.leadMs) / 1000) * 1000;
+          await call(stack.url, 'POST', '/v1/jobs', {
+            name,
+            schedule: `@at ${new Date(fireAt).toISOString()}`,
+            tags,
+            executor_config: { command: 'true' },
+          });
+          const at = await started(stack.url, name);
+          if (at === null) missing++;
+          else late.push(at - fireAt);
+        } else {
+          await call(stack.url, 'POST', '/v1/jobs', {
+            name,
+            schedule: '@manually',
+            tags,
+            executor_config: { command: 'true' },
+          });
+          const asked = Date.now();
+          await call(stack.url, 'POST', `/v1/jobs/${name}/run`);
+          const at = await started(stack.url, name);
+          if (at === null) missing++;
+          else late.push(at - asked);
+        }
+      }
+      const q = quantiles(late);
+      const sorted = [...late].sort((a, b) => a - b);
+      const p999 = sorted.length
+        ? sorted[Math.min(sorted.length - 1, Math.ceil(0.999 * sorted.length) - 1)]
+        : null;
+      emit('launch_lateness_ms', {
+        case: `new-tag-set-${mode}`,
+        jobs: chosen.length,
+        agents: options.agents,
+        lead_ms: mode === 'first-fire' ? options.leadMs : 0,
+        p50: q.p50,
+        p95: q.p95,
+        p99: q.p99,
+        'p99.9': p999,
+        max: q.max,
+        min: q.min,
+        missing,
+      });
+    }
+  } finally {
+    await stopStack(stack);
+  }
+}
