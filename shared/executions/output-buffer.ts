@@ -17,7 +17,7 @@ export class OutputBuffer {
   private tailSize = 0;
   private dropped = 0;
   /** Bytes written so far (the whole stream, kept or not). */
-  private bytes = 0;
+  private written = 0;
   private readonly spill: WriteStream | null;
   private spillError: Error | null = null;
   private closing: Promise<string | undefined> | null = null;
@@ -35,7 +35,7 @@ export class OutputBuffer {
 
   write(chunk: Buffer | string): void {
     let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    this.bytes += buf.length;
+    this.written += buf.length;
     if (this.spill && !this.spillError && !this.closing) this.spill.write(buf);
     if (this.headSize < this.headLimit) {
       const take = buf.subarray(0, this.headLimit - this.headSize);
@@ -99,7 +99,12 @@ export class OutputBuffer {
       while (skip < last.length && skip < 3 && (last[skip]! & 0xc0) === 0x80) skip++;
       last = last.subarray(skip);
     }
-    return { text: last.toString('utf8'), bytes: this.bytes };
+    return { text: last.toString('utf8'), bytes: this.written };
+  }
+
+  /** Bytes written so far (the whole stream, kept or not). */
+  get bytes(): number {
+    return this.written;
   }
 
   get truncated(): boolean {

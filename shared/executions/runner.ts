@@ -431,8 +431,9 @@ class Heartbeat {
   private async beat(): Promise<void> {
     const now = this.ctx.clock();
     // Live output rides on the beat (no write of its own): the last LIVE_OUTPUT_BYTES, when it grew.
-    const view = this.live?.view(LIVE_OUTPUT_BYTES);
-    const live = view && view.bytes !== this.liveBytes ? view : undefined;
+    // (The window is built only when the job printed something since the last beat.)
+    const live =
+      this.live && this.live.bytes !== this.liveBytes ? this.live.view(LIVE_OUTPUT_BYTES) : undefined;
     const state = await this.ctx.executions.heartbeat(this.e, this.me.agentId, now, live);
     if (live) this.liveBytes = Math.max(this.liveBytes, live.bytes);
     if (state === null) {
@@ -630,7 +631,7 @@ async function runClaimed(
       : {}),
     ...(outputUrl ? { outputUrl } : {}),
     // How much the job printed in all (the live view's count): `cronplane logs --follow` prints the rest.
-    ...(heart.live ? { outputBytes: heart.live.view(0).bytes } : {}),
+    ...(heart.live ? { outputBytes: heart.live.bytes } : {}),
   };
   outcome.result = { e: { ...e, startedAt }, final, finishedAt };
   const written = await ctx.executions.finish({ ...e, startedAt }, me.agentId, final, finishedAt);

@@ -17,6 +17,8 @@ export interface ExecutorResult {
 
 /** A running job's output so far, read by the runner's heartbeat (see OutputBuffer.view). */
 export interface LiveOutput {
+  /** Bytes the job has printed so far (cheap: read it to know whether there is anything new). */
+  readonly bytes: number;
   view(maxBytes: number): { readonly text: string; readonly bytes: number };
 }
 

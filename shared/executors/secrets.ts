@@ -205,6 +205,9 @@ function maskedHooks(hooks: RunHooks, secrets: ReadonlySet<string>): RunHooks {
     ...hooks,
     output: (live: LiveOutput) =>
       output.call(hooks, {
+        get bytes() {
+          return live.bytes;
+        },
         view: (maxBytes) => {
           const v = live.view(maxBytes);
           return { text: maskLive(v.text, secrets), bytes: v.bytes };
