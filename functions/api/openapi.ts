@@ -486,6 +486,14 @@ function operations(): Operation[] {
 
 /** The document; `serverUrl` is where the API's paths start (the stage on API Gateway, `/` locally). */
 export function openApiDocument(serverUrl = '/'): JsonSchema {
+  // Built once per process (the schemas do not change), then only the server differs.
+  built ??= buildDocument();
+  return { ...built, servers: [{ url: serverUrl }] };
+}
+
+let built: JsonSchema | undefined;
+
+function buildDocument(): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const op of operations()) {
     const parameters = [
@@ -518,7 +526,6 @@ export function openApiDocument(serverUrl = '/'): JsonSchema {
         "Dkron's /v1 API (jobs, executions, members, leader, pause, restore) and Cronplane's additions. " +
         'On AWS every call is signed with SigV4 (IAM).',
     },
-    servers: [{ url: serverUrl }],
     paths,
     components: {
       schemas: {
