@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestStack, waitFor } from './support/stack.ts';
+import { newestFinished, startTestStack } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
 let stack: Stack;
@@ -36,15 +36,7 @@ async function runOnce(name: string, command: string): Promise<ApiExecution> {
   });
   expect(created.status, JSON.stringify(created.body)).toBe(201);
   expect((await stack.api('POST', `/v1/jobs/${name}/run`)).status).toBe(202);
-  return waitFor(
-    async () => {
-      const res = await stack.api<ApiExecution[]>('GET', `/v1/jobs/${name}/executions`);
-      const e = res.status === 200 ? res.body[0] : undefined;
-      return e && e.status !== 'scheduled' && e.status !== 'running' ? e : null;
-    },
-    30_000,
-    `${name} to finish`,
-  );
+  return newestFinished<ApiExecution>(stack.api, name, 30_000);
 }
 
 function spillFiles(executionId: string): string[] {

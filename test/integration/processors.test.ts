@@ -19,7 +19,7 @@ import { decodeMultiStream, ExtensionCodec, encode } from '@msgpack/msgpack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
 import { REPO_ROOT } from '../../local/stack-file.ts';
-import { useTestStack, waitFor } from './support/stack.ts';
+import { newestFinished, useTestStack, waitFor } from './support/stack.ts';
 
 const stack = useTestStack({ agents: [] });
 const dir = mkdtempSync(join(tmpdir(), 'cronplane-processors-'));
@@ -280,15 +280,7 @@ async function run(
   expect(created.status, JSON.stringify(created.body)).toBe(201);
   expect(created.body.processors).toEqual(processors);
   expect((await stack.api('POST', `/v1/jobs/${name}/run`)).status).toBe(202);
-  return waitFor(
-    async () => {
-      const res = await stack.api<ApiExecution[]>('GET', `/v1/jobs/${name}/executions`);
-      const e = res.status === 200 ? res.body[0] : undefined;
-      return e && e.status !== 'scheduled' && e.status !== 'running' ? e : null;
-    },
-    20_000,
-    `${name} to finish`,
-  );
+  return newestFinished<ApiExecution>(stack.api, name, 20_000);
 }
 
 const ms = (rfc3339: string) => Date.parse(rfc3339);

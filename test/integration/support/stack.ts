@@ -74,3 +74,20 @@ export async function waitFor<T>(
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
+
+/** The newest execution of `job` once it has ended (neither scheduled nor running). */
+export function newestFinished<T extends { status: string }>(
+  api: Api,
+  job: string,
+  timeoutMs: number,
+): Promise<T> {
+  return waitFor(
+    async () => {
+      const res = await api<T[]>('GET', `/v1/jobs/${job}/executions`);
+      const e = res.status === 200 ? res.body[0] : undefined;
+      return e && e.status !== 'scheduled' && e.status !== 'running' ? e : null;
+    },
+    timeoutMs,
+    `${job} to finish`,
+  );
+}
