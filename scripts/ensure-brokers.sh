@@ -24,25 +24,8 @@ mkdir -p .cache
 exec 9>.cache/ensure-brokers.lock
 flock 9
 
-apt_install() {
-  if ! command -v apt-get >/dev/null 2>&1; then
-    say "cannot install $* here (no apt-get): please install it"
-    exit 1
-  fi
-  local sudo=""
-  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-  say "installing $* (apt-get)"
-  # dpkg talks even with -qq: its output is shown only when the install fails.
-  local log
-  log=$(mktemp)
-  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    -o DPkg::Lock::Timeout=300 "$@"; } >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    return 1
-  fi
-  rm -f "$log"
-}
+# shellcheck source=lib/install.sh
+source scripts/lib/install.sh
 
 # --- NATS and RabbitMQ -----------------------------------------------------------------------------
 missing=()
@@ -51,15 +34,7 @@ command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 if [[ ${#missing[@]} -gt 0 ]]; then apt_install "${missing[@]}"; fi
 
 # --- Java 17+ ------------------------------------------------------------------------------------
-java_major() {
-  local v
-  v=$(java -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n1)
-  v=${v#1.}
-  echo "${v%%[._-]*}"
-}
-if ! command -v java >/dev/null 2>&1 || [[ "$(java_major)" -lt 17 ]]; then
-  apt_install openjdk-17-jre-headless || apt_install default-jre-headless
-fi
+ensure_java17
 
 # --- Kafka's jars --------------------------------------------------------------------------------
 if [[ ! -f "$LIBS/.complete" ]]; then

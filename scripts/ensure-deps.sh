@@ -48,29 +48,9 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
 fi
 
 # --- Java 17+ -----------------------------------------------------------------------------------
-java_major() {
-  # `java -version` prints e.g. 'openjdk version "17.0.15" 2025-04-15' (or "1.8.0_x" for Java 8) on stderr.
-  local v
-  v=$(java -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n1)
-  v=${v#1.}
-  echo "${v%%[._-]*}"
-}
-apt_install() {
-  if ! command -v apt-get >/dev/null 2>&1; then
-    say "cannot install $* here (no apt-get): please install it"
-    exit 1
-  fi
-  local sudo=""
-  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-  say "installing $* (apt-get)"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
-}
-
-if ! command -v java >/dev/null 2>&1 || [[ "$(java_major)" -lt 17 ]]; then
-  # Debian 12 has 17; newer releases have only later majors, which DynamoDB Local takes as well.
-  apt_install openjdk-17-jre-headless || apt_install default-jre-headless
-fi
+# shellcheck source=lib/install.sh
+source scripts/lib/install.sh
+ensure_java17
 
 # --- moto server in .venv -----------------------------------------------------------------------
 if [[ ! -x .venv/bin/moto_server ]]; then
