@@ -55,7 +55,7 @@ export class Events extends Construct {
         bisectBatchOnError: true,
         retryAttempts: 10,
         reportBatchItemFailures: true,
-        // Only finishes (shared/events/reactions.ts: a non-terminal status, or none, becoming terminal)
+        // Only finishes (shared/events/stream.ts: a non-terminal status, or none, becoming terminal)
         // invoke the function; scheduled/running writes, bookkeeping on finished items and deletions
         // (retention, TTL) do not.
         filters: [

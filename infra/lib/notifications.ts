@@ -3,7 +3,7 @@ import { SnsTopic } from 'aws-cdk-lib/aws-events-targets';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { EVENT_DETAIL_TYPE, EVENT_SOURCE } from '../../shared/events/reactions.ts';
+import { EVENT_DETAIL_TYPE, EVENT_SOURCE } from '../../shared/events/finished-event.ts';
 
 /** `failure`: a run failed, timed out or was lost and no retry follows; `all`: every finish. */
 export type NotifyOn = 'failure' | 'all';

@@ -1,17 +1,19 @@
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { finishedEvent } from '../../../../shared/events/finished-event.ts';
 import {
-  changeFromStreamRecord,
   derivedGroupId,
-  finishedEvent,
-  finishedExecution,
-  isTerminalTransition,
   MAX_RETRY_DELAY_MS,
   outcomeOf,
   retryDelayMs,
   summarizeGroup,
+} from '../../../../shared/events/policy.ts';
+import {
+  changeFromStreamRecord,
+  finishedExecution,
+  isTerminalTransition,
   unreactedDeletion,
-} from '../../../../shared/events/reactions.ts';
+} from '../../../../shared/events/stream.ts';
 import { type Execution, type ExecutionStatus, fromItem } from '../../../../shared/executions/execution.ts';
 
 const base = {

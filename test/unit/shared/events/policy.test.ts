@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import {
+  derivedGroupId,
+  ephemeralFate,
+  followUps,
+  type GroupSummary,
+  type JobPolicy,
+  MAX_RETRY_DELAY_MS,
+  retryPlan,
+  willRetry,
+} from '../../../../shared/events/policy.ts';
+
+function job(def: Partial<JobPolicy['def']> = {}, name = 'parent'): JobPolicy {
+  return {
+    name,
+    def: { retries: 0, retry_backoff: '10s', on_failure_job: '', ephemeral: false, ...def },
+  };
+}
+
+const finish = { jobName: 'parent', group: '0000000001000', slot: 1, attempt: 1, finishedAt: 5_000 };
+
+function summary(s: Partial<GroupSummary>): GroupSummary {
+  return { settled: true, status: '', succeeded: 0, failed: 0, settledAt: 7_000, ...s };
+}
+
+describe('retry?', () => {
+  it('retries an error while attempts remain, the last allowed attempt included', () => {
+    for (const status of ['failed', 'timeout', 'lost'] as const) {
+      expect(willRetry({ status, attempt: 1 }, job({ retries: 2 }))).toBe(true);
+      expect(willRetry({ status, attempt: 2 }, job({ retries: 2 }))).toBe(true);
+      expect(willRetry({ status, attempt: 3 }, job({ retries: 2 }))).toBe(false);
+    }
+  });
+
+  it('never retries a success, a cancelled or skipped run, a job without retries or a deleted job', () => {
+    for (const status of ['succeeded', 'cancelled', 'skipped'] as const)
+      expect(willRetry({ status, attempt: 1 }, job({ retries: 3 }))).toBe(false);
+    expect(willRetry({ status: 'failed', attempt: 1 }, job())).toBe(false);
+    expect(willRetry({ status: 'failed', attempt: 1 }, null)).toBe(false);
+  });
+
+  it('plans the next attempt of the same slot from the finish time, so a redelivery plans the same', () => {
+    const plan = retryPlan({ ...finish, attempt: 2 }, job({ retries: 3, retry_backoff: '30s' }), 99_999);
+    expect(plan).toEqual({ attempt: 3, executionId: '0000000001000.1.3', scheduledAt: 5_000 + 60_000 });
+    expect(retryPlan({ ...finish, attempt: 2 }, job({ retries: 3, retry_backoff: '30s' }), 1)).toEqual(plan);
+  });
+
+  it('falls back to the default backoff, from now when the finish has no time, capped at 15 minutes', () => {
+    expect(retryPlan(finish, job({ retry_backoff: '' }), 0).scheduledAt).toBe(5_000 + 10_000);
+    expect(retryPlan({ ...finish, finishedAt: null }, job(), 2_000).scheduledAt).toBe(12_000);
+    expect(retryPlan({ ...finish, attempt: 30 }, job({ retry_backoff: '1m' }), 0).scheduledAt).toBe(
+      5_000 + MAX_RETRY_DELAY_MS,
+    );
+  });
+});
+
+describe('dependents and on_failure_job?', () => {
+  it('start nothing before the group is settled', () => {
+    const open = summary({ settled: false, succeeded: 1, failed: 1 });
+    expect(followUps(job({ on_failure_job: 'cleanup' }), finish, open, 0)).toEqual({
+      dependents: null,
+      onFailure: null,
+    });
+  });
+
+  it('run the dependent jobs after a success, in a group derived from the parent and its settle time', () => {
+    const next = followUps(job({ on_failure_job: 'cleanup' }), finish, summary({ succeeded: 2 }), 0);
+    expect(next).toEqual({ dependents: derivedGroupId('dependent', finish, 7_000), onFailure: null });
+  });
+
+  it('run the on_failure_job after a failure, and both after a partial failure', () => {
+    const failed = followUps(job({ on_failure_job: 'cleanup' }), finish, summary({ failed: 1 }), 0);
+    expect(failed).toEqual({
+      dependents: null,
+      onFailure: { job: 'cleanup', group: derivedGroupId('on_failure', finish, 7_000) },
+    });
+    const partial = followUps(
+      job({ on_failure_job: 'cleanup' }),
+      finish,
+      summary({ succeeded: 1, failed: 1 }),
+      0,
+    );
+    expect(partial.dependents).not.toBeNull();
+    expect(partial.onFailure?.job).toBe('cleanup');
+  });
+
+  it('never run a job as its own on_failure_job, nor one that is not set', () => {
+    expect(
+      followUps(job({ on_failure_job: 'parent' }), finish, summary({ failed: 1 }), 0).onFailure,
+    ).toBeNull();
+    expect(followUps(job(), finish, summary({ failed: 1 }), 0).onFailure).toBeNull();
+  });
+
+  it('take the settle time from the group, else the finish, else now', () => {
+    const at = (s: Partial<GroupSummary>, finishedAt: number | null) =>
+      followUps(job(), { ...finish, finishedAt }, summary({ succeeded: 1, ...s }), 9_000).dependents;
+    expect(at({ settledAt: null }, 5_000)).toBe(derivedGroupId('dependent', finish, 5_000));
+    expect(at({ settledAt: null }, null)).toBe(derivedGroupId('dependent', finish, 9_000));
+  });
+
+  it('start nothing for a settled group whose runs were all cancelled or skipped', () => {
+    expect(followUps(job({ on_failure_job: 'cleanup' }), finish, summary({}), 0)).toEqual({
+      dependents: null,
+      onFailure: null,
+    });
+  });
+});
+
+describe('ephemeral jobs', () => {
+  it('are deleted after a success unless other jobs depend on them', () => {
+    expect(ephemeralFate(job({ ephemeral: true }), 'success', 0)).toBe('delete');
+    expect(ephemeralFate(job({ ephemeral: true }), 'success', 2)).toBe('keep');
+  });
+
+  it('stay after an error or a neutral finish; other jobs are not concerned', () => {
+    expect(ephemeralFate(job({ ephemeral: true }), 'error', 0)).toBeNull();
+    expect(ephemeralFate(job({ ephemeral: true }), 'neutral', 0)).toBeNull();
+    expect(ephemeralFate(job(), 'success', 0)).toBeNull();
+    expect(ephemeralFate(null, 'success', 0)).toBeNull();
+  });
+});
