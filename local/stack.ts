@@ -15,7 +15,8 @@ import { createExecutors } from '../shared/executors/registry.ts';
 import { METRICS } from '../shared/metrics/metrics.ts';
 import { PrometheusRegistry } from '../shared/metrics/prometheus.ts';
 import { createProcessorHost } from '../shared/processors/registry.ts';
-import { tick } from '../shared/scheduler/tick.ts';
+import { coordinate, inProcessFanOut } from '../shared/scheduler/coordinator.ts';
+import type { TickReport } from '../shared/scheduler/tick.ts';
 import { startEmulators } from './emulators.ts';
 import { startHttpServer } from './http-server.ts';
 import { provisionFromTemplate } from './provision.ts';
@@ -60,8 +61,8 @@ export interface LocalStack {
   readonly agents: Agent[];
   /** The stand-in for the events function's stream trigger (tests pause it to make it lag). */
   readonly streamPoller: StreamPoller;
-  /** Runs one tick now (the timer also runs them). */
-  tickNow(): ReturnType<typeof tick>;
+  /** Runs one coordinator round now (the timer also runs them): every shard ticked; answers shard 0's report. */
+  tickNow(): Promise<TickReport>;
   /** What the tick and the reactions recorded: served as `GET /metrics` (the EMF metrics on AWS). */
   readonly metrics: PrometheusRegistry;
   stop(): Promise<void>;
@@ -114,7 +115,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     let ticking: Promise<unknown> = Promise.resolve();
     let busy = false;
     const tickNow = () => {
-      const run = tick(ctx, owner);
+      const run = coordinate(ctx, owner, inProcessFanOut(ctx, owner)).then((r) => r.shard0);
       busy = true;
       ticking = run
         .catch(() => {})

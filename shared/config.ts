@@ -29,6 +29,8 @@ const schema = z.object({
   CRONPLANE_TICK_PERIOD_MS: z.coerce.number().int().positive().default(60_000),
   CRONPLANE_TICK_MARGIN_MS: z.coerce.number().int().nonnegative().default(15_000),
   CRONPLANE_DUE_SHARDS: z.coerce.number().int().min(1).max(64).default(1),
+  /** Queue of shard ticks (one message per due shard above 0 and round); unset: shards ticked in process. */
+  CRONPLANE_SHARD_TICK_QUEUE_URL: z.string().optional(),
   CRONPLANE_RETENTION_DAYS: z.coerce.number().int().positive().default(30),
   /** The SSM path under which `{{ssm:...}}` references may point (see executors/secrets.ts). */
   CRONPLANE_SECRETS_PATH: z.string().optional(),
@@ -56,6 +58,7 @@ export interface Config {
   readonly tickPeriodMs: number;
   readonly tickMarginMs: number;
   readonly dueShards: number;
+  readonly shardTickQueueUrl: string | undefined;
   readonly retentionDays: number;
   /** `{{ssm:...}}` references resolve only under this SSM path (`/cronplane/` by default; ends with `/`). */
   readonly secretsPath: string;
@@ -98,6 +101,7 @@ export function loadConfig(env: Env = process.env): Config {
     tickPeriodMs: e.CRONPLANE_TICK_PERIOD_MS,
     tickMarginMs: e.CRONPLANE_TICK_MARGIN_MS,
     dueShards: e.CRONPLANE_DUE_SHARDS,
+    shardTickQueueUrl: e.CRONPLANE_SHARD_TICK_QUEUE_URL || undefined,
     retentionDays: e.CRONPLANE_RETENTION_DAYS,
     secretsPath,
     workerAllow,

@@ -112,6 +112,49 @@ export class ControlStore {
     }
   }
 
+  /** The due-shard layout the coordinator last recorded, or null before its first run. */
+  async getShardLayout(): Promise<ShardLayout | null> {
+    const out = await this.clients.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk: SHARD_LAYOUT_KEY }, ConsistentRead: true }),
+    );
+    const a = out.Item;
+    if (!a) return null;
+    return { count: Number(a.count), span: Number(a.span), changedAt: Number(a.changedAt) };
+  }
+
+  /**
+   * Records a new layout, only over the one that was read (`expected`, null when there was none): of two
+   * coordinators that read the same layout, one writes. Answers whether this one did.
+   */
+  async putShardLayout(layout: ShardLayout, expected: ShardLayout | null): Promise<boolean> {
+    try {
+      await this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: SHARD_LAYOUT_KEY },
+          UpdateExpression: 'SET #c = :count, span = :span, changedAt = :at',
+          ConditionExpression:
+            expected === null
+              ? 'attribute_not_exists(pk)'
+              : '#c = :oldCount AND span = :oldSpan AND changedAt = :oldAt',
+          ExpressionAttributeNames: { '#c': 'count' },
+          ExpressionAttributeValues: {
+            ':count': layout.count,
+            ':span': layout.span,
+            ':at': layout.changedAt,
+            ...(expected === null
+              ? {}
+              : { ':oldCount': expected.count, ':oldSpan': expected.span, ':oldAt': expected.changedAt }),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
   async isPaused(): Promise<boolean> {
     const out = await this.clients.doc.send(
       new GetCommand({ TableName: this.table, Key: { pk: PAUSE_KEY }, ConsistentRead: true }),
@@ -190,6 +233,19 @@ export class ControlStore {
     }
   }
 }
+
+/**
+ * The due shards: `count` is the configured shard count jobs are spread over; `span` is how many shards
+ * the coordinator ticks (shards in [count, span) still hold jobs written under an older, larger count and
+ * are ticked until they are empty); `changedAt` is when `count` last changed.
+ */
+export interface ShardLayout {
+  readonly count: number;
+  readonly span: number;
+  readonly changedAt: number;
+}
+
+const SHARD_LAYOUT_KEY = 'shards';
 
 export interface LockHolder {
   readonly executionId: string;

@@ -5,7 +5,13 @@
  * the same conditional update as the definition so that a change is never stored without its entry.
  */
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
@@ -254,8 +260,11 @@ export class JobsStore {
     let update = 'ADD missedCount :missed';
     if (next === null) update += ' REMOVE nextRunAt, dueShard';
     else {
-      update += ' SET nextRunAt = :next';
+      // The job moves to its shard under the current shard count as it is planned: after a reshard every
+      // job reaches its new shard at its next fire time, while the coordinator keeps ticking the old one.
+      update += ' SET nextRunAt = :next, dueShard = :shard';
       values[':next'] = next;
+      values[':shard'] = this.dueShard(job.name);
     }
     return {
       TableName: this.table,
@@ -276,6 +285,61 @@ export class JobsStore {
       ExpressionAttributeValues: { ':s': shard, ':before': beforeMs },
     });
     for await (const item of items) yield fromItem(item);
+  }
+
+  /**
+   * Whether any job (due or not) is still indexed under `shard`: a shard at or above the shard count is
+   * ticked until this answers false.
+   */
+  async shardHoldsJobs(shard: number): Promise<boolean> {
+    const out = await this.clients.doc.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: 'byDue',
+        KeyConditionExpression: 'dueShard = :s',
+        ExpressionAttributeValues: { ':s': shard },
+        Limit: 1,
+      }),
+    );
+    return (out.Items?.length ?? 0) > 0;
+  }
+
+  /**
+   * Moves up to `limit` jobs indexed under `shard` that belong elsewhere under the current shard count to
+   * their shard, without changing their next fire time (the move is refused if a planner moved that first).
+   * Answers how many moved.
+   */
+  async moveOutOfShard(shard: number, limit: number): Promise<number> {
+    const out = await this.clients.doc.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: 'byDue',
+        KeyConditionExpression: 'dueShard = :s',
+        ExpressionAttributeValues: { ':s': shard },
+        Limit: limit,
+      }),
+    );
+    let moved = 0;
+    for (const item of out.Items ?? []) {
+      const job = fromItem(item);
+      const to = this.dueShard(job.name);
+      if (to === shard || job.nextRunAt === null) continue;
+      try {
+        await this.clients.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { name: job.name },
+            UpdateExpression: 'SET dueShard = :to',
+            ConditionExpression: 'dueShard = :from AND nextRunAt = :next',
+            ExpressionAttributeValues: { ':to': to, ':from': shard, ':next': job.nextRunAt },
+          }),
+        );
+        moved++;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    }
+    return moved;
   }
 
   async list(): Promise<JobRecord[]> {

@@ -21,8 +21,10 @@ export interface TickReport {
   readonly failedSlots: number;
   /** Due jobs that could not be planned, each alone (see planIsolated); they are in `errors` too. */
   readonly isolated: number;
-  /** Running executions whose agent stopped heartbeating, marked lost by this tick. */
+  /** Running executions whose agent stopped heartbeating, marked lost by this tick (shard 0 only). */
   readonly lost: number;
+  /** Jobs moved from this shard to the one they belong to under the current shard count. */
+  readonly moved: number;
   readonly errors: ReadonlyArray<{ job: string; error: string }>;
 }
 
@@ -31,11 +33,14 @@ export const SCHEDULER_LEASE = 'scheduler';
 const CHUNK_JOBS = 100;
 /** Chunks planned at once. */
 const PARALLEL_CHUNKS = 3;
+/** Jobs a leftover shard's tick moves to their shards (one query page, one conditional update each). */
+const MOVE_PER_TICK = 200;
 
 export function leaseName(shard: number): string {
   return shard === 0 ? SCHEDULER_LEASE : `${SCHEDULER_LEASE}-${shard}`;
 }
 
+/** Plans one due shard's window under that shard's lease (see coordinator.ts for who ticks which shard). */
 export async function tick(ctx: Context, owner: string, shard = 0): Promise<TickReport> {
   const started = performance.now();
   const report = await tickUnderLease(ctx, owner, shard);
@@ -57,6 +62,7 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
     failedSlots: 0,
     isolated: 0,
     lost: 0,
+    moved: 0,
     errors: [] as { job: string; error: string }[],
   };
   const leaseMs = Math.max(ctx.config.tickPeriodMs, 30_000);
@@ -113,7 +119,13 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
       if (inFlight.size >= PARALLEL_CHUNKS) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
-    report.lost = await sweepLost(ctx, now);
+    // One sweep per round is enough: shard 0 is ticked every round, whatever the shard count.
+    if (shard === 0) report.lost = await sweepLost(ctx, now);
+    // A shard left over from a larger shard count hands what it still holds to the shards it now belongs
+    // to (coordinator.ts): a job whose fire time is far off would otherwise keep it alive until then.
+    if (shard >= ctx.config.dueShards && ctx.clock() < lease.expiresAtMs) {
+      report.moved = await ctx.jobs.moveOutOfShard(shard, MOVE_PER_TICK);
+    }
     // Jobs that failed to plan keep their `nextRunAt`, so the next tick tries them again whatever the
     // cursor: one bad job must not hold the cursor (and the write path's planning) for everyone.
     if (
