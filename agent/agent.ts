@@ -29,6 +29,13 @@ import { BUILT_IN_EXECUTORS, createExecutors } from '../shared/executors/registr
 import { createSsmResolver } from '../shared/executors/secrets.ts';
 import type { ProcessorHost } from '../shared/processors/processor.ts';
 import { createProcessorHost } from '../shared/processors/registry.ts';
+import {
+  AGENT_GRACE_MS,
+  AGENT_HEARTBEAT_MS,
+  EXECUTION_HEARTBEAT_MS,
+  LOST_AFTER_MS,
+} from '../shared/timing.ts';
+import { VERSION } from '../shared/version.ts';
 import { ShellExecutor } from './executors/shell.ts';
 import { JobReaper } from './reaper.ts';
 
@@ -142,13 +149,13 @@ export class Agent {
     this.nodeName = options.nodeName ?? options.agentId;
     this.tags = options.tags ?? {};
     this.concurrency = options.concurrency ?? 4;
-    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? AGENT_HEARTBEAT_MS;
     this.pollWaitSeconds = options.pollWaitSeconds ?? 20;
     this.visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 60;
     this.registryRefreshMs = options.registryRefreshMs ?? 15_000;
     this.fixedQueues = options.queues;
-    this.executionHeartbeatMs = options.executionHeartbeatMs ?? 2_000;
-    this.lostAfterMs = options.lostAfterMs ?? 30_000;
+    this.executionHeartbeatMs = options.executionHeartbeatMs ?? EXECUTION_HEARTBEAT_MS;
+    this.lostAfterMs = options.lostAfterMs ?? LOST_AFTER_MS;
     // Anyone may take a silent run as lost after the shorter of the agents' and the tick's limits: the
     // fence is measured against that one, so that a run is gone before either may declare it lost.
     this.fenceAfterMs = fenceAfterMs(Math.min(this.lostAfterMs, ctx.config.lostAfterMs));
@@ -159,7 +166,7 @@ export class Agent {
           `${Math.min(this.lostAfterMs, ctx.config.lostAfterMs)} ms), so that a missed beat or two does not kill runs`,
       );
     }
-    this.version = options.version ?? '0.1.0';
+    this.version = options.version ?? VERSION;
     this.log = options.log ?? (() => {});
     this.reaper = new JobReaper({ log: this.log });
     this.executors = options.executors ?? this.defaultExecutors(options.jobEnvPassThrough ?? []);
@@ -258,7 +265,7 @@ export class Agent {
   }
 
   /** Stops taking work; running jobs get `graceMs` to finish, then are cancelled. */
-  async stop(graceMs = 30_000): Promise<void> {
+  async stop(graceMs = AGENT_GRACE_MS): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.stopController.abort();

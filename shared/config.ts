@@ -1,11 +1,13 @@
 /**
- * Runtime configuration, parsed once per deployable from the environment. Nothing else in the code
- * base reads process.env; a missing variable fails fast with its name.
+ * The Lambda functions' configuration (the local stack builds its context with it too), parsed once from
+ * the environment; a missing variable fails fast with its name. The agent's is agent/config.ts, the local
+ * stack's local/config.ts; nothing else reads process.env. Timing defaults come from shared/timing.ts.
  */
 import { z } from 'zod';
 import type { Env } from './aws/clients.ts';
 import { parseSecretsPath } from './executors/secrets.ts';
 import { parseWorkerAllowList, type WorkerAllowList } from './executors/targets.ts';
+import { TICK_LOST_AFTER_MS, TICK_MARGIN_MS, TICK_PERIOD_MS } from './timing.ts';
 
 const schema = z.object({
   CRONPLANE_JOBS_TABLE: z.string().min(1),
@@ -22,12 +24,12 @@ const schema = z.object({
   CRONPLANE_OUTPUT_BUCKET: z.string().optional(),
   /** Executions kept per job (Dkron keeps 100). */
   CRONPLANE_EXECUTIONS_KEPT: z.coerce.number().int().positive().default(100),
-  /** The tick marks a running execution lost when its heartbeat is older than this (agents use less). */
-  CRONPLANE_LOST_AFTER_MS: z.coerce.number().int().positive().default(90_000),
+  /** The tick marks a running execution lost when its heartbeat is older than this (never below the agents'). */
+  CRONPLANE_LOST_AFTER_MS: z.coerce.number().int().positive().default(TICK_LOST_AFTER_MS),
   CRONPLANE_QUEUE_PREFIX: z.string().default('cronplane-'),
   /** How far past "now" one tick plans (the tick period on AWS is one minute). */
-  CRONPLANE_TICK_PERIOD_MS: z.coerce.number().int().positive().default(60_000),
-  CRONPLANE_TICK_MARGIN_MS: z.coerce.number().int().nonnegative().default(15_000),
+  CRONPLANE_TICK_PERIOD_MS: z.coerce.number().int().positive().default(TICK_PERIOD_MS),
+  CRONPLANE_TICK_MARGIN_MS: z.coerce.number().int().nonnegative().default(TICK_MARGIN_MS),
   CRONPLANE_DUE_SHARDS: z.coerce.number().int().min(1).max(64).default(1),
   /** Queue of shard ticks (one message per due shard above 0 and round); unset: shards ticked in process. */
   CRONPLANE_SHARD_TICK_QUEUE_URL: z.string().optional(),
@@ -68,7 +70,15 @@ export interface Config {
   readonly stackName: string | undefined;
 }
 
-export function loadConfig(env: Env = process.env): Config {
+/**
+ * The environment of this process: a Lambda function's AWS settings and CRONPLANE_* variables. The one
+ * read of process.env in shared/ (createContext's default); the agent and the local stack pass theirs.
+ */
+export function processEnv(): Env {
+  return process.env;
+}
+
+export function loadConfig(env: Env = processEnv()): Config {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const names = parsed.error.issues.map((i) => i.path.join('.')).join(', ');

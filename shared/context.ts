@@ -1,7 +1,7 @@
 /** Wires the stores of one deployable: built once from config and clients, then passed around. */
 import { AgentsStore } from './agents/agents-store.ts';
 import { type AwsClients, createClients, type Env } from './aws/clients.ts';
-import { type Config, loadConfig } from './config.ts';
+import { type Config, loadConfig, processEnv } from './config.ts';
 import { ControlStore } from './control/control-store.ts';
 import { Dispatcher } from './dispatch/dispatch.ts';
 import { ExecutionsStore } from './executions/executions-store.ts';
@@ -22,7 +22,7 @@ export interface Context {
 }
 
 /** Records no metrics: a deployable that has a sink puts it in (`{ ...createContext(), metrics }`). */
-export function createContext(env: Env = process.env, clock: () => number = Date.now): Context {
+export function createContext(env: Env = processEnv(), clock: () => number = Date.now): Context {
   const config = loadConfig(env);
   const clients = createClients(env);
   return {

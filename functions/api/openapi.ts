@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { jobInputSchema } from '../../shared/jobs/job.ts';
 import { LIMITS } from '../../shared/jobs/limits.ts';
+import { VERSION } from '../../shared/version.ts';
 import {
   backfillBody,
   backfillQuery,
@@ -521,7 +522,7 @@ function buildDocument(): JsonSchema {
     openapi: '3.1.0',
     info: {
       title: 'Cronplane API',
-      version: '0.1.0',
+      version: VERSION,
       description:
         "Dkron's /v1 API (jobs, executions, members, leader, pause, restore) and Cronplane's additions. " +
         'On AWS every call is signed with SigV4 (IAM).',

@@ -18,6 +18,7 @@ import {
 import { LIMITS } from '../../shared/jobs/limits.ts';
 import { backfillJob } from '../../shared/scheduler/backfill.ts';
 import { previewSchedule } from '../../shared/scheduler/preview.ts';
+import { VERSION } from '../../shared/version.ts';
 import {
   backfillBody,
   backfillQuery,
@@ -106,7 +107,7 @@ const routes: Array<[string, RegExp, string[], Handler]> = [
     /^\/v1\/?$/,
     [],
     async (ctx) =>
-      ok({ agent: { name: 'cronplane', version: '0.1.0', backend: 'dynamodb' }, ...(await pauseState(ctx)) }),
+      ok({ agent: { name: 'cronplane', version: VERSION, backend: 'dynamodb' }, ...(await pauseState(ctx)) }),
   ],
   [
     'GET',

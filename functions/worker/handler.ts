@@ -12,6 +12,7 @@ import { laterVisibilitySeconds, processLaunch } from '../../shared/executions/r
 import { createExecutors } from '../../shared/executors/registry.ts';
 import { SERVICES } from '../../shared/metrics/metrics.ts';
 import { createProcessorHost } from '../../shared/processors/registry.ts';
+import { EXECUTION_HEARTBEAT_MS, LOST_AFTER_MS } from '../../shared/timing.ts';
 import { createObservability, logTo } from '../observability.ts';
 
 const ctx = createContext();
@@ -51,8 +52,9 @@ async function handle(event: SQSEvent, lambda: LambdaContext): Promise<SQSBatchR
           {
             executors,
             processors,
-            heartbeatIntervalMs: 5_000,
-            lostAfterMs: 60_000,
+            // The agents' values: the same store outage (60 % of lost-after) fences a run on any host.
+            heartbeatIntervalMs: EXECUTION_HEARTBEAT_MS,
+            lostAfterMs: LOST_AFTER_MS,
             sleep,
             receiveCount: Number(record.attributes.ApproximateReceiveCount ?? 1),
             log: launchLog,

@@ -126,7 +126,7 @@ class TimedHttpHandler extends NodeHttpHandler {
 function baseConfig(service: Service, env: Env) {
   const endpoint = endpointFor(service, env);
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
-  // Keys given in `env` win (it need not be process.env); emulators accept any key, so a machine without
+  // Keys given in `env` win (it need not be the process's environment); emulators accept any key, so a machine without
   // AWS credentials still works locally. Otherwise the SDK's default provider chain applies.
   const credentials = env.AWS_ACCESS_KEY_ID
     ? {
@@ -250,7 +250,7 @@ export interface AwsClients {
 }
 
 /** Clients are created lazily and once per factory call; pass the result around instead of re-creating. */
-export function createClients(env: Env = process.env): AwsClients {
+export function createClients(env: Env): AwsClients {
   const cache = new Map<string, unknown>();
   const once = <T>(key: string, make: () => T): T => {
     if (!cache.has(key)) cache.set(key, make());
