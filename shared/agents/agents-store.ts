@@ -1,6 +1,7 @@
 /** Agents table: cluster membership (Dkron's member list), kept alive by heartbeats. */
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
+import { ifCondition } from '../aws/conditional.ts';
 import { allItems, collect } from '../aws/pages.ts';
 import type { Config } from '../config.ts';
 
@@ -120,9 +121,10 @@ export class AgentsStore {
     return { leaveRequested: out.Attributes?.leaveRequested === true };
   }
 
+  /** False when no such member is registered. */
   async requestLeave(agentId: string): Promise<boolean> {
-    try {
-      await this.clients.doc.send(
+    return ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { agentId },
@@ -130,17 +132,14 @@ export class AgentsStore {
           ConditionExpression: 'attribute_exists(agentId)',
           ExpressionAttributeValues: { ':t': true },
         }),
-      );
-      return true;
-    } catch (error) {
-      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
-      throw error;
-    }
+      ),
+    );
   }
 
+  /** A member that is not registered (expired meanwhile) has nothing to leave. */
   async leave(agentId: string, now: number): Promise<void> {
-    await this.clients.doc
-      .send(
+    await ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { agentId },
@@ -148,10 +147,8 @@ export class AgentsStore {
           ConditionExpression: 'attribute_exists(agentId)',
           ExpressionAttributeValues: { ':now': now },
         }),
-      )
-      .catch((error: unknown) => {
-        if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-      });
+      ),
+    );
   }
 
   async get(agentId: string): Promise<AgentRecord | null> {

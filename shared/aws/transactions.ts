@@ -5,9 +5,9 @@
  * rest go again; what is left after a few contended rounds is written one by one.
  */
 import type { CancellationReason } from '@aws-sdk/client-dynamodb';
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from './clients.ts';
+import { cancellation } from './conditional.ts';
 
 /** DynamoDB's limit on the items of one TransactWriteItems call. */
 export const TRANSACTION_ITEMS = 100;
@@ -40,22 +40,23 @@ export async function transactEach<T, A>(
     chunks.map(async (chunk) => {
       let pending = chunk;
       for (let round = 0; round < ROUNDS && pending.length > 1; round++) {
-        try {
-          await clients.doc.send(
+        const cancelled = await cancellation(
+          clients.doc.send(
             new TransactWriteCommand({ TransactItems: pending.map((i) => write.item(inputs[i]!)) }),
-          );
+          ),
+        );
+        if (!cancelled) {
           for (const i of pending) answers[i] = write.written;
           pending = [];
-        } catch (error) {
-          if (!(error instanceof TransactionCanceledException)) throw error;
-          const reasons = error.CancellationReasons ?? [];
-          pending = pending.filter((i, k) => {
-            const answer = reasons[k] ? write.refused(reasons[k]) : undefined;
-            if (answer === undefined) return true;
-            answers[i] = answer;
-            return false;
-          });
+          continue;
         }
+        const { reasons } = cancelled;
+        pending = pending.filter((i, k) => {
+          const answer = reasons[k] ? write.refused(reasons[k]) : undefined;
+          if (answer === undefined) return true;
+          answers[i] = answer;
+          return false;
+        });
       }
       for (const i of pending) answers[i] = await write.single(inputs[i]!);
     }),

@@ -2,9 +2,9 @@
  * Control table: small items that coordinate the control plane — the scheduler lease (with a fencing
  * token), the tick's window cursor and the global pause flag.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
+import { ifCondition, onConditionFailed } from '../aws/conditional.ts';
 import type { Config } from '../config.ts';
 import { PAUSE_KEY } from '../executions/executions-store.ts';
 
@@ -31,8 +31,8 @@ export class ControlStore {
    * takeover increments the fencing token, so writes made under an older token can be refused.
    */
   async acquireLease(name: string, owner: string, now: number, ttlMs: number): Promise<Lease | null> {
-    try {
-      const out = await this.clients.doc.send(
+    const out = await onConditionFailed(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: `lease#${name}` },
@@ -42,18 +42,18 @@ export class ControlStore {
           ExpressionAttributeValues: { ':me': owner, ':exp': now + ttlMs, ':now': now, ':one': 1 },
           ReturnValues: 'ALL_NEW',
         }),
-      );
-      const a = out.Attributes ?? {};
-      return { owner, token: Number(a.token), expiresAtMs: Number(a.expiresAtMs) };
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return null;
-      throw error;
-    }
+      ),
+      () => null,
+    );
+    if (!out) return null;
+    const a = out.Attributes ?? {};
+    return { owner, token: Number(a.token), expiresAtMs: Number(a.expiresAtMs) };
   }
 
+  /** Nothing to release when the lease was taken over meanwhile. */
   async releaseLease(name: string, lease: Lease): Promise<void> {
-    try {
-      await this.clients.doc.send(
+    await ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: `lease#${name}` },
@@ -62,10 +62,8 @@ export class ControlStore {
           ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
           ExpressionAttributeValues: { ':zero': 0, ':me': lease.owner, ':token': lease.token },
         }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 
   async getLease(name: string): Promise<Lease | null> {
@@ -94,8 +92,8 @@ export class ControlStore {
    * (it lost the lease while working) cannot move it, and the cursor never moves backwards.
    */
   async advanceCursor(shard: number, at: number, fence: number): Promise<boolean> {
-    try {
-      await this.clients.doc.send(
+    return ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: `cursor#${shard}` },
@@ -104,12 +102,8 @@ export class ControlStore {
           ExpressionAttributeNames: { '#at': 'at' },
           ExpressionAttributeValues: { ':at': at, ':fence': fence },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   /** The due-shard layout the coordinator last recorded, or null before its first run. */
@@ -127,8 +121,8 @@ export class ControlStore {
    * coordinators that read the same layout, one writes. Answers whether this one did.
    */
   async putShardLayout(layout: ShardLayout, expected: ShardLayout | null): Promise<boolean> {
-    try {
-      await this.clients.doc.send(
+    return ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: SHARD_LAYOUT_KEY },
@@ -147,12 +141,8 @@ export class ControlStore {
               : { ':oldCount': expected.count, ':oldSpan': expected.span, ':oldAt': expected.changedAt }),
           },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async isPaused(): Promise<boolean> {
@@ -186,8 +176,8 @@ export class ControlStore {
   ): Promise<LockHolder | null> {
     // The holder may let go between our failed write and our read of who holds it: then try again.
     for (let attempt = 0; ; attempt++) {
-      try {
-        await this.clients.doc.send(
+      const taken = await ifCondition(
+        this.clients.doc.send(
           new UpdateCommand({
             TableName: this.table,
             Key: { pk: `lock#${jobName}` },
@@ -201,36 +191,33 @@ export class ControlStore {
               ':ttl': Math.floor((now + ttlMs) / 1000) + 86_400,
             },
           }),
-        );
-        return null;
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        const out = await this.clients.doc.send(
-          new GetCommand({ TableName: this.table, Key: { pk: `lock#${jobName}` }, ConsistentRead: true }),
-        );
-        if (out.Item?.executionId || attempt >= 4) {
-          return {
-            executionId: String(out.Item?.executionId ?? ''),
-            agentId: String(out.Item?.agentId ?? ''),
-          };
-        }
+        ),
+      );
+      if (taken) return null;
+      const out = await this.clients.doc.send(
+        new GetCommand({ TableName: this.table, Key: { pk: `lock#${jobName}` }, ConsistentRead: true }),
+      );
+      if (out.Item?.executionId || attempt >= 4) {
+        return {
+          executionId: String(out.Item?.executionId ?? ''),
+          agentId: String(out.Item?.agentId ?? ''),
+        };
       }
     }
   }
 
+  /** Nothing to release when the lock expired and another execution took it. */
   async releaseLock(jobName: string, executionId: string): Promise<void> {
-    try {
-      await this.clients.doc.send(
+    await ifCondition(
+      this.clients.doc.send(
         new DeleteCommand({
           TableName: this.table,
           Key: { pk: `lock#${jobName}` },
           ConditionExpression: 'executionId = :e',
           ExpressionAttributeValues: { ':e': executionId },
         }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 }
 

@@ -2,7 +2,6 @@
  * Executions table. Every state transition is a conditional update on the previous status, so two
  * writers (duplicate deliveries, overlapping ticks, a slow agent and its replacement) cannot both win.
  */
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
   GetCommand,
@@ -14,6 +13,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
+import { cancellation, ifCondition, isConditionFailedReason, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
@@ -99,17 +99,15 @@ export class ExecutionsStore {
    * existing execution — the caller decides whether it still needs sending (the outbox).
    */
   async createScheduled(e: NewExecution, now: number): Promise<Execution | null> {
-    try {
-      await this.clients.doc.send(new PutCommand(this.scheduledPut(e, now)));
-      return null;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
+    return onConditionFailed(
+      this.clients.doc.send(new PutCommand(this.scheduledPut(e, now))).then(() => null),
+      async (error) => {
         if (error.Item) return fromItem(unmarshall(error.Item));
         const existing = await this.get(e.jobName, e.executionId);
         if (existing) return existing;
-      }
-      throw error;
-    }
+        throw error;
+      },
+    );
   }
 
   /** `createScheduled` for many at once (`transactEach`): null = created, else the existing one; in order. */
@@ -121,7 +119,7 @@ export class ExecutionsStore {
       item: (e) => ({ Put: this.scheduledPut(e, now) }),
       written: null,
       refused: (reason) =>
-        reason.Code === 'ConditionalCheckFailed' && reason.Item
+        isConditionFailedReason(reason) && reason.Item
           ? fromItem(unmarshall(reason.Item as Parameters<typeof unmarshall>[0]))
           : undefined,
       single: (e) => this.createScheduled(e, now),
@@ -165,8 +163,10 @@ export class ExecutionsStore {
         },
       });
     }
-    try {
-      await this.clients.doc.send(new TransactWriteCommand({ TransactItems: items }));
+    const cancelled = await cancellation(
+      this.clients.doc.send(new TransactWriteCommand({ TransactItems: items })),
+    );
+    if (!cancelled) {
       return {
         claimed: true,
         execution: {
@@ -178,20 +178,17 @@ export class ExecutionsStore {
           nodeName: agent.nodeName,
         },
       };
-    } catch (error) {
-      if (error instanceof TransactionCanceledException) {
-        const reasons = error.CancellationReasons ?? [];
-        if (reasons[0]?.Code === 'ConditionalCheckFailed') return { claimed: false, why: 'not_scheduled' };
-        if (reasons[1]?.Code === 'ConditionalCheckFailed') return { claimed: false, why: 'job_changed' };
-        const pauseIndex = options.ignorePause ? -1 : 2;
-        if (pauseIndex > 0 && reasons[pauseIndex]?.Code === 'ConditionalCheckFailed')
-          return { claimed: false, why: 'paused' };
-        if (reasons.at(-1)?.Code === 'ConditionalCheckFailed' && options.oneSlotPerAgent) {
-          return { claimed: false, why: 'slot_taken' };
-        }
-      }
-      throw error;
     }
+    // The items in order: the claim, the job's version, the pause flag (unless ignored), the slot (fan-out).
+    const why: Array<Extract<ClaimOutcome, { claimed: false }>['why']> = [
+      'not_scheduled',
+      'job_changed',
+      ...(options.ignorePause ? [] : (['paused'] as const)),
+      ...(options.oneSlotPerAgent ? (['slot_taken'] as const) : []),
+    ];
+    const failed = cancelled.conditionFailedAt === undefined ? undefined : why[cancelled.conditionFailedAt];
+    if (failed) return { claimed: false, why: failed };
+    throw cancelled.error;
   }
 
   /** The `scheduled → running` update of a claim, as a transaction item. */
@@ -261,11 +258,9 @@ export class ExecutionsStore {
     if (executions.some((e) => e.trigger !== 'manual')) {
       items.push(this.notPausedCheck());
     }
-    try {
-      await this.clients.doc.send(new TransactWriteCommand({ TransactItems: items }));
-    } catch (error) {
-      if (error instanceof TransactionCanceledException) return null;
-      throw error;
+    // Any cancellation (a failed check, or a conflict with another claim) sends the caller one by one.
+    if (await cancellation(this.clients.doc.send(new TransactWriteCommand({ TransactItems: items })))) {
+      return null;
     }
     return executions.map((e) => ({
       ...e,
@@ -291,8 +286,8 @@ export class ExecutionsStore {
     now: number,
     live?: { readonly text: string; readonly bytes: number },
   ): Promise<{ cancelRequested: boolean } | null> {
-    try {
-      const out = await this.clients.doc.send(
+    const out = await onConditionFailed(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { jobName: e.jobName, executionId: e.executionId },
@@ -309,12 +304,10 @@ export class ExecutionsStore {
           },
           ReturnValues: 'ALL_NEW',
         }),
-      );
-      return { cancelRequested: out.Attributes?.cancelRequested === true };
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return null;
-      throw error;
-    }
+      ),
+      () => null,
+    );
+    return out && { cancelRequested: out.Attributes?.cancelRequested === true };
   }
 
   /**
@@ -335,8 +328,8 @@ export class ExecutionsStore {
 
   /** A running execution whose agent stopped heartbeating: `running → lost`, once. */
   async markLost(e: Execution, now: number, reason: string): Promise<boolean> {
-    try {
-      await this.clients.doc.send(
+    return ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { jobName: e.jobName, executionId: e.executionId },
@@ -353,12 +346,8 @@ export class ExecutionsStore {
             ':why': reason,
           },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   /** `running → terminal`, only by the agent that claimed it. */
@@ -411,8 +400,8 @@ export class ExecutionsStore {
     agentId?: string,
     names: Record<string, string> = {},
   ): Promise<boolean> {
-    try {
-      await this.clients.doc.send(
+    return ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { jobName: e.jobName, executionId: e.executionId },
@@ -425,12 +414,8 @@ export class ExecutionsStore {
             ...(agentId ? { ':me': agentId } : {}),
           },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   /** Several executions in one consistent read (BatchGetItem), keyed `jobName/executionId`. */
@@ -521,8 +506,8 @@ export class ExecutionsStore {
 
   /** Records that every reaction to this terminal execution is done; false if already recorded or gone. */
   async markReacted(e: Pick<Execution, 'jobName' | 'executionId'>, now: number): Promise<boolean> {
-    try {
-      await this.clients.doc.send(
+    return ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { jobName: e.jobName, executionId: e.executionId },
@@ -531,12 +516,8 @@ export class ExecutionsStore {
           ConditionExpression: 'attribute_exists(executionId) AND attribute_not_exists(reactedAt)',
           ExpressionAttributeValues: { ':now': now, ':exp': this.expiresAt(now) },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   /** Every slot and attempt of one group (ids are `<group>.<slot>.<attempt>`), without outputs. */

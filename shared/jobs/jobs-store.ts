@@ -4,7 +4,6 @@
  * identity) and the last JOB_HISTORY_LIMIT changes (`history`: version, time, caller, action), written in
  * the same conditional update as the definition so that a change is never stored without its entry.
  */
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   GetCommand,
@@ -13,6 +12,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
+import { cancellation, ifCondition, isConditionFailedReason, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
@@ -210,8 +210,8 @@ export class JobsStore {
       condition = '#v = :expected';
       values[':expected'] = expectedVersion;
     }
-    try {
-      const out = await this.clients.doc.send(
+    const out = await onConditionFailed(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { name: def.name },
@@ -221,14 +221,12 @@ export class JobsStore {
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
         }),
-      );
-      return fromItem(out.Attributes as Item);
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        throw new ConflictError(`job ${def.name} was changed concurrently; retry`, { cause: error });
-      }
-      throw error;
-    }
+      ),
+      (cause) => {
+        throw new ConflictError(`job ${def.name} was changed concurrently; retry`, { cause });
+      },
+    );
+    return fromItem(out.Attributes as Item);
   }
 
   /**
@@ -236,13 +234,7 @@ export class JobsStore {
    * race (tick and write path, or overlapping ticks), exactly one advances it. Returns false if lost.
    */
   async advanceNextRun(job: JobRecord, next: number | null, missed: number): Promise<boolean> {
-    try {
-      await this.clients.doc.send(new UpdateCommand(this.advanceUpdate({ job, next, missed })));
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+    return ifCondition(this.clients.doc.send(new UpdateCommand(this.advanceUpdate({ job, next, missed }))));
   }
 
   /** `advanceNextRun` for many jobs at once (`transactEach`): false where another writer moved the job. */
@@ -250,7 +242,7 @@ export class JobsStore {
     return transactEach(this.clients, advances, {
       item: (a) => ({ Update: this.advanceUpdate(a) }),
       written: true,
-      refused: (reason) => (reason.Code === 'ConditionalCheckFailed' ? false : undefined),
+      refused: (reason) => (isConditionFailedReason(reason) ? false : undefined),
       single: (a) => this.advanceNextRun(a.job, a.next, a.missed),
     });
   }
@@ -324,8 +316,8 @@ export class JobsStore {
       const job = fromItem(item);
       const to = this.dueShard(job.name);
       if (to === shard || job.nextRunAt === null) continue;
-      try {
-        await this.clients.doc.send(
+      const written = await ifCondition(
+        this.clients.doc.send(
           new UpdateCommand({
             TableName: this.table,
             Key: { name: job.name },
@@ -333,11 +325,9 @@ export class JobsStore {
             ConditionExpression: 'dueShard = :from AND nextRunAt = :next',
             ExpressionAttributeValues: { ':to': to, ':from': shard, ':next': job.nextRunAt },
           }),
-        );
-        moved++;
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      }
+        ),
+      );
+      if (written) moved++;
     }
     return moved;
   }
@@ -355,8 +345,8 @@ export class JobsStore {
 
   /** Zero counters, no last success/error, no status: the job as if it had never run (Dkron's clear). */
   async resetResults(name: string): Promise<void> {
-    try {
-      await this.clients.doc.send(
+    await ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { name },
@@ -366,16 +356,14 @@ export class JobsStore {
           ExpressionAttributeNames: { '#s': 'status', '#n': 'name' },
           ExpressionAttributeValues: { ':zero': 0 },
         }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 
   /** Counters and status after a terminal execution (the events reaction). */
   async recordResult(name: string, success: boolean, at: number): Promise<void> {
-    try {
-      await this.clients.doc.send(
+    await ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { name },
@@ -386,10 +374,8 @@ export class JobsStore {
           ExpressionAttributeNames: { '#s': 'status', '#n': 'name' },
           ExpressionAttributeValues: { ':one': 1, ':at': at, ':status': success ? 'success' : 'failed' },
         }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 
   /**
@@ -404,8 +390,8 @@ export class JobsStore {
     now: number,
   ): Promise<'counted' | 'already_counted' | 'no_job'> {
     const success = outcome === 'success';
-    try {
-      await this.clients.doc.send(
+    const cancelled = await cancellation(
+      this.clients.doc.send(
         new TransactWriteCommand({
           TransactItems: [
             {
@@ -431,16 +417,12 @@ export class JobsStore {
             },
           ],
         }),
-      );
-      return 'counted';
-    } catch (error) {
-      if (error instanceof TransactionCanceledException) {
-        const reasons = error.CancellationReasons ?? [];
-        if (reasons[0]?.Code === 'ConditionalCheckFailed') return 'already_counted';
-        if (reasons[1]?.Code === 'ConditionalCheckFailed') return 'no_job';
-      }
-      throw error;
-    }
+      ),
+    );
+    if (!cancelled) return 'counted';
+    if (cancelled.conditionFailedAt === 0) return 'already_counted';
+    if (cancelled.conditionFailedAt === 1) return 'no_job';
+    throw cancelled.error;
   }
 
   /**
@@ -448,8 +430,8 @@ export class JobsStore {
    * it (group ids sort by fire time), so a late result of an old group cannot overwrite a newer status.
    */
   async setStatusFromGroup(name: string, status: string, group: string): Promise<boolean> {
-    try {
-      await this.clients.doc.send(
+    return ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { name },
@@ -459,18 +441,14 @@ export class JobsStore {
           ExpressionAttributeNames: { '#s': 'status', '#n': 'name' },
           ExpressionAttributeValues: { ':status': status, ':g': group },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   /** Stores the names of the jobs whose `parent_job` is this job (Dkron's server-maintained `dependent_jobs`). */
   async setDependentJobs(name: string, children: readonly string[]): Promise<void> {
-    try {
-      await this.clients.doc.send(
+    await ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { name },
@@ -479,10 +457,8 @@ export class JobsStore {
           ExpressionAttributeNames: { '#n': 'name' },
           ...(children.length > 0 ? { ExpressionAttributeValues: { ':c': [...children] } } : {}),
         }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 
   /**
@@ -490,8 +466,8 @@ export class JobsStore {
    * run): a job re-created under the same name since then is left alone. False when nothing was deleted.
    */
   async deleteIfCreatedBy(name: string, createdBy: number): Promise<boolean> {
-    try {
-      await this.clients.doc.send(
+    return ifCondition(
+      this.clients.doc.send(
         new DeleteCommand({
           TableName: this.table,
           Key: { name },
@@ -499,12 +475,8 @@ export class JobsStore {
           ExpressionAttributeNames: { '#n': 'name' },
           ExpressionAttributeValues: { ':t': createdBy },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   /**
@@ -512,8 +484,8 @@ export class JobsStore {
    * `planErrorCount` counts the failed tries. Nothing happens to a job deleted meanwhile.
    */
   async recordPlanError(name: string, reason: string, now: number): Promise<void> {
-    try {
-      await this.clients.doc.send(
+    await ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { name },
@@ -522,25 +494,21 @@ export class JobsStore {
           ExpressionAttributeNames: { '#n': 'name' },
           ExpressionAttributeValues: { ':r': reason.slice(0, 1000), ':now': now, ':one': 1 },
         }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 
   /** The job plans again: its plan error goes. */
   async clearPlanError(name: string): Promise<void> {
-    try {
-      await this.clients.doc.send(
+    await ifCondition(
+      this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { name },
           UpdateExpression: 'REMOVE planError, planErrorAt',
           ConditionExpression: 'attribute_exists(planError)',
         }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 }
