@@ -69,6 +69,7 @@ import { spawn } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { agentIdle } from './agent-idle.ts';
+import { costExecutions, costIdle } from './cost.ts';
 import { launchLateness } from './launch-lateness.ts';
 import { newTagSetLateness } from './new-tag-set.ts';
 import { progress, sleep } from './support.ts';
@@ -113,6 +114,17 @@ const sustainedRun =
   (ticker: 'stack' | 'serial', jobs = 30) =>
   () =>
     sustained({ agents: 4, concurrency: 8, jobs, windowMs: quick ? 20_000 : 60_000, ticker });
+/** Issue 16's side-by-side with Dkron: 100 jobs `@every 1s` (6,000/min), one agent process × 256. */
+const sustainedOneAgent = () =>
+  sustained({
+    variant: 'one-agent-6000-per-min',
+    agents: 1,
+    concurrency: 256,
+    jobs: 100,
+    windowMs: quick ? 30_000 : 120_000,
+    ticker: 'stack',
+    cpuProfileDir: process.env.CRONPLANE_BENCH_AGENT_CPU_PROF,
+  });
 
 const tasks: Task[] = quick
   ? [
@@ -124,7 +136,17 @@ const tasks: Task[] = quick
       { id: 'tick_cost/10000', run: () => tickCost({ sizes: [10_000], due: 1_000 }) },
       { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
       { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
+      { id: 'sustained_executions_per_minute/one-agent-6000', run: sustainedOneAgent },
       { id: 'agent_idle', run: () => agentIdle({ seconds: 10 }) },
+      {
+        id: 'cost/shell',
+        run: () => costExecutions({ variant: 'shell', jobs: 20, everySeconds: 2, ticks: 1 }),
+      },
+      {
+        id: 'cost/agentless',
+        run: () => costExecutions({ variant: 'agentless', jobs: 20, everySeconds: 2, ticks: 1 }),
+      },
+      { id: 'cost/idle', run: () => costIdle({ ticks: 20, agentSeconds: 30 }) },
     ]
   : [
       { id: 'launch_lateness_ms/stack-ticker-1000', run: lateness(1000, 'stack') },
@@ -140,7 +162,17 @@ const tasks: Task[] = quick
       { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
       { id: 'sustained_executions_per_minute/serial-ticker-30', run: sustainedRun('serial') },
       { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
+      { id: 'sustained_executions_per_minute/one-agent-6000', run: sustainedOneAgent },
       { id: 'agent_idle', run: () => agentIdle({ seconds: 30 }) },
+      {
+        id: 'cost/shell',
+        run: () => costExecutions({ variant: 'shell', jobs: 30, everySeconds: 2, ticks: 2 }),
+      },
+      {
+        id: 'cost/agentless',
+        run: () => costExecutions({ variant: 'agentless', jobs: 30, everySeconds: 2, ticks: 2 }),
+      },
+      { id: 'cost/idle', run: () => costIdle({ ticks: 60, agentSeconds: 60 }) },
     ];
 
 /** Timings on a busy host measure the host: optionally wait for the load to come down first. */

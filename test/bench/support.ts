@@ -8,12 +8,12 @@ import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BatchWriteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack.ts';
-import { REPO_ROOT } from '../../local/stack-file.ts';
 import type { AwsClients } from '../../shared/aws/clients.ts';
 import type { Context } from '../../shared/context.ts';
 import { type Execution, fromItem as executionFromItem } from '../../shared/executions/execution.ts';
-import type { JobDefinition } from '../../shared/jobs/job.ts';
+import type { JobDefinition } from '../../shared/jobs/definition.ts';
 
 export { REPO_ROOT };
 
@@ -280,8 +280,9 @@ export function spawnAgent(
   args: readonly string[],
   env: Readonly<Record<string, string>>,
   entry = join(REPO_ROOT, 'bin', 'cronplane.js'),
+  nodeArgs: readonly string[] = [],
 ): AgentProcess {
-  const child = spawn(process.execPath, [entry, 'agent', '--name', name, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, entry, 'agent', '--name', name, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -354,6 +355,13 @@ export function cpuTicks(pid: number): number {
   // The command name (field 2) may contain spaces; fields after the closing parenthesis are fixed.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of the full line)
+}
+
+/** CPU ticks of a process's waited-for children (cutime + cstime): for an agent, its jobs' processes. */
+export function childCpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[13]) + Number(fields[14]);
 }
 
 /** Resident set size and its peak (MB), from /proc/<pid>/status. */

@@ -10,14 +10,20 @@
  * lateness of those launches. `launch_messages` / `resent_messages` count the SQS launch messages the
  * stack sent for them (a resend is harmless, but costs a receive and two reads on an agent).
  */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { upsertJob } from '../../shared/jobs/jobs-service.ts';
 import {
   type AgentProcess,
+  childCpuTicks,
+  clockTicksPerSecond,
   countBy,
   cpuBetween,
   cpuSnapshot,
+  cpuTicks,
   emit,
+  meterDynamo,
   probeDynamoLatency,
   probeDynamoThroughput,
   progress,
@@ -40,6 +46,37 @@ export interface SustainedOptions {
   readonly warmupMs?: number;
   /** `stack`: the local stack's 1 s ticker; `serial`: ticks back to back, never overlapping. */
   readonly ticker: 'stack' | 'serial';
+  /** Variant name in the JSON line. */
+  readonly variant?: string;
+  /** Write a V8 CPU profile of each agent process (`--cpu-prof`) into this directory. */
+  readonly cpuProfileDir?: string;
+}
+
+const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'TransactWriteItems', 'BatchWriteItem']);
+const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
+
+/** Requests per execution by API name, and DynamoDB's split into writes and reads. */
+function perExecution(counts: Record<string, number>, executions: number) {
+  const per = (n: number) => (executions > 0 ? Math.round((n / executions) * 1000) / 1000 : null);
+  let writes = 0;
+  let reads = 0;
+  const byCommand: Record<string, number | null> = {};
+  for (const [k, n] of Object.entries(counts).sort(([a], [b]) => a.localeCompare(b))) {
+    if (n === 0) continue;
+    byCommand[k] = per(n);
+    const api = k.replace(/^DynamoDB\./, '');
+    if (k.startsWith('DynamoDB.') || !k.includes('.')) {
+      if (WRITES.has(api)) writes += n;
+      if (READS.has(api)) reads += n;
+    }
+  }
+  return { ddb_writes: per(writes), ddb_reads: per(reads), by_command: byCommand };
+}
+
+function diffCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, n] of Object.entries(b)) out[k] = n - (a[k] ?? 0);
+  return out;
 }
 
 type SqsStack = { add: (mw: unknown, options: Record<string, unknown>) => void };
@@ -56,6 +93,7 @@ export async function sustained(o: SustainedOptions): Promise<void> {
   });
   const stopTicker = o.ticker === 'serial' ? serialTicker(stack) : async () => {};
   const agents: AgentProcess[] = [];
+  const countsDir = mkdtempSync(join(tmpdir(), 'cronplane-bench-counts-'));
   try {
     const ctx = stack.ctx;
     const idleLatency = await probeDynamoLatency(ctx);
@@ -77,15 +115,53 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       { step: 'initialize', name: 'bench-sqs-sends' },
     );
 
+    const stackDynamo = meterDynamo(ctx.clients, 'bench-sustained');
     const t0 = Date.now();
+    const preload = new URL('./count-requests.mjs', import.meta.url).href;
+    if (o.cpuProfileDir) mkdirSync(o.cpuProfileDir, { recursive: true });
     for (let i = 0; i < o.agents; i++) {
       agents.push(
-        spawnAgent(`bench-${i}`, ['--concurrency', String(o.concurrency)], {
-          ...stack.env,
-          CRONPLANE_AGENT_GRACE_MS: '5000',
-        }),
+        spawnAgent(
+          `bench-${i}`,
+          ['--concurrency', String(o.concurrency)],
+          {
+            ...stack.env,
+            CRONPLANE_AGENT_GRACE_MS: '5000',
+            CRONPLANE_BENCH_COUNTS_FILE: join(countsDir, `bench-${i}.json`),
+          },
+          undefined,
+          [
+            `--import=${preload}`,
+            ...(o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : []),
+          ],
+        ),
       );
     }
+    /** Every agent's request counts so far (SIGUSR2 makes the preload write them), summed. */
+    const agentCounts = async (): Promise<Record<string, number>> => {
+      const sum: Record<string, number> = {};
+      for (const a of agents) {
+        const file = join(countsDir, `${a.name}.json`);
+        const seq0 = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { seq: number }).seq : 0;
+        a.child.kill('SIGUSR2');
+        for (let i = 0; i < 100; i++) {
+          await sleep(20);
+          try {
+            const got = JSON.parse(readFileSync(file, 'utf8')) as {
+              seq: number;
+              counts: Record<string, number>;
+            };
+            if (got.seq > seq0) {
+              for (const [k, n] of Object.entries(got.counts)) sum[k] = (sum[k] ?? 0) + n;
+              break;
+            }
+          } catch {
+            // not written yet, or half-written
+          }
+        }
+      }
+      return sum;
+    };
     await Promise.race([
       Promise.all(agents.map((a) => a.started)),
       sleep(90_000).then(() => Promise.reject(new Error('agents did not start within 90 s'))),
@@ -94,8 +170,14 @@ export async function sustained(o: SustainedOptions): Promise<void> {
 
     const t1 = Date.now();
     const names = Array.from({ length: o.jobs }, (_, i) => `sus-${String(i).padStart(3, '0')}`);
+    // Through the API, as a user would.
     for (const name of names) {
-      await upsertJob(ctx, { name, schedule: '@every 1s', executor_config: { command: 'true' } });
+      const res = await fetch(`${stack.url}/v1/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, schedule: '@every 1s', executor_config: { command: 'true' } }),
+      });
+      if (!res.ok) throw new Error(`POST /v1/jobs ${name}: ${res.status} ${await res.text()}`);
     }
     const created = Date.now() - t1;
     const w0 = Math.ceil(Date.now() / 1000) * 1000 + warmupMs;
@@ -105,7 +187,10 @@ export async function sustained(o: SustainedOptions): Promise<void> {
     );
     await sleep(w0 - Date.now());
     ticks.reset();
+    const counts0 = await agentCounts();
+    stackDynamo.reset();
     const cpu0 = cpuSnapshot();
+    const agentCpu0 = agents.map((a) => [cpuTicks(a.pid), childCpuTicks(a.pid)] as const);
     while (Date.now() < w1) {
       await sleep(Math.min(10_000, w1 - Date.now()));
       if (Date.now() < w1) progress(`  ${Math.round((w1 - Date.now()) / 1000)} s to go`);
@@ -117,7 +202,12 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       names_.has(e.jobName) && e.scheduledAt >= w0 && e.scheduledAt < w1;
     const tickSummary = ticks.summary();
     const cpu = cpuBetween(cpu0, cpuSnapshot());
-    const drainDeadline = Date.now() + 60_000;
+    const agentCpuTicks = agents.reduce((s, a, i) => s + cpuTicks(a.pid) - agentCpu0[i]![0], 0);
+    const jobCpuTicks = agents.reduce((s, a, i) => s + childCpuTicks(a.pid) - agentCpu0[i]![1], 0);
+    const agentRequests = diffCounts(counts0, await agentCounts());
+    const stackRequests = stackDynamo.byCommand();
+    // Runs still starting at the window's end: when did the last of them start?
+    const drainDeadline = Date.now() + 120_000;
     let executions = (await scanExecutions(ctx)).filter(inWindow);
     while (executions.some((e) => e.finishedAt === null) && Date.now() < drainDeadline) {
       await sleep(2_000);
@@ -148,6 +238,22 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       .filter((e) => e.startedAt !== null)
       .map((e) => (e.startedAt as number) - e.scheduledAt);
     const q = quantiles(lateness);
+    const sortedLateness = [...lateness].sort((a, b) => a - b);
+    const p999 =
+      sortedLateness.length > 0
+        ? sortedLateness[Math.min(sortedLateness.length - 1, Math.ceil(0.999 * sortedLateness.length) - 1)]
+        : null;
+    // How far the last run trails the last fire time of the window (0 when keeping up: the run of the
+    // last fire time starts at it); null when some run of the window never started.
+    const lastFire = w1 - 1_000;
+    const starts = executions.map((e) => e.startedAt);
+    const behindS =
+      starts.length === 0 || starts.some((t) => t === null)
+        ? null
+        : Math.round((Math.max(...(starts as number[])) - lastFire) / 100) / 10;
+    const hz = clockTicksPerSecond();
+    const msPer = (ticks: number) =>
+      finishedInWindow > 0 ? Math.round(((ticks / hz) * 1000 * 100) / finishedInWindow) / 100 : null;
     let messages = 0;
     let resent = 0;
     for (const [k, n] of sends) {
@@ -179,6 +285,7 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       }),
     );
     emit('sustained_executions_per_minute', {
+      ...(o.variant ? { variant: o.variant } : {}),
       agents: o.agents,
       agent_mode: 'process',
       ticker: o.ticker,
@@ -194,7 +301,12 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       missing,
       statuses: countBy(executions, (e) => e.status),
       by_agent: countBy(executions, (e) => e.agentId ?? '-'),
-      lateness_ms: { p50: q.p50, p95: q.p95, p99: q.p99, max: q.max },
+      lateness_ms: { p50: q.p50, p95: q.p95, p99: q.p99, 'p99.9': p999, max: q.max },
+      behind_s: behindS,
+      agent_cpu_ms_per_execution: msPer(agentCpuTicks),
+      job_process_cpu_ms_per_execution: msPer(jobCpuTicks),
+      agent_requests_per_execution: perExecution(agentRequests, finishedInWindow),
+      stack_ddb_requests_per_execution: perExecution(stackRequests, finishedInWindow),
       launch_messages: messages,
       resent_messages: resent,
       unfinished: stuck,
@@ -207,9 +319,22 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       sdk_socket_queue_max: socketQueue.max,
       agent_problem_lines: agents.reduce((s, a) => s + a.problems.length, 0),
     });
+    emit('agent_cpu_ms_per_execution', {
+      ...(o.variant ? { variant: o.variant } : {}),
+      agents: o.agents,
+      concurrency: o.concurrency,
+      jobs: o.jobs,
+      executions: finishedInWindow,
+      agent_cpu_ms_per_execution: msPer(agentCpuTicks),
+      job_process_cpu_ms_per_execution: msPer(jobCpuTicks),
+      ddb_writes_per_execution: perExecution(agentRequests, finishedInWindow).ddb_writes,
+      ddb_reads_per_execution: perExecution(agentRequests, finishedInWindow).ddb_reads,
+      target_ms: 3,
+    });
   } finally {
     await stopTicker();
     await Promise.all(agents.map((a) => a.stop()));
     await stopStack(stack);
+    rmSync(countsDir, { recursive: true, force: true });
   }
 }
