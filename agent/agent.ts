@@ -36,6 +36,7 @@ import {
   LOST_AFTER_MS,
 } from '../shared/timing.ts';
 import { VERSION } from '../shared/version.ts';
+import { AckBatcher } from './acks.ts';
 import { ShellExecutor } from './executors/shell.ts';
 import { JobReaper } from './reaper.ts';
 
@@ -140,6 +141,8 @@ export class Agent {
   private readonly heldFor = new Map<number, number>();
   private readonly slotWaiters: Array<() => void> = [];
   private timers: NodeJS.Timeout[] = [];
+  /** Settled messages are deleted in batches (agent/acks.ts). */
+  private readonly acks: AckBatcher;
 
   constructor(
     private readonly ctx: Context,
@@ -169,6 +172,7 @@ export class Agent {
     this.version = options.version ?? VERSION;
     this.log = options.log ?? (() => {});
     this.reaper = new JobReaper({ log: this.log });
+    this.acks = new AckBatcher((url, handles) => ctx.dispatch.ackMany(url, handles));
     this.executors = options.executors ?? this.defaultExecutors(options.jobEnvPassThrough ?? []);
     this.processors =
       options.processors ??
@@ -352,7 +356,7 @@ export class Agent {
     if (hint.hops + 1 < QUEUE_HINT_HOPS && Date.now() - hint.sentAt < QUEUE_HINT_TTL_MS) {
       await this.ctx.dispatch.hintQueueCreated({ ...hint, hops: hint.hops + 1 });
     }
-    await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
+    await this.acks.ack(queueUrl, m.receiptHandle);
   }
 
   private async waitForCapacity(): Promise<void> {
@@ -450,13 +454,13 @@ export class Agent {
           why: 'enough held for its second',
         });
         await this.ctx.dispatch.handOff(queueUrl, m.launch!, 0);
-        await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
+        await this.acks.ack(queueUrl, m.receiptHandle);
         return;
       }
       const entry = byMessage.get(m);
       if (!entry) {
         this.log({ msg: 'dropping malformed message', body: m.body });
-        await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
+        await this.acks.ack(queueUrl, m.receiptHandle);
         return;
       }
       try {
@@ -476,6 +480,8 @@ export class Agent {
   }
 
   private runnerOptions(queueUrl: string, m: ReceivedLaunch, releaseHold: () => void): RunnerOptions {
+    /** When the message's visibility timeout last started (its receive, then each extension). */
+    let visibleFrom = Date.now();
     return {
       executors: this.executors,
       processors: this.processors,
@@ -489,7 +495,15 @@ export class Agent {
         if (controller) this.running.set(id, controller);
         else this.running.delete(id);
       },
-      keepAlive: () => this.ctx.dispatch.hide(queueUrl, m.receiptHandle, this.visibilityTimeoutSeconds),
+      // The message stays hidden while its execution runs; extended once half its visibility has passed
+      // (not on every heartbeat: a request per beat, and the job's own heartbeat is what tells others
+      // whether it is alive).
+      keepAlive: async () => {
+        const now = Date.now();
+        if (now - visibleFrom < (this.visibilityTimeoutSeconds * 1000) / 2) return;
+        await this.ctx.dispatch.hide(queueUrl, m.receiptHandle, this.visibilityTimeoutSeconds);
+        visibleFrom = now;
+      },
       acquireSlot: () => {
         releaseHold();
         return this.acquireSlot();
@@ -500,14 +514,14 @@ export class Agent {
   private async settle(queueUrl: string, m: ReceivedLaunch, verdict: RunnerVerdict): Promise<void> {
     const launch = m.launch!;
     if (verdict === 'done') {
-      await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
+      await this.acks.ack(queueUrl, m.receiptHandle);
     } else if (verdict === 'retry') {
       // A fan-out slot this agent may not take (it holds another slot of the group): hand it on as a
       // fresh message. Making the same message visible again would count each hand-off as a receive, and
       // after the queue's maxReceiveCount SQS moves it to the dead-letter queue: the slot would stay
       // `scheduled` for ever. Send first, then delete: a crash in between only duplicates it (harmless).
       await this.ctx.dispatch.handOff(queueUrl, launch, 1);
-      await this.ctx.dispatch.ack(queueUrl, m.receiptHandle);
+      await this.acks.ack(queueUrl, m.receiptHandle);
     } else {
       await this.ctx.dispatch.hide(
         queueUrl,

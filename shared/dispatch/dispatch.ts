@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import {
   ChangeMessageVisibilityCommand,
   CreateQueueCommand,
+  DeleteMessageBatchCommand,
   DeleteMessageCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
@@ -295,6 +296,23 @@ export class Dispatcher {
   async hide(queueUrl: string, receiptHandle: string, seconds: number): Promise<void> {
     await this.clients.sqs.send(
       new ChangeMessageVisibilityCommand({
+  /**
+   * Removes up to 10 messages of one queue in one request. Answers, per receipt handle in order, null or
+   * why SQS refused to delete it (a handle that expired: the message was delivered again meanwhile).
+   */
+  async ackMany(queueUrl: string, receiptHandles: readonly string[]): Promise<Array<string | null>> {
+    if (receiptHandles.length === 0) return [];
+    if (receiptHandles.length > 10) throw new Error('DeleteMessageBatch takes at most 10 messages');
+    const out = await this.clients.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: receiptHandles.map((ReceiptHandle, i) => ({ Id: String(i), ReceiptHandle })),
+      }),
+    );
+    const failed = new Map((out.Failed ?? []).map((f) => [f.Id, `${f.Code}: ${f.Message ?? ''}`]));
+    return receiptHandles.map((_, i) => failed.get(String(i)) ?? null);
+  }
+
         QueueUrl: queueUrl,
         ReceiptHandle: receiptHandle,
         VisibilityTimeout: seconds,

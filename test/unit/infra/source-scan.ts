@@ -66,6 +66,7 @@ const TRANSACT_ITEM_ACTIONS: Record<string, string> = {
 const OTHER_ACTIONS: Record<string, { action: string; resource: string }> = {
   ReceiveMessageCommand: { action: 'sqs:ReceiveMessage', resource: 'dispatchQueues' },
   DeleteMessageCommand: { action: 'sqs:DeleteMessage', resource: 'dispatchQueues' },
+  DeleteMessageBatchCommand: { action: 'sqs:DeleteMessage', resource: 'dispatchQueues' },
   ChangeMessageVisibilityCommand: { action: 'sqs:ChangeMessageVisibility', resource: 'dispatchQueues' },
   SendMessageCommand: { action: 'sqs:SendMessage', resource: 'dispatchQueues' },
   SendMessageBatchCommand: { action: 'sqs:SendMessage', resource: 'dispatchQueues' },
@@ -94,6 +95,7 @@ const FILE_RESOURCES: Record<string, Record<string, string>> = {
     'events:PutEvents': 'workerTargets.events',
   },
   'shared/processors/s3.ts': { 's3:PutObject': 'processorObjects' },
+  'shared/scheduler/shard-ticks.ts': { 'sqs:SendMessage': 'shardTickQueue' },
 };
 
 const sources = new Map<string, ts.SourceFile>();
