@@ -55,6 +55,10 @@ export class JobReaper implements ProcessGroups {
   private closed = false;
   private startedAt = 0;
   private restart: NodeJS.Timeout | undefined;
+  /** Lines for the reaper not yet written, and whom to tell once they are (see `flush`). */
+  private queued = '';
+  private readonly queuedDone: Array<() => void> = [];
+  private flushQueued = false;
 
   constructor(private readonly options: JobReaperOptions = {}) {}
 
@@ -82,6 +86,7 @@ export class JobReaper implements ProcessGroups {
   close(): void {
     this.closed = true;
     if (this.restart) clearTimeout(this.restart);
+    this.flush(); // what this turn registered, before the end of the pipe
     const child = this.child;
     this.child = undefined;
     child?.stdin?.end();
@@ -102,13 +107,33 @@ export class JobReaper implements ProcessGroups {
       this.start();
       text = [...this.groups].map((g) => `+${g}\n`).join('');
     }
+    // Lines written in the same turn of the event loop go in one write (a burst spawns dozens of jobs in a
+    // turn: one pipe write and one wake-up of the reaper instead of one each).
+    this.queued += text;
+    if (done) this.queuedDone.push(done);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      process.nextTick(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (this.queued === '' && this.queuedDone.length === 0) return;
+    const text = this.queued;
+    const done = this.queuedDone.splice(0);
+    this.queued = '';
     const stdin = this.child?.stdin;
-    if (!stdin?.writable) {
-      done?.();
+    const all = () => {
+      for (const d of done) d();
+    };
+    if (!stdin?.writable || text === '') {
+      all();
       return;
     }
-    // Lines are shorter than PIPE_BUF: never torn.
-    stdin.write(text, () => done?.());
+    // A write is atomic up to PIPE_BUF (4 KB on Linux): a line is never torn, and a longer write is
+    // read whole by the reaper anyway (it reads lines, wherever the write was split).
+    stdin.write(text, all);
   }
 
   private start(): void {

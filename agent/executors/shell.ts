@@ -47,8 +47,32 @@ export interface ShellExecutorOptions {
   readonly outputSink?: boolean;
 }
 
+/** How long a program found on the PATH is taken to be there without looking again. */
+const FOUND_FOR_MS = 10_000;
+
 export class ShellExecutor implements Executor {
+  /** Programs found lately, by program, PATH and cwd: a job every second does not stat the PATH each time. */
+  private readonly found = new Map<string, number>();
+
   constructor(private readonly options: ShellExecutorOptions = {}) {}
+
+  /**
+   * Whether `file` exists as `spawn` would look for it. A program found within FOUND_FOR_MS is not looked
+   * up again (one that vanished meanwhile fails in the gate's `exec`, exit 127, instead of "cannot start").
+   */
+  private canStart(file: string, env: Record<string, string | undefined>, cwd: string | undefined): boolean {
+    const key = `${file}\0${env.PATH ?? ''}\0${cwd ?? ''}`;
+    const now = Date.now();
+    const at = this.found.get(key);
+    if (at !== undefined && now - at < FOUND_FOR_MS) return true;
+    if (!findExecutable(file, env, cwd)) {
+      this.found.delete(key);
+      return false;
+    }
+    if (this.found.size >= 1_000) this.found.clear();
+    this.found.set(key, now);
+    return true;
+  }
 
   async run(
     job: JobDefinition,
@@ -85,7 +109,7 @@ export class ShellExecutor implements Executor {
       CRONPLANE_SCHEDULED_AT: new Date(execution.scheduledAt).toISOString(),
     };
     // Through the reaper's gate the program is started by /bin/sh: a missing one is reported as Node would.
-    if (this.options.groups && !findExecutable(argv[0]!, env, spec.cwd || undefined)) {
+    if (this.options.groups && !this.canStart(argv[0]!, env, spec.cwd || undefined)) {
       return failed(`cannot start ${argv[0]}: spawn ${argv[0]} ENOENT`);
     }
     const spillPath = this.options.outputSink

@@ -1,8 +1,9 @@
 /**
  * Bounded output capture: keeps the head and the tail of what a job prints and drops the middle, so a
  * chatty job can neither exhaust the agent's memory nor the 400 KB DynamoDB item limit.
- * Given a spill file, it also appends every chunk to it, and keeps the file only when the middle was
- * dropped (the runner uploads it to the output bucket).
+ * Given a spill file, it also writes the whole stream to it, and keeps the file only when the middle was
+ * dropped (the runner uploads it to the output bucket). The file is created only once the output outgrows
+ * the head and tail (until then both hold all of it): most runs print a little and touch no file.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -18,7 +19,7 @@ export class OutputBuffer {
   private dropped = 0;
   /** Bytes written so far (the whole stream, kept or not). */
   private written = 0;
-  private readonly spill: WriteStream | null;
+  private spill: WriteStream | null = null;
   private spillError: Error | null = null;
   private closing: Promise<string | undefined> | null = null;
 
@@ -26,15 +27,25 @@ export class OutputBuffer {
     private readonly headLimit = DEFAULT_HEAD_BYTES,
     private readonly tailLimit = DEFAULT_TAIL_BYTES,
     private readonly spillPath?: string,
-  ) {
-    this.spill = spillPath ? createWriteStream(spillPath) : null;
-    this.spill?.on('error', (error) => {
-      this.spillError ??= error;
-    });
-  }
+  ) {}
 
   write(chunk: Buffer | string): void {
     let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (
+      !this.spill &&
+      this.spillPath &&
+      !this.closing &&
+      this.written + buf.length > this.headLimit + this.tailLimit
+    ) {
+      // The middle is about to be dropped: from now on the file keeps the whole stream, starting with
+      // all of it so far (nothing was dropped yet).
+      const spill = createWriteStream(this.spillPath);
+      spill.on('error', (error) => {
+        this.spillError ??= error;
+      });
+      if (this.written > 0) spill.write(Buffer.concat([...this.head, ...this.tail]));
+      this.spill = spill;
+    }
     this.written += buf.length;
     if (this.spill && !this.spillError && !this.closing) this.spill.write(buf);
     if (this.headSize < this.headLimit) {
@@ -74,7 +85,7 @@ export class OutputBuffer {
   private async closeSpill(): Promise<string | undefined> {
     const spill = this.spill;
     const path = this.spillPath;
-    if (!spill || !path) return undefined;
+    if (!spill || !path) return undefined; // never outgrew the buffer: no file was made
     await new Promise<void>((resolve) => {
       if (spill.destroyed || spill.closed) resolve();
       else spill.end(() => resolve());

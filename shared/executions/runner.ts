@@ -635,6 +635,9 @@ async function runClaimed(
   };
   outcome.result = { e: { ...e, startedAt }, final, finishedAt };
   const written = await ctx.executions.finish({ ...e, startedAt }, me.agentId, final, finishedAt);
+  // A line per run that did not simply succeed: a success is in the store, and at thousands of runs a
+  // minute a line each is CPU and log volume for nothing.
+  if (result.status === 'succeeded' && written && !processed?.errors) return;
   options.log?.({
     msg: 'execution finished',
     job: e.jobName,

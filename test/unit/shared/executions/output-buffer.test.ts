@@ -54,9 +54,24 @@ describe('OutputBuffer', () => {
       const path = join(dir, 'small.log');
       const b = new OutputBuffer(16, 32, path);
       b.write('short');
+      b.write('x'.repeat(43)); // exactly head + tail: all of it still kept
+      // No file while the buffer holds everything (most runs touch no file at all).
+      expect(existsSync(path)).toBe(false);
       expect(await b.close()).toBeUndefined();
       expect(existsSync(path)).toBe(false);
-      expect(b.toString()).toBe('short');
+      expect(b.toString()).toBe(`short${'x'.repeat(43)}`);
+    });
+
+    it('starts the file with all of the output when it first outgrows the buffer', async () => {
+      const path = join(dir, 'switch.log');
+      const b = new OutputBuffer(4, 4, path);
+      b.write('0123');
+      b.write('4567');
+      expect(existsSync(path)).toBe(false);
+      b.write('89');
+      expect(b.truncated).toBe(true);
+      expect(await b.close()).toBe(path);
+      expect(readFileSync(path, 'utf8')).toBe('0123456789');
     });
 
     it('without a spill path closes to undefined', async () => {
