@@ -9,12 +9,12 @@
 import './v8-tier.ts';
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { LOCAL_STACK_FILE } from '../local/stack-file.ts';
 import { createContext } from '../shared/context.ts';
 import { Agent } from './agent.ts';
 import { resolveAgentConfig } from './config.ts';
 import { printLogs } from './logs.ts';
 import { signedHeaders, wantsSigning } from './sigv4.ts';
+import { LOCAL_STACK_FILE } from './stack-file.ts';
 import { liftOptimizingTierCap } from './v8-tier.ts';
 
 const program = new Command('cronplane').description('Cronplane: serverless, Dkron-compatible job scheduler');

@@ -16,8 +16,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
-import { serveUi } from '../local/ui-assets.ts';
 import { regionOf, signedHeaders } from './sigv4.ts';
+import { serveUi } from './ui-assets.ts';
 
 /** Request headers passed on to the API; everything else (cookies, Origin, Referer…) stays here. */
 const FORWARD_REQUEST = ['content-type', 'accept'];

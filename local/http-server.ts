@@ -1,13 +1,13 @@
 /**
  * A small Node HTTP server that turns requests into API Gateway proxy events and hands them to the very
- * same API handler the Lambda runs. Also serves the web UI under /ui (local/ui-assets.ts).
+ * same API handler the Lambda runs. Also serves the web UI under /ui (agent/ui-assets.ts).
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context as LambdaContext } from 'aws-lambda';
+import { serveUi } from '../agent/ui-assets.ts';
 import { CORS_HEADERS } from '../functions/api/cors.ts';
 import { PROMETHEUS_CONTENT_TYPE, type PrometheusRegistry } from '../shared/metrics/prometheus.ts';
 import { checkSignature, type IamAuth } from './sigv4-verify.ts';
-import { serveUi } from './ui-assets.ts';
 
 type ProxyHandler = (event: APIGatewayProxyEvent, context: LambdaContext) => Promise<APIGatewayProxyResult>;
 

@@ -7,6 +7,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Agent, type AgentOptions } from '../agent/agent.ts';
+import { LOCAL_STACK_FILE, REPO_ROOT } from '../agent/stack-file.ts';
 import { createApiHandler } from '../functions/api/app.ts';
 import { createClients } from '../shared/aws/clients.ts';
 import { checkHealth } from '../shared/cluster/health.ts';
@@ -21,7 +22,6 @@ import { startEmulators } from './emulators.ts';
 import { startHttpServer } from './http-server.ts';
 import { provisionFromTemplate } from './provision.ts';
 import type { IamAuth } from './sigv4-verify.ts';
-import { LOCAL_STACK_FILE, REPO_ROOT } from './stack-file.ts';
 import { type StreamPoller, startStreamPoller } from './stream-poller.ts';
 
 export interface LocalStackOptions {

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { regionOf, wantsSigning } from '../../agent/sigv4.ts';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { checkSignature } from '../../local/sigv4-verify.ts';
-import { REPO_ROOT } from '../../local/stack-file.ts';
 
 const run = promisify(execFile);
 const KEY = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../local/stack-file.ts';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { lambdaNode } from '../support/node22.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../local/stack-file.ts';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { useTestStack, waitFor } from './support/stack.ts';
 
 const run = promisify(execFile);

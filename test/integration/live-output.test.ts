@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { printLogs } from '../../agent/logs.ts';
-import { REPO_ROOT } from '../../local/stack-file.ts';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { useTestStack, waitFor } from './support/stack.ts';
 
 const stack = useTestStack({ agents: [{ agentId: 'live-agent' }] });

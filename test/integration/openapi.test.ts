@@ -13,8 +13,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { routeTable } from '../../functions/api/routes.ts';
-import { REPO_ROOT } from '../../local/stack-file.ts';
 import { useTestStack } from './support/stack.ts';
 
 const stack = useTestStack({ agents: [{ agentId: 'fuzz-agent' }] });

@@ -18,7 +18,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { decodeMultiStream, ExtensionCodec, encode } from '@msgpack/msgpack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
-import { REPO_ROOT } from '../../local/stack-file.ts';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { newestFinished, useTestStack, waitFor } from './support/stack.ts';
 
 const stack = useTestStack({ agents: [] });

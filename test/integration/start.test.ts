@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { type Emulators, startEmulators } from '../../local/emulators.ts';
-import { REPO_ROOT } from '../../local/stack-file.ts';
 import { createClients } from '../../shared/aws/clients.ts';
 import { type Api, api, waitFor } from './support/stack.ts';
 

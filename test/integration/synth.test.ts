@@ -12,9 +12,9 @@ import { promisify } from 'node:util';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { type Emulators, startEmulators } from '../../local/emulators.ts';
 import { type LocalResources, provisionFromTemplate } from '../../local/provision.ts';
-import { REPO_ROOT } from '../../local/stack-file.ts';
 import { type AwsClients, createClients } from '../../shared/aws/clients.ts';
 import { LAMBDA_NODE_VERSION, lambdaNode } from '../support/node22.ts';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../local/stack-file.ts';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 import { launchChromium, screenshot } from './support/browser.ts';
 import { startVerifyingFront } from './support/sigv4-verifier.ts';
 import { startTestStack, type TestStack } from './support/stack.ts';

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '../../local/stack-file.ts';
+import { REPO_ROOT } from '../../agent/stack-file.ts';
 
 const run = promisify(execFile);
 export const LAMBDA_NODE_VERSION = '22.23.3';

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../../local/stack-file.ts';
+import { REPO_ROOT } from '../../../agent/stack-file.ts';
 
 describe('moto server as the local stack runs it', () => {
   it('loses no sent message and undoes no delete when sends and deletes race', async () => {

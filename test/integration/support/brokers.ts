@@ -11,7 +11,7 @@ import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '../../../local/stack-file.ts';
+import { REPO_ROOT } from '../../../agent/stack-file.ts';
 
 /** The user every broker knows (and SASL, in Kafka's case), with its password. */
 export const BROKER_USER = 'cronplane';

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { REPO_ROOT } from '../../../local/stack-file.ts';
+import { REPO_ROOT } from '../../../agent/stack-file.ts';
 
 /** Git-ignored; the reviewer looks at these. */
 export const SCREENSHOT_DIR = join(REPO_ROOT, 'test-results', 'screenshots');

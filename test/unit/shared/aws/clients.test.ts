@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { REPO_ROOT } from '../../../../local/stack-file.ts';
+import { REPO_ROOT } from '../../../../agent/stack-file.ts';
 import { createClients, ON_DEMAND_SERVICES } from '../../../../shared/aws/clients.ts';
 
 const env = { AWS_REGION: 'eu-west-1', AWS_ENDPOINT_URL: 'http://127.0.0.1:9' };

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../../../local/stack-file.ts';
+import { REPO_ROOT } from '../../../../agent/stack-file.ts';
 import { ValidationError } from '../../../../shared/errors.ts';
 import {
   checkBrokerConfig,

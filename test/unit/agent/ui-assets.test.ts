@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ensureUiBuilt } from '../../../local/ui-assets.ts';
+import { ensureUiBuilt } from '../../../agent/ui-assets.ts';
 
 describe('ensureUiBuilt', () => {
   it('builds when missing, keeps a current build, rebuilds when a source is newer', async () => {
