@@ -22,7 +22,7 @@ import {
 } from '../../shared/executors/common.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../../shared/executors/executor.ts';
 import { parseShellConfig, type ShellSpec } from '../../shared/executors/shell-config.ts';
-import type { JobDefinition } from '../../shared/jobs/job.ts';
+import type { JobDefinition } from '../../shared/jobs/definition.ts';
 
 // The config is parsed in shared/ so that the API checks it with the same rules when a job is written.
 export { parseEnvList, splitCommand } from '../../shared/executors/shell-config.ts';

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { ValidationError } from '../../shared/errors.ts';
-import { CONCURRENCY } from '../../shared/jobs/job.ts';
+import { CONCURRENCY } from '../../shared/jobs/definition.ts';
 import {
   EXECUTION_SORT_FIELDS as EXECUTION_SORT,
   JOB_SORT_FIELDS as JOB_SORT,

@@ -24,7 +24,7 @@ import { ValidationError } from '../../shared/errors.ts';
 import { type RestoreInvalid, type RestoreWrite, restoreJobs } from '../../shared/jobs/restore.ts';
 import { errorResponse } from './errors.ts';
 import { MultipartForm } from './multipart.ts';
-import type { ApiRequest, ApiResponse } from './routes.ts';
+import type { ApiRequest, ApiResponse } from './request.ts';
 
 export const RESTORE_PATH = /^\/v1\/restore\/?$/;
 

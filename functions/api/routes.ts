@@ -32,23 +32,8 @@ import {
   saveJobQuery,
 } from './contract.ts';
 import { openApiDocument } from './openapi.ts';
+import type { ApiRequest, ApiResponse } from './request.ts';
 import { RESTORE_PATH, restore } from './restore.ts';
-
-export interface ApiRequest {
-  readonly method: string;
-  readonly path: string;
-  readonly params: Readonly<Record<string, string>>;
-  readonly query: Readonly<Record<string, string>>;
-  readonly body: unknown;
-  /** What stands before the API's paths in the URL called (the stage on API Gateway; empty locally). */
-  readonly basePath?: string;
-}
-
-export interface ApiResponse {
-  readonly status: number;
-  readonly body: unknown;
-  readonly headers?: Readonly<Record<string, string>>;
-}
 
 /** Execution ids are `<fire time ms>.<slot>.<attempt>`: far below this. */
 const MAX_EXECUTION_ID = 100;

@@ -18,7 +18,7 @@ import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import type { Config } from '../config.ts';
 import { isAgentless } from '../executors/registry.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import { parseTags } from '../jobs/tags.ts';
 
 export interface LaunchMessage {

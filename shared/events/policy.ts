@@ -15,7 +15,8 @@ import {
   groupIdFor,
   TERMINAL,
 } from '../executions/execution.ts';
-import { DEFAULT_RETRY_BACKOFF, type JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
+import { DEFAULT_RETRY_BACKOFF } from '../jobs/job.ts';
 import { parseDuration } from '../schedule/duration.ts';
 
 /** Retry delays stop growing here (also SQS's maximum message delay). */

@@ -22,7 +22,7 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../aws/clients.ts';
 import type { Execution } from '../executions/execution.ts';
 import { OutputBuffer } from '../executions/output-buffer.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import {
   ExecutorConfigError,
   errorMessage,

@@ -1,6 +1,6 @@
 /** The executor extension point: anything that can run a job's `executor_config` and report a result. */
 import type { Execution } from '../executions/execution.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 
 export interface ExecutorResult {
   readonly status: 'succeeded' | 'failed' | 'timeout' | 'cancelled';

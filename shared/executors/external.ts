@@ -34,7 +34,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Execution } from '../executions/execution.ts';
 import { OutputBuffer } from '../executions/output-buffer.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import {
   errorMessage,
   failedResult,

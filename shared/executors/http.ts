@@ -27,7 +27,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Execution } from '../executions/execution.ts';
 import { OutputBuffer } from '../executions/output-buffer.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import {
   ExecutorConfigError,
   errorMessage,

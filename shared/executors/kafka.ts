@@ -22,7 +22,7 @@ import * as tls from 'node:tls';
 import type { ISocketFactory, SASLOptions } from 'kafkajs';
 import type { Execution } from '../executions/execution.ts';
 import type { OutputBuffer } from '../executions/output-buffer.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import {
   type BrokerDefinition,
   type BrokerExecutorOptions,

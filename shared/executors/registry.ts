@@ -18,7 +18,7 @@
  * those names is ignored, even when no shell executor is given.
  */
 import type { AwsClients } from '../aws/clients.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import { EventBridgeExecutor, LambdaExecutor, SqsExecutor } from './aws.ts';
 import type { Executor } from './executor.ts';
 import { discoverExternalExecutors, ExternalExecutor, type ExternalExecutorOptions } from './external.ts';

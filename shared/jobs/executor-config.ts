@@ -36,7 +36,7 @@ import {
   httpTargetRefusal,
 } from '../executors/targets.ts';
 import { checkProcessorTargets } from '../processors/config.ts';
-import type { EXECUTORS, JobDefinition } from './job.ts';
+import type { EXECUTORS, JobDefinition } from './definition.ts';
 
 type ConfigCheck = (cfg: Readonly<Record<string, string>>) => unknown;
 

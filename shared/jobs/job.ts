@@ -9,12 +9,9 @@ import { validateProcessors } from '../processors/config.ts';
 import { parseDuration } from '../schedule/duration.ts';
 import { parseSchedule, type Schedule } from '../schedule/schedule.ts';
 import { parseTime } from '../time.ts';
+import { CONCURRENCY, EXECUTORS, type JobDefinition } from './definition.ts';
 import { validateExecutorConfig } from './executor-config.ts';
 import { byteLength, checkDuration, checkJobSize, checkMap, LIMITS } from './limits.ts';
-
-/** Built in; any other lowercase name selects a custom (external) executor installed on the agents. */
-export const EXECUTORS = ['shell', 'http', 'lambda', 'sqs', 'eventbridge'] as const;
-export const CONCURRENCY = ['allow', 'forbid', 'replace'] as const;
 
 const stringMap = z.record(
   z.string(),
@@ -105,33 +102,6 @@ export const jobInputSchema = z
       .optional(),
   })
   .passthrough();
-
-/** The normalized definition we store: defaults filled in, unknown fields dropped. */
-export interface JobDefinition {
-  name: string;
-  displayname: string;
-  schedule: string;
-  timezone: string;
-  owner: string;
-  owner_email: string;
-  disabled: boolean;
-  tags: Record<string, string>;
-  metadata: Record<string, string>;
-  retries: number;
-  retry_backoff: string;
-  parent_job: string;
-  on_failure_job: string;
-  concurrency: (typeof CONCURRENCY)[number];
-  executor: string;
-  executor_config: Record<string, string>;
-  processors: Record<string, Record<string, string>>;
-  ephemeral: boolean;
-  starts_at: string | null;
-  expires_at: string | null;
-  catchup_window: string;
-  catchup_max: number;
-  success_exit_codes: number[];
-}
 
 /** Catch-up default: fire times missed by up to an hour still run (trigger "catchup"); older are counted as missed. */
 export const DEFAULT_CATCHUP_WINDOW = '1h';

@@ -18,7 +18,7 @@ import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
 import { currentCaller } from './caller.ts';
-import type { JobDefinition } from './job.ts';
+import type { JobDefinition } from './definition.ts';
 
 /** Entries kept in a job's `history` (each well under 1 KB: the 400 KB item limit is far away). */
 export const JOB_HISTORY_LIMIT = 20;

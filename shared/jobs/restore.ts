@@ -23,8 +23,9 @@
 import type { Context } from '../context.ts';
 import { PausedError, ValidationError } from '../errors.ts';
 import { currentCaller } from './caller.ts';
+import type { JobDefinition } from './definition.ts';
 import { checkExecutorTrust } from './executor-config.ts';
-import { firstFireAtOrAfter, type JobDefinition, validateJob } from './job.ts';
+import { firstFireAtOrAfter, validateJob } from './job.ts';
 import { type ApiJob, refreshDependents, upsertJob } from './jobs-service.ts';
 import type { JobRecord } from './jobs-store.ts';
 import { LIMITS } from './limits.ts';

@@ -16,7 +16,7 @@
  */
 import type { Execution } from '../executions/execution.ts';
 import { errorMessage } from '../executors/common.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import { type ProcessorConfig, ProcessorConfigError, parseProcessor, placementProblem } from './config.ts';
 import type { ProcessorHost } from './processor.ts';
 

@@ -23,7 +23,7 @@ import {
   type ProcessorTargetKind,
   type WorkerAllowList,
 } from '../executors/targets.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 
 export const BUILT_IN_PROCESSORS = ['log', 'files', 'syslog', 'fluent', 's3', 'cloudwatch'] as const;
 export type BuiltInProcessor = (typeof BUILT_IN_PROCESSORS)[number];

@@ -1,6 +1,6 @@
 /** The processor extension point: something that takes a finished execution somewhere and says where. */
 import { type Execution, toApi } from '../executions/execution.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import type { ProcessorConfig } from './config.ts';
 
 /** One processor's turn at one finished execution. */

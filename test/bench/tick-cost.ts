@@ -9,7 +9,8 @@
  * A second tick at now + 1 s finds nothing due: `tick_cost_idle` is the constant part.
  */
 import { createContext } from '../../shared/context.ts';
-import { type JobDefinition, validateJob } from '../../shared/jobs/job.ts';
+import type { JobDefinition } from '../../shared/jobs/definition.ts';
+import { validateJob } from '../../shared/jobs/job.ts';
 import { type TickReport, tick } from '../../shared/scheduler/tick.ts';
 import {
   batchPut,

@@ -25,7 +25,7 @@ import { discoverExternalExecutors } from '../../shared/executors/external.ts';
 import { HttpExecutor } from '../../shared/executors/http.ts';
 import { createExecutors } from '../../shared/executors/registry.ts';
 import { createSsmResolver } from '../../shared/executors/secrets.ts';
-import type { JobDefinition } from '../../shared/jobs/job.ts';
+import type { JobDefinition } from '../../shared/jobs/definition.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
 
 const execution = {

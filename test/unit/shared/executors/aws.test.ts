@@ -7,7 +7,7 @@ import {
   lambdaErrorMessage,
   SqsExecutor,
 } from '../../../../shared/executors/aws.ts';
-import type { JobDefinition } from '../../../../shared/jobs/job.ts';
+import type { JobDefinition } from '../../../../shared/jobs/definition.ts';
 import { validateJob } from '../../../../shared/jobs/job.ts';
 
 const execution = { executionId: '0000000000001.0.1', scheduledAt: 1, attempt: 1 } as Execution;
