@@ -6,6 +6,8 @@
 import { createHash, createHmac } from 'node:crypto';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { SignatureV4 } from '@smithy/signature-v4';
+import type { Env } from '../shared/aws/clients.ts';
+import { agentEnv } from './config.ts';
 
 /** SHA-256, or HMAC-SHA-256 with a secret: the hash interface the signer takes. */
 type Data = string | ArrayBuffer | ArrayBufferView;
@@ -30,7 +32,7 @@ export class Sha256 {
 }
 
 /** `abc123.execute-api.eu-west-1.amazonaws.com` → eu-west-1; else the environment's region. */
-export function regionOf(url: URL, env: NodeJS.ProcessEnv = process.env): string {
+export function regionOf(url: URL, env: Env = agentEnv()): string {
   const m = /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(url.hostname);
   const region = m?.[1] ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
   if (!region) throw new Error(`no AWS region for ${url.host}: set AWS_REGION`);

@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { type LocalConfig, loadLocalConfig } from './config.ts';
 
 export interface Endpoints {
   dynamodb: string;
@@ -48,6 +49,8 @@ export interface StartEmulatorsOptions {
    * and a line saying how, with its last output. Nothing else notices: every data call just fails.
    */
   onExit?: (name: string, detail: string) => void;
+  /** The AWS settings and given endpoints; default: the environment's (local/config.ts). */
+  config?: Pick<LocalConfig, 'aws' | 'endpoints'>;
 }
 
 const HOST = '127.0.0.1';
@@ -60,17 +63,16 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 export async function startEmulators(options: StartEmulatorsOptions = {}): Promise<Emulators> {
   const log = options.log ?? (() => {});
-  const external = process.env.AWS_ENDPOINT_URL;
-  if (external) {
+  const config = options.config ?? loadLocalConfig();
+  const given = config.endpoints;
+  const external = given?.AWS_ENDPOINT_URL;
+  if (given && external) {
     const endpoints: Endpoints = {
-      dynamodb: process.env.AWS_ENDPOINT_URL_DYNAMODB || external,
-      sqs: process.env.AWS_ENDPOINT_URL_SQS || external,
+      dynamodb: given.AWS_ENDPOINT_URL_DYNAMODB || external,
+      sqs: given.AWS_ENDPOINT_URL_SQS || external,
       other: external,
     };
-    const env = baseEnv();
-    for (const [key, value] of Object.entries(process.env)) {
-      if (key.startsWith('AWS_ENDPOINT_URL') && value) env[key] = value;
-    }
+    const env = { ...baseEnv(config.aws), ...given };
     log(`using AWS endpoints from the environment: ${external}`);
     return { endpoints, env, started: false, stop: async () => {} };
   }
@@ -113,7 +115,7 @@ export async function startEmulators(options: StartEmulatorsOptions = {}): Promi
 
   const endpoints: Endpoints = { dynamodb: url(dynamo.port), sqs: url(moto.port), other: url(moto.port) };
   const env = {
-    ...baseEnv(),
+    ...baseEnv(config.aws),
     AWS_ENDPOINT_URL: endpoints.other,
     AWS_ENDPOINT_URL_SQS: endpoints.sqs,
     AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
@@ -129,13 +131,12 @@ export async function startEmulators(options: StartEmulatorsOptions = {}): Promi
   };
 }
 
-function baseEnv(): Record<string, string> {
-  const region = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
+function baseEnv(aws: LocalConfig['aws']): Record<string, string> {
   return {
-    AWS_REGION: region,
-    AWS_DEFAULT_REGION: region,
-    AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID || 'test',
-    AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY || 'test',
+    AWS_REGION: aws.region,
+    AWS_DEFAULT_REGION: aws.region,
+    AWS_ACCESS_KEY_ID: aws.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: aws.secretAccessKey,
   };
 }
 
@@ -285,6 +286,7 @@ async function spawnManaged(
   const child: ChildProcess = spawn(command, args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    // The emulator's own environment (PATH, JAVA_HOME, the venv), not configuration: passed on whole.
     env: { ...process.env, PYTHONUNBUFFERED: '1' },
   });
   capture(child.stdout);

@@ -1,15 +1,21 @@
 /** `npm start`: the whole system locally; prints one line with the URL when ready; Ctrl-C stops it. */
 import { createServer } from 'node:net';
-import type { IamAuth } from './sigv4-verify.ts';
+import { type LocalConfig, LocalConfigError, loadLocalConfig } from './config.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
 
 // The pinned AWS SDK runs on Node 20 and 22; its notice about future releases is not for our users.
+// (Set for the SDK in this process, not read as configuration.)
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const verbose = process.env.CRONPLANE_VERBOSE === '1';
-const port = process.env.PORT ? Number(process.env.PORT) : 8080;
-if (!Number.isInteger(port) || port < 0 || port > 65_535)
-  fail(`PORT must be a port number, got "${process.env.PORT}"`);
+let config: LocalConfig;
+try {
+  config = loadLocalConfig();
+} catch (error) {
+  fail(error instanceof LocalConfigError ? error.message : String(error));
+}
+// CRONPLANE_IAM_AUTH=1: the API takes only calls signed (SigV4, execute-api) with the key in this
+// environment, as the deployed API does with IAM auth; `npx cronplane ui --api <url>` and `--iam` sign them.
+const { port, verbose, iamAuth } = config;
 
 // A taken port is found before the emulators start, not after.
 await new Promise<void>((resolve) => {
@@ -17,17 +23,6 @@ await new Promise<void>((resolve) => {
   probe.once('error', (error: NodeJS.ErrnoException) => fail(portMessage(error)));
   probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
 });
-
-// CRONPLANE_IAM_AUTH=1: the API takes only calls signed (SigV4, execute-api) with the key in this
-// environment, as the deployed API does with IAM auth; `npx cronplane ui --api <url>` and `--iam` sign them.
-let iamAuth: IamAuth | undefined;
-if (process.env.CRONPLANE_IAM_AUTH === '1') {
-  const id = process.env.AWS_ACCESS_KEY_ID;
-  const secret = process.env.AWS_SECRET_ACCESS_KEY;
-  if (!id || !secret)
-    fail('CRONPLANE_IAM_AUTH=1 needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: the key to accept');
-  iamAuth = { keys: { [id]: secret }, region: process.env.AWS_REGION || 'us-east-1' };
-}
 
 let stack: LocalStack;
 try {
