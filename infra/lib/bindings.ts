@@ -19,6 +19,10 @@ export interface BoundResources {
   readonly dispatch: Dispatch;
   /** the agentless worker's queue (Worker) */
   readonly workerQueue: IQueue;
+  /** the queue of shard ticks (Scheduler) */
+  readonly shardTickQueue: IQueue;
+  /** due shards the jobs are spread over (CRONPLANE_DUE_SHARDS). Default: 1. */
+  readonly dueShards?: number;
   /** the bus that receives `Execution Finished` events (Events) */
   readonly eventBus: IEventBus;
   /** SSM path prefix of `{{ssm:…}}` secrets. Default: `/cronplane/`. */
@@ -57,13 +61,14 @@ export class RuntimeBindings {
   readonly roleResources: RoleResources;
 
   constructor(resources: BoundResources) {
-    const { storage, dispatch, workerQueue, eventBus } = resources;
+    const { storage, dispatch, workerQueue, shardTickQueue, eventBus } = resources;
     this.queuePrefix = queuePrefix();
     const secretsPath = validateSecretsPath(resources.secretsPath ?? DEFAULT_SECRETS_PATH);
     this.roleResources = {
       storage,
       dispatch,
       workerQueue,
+      shardTickQueue,
       eventBus,
       secretsPath,
       secretsKmsKeys: resources.secretsKmsKeys ?? [],
@@ -81,6 +86,7 @@ export class RuntimeBindings {
       CRONPLANE_EVENT_BUS: eventBus.eventBusName,
       CRONPLANE_OUTPUT_BUCKET: storage.outputBucket.bucketName,
       CRONPLANE_SECRETS_PATH: secretsPath,
+      CRONPLANE_DUE_SHARDS: String(resources.dueShards ?? 1),
     };
   }
 

@@ -36,6 +36,11 @@ export interface CronplaneProps {
   readonly agentGroups?: readonly { readonly name: string; readonly tags: Record<string, string> }[];
   /** API Gateway execution logging level. Default: off (it needs the account's API Gateway CloudWatch role). */
   readonly apiExecutionLogging?: 'ERROR' | 'INFO';
+  /**
+   * Due shards the jobs are spread over (1–64), each planned by its own tick invocation. Changeable on a
+   * live stack: no fire time is lost (shared/scheduler/coordinator.ts). Default: 1.
+   */
+  readonly dueShards?: number;
 }
 
 /**
@@ -69,10 +74,13 @@ export class Cronplane extends Construct {
     this.dispatch = new Dispatch(this, 'Dispatch');
     this.worker = new Worker(this, 'Worker', { deadLetterQueue: this.dispatch.deadLetterQueue });
     this.events = new Events(this, 'Events', { executions: this.storage.executions });
+    this.scheduler = new Scheduler(this, 'Scheduler');
     this.bindings = new RuntimeBindings({
       storage: this.storage,
       dispatch: this.dispatch,
       workerQueue: this.worker.queue,
+      shardTickQueue: this.scheduler.shardTicks,
+      dueShards: props.dueShards,
       eventBus: this.events.bus,
       secretsPath: props.secretsPath,
       secretsKmsKeys: props.secretsKmsKeys,
@@ -81,7 +89,7 @@ export class Cronplane extends Construct {
     // ... then the functions, each with its own role (infra/lib/permissions.ts).
     this.worker.addHandler(this.bindings);
     this.events.addHandler(this.bindings);
-    this.scheduler = new Scheduler(this, 'Scheduler', { bindings: this.bindings });
+    this.scheduler.addHandler(this.bindings);
     this.api = new Api(this, 'Api', {
       bindings: this.bindings,
       iamAuth: props.iamAuth,

@@ -29,6 +29,11 @@ export function acknowledgeNagFindings(
     'S1',
     'The output bucket holds copies of job output written by the worker and agents only (executions/*); server access logs would need a second bucket for little: reads go through IAM roles (CloudTrail data events are the audit path).',
   );
+  ack(
+    scheduler.shardTicks,
+    'SQS3',
+    'Shard ticks need no dead-letter queue: a message is worth one tick period (the function drops older ones) and the next round sends a fresh one for every shard.',
+  );
   const tagSetQueues = `IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:<AWS::StackName>-tags-*]`;
   for (const role of [api.handler.role!, scheduler.tick.role!, events.handler.role!]) {
     ack(

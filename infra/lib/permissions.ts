@@ -22,6 +22,8 @@ export type ResourceRef =
   /** queues created at run time, `<stack>-tags-<hash>` */
   | 'tagSetQueues'
   | 'workerQueue'
+  /** the scheduler's queue of shard ticks (Scheduler) */
+  | 'shardTickQueue'
   | 'eventBus'
   /** `executions/*` in the output bucket */
   | 'outputObjects'
@@ -120,10 +122,13 @@ export const AGENT_EXECUTION_ATTRIBUTES = [
   'cancelReason',
 ] as const;
 
-/** Control items an agent writes: its concurrency locks (`lock#<job>`) and fan-out slots (`slot#…`). */
+/**
+ * Control items an agent writes: its concurrency locks (`lock#<job>`) and fan-out slots (`slot#…`). The
+ * keys are shared/control/control-keys.ts's (CONTROL_KEY); test/unit/infra/iam-simulation.test.ts checks them.
+ */
 export const AGENT_CONTROL_LOCK_KEYS = ['lock#*'] as const;
 export const AGENT_CONTROL_SLOT_KEYS = ['slot#*'] as const;
-/** The pause flag's key (shared/executions/executions-store.ts PAUSE_KEY): the claim checks it. */
+/** The pause flag's key (control-keys.ts `CONTROL_KEY.pause`): the claim checks it. */
 export const AGENT_CONTROL_CHECK_KEYS = ['pause'] as const;
 
 export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
@@ -185,6 +190,18 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
       },
       { sid: 'Launches', actions: ['sqs:SendMessage'], resources: ['dispatchQueues'] },
       { sid: 'TagSetQueues', actions: ['sqs:CreateQueue'], resources: ['tagSetQueues'] },
+      { sid: 'ShardTicks', actions: ['sqs:SendMessage'], resources: ['shardTickQueue'] },
+      {
+        sid: 'ShardTicksConsume',
+        actions: [
+          'sqs:ReceiveMessage',
+          'sqs:DeleteMessage',
+          'sqs:GetQueueAttributes',
+          'sqs:ChangeMessageVisibility',
+        ],
+        resources: ['shardTickQueue'],
+        why: "Lambda's event source mapping polls the shard-tick queue with the function's role",
+      },
     ],
     notGranted: EXECUTORS_IMPORTED_ONLY('the tick'),
   },

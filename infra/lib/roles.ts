@@ -33,6 +33,7 @@ export interface RoleResources {
   readonly storage: Storage;
   readonly dispatch: Dispatch;
   readonly workerQueue: IQueue;
+  readonly shardTickQueue: IQueue;
   readonly eventBus: IEventBus;
   /** `/cronplane/`: SSM parameters readable as `{{ssm:…}}` secrets */
   readonly secretsPath: string;
@@ -119,6 +120,8 @@ export function resolveRef(
       return [queueArn(scope, `${queuePrefix()}tags-*`)];
     case 'workerQueue':
       return [r.workerQueue.queueArn];
+    case 'shardTickQueue':
+      return [r.shardTickQueue.queueArn];
     case 'eventBus':
       return [r.eventBus.eventBusArn];
     case 'outputObjects':

@@ -1,38 +1,78 @@
 import { Duration } from 'aws-cdk-lib';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { RuntimeBindings } from './bindings.ts';
 import { HandlerFunction } from './function.ts';
 
 export interface SchedulerProps {
-  readonly bindings: RuntimeBindings;
   /** How often EventBridge invokes the tick. Default: 1 minute (the tick plans a look-ahead window). */
   readonly interval?: Duration;
 }
 
-/** The clock: an EventBridge rule that invokes the `tick` function every minute. */
-export class Scheduler extends Construct {
-  readonly tick: NodejsFunction;
-  readonly rule: Rule;
+const TICK_TIMEOUT = Duration.seconds(55);
 
-  constructor(scope: Construct, id: string, props: SchedulerProps) {
+/**
+ * The clock: an EventBridge rule that invokes the `tick` function every minute, which ticks due shard 0
+ * and sends one message per other due shard to the shard-tick queue; the queue invokes the same function
+ * once per message (shared/scheduler/coordinator.ts). Every shard is planned under its own lease, so
+ * shard ticks run side by side, in as many invocations as there are shards.
+ *
+ * Built in two steps like the worker, because every function's role names the queue: the constructor
+ * creates the queue, `addHandler` the function.
+ */
+export class Scheduler extends Construct {
+  readonly shardTicks: Queue;
+  private readonly props: SchedulerProps;
+  private fn: NodejsFunction | undefined;
+  private clock: Rule | undefined;
+
+  constructor(scope: Construct, id: string, props: SchedulerProps = {}) {
     super(scope, id);
-    this.tick = new HandlerFunction(this, 'Tick', {
+    this.props = props;
+    // A shard tick is worth one period: no redrive (a stale message is dropped by the function, the next
+    // round sends a fresh one) and a short retention.
+    this.shardTicks = new Queue(this, 'ShardTicks', {
+      visibilityTimeout: TICK_TIMEOUT.plus(Duration.seconds(5)),
+      retentionPeriod: Duration.minutes(5),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+  }
+
+  addHandler(bindings: RuntimeBindings): NodejsFunction {
+    if (this.fn) throw new Error(`${this.node.path}: the tick function exists already`);
+    const fn = new HandlerFunction(this, 'Tick', {
       entry: 'functions/tick/handler.ts',
-      bindings: props.bindings,
+      bindings,
       role: 'tick',
       description: 'Cronplane tick: plans due executions for the next window and dispatches them',
-      timeout: Duration.seconds(55),
+      timeout: TICK_TIMEOUT,
+      environment: { CRONPLANE_SHARD_TICK_QUEUE_URL: this.shardTicks.queueUrl },
     }).function;
-    this.rule = new Rule(this, 'Clock', {
+    // One shard per invocation; a failed shard tick is not retried (the handler reports no failures).
+    fn.addEventSource(new SqsEventSource(this.shardTicks, { batchSize: 1 }));
+    this.clock = new Rule(this, 'Clock', {
       description: 'Cronplane scheduler clock',
-      schedule: Schedule.rate(props.interval ?? Duration.minutes(1)),
+      schedule: Schedule.rate(this.props.interval ?? Duration.minutes(1)),
     });
     // A missed tick is caught up by the next one (the cursor lives in the Control table): no retries.
-    this.rule.addTarget(
-      new LambdaFunction(this.tick, { retryAttempts: 0, maxEventAge: Duration.minutes(1) }),
-    );
+    this.clock.addTarget(new LambdaFunction(fn, { retryAttempts: 0, maxEventAge: Duration.minutes(1) }));
+    this.fn = fn;
+    return fn;
+  }
+
+  /** The tick function; `addHandler` must have run. */
+  get tick(): NodejsFunction {
+    if (!this.fn) throw new Error(`${this.node.path}: addHandler() has not run yet`);
+    return this.fn;
+  }
+
+  get rule(): Rule {
+    if (!this.clock) throw new Error(`${this.node.path}: addHandler() has not run yet`);
+    return this.clock;
   }
 }

@@ -102,7 +102,7 @@ const isTrue = (v: unknown) => v === true || v === 'true';
 /**
  * The stack's settings from the CDK context (`-c key=value` or cdk.json's `context`):
  * iamAuth, iamAuthDisabledAcknowledged, notifyOn, notifyEmail, secretsPath, secretsKmsKeys,
- * workerTargets, agentPrincipals, agentTrustAnchors, agentGroups, apiExecutionLogging.
+ * workerTargets, agentPrincipals, agentTrustAnchors, agentGroups, apiExecutionLogging, dueShards.
  */
 export function cronplanePropsFromContext(app: App): CronplaneProps {
   const iamAuth = app.node.tryGetContext('iamAuth') as string | boolean | undefined;
@@ -185,7 +185,13 @@ export function cronplanePropsFromContext(app: App): CronplaneProps {
   ) {
     throw new Error(`context apiExecutionLogging: must be ERROR or INFO, got "${apiExecutionLogging}"`);
   }
+  const dueShardsValue = app.node.tryGetContext('dueShards') as string | number | undefined;
+  const dueShards = dueShardsValue === undefined ? undefined : Number(dueShardsValue);
+  if (dueShards !== undefined && !(Number.isInteger(dueShards) && dueShards >= 1 && dueShards <= 64)) {
+    throw new Error(`context dueShards: must be a whole number from 1 to 64, got "${dueShardsValue}"`);
+  }
   return {
+    ...(dueShards === undefined ? {} : { dueShards }),
     ...(iamAuth === undefined ? {} : { iamAuth: !iamAuthOff }),
     ...(notifyOn === undefined ? {} : { notifyOn }),
     ...(notifyEmail === undefined ? {} : { notifyEmail }),

@@ -130,7 +130,9 @@ describe('cdk synth', () => {
     expect(created.statusCode).toBe(201);
 
     const tick = await invokeWithOutput('CronplaneSchedulerTick', {});
-    const report = tick.result;
+    // On the clock's event the function coordinates: shard 0 planned here, no other shard (dueShards 1).
+    expect(tick.result).toMatchObject({ layout: { count: 1, span: 1 }, fannedOut: [], fanOutError: null });
+    const report = tick.result.shard0;
     expect(report.errors).toEqual([]);
     // Its metrics, as an EMF line (Powertools Metrics in the bundle), and a structured log line.
     const printed = tick.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -143,6 +145,15 @@ describe('cdk synth', () => {
     expect(emf?._aws).toMatchObject({ CloudWatchMetrics: [{ Namespace: 'Cronplane' }] });
     expect(printed).toContainEqual(
       expect.objectContaining({ level: 'INFO', message: 'tick', service: 'cronplane-tick' }),
+    );
+
+    // On a shard-tick message (the queue's event source) it ticks that shard: here a repeat of shard 0.
+    const shardTick = await invokeWithOutput('CronplaneSchedulerTick', {
+      Records: [{ messageId: 'm-1', body: JSON.stringify({ shardTick: 0, issuedAt: Date.now() }) }],
+    });
+    expect(shardTick.result).toEqual({ batchItemFailures: [] });
+    expect(shardTick.lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toContainEqual(
+      expect.objectContaining({ message: 'shard tick', shard: 0, leader: true }),
     );
 
     const executions = await invoke(

@@ -97,7 +97,7 @@ describe('Cronplane stack', () => {
   });
 
   it('has the default dispatch queue with long polling, redriving to a 14-day DLQ after 5 receives', () => {
-    template.resourceCountIs('AWS::SQS::Queue', 3);
+    template.resourceCountIs('AWS::SQS::Queue', 4);
     const dlq = template.findResources('AWS::SQS::Queue', {
       Properties: { MessageRetentionPeriod: 14 * 24 * 3600 },
     });
@@ -188,7 +188,10 @@ describe('Cronplane stack', () => {
       expect(tagSet.flatMap((st) => [st.Action].flat())).toEqual(
         expect.arrayContaining(['sqs:CreateQueue', 'sqs:SendMessage']),
       );
-      const all = statements.flatMap((st) => [st.Action].flat());
+      // (the tick consumes its own shard-tick queue, and nothing else)
+      const all = statements
+        .filter((st) => !JSON.stringify(st.Resource).includes('ShardTicks'))
+        .flatMap((st) => [st.Action].flat());
       for (const never of [
         'sqs:PurgeQueue',
         'sqs:SetQueueAttributes',
@@ -453,6 +456,36 @@ describe('Cronplane stack', () => {
       Action: 'lambda:InvokeFunction',
       Principal: 'events.amazonaws.com',
     });
+  });
+
+  it('fans shard ticks out through a queue that invokes the tick function, one shard per invocation', () => {
+    const queues = template.findResources('AWS::SQS::Queue', { Properties: { MessageRetentionPeriod: 300 } });
+    const [queueId] = Object.keys(queues);
+    expect(Object.keys(queues)).toHaveLength(1);
+    expect(queueId).toMatch(/ShardTicks/);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 1,
+      EventSourceArn: { 'Fn::GetAtt': [queueId, 'Arn'] },
+      FunctionName: { Ref: functionId(/Tick/) },
+    });
+    const tick = template.findResources('AWS::Lambda::Function')[functionId(/Tick/)]!;
+    expect(tick.Properties.Environment.Variables).toMatchObject({
+      CRONPLANE_SHARD_TICK_QUEUE_URL: { Ref: queueId },
+      CRONPLANE_DUE_SHARDS: '1',
+    });
+    // The tick sends to it and consumes it; no other function touches it.
+    const onQueue = (fn: RegExp) =>
+      statementsOf(functionId(fn))
+        .filter((st) => JSON.stringify(st.Resource).includes(queueId!))
+        .flatMap((st) => [st.Action].flat());
+    expect(onQueue(/Tick/)).toEqual(expect.arrayContaining(['sqs:SendMessage', 'sqs:ReceiveMessage']));
+    for (const other of [/Api/, /Events/, /Worker/]) expect(onQueue(other)).toEqual([]);
+    // dueShards reaches every function (the API writes jobs into their shard), and is checked.
+    const sharded = synth({ dueShards: '8' });
+    for (const fn of Object.values(sharded.findResources('AWS::Lambda::Function'))) {
+      expect(fn.Properties.Environment.Variables.CRONPLANE_DUE_SHARDS).toBe('8');
+    }
+    expect(() => synth({ dueShards: '65' })).toThrow(/dueShards: must be a whole number from 1 to 64/);
   });
 
   it('serves a REST API proxying to the api function with IAM auth by default', () => {
