@@ -16,7 +16,8 @@ export interface StorageProps {
 }
 
 /**
- * The four DynamoDB tables (see DESIGN.md, "State"). All on-demand with point-in-time recovery.
+ * The four DynamoDB tables (each one's keys, TTL, stream and indexes on its field below) and the output
+ * bucket. All tables on-demand with point-in-time recovery.
  * Physical names are left to CloudFormation; the functions get them from CRONPLANE_*_TABLE.
  */
 export class Storage extends Construct {

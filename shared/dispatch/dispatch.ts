@@ -201,8 +201,10 @@ export class Dispatcher {
     return entries;
   }
 
-  /** Sends in batches of ten per queue. Failed entries are retried once, then reported. */
-  /** Sends launches, each visible `leadFor(its fire time)` seconds early (default 1). */
+  /**
+   * Sends launches in batches of ten, SEND_PARALLEL batches at a time, each visible `leadFor(its fire
+   * time)` seconds early (default 1).
+   */
   async send(
     queueUrl: string,
     messages: readonly LaunchMessage[],
@@ -219,6 +221,7 @@ export class Dispatcher {
     await Promise.all(Array.from({ length: Math.min(SEND_PARALLEL, batches.length) }, worker));
   }
 
+  /** Entries SQS refuses are sent again, twice at most; any still refused then fail the call. */
   private async sendBatch(
     queueUrl: string,
     messages: readonly LaunchMessage[],
@@ -292,10 +295,6 @@ export class Dispatcher {
     );
   }
 
-  /** Keeps a message invisible for `seconds` more (running job) or until later (early arrival). */
-  async hide(queueUrl: string, receiptHandle: string, seconds: number): Promise<void> {
-    await this.clients.sqs.send(
-      new ChangeMessageVisibilityCommand({
   /**
    * Removes up to 10 messages of one queue in one request. Answers, per receipt handle in order, null or
    * why SQS refused to delete it (a handle that expired: the message was delivered again meanwhile).
@@ -313,6 +312,10 @@ export class Dispatcher {
     return receiptHandles.map((_, i) => failed.get(String(i)) ?? null);
   }
 
+  /** Keeps a message invisible for `seconds` more (running job) or until later (early arrival). */
+  async hide(queueUrl: string, receiptHandle: string, seconds: number): Promise<void> {
+    await this.clients.sqs.send(
+      new ChangeMessageVisibilityCommand({
         QueueUrl: queueUrl,
         ReceiptHandle: receiptHandle,
         VisibilityTimeout: seconds,
