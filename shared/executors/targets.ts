@@ -38,7 +38,6 @@ export const TARGET_KINDS = [
   ...BROKER_KINDS,
   ...PROCESSOR_TARGET_KINDS,
 ] as const;
-export type TargetKind = (typeof TARGET_KINDS)[number];
 
 export interface WorkerAllowList {
   readonly lambda: readonly string[];

@@ -47,7 +47,6 @@ import { DurationError, parseDuration } from './duration.ts';
 import { ScheduleError } from './errors.ts';
 import { getZone, MAX_INSTANT, MIN_INSTANT, SECOND, wallMs, type Zone } from './zoned-time.ts';
 
-export { DurationError, formatDuration, parseDuration } from './duration.ts';
 export { ScheduleError } from './errors.ts';
 
 export type ScheduleKind = 'cron' | 'every' | 'at' | 'manually';

@@ -1,0 +1,112 @@
+/**
+ * Import rules between the top folders (README, "Layout and boundaries"), checked by `npm run lint` and
+ * `npm test` (`npm run depcruise`):
+ *
+ *   shared/     the domain and its use cases, and the AWS code behind them: imports no other folder
+ *   functions/  the Lambda handlers: import shared/
+ *   agent/      the agent and the `cronplane` CLI: import shared/
+ *   infra/      the CDK app: imports shared/'s constants only
+ *   local/      the local stack (emulators + the handlers + an agent in one process): imports any of them
+ *   web/src/    the browser UI: imports nothing outside web/src
+ *   test/       imports anything; nothing imports test/
+ *
+ * Type-only imports count (tsPreCompilationDeps): a type import is still a dependency a reader follows.
+ * The agent's idle-memory rule (no cron parser, no on-demand package in the agent's static import graph)
+ * is in .dependency-cruiser-agent.mjs: it is about what esbuild puts in the bundle, so it ignores type-only
+ * and dynamic imports, which this file must not.
+ */
+
+/** The modules infra/ may import: constants shared with the code the stack deploys, and nothing else. */
+const INFRA_MAY_IMPORT = [
+  '^shared/dispatch/dispatch\\.ts$', // canonicalTagSet: the launch queue names
+  '^shared/events/finished-event\\.ts$', // EVENT_SOURCE, EVENT_DETAIL_TYPE
+  '^shared/executions/execution\\.ts$', // TERMINAL
+  '^shared/metrics/metrics\\.ts$', // metric names and dimensions
+];
+
+export default {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'A cycle makes two modules one: move what both need into the module that owns it.',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'shared-imports-no-entry-point',
+      severity: 'error',
+      comment: 'shared/ is what the entry points build on; it never imports one of them.',
+      from: { path: '^shared/' },
+      to: { path: '^(functions|agent|local|infra|web|test|scripts|bin)/' },
+    },
+    {
+      name: 'deployables-import-no-local-or-infra',
+      severity: 'error',
+      comment: 'The Lambda code and the agent ship without local/ and infra/.',
+      from: { path: '^(functions|agent)/' },
+      to: { path: '^(local|infra)/' },
+    },
+    {
+      name: 'functions-and-agent-apart',
+      severity: 'error',
+      comment: 'The Lambda code and the agent are separate deployables; what both need lives in shared/.',
+      from: { path: '^functions/' },
+      to: { path: '^agent/' },
+    },
+    {
+      name: 'agent-and-functions-apart',
+      severity: 'error',
+      comment: 'The Lambda code and the agent are separate deployables; what both need lives in shared/.',
+      from: { path: '^agent/' },
+      to: { path: '^functions/' },
+    },
+    {
+      name: 'infra-imports-only-shared-constants',
+      severity: 'error',
+      comment: `infra/ imports only the constants it shares with the deployed code (${INFRA_MAY_IMPORT.join(', ')}).`,
+      from: { path: '^infra/' },
+      to: { path: '^(shared|functions|agent|local|web|test|scripts|bin)/', pathNot: INFRA_MAY_IMPORT },
+    },
+    {
+      name: 'web-is-browser-code',
+      severity: 'error',
+      comment: 'web/src is the browser UI, bundled on its own: it imports nothing outside web/src.',
+      from: { path: '^web/src/' },
+      to: { pathNot: '^web/src/' },
+    },
+    {
+      name: 'nothing-imports-local',
+      severity: 'error',
+      comment: 'local/ is the top of the tree: only local/ itself and the tests import it.',
+      from: { pathNot: '^(local|test)/' },
+      to: { path: '^local/' },
+    },
+    {
+      name: 'nothing-imports-tests',
+      severity: 'error',
+      comment: 'Test support code stays under test/.',
+      from: { pathNot: '^test/' },
+      to: { path: '^test/' },
+    },
+    {
+      name: 'not-to-unresolvable',
+      severity: 'error',
+      comment: 'An import that resolves to nothing (a typo, or a package missing from package.json).',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^(web/dist|dist|cdk\\.out|\\.cronplane|\\.venv)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      mainFields: ['module', 'main', 'types', 'typings'],
+    },
+    cache: false,
+  },
+};
