@@ -6,7 +6,7 @@ import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import type { AwsClients } from '../aws/clients.ts';
 import { ifCondition, onConditionFailed } from '../aws/conditional.ts';
 import type { Config } from '../config.ts';
-import { PAUSE_KEY } from '../executions/executions-store.ts';
+import { CONTROL_ITEM_ABSENT, controlKeys } from './control-keys.ts';
 
 export interface Lease {
   readonly owner: string;
@@ -35,9 +35,9 @@ export class ControlStore {
       this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: `lease#${name}` },
+          Key: controlKeys.lease(name),
           UpdateExpression: 'SET #o = :me, expiresAtMs = :exp, acquiredAt = :now ADD #t :one',
-          ConditionExpression: 'attribute_not_exists(pk) OR expiresAtMs < :now OR #o = :me',
+          ConditionExpression: `${CONTROL_ITEM_ABSENT} OR expiresAtMs < :now OR #o = :me`,
           ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
           ExpressionAttributeValues: { ':me': owner, ':exp': now + ttlMs, ':now': now, ':one': 1 },
           ReturnValues: 'ALL_NEW',
@@ -56,7 +56,7 @@ export class ControlStore {
       this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: `lease#${name}` },
+          Key: controlKeys.lease(name),
           UpdateExpression: 'SET expiresAtMs = :zero',
           ConditionExpression: '#o = :me AND #t = :token',
           ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
@@ -68,7 +68,7 @@ export class ControlStore {
 
   async getLease(name: string): Promise<Lease | null> {
     const out = await this.clients.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: `lease#${name}` }, ConsistentRead: true }),
+      new GetCommand({ TableName: this.table, Key: controlKeys.lease(name), ConsistentRead: true }),
     );
     const a = out.Item;
     if (!a) return null;
@@ -82,7 +82,7 @@ export class ControlStore {
 
   async getCursor(shard: number): Promise<number | null> {
     const out = await this.clients.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: `cursor#${shard}` }, ConsistentRead: true }),
+      new GetCommand({ TableName: this.table, Key: controlKeys.cursor(shard), ConsistentRead: true }),
     );
     return typeof out.Item?.at === 'number' ? out.Item.at : null;
   }
@@ -96,9 +96,9 @@ export class ControlStore {
       this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: `cursor#${shard}` },
+          Key: controlKeys.cursor(shard),
           UpdateExpression: 'SET #at = :at, fence = :fence',
-          ConditionExpression: 'attribute_not_exists(pk) OR (fence <= :fence AND #at <= :at)',
+          ConditionExpression: `${CONTROL_ITEM_ABSENT} OR (fence <= :fence AND #at <= :at)`,
           ExpressionAttributeNames: { '#at': 'at' },
           ExpressionAttributeValues: { ':at': at, ':fence': fence },
         }),
@@ -109,7 +109,7 @@ export class ControlStore {
   /** The due-shard layout the coordinator last recorded, or null before its first run. */
   async getShardLayout(): Promise<ShardLayout | null> {
     const out = await this.clients.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: SHARD_LAYOUT_KEY }, ConsistentRead: true }),
+      new GetCommand({ TableName: this.table, Key: controlKeys.shardLayout(), ConsistentRead: true }),
     );
     const a = out.Item;
     if (!a) return null;
@@ -125,11 +125,11 @@ export class ControlStore {
       this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: SHARD_LAYOUT_KEY },
+          Key: controlKeys.shardLayout(),
           UpdateExpression: 'SET #c = :count, span = :span, changedAt = :at',
           ConditionExpression:
             expected === null
-              ? 'attribute_not_exists(pk)'
+              ? CONTROL_ITEM_ABSENT
               : '#c = :oldCount AND span = :oldSpan AND changedAt = :oldAt',
           ExpressionAttributeNames: { '#c': 'count' },
           ExpressionAttributeValues: {
@@ -147,7 +147,7 @@ export class ControlStore {
 
   async isPaused(): Promise<boolean> {
     const out = await this.clients.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: PAUSE_KEY }, ConsistentRead: true }),
+      new GetCommand({ TableName: this.table, Key: controlKeys.pause(), ConsistentRead: true }),
     );
     return out.Item?.paused === true;
   }
@@ -156,7 +156,7 @@ export class ControlStore {
     await this.clients.doc.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: { pk: PAUSE_KEY },
+        Key: controlKeys.pause(),
         UpdateExpression: 'SET paused = :p, changedAt = :now',
         ExpressionAttributeValues: { ':p': paused, ':now': now },
       }),
@@ -180,9 +180,9 @@ export class ControlStore {
         this.clients.doc.send(
           new UpdateCommand({
             TableName: this.table,
-            Key: { pk: `lock#${jobName}` },
+            Key: controlKeys.lock(jobName),
             UpdateExpression: 'SET executionId = :e, agentId = :a, expiresAtMs = :exp, expiresAt = :ttl',
-            ConditionExpression: 'attribute_not_exists(pk) OR expiresAtMs < :now OR executionId = :e',
+            ConditionExpression: `${CONTROL_ITEM_ABSENT} OR expiresAtMs < :now OR executionId = :e`,
             ExpressionAttributeValues: {
               ':e': holder.executionId,
               ':a': holder.agentId,
@@ -195,7 +195,7 @@ export class ControlStore {
       );
       if (taken) return null;
       const out = await this.clients.doc.send(
-        new GetCommand({ TableName: this.table, Key: { pk: `lock#${jobName}` }, ConsistentRead: true }),
+        new GetCommand({ TableName: this.table, Key: controlKeys.lock(jobName), ConsistentRead: true }),
       );
       if (out.Item?.executionId || attempt >= 4) {
         return {
@@ -212,7 +212,7 @@ export class ControlStore {
       this.clients.doc.send(
         new DeleteCommand({
           TableName: this.table,
-          Key: { pk: `lock#${jobName}` },
+          Key: controlKeys.lock(jobName),
           ConditionExpression: 'executionId = :e',
           ExpressionAttributeValues: { ':e': executionId },
         }),
@@ -231,8 +231,6 @@ export interface ShardLayout {
   readonly span: number;
   readonly changedAt: number;
 }
-
-const SHARD_LAYOUT_KEY = 'shards';
 
 export interface LockHolder {
   readonly executionId: string;

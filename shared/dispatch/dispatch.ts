@@ -17,6 +17,7 @@ import {
 import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import type { Config } from '../config.ts';
+import { controlKeys } from '../control/control-keys.ts';
 import { isAgentless } from '../executors/registry.ts';
 import type { JobDefinition } from '../jobs/definition.ts';
 import { parseTags } from '../jobs/tags.ts';
@@ -134,7 +135,7 @@ export class Dispatcher {
     if (tagSet === '') return this.config.defaultQueueUrl;
     const cached = this.known.get(tagSet);
     if (cached) return cached;
-    const key = { pk: `queue#${tagSet}` };
+    const key = controlKeys.queue(tagSet);
     const found = await this.clients.doc.send(
       new GetCommand({ TableName: this.config.tables.control, Key: key }),
     );

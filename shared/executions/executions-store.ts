@@ -17,9 +17,8 @@ import { cancellation, ifCondition, isConditionFailedReason, onConditionFailed }
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
+import { CONTROL_ITEM_ABSENT, controlKeys } from '../control/control-keys.ts';
 import { type Execution, type ExecutionStatus, fromItem, type Trigger } from './execution.ts';
-
-export const PAUSE_KEY = 'pause';
 
 export interface NewExecution {
   jobName: string;
@@ -152,13 +151,13 @@ export class ExecutionsStore {
         Put: {
           TableName: this.config.tables.control,
           Item: {
-            pk: `slot#${e.jobName}#${e.group}#${agent.agentId}`,
+            ...controlKeys.slot(e.jobName, e.group, agent.agentId),
             executionId: e.executionId,
             slot: e.slot,
             expiresAt: Math.floor(now / 1000) + 86_400,
           },
           // A retry of the slot this agent already ran may land on it again; another slot may not.
-          ConditionExpression: 'attribute_not_exists(pk) OR slot = :slot',
+          ConditionExpression: `${CONTROL_ITEM_ABSENT} OR slot = :slot`,
           ExpressionAttributeValues: { ':slot': e.slot },
         },
       });
@@ -227,7 +226,7 @@ export class ExecutionsStore {
     return {
       ConditionCheck: {
         TableName: this.config.tables.control,
-        Key: { pk: PAUSE_KEY },
+        Key: controlKeys.pause(),
         ConditionExpression: 'attribute_not_exists(paused) OR paused = :f',
         ExpressionAttributeValues: { ':f': false },
       },

@@ -7,6 +7,7 @@
 import { runSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
 import { describe, expect, it } from 'vitest';
 import { tagSetQueueName } from '../../../infra/lib/roles.ts';
+import { controlKeys } from '../../../shared/control/control-keys.ts';
 import { ACCOUNT, REGION, Resolver, STACK, synthTemplate } from './synthesized.ts';
 
 const KMS_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
@@ -99,7 +100,8 @@ async function decide(r: Request): Promise<string> {
 }
 
 const attributes = (...names: string[]) => ({ 'dynamodb:Attributes': ['jobName', 'executionId', ...names] });
-const leadingKey = (key: string) => ({ 'dynamodb:LeadingKeys': [key] });
+/** The key a store writes (control-keys.ts), so a changed key schema fails here if IAM is not changed with it. */
+const leadingKey = ({ pk }: { pk: string }) => ({ 'dynamodb:LeadingKeys': [pk] });
 const viaSsm = { 'kms:ViaService': `ssm.${REGION}.amazonaws.com` };
 
 const ALLOWED: Request[] = [
@@ -218,28 +220,28 @@ const ALLOWED: Request[] = [
     who: 'agent',
     action: 'dynamodb:ConditionCheckItem',
     resource: CONTROL,
-    context: leadingKey('pause'),
+    context: leadingKey(controlKeys.pause()),
     why: 'claim: not paused',
   },
   {
     who: 'agent',
     action: 'dynamodb:UpdateItem',
     resource: CONTROL,
-    context: leadingKey('lock#backup'),
+    context: leadingKey(controlKeys.lock('backup')),
     why: 'forbid lock',
   },
   {
     who: 'agent',
     action: 'dynamodb:DeleteItem',
     resource: CONTROL,
-    context: leadingKey('lock#backup'),
+    context: leadingKey(controlKeys.lock('backup')),
     why: 'release lock',
   },
   {
     who: 'agent',
     action: 'dynamodb:PutItem',
     resource: CONTROL,
-    context: leadingKey('slot#j#g#a1'),
+    context: leadingKey(controlKeys.slot('j', 'g', 'a1')),
     why: 'fan-out slot',
   },
   { who: 'agent', action: 'dynamodb:Scan', resource: CONTROL, why: 'queue registry' },
@@ -299,35 +301,35 @@ const DENIED: Request[] = [
     who: 'agent',
     action: 'dynamodb:UpdateItem',
     resource: CONTROL,
-    context: leadingKey('lease#scheduler'),
+    context: leadingKey(controlKeys.lease('scheduler')),
     why: 'hold the lease',
   },
   {
     who: 'agent',
     action: 'dynamodb:UpdateItem',
     resource: CONTROL,
-    context: leadingKey('pause'),
+    context: leadingKey(controlKeys.pause()),
     why: 'pause',
   },
   {
     who: 'agent',
     action: 'dynamodb:UpdateItem',
     resource: CONTROL,
-    context: leadingKey('cursor#0'),
+    context: leadingKey(controlKeys.cursor(0)),
     why: 'move the cursor',
   },
   {
     who: 'agent',
     action: 'dynamodb:PutItem',
     resource: CONTROL,
-    context: leadingKey('queue#role=db'),
+    context: leadingKey(controlKeys.queue('role=db')),
     why: 'redirect a tag set',
   },
   {
     who: 'agent',
     action: 'dynamodb:DeleteItem',
     resource: CONTROL,
-    context: leadingKey('lease#scheduler'),
+    context: leadingKey(controlKeys.lease('scheduler')),
     why: 'drop the lease',
   },
   // nor the queues
