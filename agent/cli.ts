@@ -11,15 +11,14 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { createContext } from '../shared/context.ts';
 import { Agent } from './agent.ts';
-import { resolveAgentConfig } from './config.ts';
+import { agentEnv, defaultApiUrl, localStackFile, resolveAgentConfig } from './config.ts';
 import { printLogs } from './logs.ts';
 import { signedHeaders, wantsSigning } from './sigv4.ts';
-import { LOCAL_STACK_FILE } from './stack-file.ts';
 import { liftOptimizingTierCap } from './v8-tier.ts';
 
 const program = new Command('cronplane').description('Cronplane: serverless, Dkron-compatible job scheduler');
 program
-  .option('--api <url>', 'API base URL', process.env.CRONPLANE_API ?? 'http://127.0.0.1:8080')
+  .option('--api <url>', 'API base URL', defaultApiUrl())
   .option('--iam', 'sign requests with AWS credentials (SigV4); automatic for API Gateway URLs');
 
 async function call(method: string, path: string, body?: unknown): Promise<unknown> {
@@ -54,7 +53,9 @@ program
   .option('--concurrency <n>', 'parallel executions (default 4)')
   .option('--config <file>', 'JSON file: {"name", "tags", "concurrency", "env", "jobEnv"}')
   .action(async (flags) => {
-    const cfg = resolveAgentConfig(flags, process.env, LOCAL_STACK_FILE);
+    const env = agentEnv();
+    const stackFile = localStackFile(env);
+    const cfg = resolveAgentConfig(flags, env, stackFile);
     const ctx = createContext(cfg.env);
     const log = (e: Record<string, unknown>) =>
       console.log(JSON.stringify({ time: new Date().toISOString(), ...e }));
@@ -71,14 +72,13 @@ program
       log,
     });
     await agent.start();
-    if (cfg.joinedLocalStack)
-      console.log(JSON.stringify({ msg: 'joined the local stack', file: LOCAL_STACK_FILE }));
+    if (cfg.joinedLocalStack) console.log(JSON.stringify({ msg: 'joined the local stack', file: stackFile }));
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
       console.log(JSON.stringify({ msg: `received ${signal}, finishing running jobs` }));
-      await agent.stop(Number(process.env.CRONPLANE_AGENT_GRACE_MS ?? 30_000));
+      await agent.stop(cfg.graceMs);
       process.exit(0);
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -5,8 +5,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { Env } from '../shared/aws/clients.ts';
 import { ValidationError } from '../shared/errors.ts';
@@ -17,6 +15,7 @@ import {
   EXECUTION_HEARTBEAT_MS,
   LOST_AFTER_MS,
 } from '../shared/timing.ts';
+import { DEFAULT_LOCAL_STACK_FILE } from './stack-file.ts';
 
 /** The environment of the agent or CLI process: its AWS settings and CRONPLANE_* variables. */
 export function agentEnv(): Env {
@@ -64,14 +63,11 @@ function parseAgentEnv(env: Env): AgentEnv {
 
 /**
  * Where `npm start` writes how to join the local stack (`CRONPLANE_LOCAL_STACK_FILE`, default
- * `.cronplane/local.json` in the checkout root, one level above this file and above the bundle in dist/).
- * The local stack writes it there (local/config.ts takes the path from here).
+ * `.cronplane/local.json` in the checkout). The local stack writes it there (local/config.ts takes the
+ * path from here).
  */
 export function localStackFile(env: Env = agentEnv()): string {
-  return (
-    parseAgentEnv(env).CRONPLANE_LOCAL_STACK_FILE ||
-    join(dirname(fileURLToPath(import.meta.url)), '..', '.cronplane', 'local.json')
-  );
+  return parseAgentEnv(env).CRONPLANE_LOCAL_STACK_FILE || DEFAULT_LOCAL_STACK_FILE;
 }
 
 /** The API the CLI calls unless --api says otherwise: CRONPLANE_API, else the local stack's default port. */

@@ -3,6 +3,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-/** `CRONPLANE_LOCAL_STACK_FILE` moves it, so a second stack (e.g. a test's) leaves the user's alone. */
-export const LOCAL_STACK_FILE =
-  process.env.CRONPLANE_LOCAL_STACK_FILE || join(REPO_ROOT, '.cronplane', 'local.json');
+/**
+ * Unless `CRONPLANE_LOCAL_STACK_FILE` moves it (agent/config.ts `localStackFile`), so that a second stack
+ * (e.g. a test's) leaves the user's alone.
+ */
+export const DEFAULT_LOCAL_STACK_FILE = join(REPO_ROOT, '.cronplane', 'local.json');

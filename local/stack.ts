@@ -7,7 +7,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Agent, type AgentOptions } from '../agent/agent.ts';
-import { LOCAL_STACK_FILE, REPO_ROOT } from '../agent/stack-file.ts';
+import { REPO_ROOT } from '../agent/stack-file.ts';
 import { createApiHandler } from '../functions/api/app.ts';
 import { createClients } from '../shared/aws/clients.ts';
 import { checkHealth } from '../shared/cluster/health.ts';
@@ -34,7 +34,8 @@ export interface LocalStackOptions {
   /** Agents to start in-process; default one untagged agent. */
   readonly agents?: ReadonlyArray<Omit<AgentOptions, 'log'>>;
   readonly prefix?: string;
-  readonly writeStackFile?: boolean;
+  /** Where to tell agents started in this checkout how to join (local/config.ts `stackFile`); unset: nowhere. */
+  readonly writeStackFile?: string | undefined;
   /** Run the local stand-in of the agentless worker Lambda (default true). */
   readonly worker?: boolean;
   readonly log?: (line: string) => void;
@@ -202,9 +203,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
 
     if (options.writeStackFile) {
-      await mkdir(dirname(LOCAL_STACK_FILE), { recursive: true });
-      await writeFile(LOCAL_STACK_FILE, JSON.stringify({ url: api.url, pid: process.pid, env }, null, 2));
-      stops.push(() => rm(LOCAL_STACK_FILE, { force: true }));
+      const stackFile = options.writeStackFile;
+      await mkdir(dirname(stackFile), { recursive: true });
+      await writeFile(stackFile, JSON.stringify({ url: api.url, pid: process.pid, env }, null, 2));
+      stops.push(() => rm(stackFile, { force: true }));
     }
     return { url: api.url, env, ctx, agents, streamPoller: poller, tickNow, metrics, stop: stopAll };
   } catch (error) {

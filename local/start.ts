@@ -29,7 +29,7 @@ try {
   stack = await startLocalStack({
     port,
     iamAuth,
-    writeStackFile: true,
+    writeStackFile: config.stackFile,
     // An emulator that died, a store that stopped answering: said even when not verbose.
     notice: (line) => console.error(`npm start: ${line}`),
     log: (line) => {
