@@ -18,7 +18,7 @@ import { ValidationError } from '../shared/errors.ts';
 import {
   fenceAfterMs,
   laterVisibilitySeconds,
-  processLaunches,
+  Runner,
   type RunnerOptions,
   type RunnerVerdict,
 } from '../shared/executions/runner.ts';
@@ -143,6 +143,8 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   /** Settled messages are deleted in batches (agent/acks.ts). */
   private readonly acks: AckBatcher;
+  /** Runs this agent's launches (one runner: a burst's holds share their timers). */
+  private readonly runner: Runner;
 
   constructor(
     private readonly ctx: Context,
@@ -173,6 +175,7 @@ export class Agent {
     this.log = options.log ?? (() => {});
     this.reaper = new JobReaper({ log: this.log });
     this.acks = new AckBatcher((url, handles) => ctx.dispatch.ackMany(url, handles));
+    this.runner = new Runner(ctx, { agentId: this.agentId, nodeName: this.nodeName });
     this.executors = options.executors ?? this.defaultExecutors(options.jobEnvPassThrough ?? []);
     this.processors =
       options.processors ??
@@ -437,11 +440,8 @@ export class Agent {
         },
       });
     }
-    const me = { agentId: this.agentId, nodeName: this.nodeName };
-    const verdicts = processLaunches(
-      this.ctx,
+    const verdicts = this.runner.processMany(
       launches.map(({ m }) => m.launch!),
-      me,
       launches.map(({ m, release }) => this.runnerOptions(queueUrl, m, release)),
     );
     const byMessage = new Map(launches.map(({ m, release }, i) => [m, { verdict: verdicts[i]!, release }]));

@@ -11,14 +11,17 @@ import { rm } from 'node:fs/promises';
 import { memberStatus } from '../agents/agents-store.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
-import type { Executor, ExecutorResult, LiveOutput, RunHooks } from '../executors/executor.ts';
-import type { JobDefinition } from '../jobs/definition.ts';
+import type { Executor, ExecutorResult, RunHooks } from '../executors/executor.ts';
+import type { JobDefinition } from '../jobs/job.ts';
 import { parseTags } from '../jobs/tags.ts';
 import { applyProcessors, hasProcessors, type ProcessedOutput } from '../processors/apply.ts';
 import type { ProcessorHost } from '../processors/processor.ts';
 import type { Execution } from './execution.ts';
 import type { ExecutionResult } from './executions-store.ts';
+import { fenceAfterMs, Heartbeat, LIVE_OUTPUT_BYTES } from './heartbeat.ts';
 import { OutputStore } from './output-store.ts';
+
+export { fenceAfterMs, LIVE_OUTPUT_BYTES };
 
 export interface RunnerIdentity {
   readonly agentId: string;
@@ -75,15 +78,6 @@ export function laterVisibilitySeconds(launch: LaunchMessage, now: number): numb
   return Math.min(43_200, Math.max(1, Math.ceil((launch.scheduledAt - now - MAX_HOLD_MS / 2) / 1000)));
 }
 
-/**
- * The default self-fence: 60 % of the time after which others take a silent run as lost. The other 40 %
- * cover the kill itself (SIGKILL of the process group: milliseconds), a heartbeat write that reached the
- * store although its answer did not (its time counts, see Heartbeat), and clock skew between hosts.
- */
-export function fenceAfterMs(lostAfterMs: number): number {
-  return Math.floor(lostAfterMs * 0.6);
-}
-
 const MAX_SLOT_BOUNCES = 10;
 /** Hard limit on hand-offs of a slot while some live matching agent still holds no slot of its group. */
 const MAX_SLOT_BOUNCES_WHILE_FREE = 120;
@@ -96,447 +90,490 @@ function failure(reason: string): ExecutorResult {
   return { status: 'failed', exitCode: null, output: '', outputTruncated: false, reason };
 }
 
-export async function processLaunch(
+/**
+ * Runs launch messages for one host (an agent, or one worker invocation): one object per host, so that
+ * the holds of one burst share their timers (see `holdUntil`) and nothing is module-global.
+ *
+ * A launch goes through these states, each answered by a verdict for its message:
+ *
+ *   arrived ──(fire time > MAX_HOLD_MS ahead)────────────────────────────────────────────► later
+ *      │ read execution + job
+ *      ├─(no execution / already ended)──────────────────────────────────────────────────► done
+ *      ├─(running elsewhere: alive → leave it; silent past lost-after → mark `lost`)──────► done
+ *      │ claim `scheduled → running` (conditional: the at-most-once step)
+ *      ├─(job changed: retarget once, or end `skipped`/`cancelled`)──────────────────────► done
+ *      ├─(paused → `skipped`; slot taken → retry, or `failed` when no agent could take it)► retry | done
+ *      ▼ claimed
+ *   held to the fire time (fence armed) → slot → lock (forbid/replace) → run, heartbeating
+ *      → processors → result written as the run ended ───────────────────────────────────► done
+ *
+ * Whatever happens after the claim, the execution is not left `running`: it is ended with the run's own
+ * result when there is one (a run that ended is recorded as it ended, even when the fence fires after
+ * it), else with why it did not run, else (the store unreachable) its heartbeat stops and the lost check
+ * ends it.
+ */
+export class Runner {
+  /** Holds by instant: every hold for the same instant shares one timer (see `holdUntil`). */
+  private readonly alarms = new Map<number, Promise<void>>();
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly me: RunnerIdentity,
+  ) {}
+
+  /** One launch, read and claimed on its own. */
+  async process(launch: LaunchMessage, options: RunnerOptions): Promise<RunnerVerdict> {
+    const { ctx, me } = this;
+    // Launch messages arrive ahead of their fire time (SQS delays are whole seconds, and a busy second is
+    // staged earlier). Everything but the start happens at once — read, claim (the at-most-once step),
+    // heartbeats — and the execution is held, claimed, until its exact fire time.
+    const early = launch.scheduledAt - ctx.clock();
+    if (early > MAX_HOLD_MS) return 'later';
+
+    let [execution, job] = await Promise.all([
+      ctx.executions.get(launch.jobName, launch.executionId),
+      ctx.jobs.get(launch.jobName),
+    ]);
+    const skip = (why: string): RunnerVerdict => {
+      options.log?.({ msg: 'launch not run', job: launch.jobName, id: launch.executionId, why });
+      return 'done';
+    };
+    if (!execution) return skip('no such execution');
+    if (execution.status === 'running') return this.runningElsewhere(execution, options);
+    if (execution.status !== 'scheduled') return skip(`already ${execution.status}`);
+
+    const tagged = job !== null && Object.keys(job.def.tags).length > 0;
+    const claimOptions = { ignorePause: execution.trigger === 'manual', oneSlotPerAgent: tagged };
+    let claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
+    if (!claim.claimed && claim.why === 'job_changed') {
+      // The job was edited after planning; its write path retargets or skips planned executions. Give
+      // it a moment, then either run under the new version or record why we did not.
+      await options.sleep(300);
+      const current = await ctx.jobs.get(launch.jobName);
+      execution = (await ctx.executions.get(launch.jobName, launch.executionId)) ?? execution;
+      if (!current) {
+        await ctx.executions.end(execution, 'scheduled', 'cancelled', 'job deleted', ctx.clock());
+        return 'done';
+      }
+      if (execution.status === 'scheduled' && execution.jobVersion === current.version) {
+        job = current;
+        claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
+      } else {
+        const why = current.def.disabled ? 'job disabled' : 'job changed after planning';
+        await ctx.executions.end(execution, 'scheduled', 'skipped', why, ctx.clock());
+        return 'done';
+      }
+    }
+    if (!claim.claimed) {
+      if (claim.why === 'paused')
+        await ctx.executions.end(execution, 'scheduled', 'skipped', 'scheduler paused', ctx.clock());
+      if (claim.why === 'slot_taken') {
+        // Hand-offs are random (whoever polls next), so a slot may meet agents that already hold one of
+        // its group several times before the free one: give up only when no live agent could take it.
+        const delivered = options.receiveCount ?? 1;
+        if (delivered < MAX_SLOT_BOUNCES) return 'retry';
+        const free = job !== null && (await this.freeSlotTakers(job.def, execution)) > 0;
+        if (free && delivered < MAX_SLOT_BOUNCES_WHILE_FREE) return 'retry';
+        await ctx.executions.end(
+          execution,
+          'scheduled',
+          'failed',
+          free
+            ? `no free agent took this slot after ${delivered} tries`
+            : 'no other live agent took this slot',
+          ctx.clock(),
+        );
+      }
+      return skip(`claim refused: ${claim.why}`);
+    }
+    return this.runFromClaim(claim.execution, job?.def, options);
+  }
+
+  /**
+   * Launches received together, claimed together: one consistent BatchGetItem for their executions and
+   * jobs and one claim transaction, instead of three requests each. A thousand launches on one second are
+   * claimed in a hundred transactions before they fire. Only the plain case goes this way (untagged jobs,
+   * executions still scheduled at the version planned, no duplicates); anything else, or a transaction
+   * that fails for any reason, goes through `process` one by one, which tells the cases apart. Answers
+   * one verdict per launch, in order.
+   */
+  processMany(
+    launches: readonly LaunchMessage[],
+    options: readonly RunnerOptions[],
+  ): Promise<RunnerVerdict>[] {
+    if (launches.length < 2) return launches.map((l, i) => this.process(l, options[i]!));
+    const claimed = this.claimTogether(launches).catch((error: unknown) => {
+      options[0]?.log?.({ msg: 'batch claim failed; claiming one by one', error: String(error) });
+      return launches.map(() => null);
+    });
+    return launches.map(async (launch, i) => {
+      const c = (await claimed)[i];
+      return c ? this.runFromClaim(c.execution, c.def, options[i]!) : this.process(launch, options[i]!);
+    });
+  }
+
+  /**
+   * Resolves at `at` by the wall clock (never earlier: timers may fire a millisecond early against it).
+   * Every hold for the same instant shares one timer, so a burst's launches all start in the same turn of
+   * the event loop: with a timer each, timers set a millisecond apart expired in different turns, and the
+   * results of the first half (written after their runs) delayed the start of the second half.
+   */
+  holdUntil(at: number, sleep: (ms: number) => Promise<void>): Promise<void> {
+    const clock = this.ctx.clock;
+    if (at <= clock()) return Promise.resolve();
+    let alarm = this.alarms.get(at);
+    if (!alarm) {
+      alarm = (async () => {
+        for (let wait = at - clock(); wait > 0; wait = at - clock()) await sleep(wait);
+        this.alarms.delete(at);
+      })();
+      this.alarms.set(at, alarm);
+    }
+    return alarm;
+  }
+
+  private async claimTogether(
+    launches: readonly LaunchMessage[],
+  ): Promise<Array<{ execution: Execution; def: JobDefinition } | null>> {
+    const { ctx, me } = this;
+    const none = launches.map(() => null);
+    const now = ctx.clock();
+    const holdable = (l: LaunchMessage) => l.scheduledAt - now <= MAX_HOLD_MS;
+    const soon = launches.filter(holdable);
+    if (soon.length < 2) return none;
+    const [executions, jobs] = await Promise.all([
+      ctx.executions.getMany(soon),
+      ctx.jobs.getMany(soon.map((l) => l.jobName)),
+    ]);
+    const seen = new Set<string>();
+    const plain = launches.map((l) => {
+      const key = `${l.jobName}/${l.executionId}`;
+      const e = executions.get(key);
+      const job = jobs.get(l.jobName);
+      const ok =
+        holdable(l) &&
+        !seen.has(key) &&
+        e?.status === 'scheduled' &&
+        job !== undefined &&
+        job.version === e.jobVersion &&
+        Object.keys(job.def.tags).length === 0;
+      seen.add(key);
+      return ok ? { execution: e, def: job.def } : null;
+    });
+    const candidates = plain.filter((c) => c !== null);
+    if (candidates.length < 2) return none;
+    const running = await ctx.executions.claimMany(
+      candidates.map((c) => c.execution),
+      me,
+      ctx.clock(),
+    );
+    if (!running) return none;
+    let k = 0;
+    return plain.map((c) => (c ? { execution: running[k++]!, def: c.def } : null));
+  }
+
+  /** After the claim: heartbeats, hold to the fire time, concurrency policy, run, result. */
+  private async runFromClaim(
+    running: Execution,
+    def: JobDefinition | undefined,
+    options: RunnerOptions,
+  ): Promise<RunnerVerdict> {
+    const { ctx, me } = this;
+    if (!def) {
+      await ctx.executions.finish(running, me.agentId, failure('job deleted'), ctx.clock());
+      return 'done';
+    }
+    // Held to the fire time with the fence armed but (mostly) without heartbeats: the claim wrote a fresh
+    // one and a hold is at most MAX_HOLD_MS (a thousand held launches beating every second or two would
+    // swamp the database just before they fire); a hold longer than half the fence beats once on the way.
+    const heart = new Heartbeat(ctx, running, def, me, options);
+    const outcome: RunOutcome = {};
+    await this.holdUntil(running.scheduledAt, options.sleep);
+    // From here on heartbeats run, through the lock wait as well: a `replace` may wait seconds for the run
+    // it cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
+    heart.begin();
+    let releaseSlot = () => {};
+    try {
+      if (options.acquireSlot) releaseSlot = await options.acquireSlot();
+      const lockedAt = heart.controller.signal.aborted
+        ? null
+        : def.concurrency === 'allow'
+          ? Number.POSITIVE_INFINITY
+          : await this.takeLock(running, def, options, heart);
+      if (lockedAt === null || heart.controller.signal.aborted) {
+        const [status, reason] = heart.controller.signal.aborted
+          ? ([
+              heart.fenced ? 'failed' : 'cancelled',
+              heart.cancelReason ?? 'cancelled: the agent stopped before it could run',
+            ] as const)
+          : def.concurrency === 'forbid'
+            ? (['skipped', 'another execution of this job is running (concurrency: forbid)'] as const)
+            : (['skipped', 'the execution it replaces did not stop in time (concurrency: replace)'] as const);
+        await ctx.executions.end(running, 'running', status, reason, ctx.clock());
+        return 'done';
+      }
+      if (def.concurrency !== 'allow') heart.lockTaken(lockedAt);
+      await this.run(running, def, options, heart, outcome);
+    } catch (error) {
+      // Not left `running` to be found lost later: record what went wrong (if the write fails too, the
+      // heartbeat stops and the lost-check ends it).
+      const message = error instanceof Error ? error.message : String(error);
+      // A fenced run keeps its reason (its result write may be what failed: the store was unreachable).
+      const reason = heart.fenced && heart.cancelReason ? heart.cancelReason : `agent error: ${message}`;
+      options.log?.({
+        msg: 'execution failed',
+        job: running.jobName,
+        id: running.executionId,
+        error: reason,
+      });
+      // A run that ended and whose result could not be written: its result, not a failure (which would be
+      // retried: the fire time would run twice).
+      const ran = outcome.result;
+      await (ran
+        ? ctx.executions.finish(ran.e, me.agentId, ran.final, ran.finishedAt)
+        : ctx.executions.finish(running, me.agentId, failure(reason), ctx.clock())
+      ).catch(() => false);
+    } finally {
+      heart.stop();
+      releaseSlot();
+      if (def.concurrency !== 'allow') await ctx.control.releaseLock(running.jobName, running.executionId);
+    }
+    return 'done';
+  }
+
+  /** Live agents matching the job's tags that hold no slot of this execution's group (could take it). */
+  private async freeSlotTakers(def: JobDefinition, e: Execution): Promise<number> {
+    const { ctx } = this;
+    const { selector } = parseTags(def.tags);
+    const now = ctx.clock();
+    // Every claim in a group records its agent (the slot guard is per group and agent, any attempt);
+    // listGroup leaves agentId out, so read the claimed ones.
+    const claimed = (await ctx.executions.listGroup(e.jobName, e.group)).filter(
+      (x) => x.status !== 'scheduled',
+    );
+    const holders = new Set(
+      (await Promise.all(claimed.map((x) => ctx.executions.get(x.jobName, x.executionId)))).map(
+        (x) => x?.agentId,
+      ),
+    );
+    return (await ctx.agents.list()).filter(
+      (a) => memberStatus(a, now) === 'alive' && tagsSatisfy(a.tags, selector) && !holders.has(a.agentId),
+    ).length;
+  }
+
+  /**
+   * `forbid`: take the job's lock or give up. `replace`: cancel the holder, then wait for its lock.
+   * Answers the time the lock was taken at (it expires `lostAfterMs` later unless renewed), or null.
+   */
+  private async takeLock(
+    e: Execution,
+    def: JobDefinition,
+    options: RunnerOptions,
+    heart: Heartbeat,
+  ): Promise<number | null> {
+    const { ctx, me } = this;
+    const ttl = options.lostAfterMs;
+    const holder = { executionId: e.executionId, agentId: me.agentId };
+    let at = ctx.clock();
+    let held = await ctx.control.acquireLock(e.jobName, holder, at, ttl);
+    if (held === null) return at;
+    if (def.concurrency === 'forbid') return null;
+    const victim = held.executionId;
+    await ctx.executions.requestCancel(
+      { jobName: e.jobName, executionId: victim },
+      `replaced by ${e.executionId}`,
+    );
+    options.log?.({ msg: 'replacing running execution', job: e.jobName, victim, by: e.executionId });
+    const deadline = ctx.clock() + REPLACE_WAIT_MS;
+    while (ctx.clock() < deadline) {
+      await options.sleep(200);
+      // Replaced in turn while waiting: give up, the newer run takes over.
+      if (heart.controller.signal.aborted) return null;
+      at = ctx.clock();
+      held = await ctx.control.acquireLock(e.jobName, holder, at, ttl);
+      if (held === null) return at;
+      if (held.executionId !== victim && held.executionId !== '') {
+        await ctx.executions.requestCancel(
+          { jobName: e.jobName, executionId: held.executionId },
+          `replaced by ${e.executionId}`,
+        );
+      }
+    }
+    return null;
+  }
+
+  /** The run itself: the executor, the processors, the result. */
+  private async run(
+    e: Execution,
+    def: JobDefinition,
+    options: RunnerOptions,
+    heart: Heartbeat,
+    outcome: RunOutcome,
+  ): Promise<void> {
+    const { ctx, me } = this;
+    let result: ExecutorResult;
+    let startedAt = ctx.clock();
+    const hooks: RunHooks = {
+      started: (at) => {
+        startedAt = Math.max(startedAt, at);
+      },
+      output: (live) => {
+        heart.live = live;
+      },
+    };
+    // The start is recorded after it, not before: with the result for a run shorter than a second (no
+    // extra write in a burst), else a second in (then the result's write corrects it, should the executor
+    // report its real start later, e.g. a spawn queued behind others).
+    let recorded: Promise<unknown> = Promise.resolve();
+    const record = setTimeout(() => {
+      recorded = ctx.executions
+        .markStarted(e, me.agentId, startedAt)
+        .catch((error: unknown) =>
+          options.log?.({ msg: 'recording the start failed', error: String(error) }),
+        );
+    }, START_RECORD_DELAY_MS);
+    try {
+      const executor = options.executors[def.executor];
+      result = executor
+        ? await executor.run(def, { ...e, startedAt }, heart.controller.signal, hooks)
+        : failure(`executor ${def.executor} is not available on ${me.agentId}`);
+    } catch (error) {
+      result = failure(`executor error: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      clearTimeout(record);
+    }
+    // Whether the fence cut the run short. A fence that fires once the job has ended (its result is being
+    // written, or its processors run) kills nothing: the run happened, and its result is written as it is —
+    // marked failed, it would be retried and the fire time would run twice.
+    const fencedInRun = heart.fenced;
+    const finishedAt = ctx.clock();
+    let processed: ProcessedOutput | null = null;
+    try {
+      // Let every other launch due this instant start before this one's result is written (preparing an
+      // SDK request costs CPU, and a burst's launches are released together).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      result = settled(result, heart, fencedInRun);
+      // The processors run before the result is written (their result may replace the output), with the
+      // heartbeat still going: the execution stays this agent's while they work, however long they take
+      // (each is bounded by its `timeout`).
+      if (options.processors && hasProcessors(def)) {
+        processed = await applyProcessors(
+          options.processors,
+          def,
+          {
+            ...e,
+            startedAt,
+            finishedAt,
+            status: result.status,
+            exitCode: result.exitCode,
+            success: result.status === 'succeeded',
+            output: result.output,
+            outputTruncated: result.outputTruncated,
+            reason: result.reason,
+          },
+          result.fullOutputPath,
+        );
+        result = settled(result, heart, fencedInRun);
+      }
+    } finally {
+      heart.stop();
+    }
+    const outputUrl = await this.storeFullOutput(e, result.fullOutputPath, options);
+    await recorded;
+    const final: ExecutionResult = {
+      ...result,
+      ...(processed
+        ? {
+            output: processed.output,
+            outputTruncated: processed.outputTruncated,
+            processorErrors: processed.errors,
+          }
+        : {}),
+      ...(outputUrl ? { outputUrl } : {}),
+      // How much the job printed in all (the live view's count): `cronplane logs --follow` prints the rest.
+      ...(heart.live ? { outputBytes: heart.live.bytes } : {}),
+    };
+    outcome.result = { e: { ...e, startedAt }, final, finishedAt };
+    const written = await ctx.executions.finish({ ...e, startedAt }, me.agentId, final, finishedAt);
+    // A line per run that did not simply succeed: a success is in the store, and at thousands of runs a
+    // minute a line each is CPU and log volume for nothing.
+    if (result.status === 'succeeded' && written && !processed?.errors) return;
+    options.log?.({
+      msg: 'execution finished',
+      job: e.jobName,
+      id: e.executionId,
+      status: result.status,
+      written,
+      ...(processed?.errors ? { processor_errors: processed.errors } : {}),
+    });
+  }
+
+  /**
+   * A truncated output's full copy (a temp file): uploaded to the output bucket when one is configured,
+   * removed in any case. A failed upload loses only the full copy, never the result.
+   */
+  private async storeFullOutput(
+    e: Execution,
+    path: string | undefined,
+    options: RunnerOptions,
+  ): Promise<string | undefined> {
+    const { ctx } = this;
+    if (!path) return undefined;
+    try {
+      if (!ctx.config.outputBucket) return undefined;
+      return await new OutputStore(ctx.clients, ctx.config.outputBucket).put(e.jobName, e.executionId, path);
+    } catch (error) {
+      options.log?.({
+        msg: 'output upload failed',
+        job: e.jobName,
+        id: e.executionId,
+        error: (error as Error).message,
+      });
+      return undefined;
+    } finally {
+      await rm(path, { force: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * The message came back while its execution is `running`: either its agent is alive and this is a
+   * duplicate, or the agent died (SIGKILL, host lost) and the heartbeat went stale — then the attempt is
+   * recorded as `lost` and the retry policy (events reaction) decides what happens next.
+   */
+  private async runningElsewhere(e: Execution, options: RunnerOptions): Promise<RunnerVerdict> {
+    const { ctx, me } = this;
+    if (e.agentId === me.agentId) return 'done';
+    const age = ctx.clock() - (e.heartbeatAt ?? e.startedAt ?? 0);
+    if (age <= options.lostAfterMs) return 'done';
+    const marked = await ctx.executions.markLost(
+      e,
+      ctx.clock(),
+      `agent ${e.agentId} stopped heartbeating ${Math.round(age / 1000)} s ago`,
+    );
+    if (marked) await ctx.control.releaseLock(e.jobName, e.executionId);
+    options.log?.({ msg: 'execution lost', job: e.jobName, id: e.executionId, agent: e.agentId, marked });
+    return 'done';
+  }
+}
+
+/** One launch on a runner of its own (the agentless worker: one launch per record). */
+export function processLaunch(
   ctx: Context,
   launch: LaunchMessage,
   me: RunnerIdentity,
   options: RunnerOptions,
 ): Promise<RunnerVerdict> {
-  // Launch messages arrive ahead of their fire time (SQS delays are whole seconds, and a busy second is
-  // staged earlier). Everything but the start happens at once — read, claim (the at-most-once step),
-  // heartbeats — and the execution is held, claimed, until its exact fire time.
-  const early = launch.scheduledAt - ctx.clock();
-  if (early > MAX_HOLD_MS) return 'later';
-
-  let [execution, job] = await Promise.all([
-    ctx.executions.get(launch.jobName, launch.executionId),
-    ctx.jobs.get(launch.jobName),
-  ]);
-  const skip = (why: string): RunnerVerdict => {
-    options.log?.({ msg: 'launch not run', job: launch.jobName, id: launch.executionId, why });
-    return 'done';
-  };
-  if (!execution) return skip('no such execution');
-  if (execution.status === 'running') return handleRunningElsewhere(ctx, execution, me, options);
-  if (execution.status !== 'scheduled') return skip(`already ${execution.status}`);
-
-  const tagged = job !== null && Object.keys(job.def.tags).length > 0;
-  const claimOptions = { ignorePause: execution.trigger === 'manual', oneSlotPerAgent: tagged };
-  let claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
-  if (!claim.claimed && claim.why === 'job_changed') {
-    // The job was edited after planning; its write path retargets or skips planned executions. Give
-    // it a moment, then either run under the new version or record why we did not.
-    await options.sleep(300);
-    const current = await ctx.jobs.get(launch.jobName);
-    execution = (await ctx.executions.get(launch.jobName, launch.executionId)) ?? execution;
-    if (!current) {
-      await ctx.executions.end(execution, 'scheduled', 'cancelled', 'job deleted', ctx.clock());
-      return 'done';
-    }
-    if (execution.status === 'scheduled' && execution.jobVersion === current.version) {
-      job = current;
-      claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
-    } else {
-      const why = current.def.disabled ? 'job disabled' : 'job changed after planning';
-      await ctx.executions.end(execution, 'scheduled', 'skipped', why, ctx.clock());
-      return 'done';
-    }
-  }
-  if (!claim.claimed) {
-    if (claim.why === 'paused')
-      await ctx.executions.end(execution, 'scheduled', 'skipped', 'scheduler paused', ctx.clock());
-    if (claim.why === 'slot_taken') {
-      // Hand-offs are random (whoever polls next), so a slot may meet agents that already hold one of
-      // its group several times before the free one: give up only when no live agent could take it.
-      const delivered = options.receiveCount ?? 1;
-      if (delivered < MAX_SLOT_BOUNCES) return 'retry';
-      const free = job !== null && (await freeSlotTakers(ctx, job.def, execution)) > 0;
-      if (free && delivered < MAX_SLOT_BOUNCES_WHILE_FREE) return 'retry';
-      await ctx.executions.end(
-        execution,
-        'scheduled',
-        'failed',
-        free ? `no free agent took this slot after ${delivered} tries` : 'no other live agent took this slot',
-        ctx.clock(),
-      );
-    }
-    return skip(`claim refused: ${claim.why}`);
-  }
-  return runFromClaim(ctx, claim.execution, job?.def, me, options);
+  return new Runner(ctx, me).process(launch, options);
 }
 
-/**
- * Launches one agent received together, claimed together: one consistent BatchGetItem for their
- * executions and jobs and one claim transaction, instead of three requests each. A thousand launches
- * on one second are claimed in a hundred transactions before they fire. Only the plain case goes this
- * way (untagged jobs, executions still scheduled at the version planned, no duplicates); anything else,
- * or a transaction that fails for any reason, goes through `processLaunch` one by one, which tells the
- * cases apart. Answers one verdict per launch, in order.
- */
+/** Launches received together, on a runner of their own (see Runner.processMany). */
 export function processLaunches(
   ctx: Context,
   launches: readonly LaunchMessage[],
   me: RunnerIdentity,
   options: readonly RunnerOptions[],
 ): Promise<RunnerVerdict>[] {
-  if (launches.length < 2) return launches.map((l, i) => processLaunch(ctx, l, me, options[i]!));
-  const claimed = claimTogether(ctx, launches, me).catch((error: unknown) => {
-    options[0]?.log?.({ msg: 'batch claim failed; claiming one by one', error: String(error) });
-    return launches.map(() => null);
-  });
-  return launches.map(async (launch, i) => {
-    const c = (await claimed)[i];
-    return c
-      ? runFromClaim(ctx, c.execution, c.def, me, options[i]!)
-      : processLaunch(ctx, launch, me, options[i]!);
-  });
-}
-
-async function claimTogether(
-  ctx: Context,
-  launches: readonly LaunchMessage[],
-  me: RunnerIdentity,
-): Promise<Array<{ execution: Execution; def: JobDefinition } | null>> {
-  const none = launches.map(() => null);
-  const now = ctx.clock();
-  const holdable = (l: LaunchMessage) => l.scheduledAt - now <= MAX_HOLD_MS;
-  const soon = launches.filter(holdable);
-  if (soon.length < 2) return none;
-  const [executions, jobs] = await Promise.all([
-    ctx.executions.getMany(soon),
-    ctx.jobs.getMany(soon.map((l) => l.jobName)),
-  ]);
-  const seen = new Set<string>();
-  const plain = launches.map((l) => {
-    const key = `${l.jobName}/${l.executionId}`;
-    const e = executions.get(key);
-    const job = jobs.get(l.jobName);
-    const ok =
-      holdable(l) &&
-      !seen.has(key) &&
-      e?.status === 'scheduled' &&
-      job !== undefined &&
-      job.version === e.jobVersion &&
-      Object.keys(job.def.tags).length === 0;
-    seen.add(key);
-    return ok ? { execution: e, def: job.def } : null;
-  });
-  const candidates = plain.filter((c) => c !== null);
-  if (candidates.length < 2) return none;
-  const running = await ctx.executions.claimMany(
-    candidates.map((c) => c.execution),
-    me,
-    ctx.clock(),
-  );
-  if (!running) return none;
-  let k = 0;
-  return plain.map((c) => (c ? { execution: running[k++]!, def: c.def } : null));
-}
-
-const alarms = new Map<number, Promise<void>>();
-
-/**
- * Resolves at `at` by the wall clock (never earlier: timers may fire a millisecond early against it).
- * Every hold for the same instant shares one timer, so a burst's launches all start in the same turn of
- * the event loop: with a timer each, timers set a millisecond apart expired in different turns, and the
- * results of the first half (written after their runs) delayed the start of the second half.
- */
-export function holdUntil(
-  at: number,
-  clock: () => number,
-  sleep: (ms: number) => Promise<void>,
-): Promise<void> {
-  if (at <= clock()) return Promise.resolve();
-  let alarm = alarms.get(at);
-  if (!alarm) {
-    alarm = (async () => {
-      for (let wait = at - clock(); wait > 0; wait = at - clock()) await sleep(wait);
-      alarms.delete(at);
-    })();
-    alarms.set(at, alarm);
-  }
-  return alarm;
-}
-
-/** After the claim: heartbeats, hold to the fire time, concurrency policy, run, result. */
-async function runFromClaim(
-  ctx: Context,
-  running: Execution,
-  def: JobDefinition | undefined,
-  me: RunnerIdentity,
-  options: RunnerOptions,
-): Promise<RunnerVerdict> {
-  if (!def) {
-    await ctx.executions.finish(running, me.agentId, failure('job deleted'), ctx.clock());
-    return 'done';
-  }
-  // Held to the fire time with the fence armed but (mostly) without heartbeats: the claim wrote a fresh
-  // one and a hold is at most MAX_HOLD_MS (a thousand held launches beating every second or two would
-  // swamp the database just before they fire); a hold longer than half the fence beats once on the way.
-  const heart = new Heartbeat(ctx, running, def, me, options);
-  const outcome: RunOutcome = {};
-  await holdUntil(running.scheduledAt, ctx.clock, options.sleep);
-  // From here on heartbeats run, through the lock wait as well: a `replace` may wait seconds for the run
-  // it cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
-  heart.begin();
-  let releaseSlot = () => {};
-  try {
-    if (options.acquireSlot) releaseSlot = await options.acquireSlot();
-    const lockedAt = heart.controller.signal.aborted
-      ? null
-      : def.concurrency === 'allow'
-        ? Number.POSITIVE_INFINITY
-        : await takeLock(ctx, running, def, me, options, heart);
-    if (lockedAt === null || heart.controller.signal.aborted) {
-      const [status, reason] = heart.controller.signal.aborted
-        ? ([
-            heart.fenced ? 'failed' : 'cancelled',
-            heart.cancelReason ?? 'cancelled: the agent stopped before it could run',
-          ] as const)
-        : def.concurrency === 'forbid'
-          ? (['skipped', 'another execution of this job is running (concurrency: forbid)'] as const)
-          : (['skipped', 'the execution it replaces did not stop in time (concurrency: replace)'] as const);
-      await ctx.executions.end(running, 'running', status, reason, ctx.clock());
-      return 'done';
-    }
-    if (def.concurrency !== 'allow') heart.lockTaken(lockedAt);
-    await runClaimed(ctx, running, def, me, options, heart, outcome);
-  } catch (error) {
-    // Not left `running` to be found lost later: record what went wrong (if the write fails too, the
-    // heartbeat stops and the lost-check ends it).
-    const message = error instanceof Error ? error.message : String(error);
-    // A fenced run keeps its reason (its result write may be what failed: the store was unreachable).
-    const reason = heart.fenced && heart.cancelReason ? heart.cancelReason : `agent error: ${message}`;
-    options.log?.({ msg: 'execution failed', job: running.jobName, id: running.executionId, error: reason });
-    // A run that ended and whose result could not be written: its result, not a failure (which would be
-    // retried: the fire time would run twice).
-    const ran = outcome.result;
-    await (ran
-      ? ctx.executions.finish(ran.e, me.agentId, ran.final, ran.finishedAt)
-      : ctx.executions.finish(running, me.agentId, failure(reason), ctx.clock())
-    ).catch(() => false);
-  } finally {
-    heart.stop();
-    releaseSlot();
-    if (def.concurrency !== 'allow') await ctx.control.releaseLock(running.jobName, running.executionId);
-  }
-  return 'done';
-}
-
-/**
- * Keeps a claimed execution alive — its heartbeat (which carries cancel requests back), the job's lock
- * once held, and the message's visibility — and fences it: the run is killed by its own agent when
- *   - no heartbeat reached the store for `fenceAfterMs` (store unreachable, a partition: others will take
- *     the execution as lost `lostAfterMs` after the last heartbeat they saw, and retry it),
- *   - under `forbid`/`replace`, the lock was not renewed for `fenceAfterMs` (it expires `lostAfterMs`
- *     after its last renewal, and then another run may take it) or another execution holds it,
- *   - the store says the execution is no longer this agent's (it was marked lost meanwhile).
- * Times are those written (the `now` of each acknowledged write), so a write that reached the store
- * although its answer was lost only makes the fence earlier than needed, never later.
- */
-/**
- * The tail of a running job's output each heartbeat writes (when it grew): enough for any terminal, and a
- * bounded write (64 KB: 64 write units at most) however much the job prints.
- */
-export const LIVE_OUTPUT_BYTES = 64 * 1024;
-
-class Heartbeat {
-  readonly controller = new AbortController();
-  /** Why the run was cancelled or killed through its heartbeat, if it was. */
-  cancelReason: string | null = null;
-  /** Killed by the fence (the result is `failed`, so the retry policy applies), not cancelled. */
-  fenced = false;
-  private holdsLock = false;
-  private lastBeatAt: number;
-  private lastLockAt = Number.POSITIVE_INFINITY;
-  private readonly fenceMs: number;
-  private fenceTimer: NodeJS.Timeout | undefined;
-  private holdBeat: NodeJS.Timeout | undefined;
-  private interval: NodeJS.Timeout | undefined;
-  private stopped = false;
-  /** The run's output as it grows (set by the executor): each beat writes its tail when it changed. */
-  live: LiveOutput | undefined;
-  private liveBytes = 0;
-
-  constructor(
-    private readonly ctx: Context,
-    private readonly e: Execution,
-    private readonly def: JobDefinition,
-    private readonly me: RunnerIdentity,
-    private readonly options: RunnerOptions,
-  ) {
-    this.fenceMs = options.fenceAfterMs ?? fenceAfterMs(options.lostAfterMs);
-    this.lastBeatAt = e.heartbeatAt ?? e.claimedAt ?? ctx.clock();
-    this.armFence();
-    const beatBy = this.lastBeatAt + this.fenceMs / 2;
-    if (e.scheduledAt > beatBy) {
-      this.holdBeat = setTimeout(() => void this.beatLogged(), beatBy - ctx.clock());
-    }
-  }
-
-  /** The fire time: from now on it beats every interval (and at once if the last beat is old). */
-  begin(): void {
-    if (this.stopped) return;
-    if (this.holdBeat) clearTimeout(this.holdBeat);
-    this.options.track?.(this.e.executionId, this.controller);
-    this.interval = setInterval(() => void this.beatLogged(), this.options.heartbeatIntervalMs);
-    if (this.ctx.clock() - this.lastBeatAt > this.fenceMs / 2) void this.beatLogged();
-  }
-
-  /** The run took the job's lock at `at` (forbid/replace): from then on each beat extends it. */
-  lockTaken(at: number): void {
-    this.holdsLock = true;
-    this.lastLockAt = at;
-    this.armFence();
-  }
-
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearInterval(this.interval);
-    clearTimeout(this.holdBeat);
-    clearTimeout(this.fenceTimer);
-    this.options.track?.(this.e.executionId, null);
-  }
-
-  private get fenceAt(): number {
-    return Math.min(this.lastBeatAt, this.lastLockAt) + this.fenceMs;
-  }
-
-  private armFence(): void {
-    if (this.stopped) return;
-    clearTimeout(this.fenceTimer);
-    this.fenceTimer = setTimeout(
-      () => {
-        if (this.ctx.clock() < this.fenceAt) return this.armFence();
-        const silent = Math.round((this.ctx.clock() - Math.min(this.lastBeatAt, this.lastLockAt)) / 1000);
-        this.kill(
-          `killed by its agent: no ${this.lastLockAt < this.lastBeatAt ? 'lock renewal' : 'heartbeat'} ` +
-            `reached the store for ${silent} s (fence ${this.fenceMs / 1000} s, others take it as lost ` +
-            `after ${this.options.lostAfterMs / 1000} s)`,
-        );
-      },
-      Math.max(0, this.fenceAt - this.ctx.clock()),
-    );
-  }
-
-  private kill(reason: string): void {
-    if (this.stopped || this.controller.signal.aborted) return;
-    this.fenced = true;
-    this.cancelReason = reason;
-    this.options.log?.({ msg: 'execution fenced', job: this.e.jobName, id: this.e.executionId, reason });
-    this.controller.abort();
-  }
-
-  private async beat(): Promise<void> {
-    const now = this.ctx.clock();
-    // Live output rides on the beat (no write of its own): the last LIVE_OUTPUT_BYTES, when it grew.
-    // (The window is built only when the job printed something since the last beat.)
-    const live =
-      this.live && this.live.bytes !== this.liveBytes ? this.live.view(LIVE_OUTPUT_BYTES) : undefined;
-    const state = await this.ctx.executions.heartbeat(this.e, this.me.agentId, now, live);
-    if (live) this.liveBytes = Math.max(this.liveBytes, live.bytes);
-    if (state === null) {
-      this.kill('killed by its agent: the execution is no longer its own (marked lost meanwhile)');
-      return;
-    }
-    this.lastBeatAt = Math.max(this.lastBeatAt, now);
-    if (this.holdsLock && this.def.concurrency !== 'allow') {
-      const holder = await this.ctx.control.acquireLock(
-        this.e.jobName,
-        { executionId: this.e.executionId, agentId: this.me.agentId },
-        now,
-        this.options.lostAfterMs,
-      );
-      if (holder !== null) {
-        this.kill(`killed by its agent: execution ${holder.executionId} holds the job's lock now`);
-        return;
-      }
-      this.lastLockAt = Math.max(this.lastLockAt, now);
-    }
-    this.armFence();
-    if (state.cancelRequested && !this.controller.signal.aborted) {
-      this.cancelReason = 'cancelled: replaced by a newer execution (concurrency: replace)';
-      this.controller.abort();
-    }
-    await this.options.keepAlive?.();
-  }
-
-  private beatLogged(): Promise<void> {
-    return this.beat().catch((error: unknown) =>
-      this.options.log?.({ msg: 'heartbeat failed', error: (error as Error).message }),
-    );
-  }
-}
-
-/** Live agents matching the job's tags that hold no slot of this execution's group (could take it). */
-async function freeSlotTakers(ctx: Context, def: JobDefinition, e: Execution): Promise<number> {
-  const { selector } = parseTags(def.tags);
-  const now = ctx.clock();
-  // Every claim in a group records its agent (the slot guard is per group and agent, any attempt);
-  // listGroup leaves agentId out, so read the claimed ones.
-  const claimed = (await ctx.executions.listGroup(e.jobName, e.group)).filter(
-    (x) => x.status !== 'scheduled',
-  );
-  const holders = new Set(
-    (await Promise.all(claimed.map((x) => ctx.executions.get(x.jobName, x.executionId)))).map(
-      (x) => x?.agentId,
-    ),
-  );
-  return (await ctx.agents.list()).filter(
-    (a) => memberStatus(a, now) === 'alive' && tagsSatisfy(a.tags, selector) && !holders.has(a.agentId),
-  ).length;
-}
-
-/**
- * `forbid`: take the job's lock or give up. `replace`: cancel the holder, then wait for its lock.
- * Answers the time the lock was taken at (it expires `lostAfterMs` later unless renewed), or null.
- */
-async function takeLock(
-  ctx: Context,
-  e: Execution,
-  def: JobDefinition,
-  me: RunnerIdentity,
-  options: RunnerOptions,
-  heart: Heartbeat,
-): Promise<number | null> {
-  const ttl = options.lostAfterMs;
-  let at = ctx.clock();
-  let holder = await ctx.control.acquireLock(
-    e.jobName,
-    { executionId: e.executionId, agentId: me.agentId },
-    at,
-    ttl,
-  );
-  if (holder === null) return at;
-  if (def.concurrency === 'forbid') return null;
-  const victim = holder.executionId;
-  await ctx.executions.requestCancel(
-    { jobName: e.jobName, executionId: victim },
-    `replaced by ${e.executionId}`,
-  );
-  options.log?.({ msg: 'replacing running execution', job: e.jobName, victim, by: e.executionId });
-  const deadline = ctx.clock() + REPLACE_WAIT_MS;
-  while (ctx.clock() < deadline) {
-    await options.sleep(200);
-    // Replaced in turn while waiting: give up, the newer run takes over.
-    if (heart.controller.signal.aborted) return null;
-    at = ctx.clock();
-    holder = await ctx.control.acquireLock(
-      e.jobName,
-      { executionId: e.executionId, agentId: me.agentId },
-      at,
-      ttl,
-    );
-    if (holder === null) return at;
-    if (holder.executionId !== victim && holder.executionId !== '') {
-      await ctx.executions.requestCancel(
-        { jobName: e.jobName, executionId: holder.executionId },
-        `replaced by ${e.executionId}`,
-      );
-    }
-  }
-  return null;
+  return new Runner(ctx, me).processMany(launches, options);
 }
 
 /** A run's result once it has one: should writing it fail, it is what the runner writes again. */
@@ -544,164 +581,9 @@ interface RunOutcome {
   result?: { readonly e: Execution; readonly final: ExecutionResult; readonly finishedAt: number };
 }
 
-async function runClaimed(
-  ctx: Context,
-  e: Execution,
-  def: JobDefinition,
-  me: RunnerIdentity,
-  options: RunnerOptions,
-  heart: Heartbeat,
-  outcome: RunOutcome,
-) {
-  let result: ExecutorResult;
-  let startedAt = ctx.clock();
-  const hooks: RunHooks = {
-    started: (at) => {
-      startedAt = Math.max(startedAt, at);
-    },
-    output: (live) => {
-      heart.live = live;
-    },
-  };
-  // The start is recorded after it, not before: with the result for a run shorter than a second (no
-  // extra write in a burst), else a second in (then the result's write corrects it, should the executor
-  // report its real start later, e.g. a spawn queued behind others).
-  let recorded: Promise<unknown> = Promise.resolve();
-  const record = setTimeout(() => {
-    recorded = ctx.executions
-      .markStarted(e, me.agentId, startedAt)
-      .catch((error: unknown) => options.log?.({ msg: 'recording the start failed', error: String(error) }));
-  }, START_RECORD_DELAY_MS);
-  try {
-    const executor = options.executors[def.executor];
-    result = executor
-      ? await executor.run(def, { ...e, startedAt }, heart.controller.signal, hooks)
-      : failure(`executor ${def.executor} is not available on ${me.agentId}`);
-  } catch (error) {
-    result = failure(`executor error: ${error instanceof Error ? error.message : String(error)}`);
-  } finally {
-    clearTimeout(record);
-  }
-  // Whether the fence cut the run short. A fence that fires once the job has ended (its result is being
-  // written, or its processors run) kills nothing: the run happened, and its result is written as it is —
-  // marked failed, it would be retried and the fire time would run twice.
-  const fencedInRun = heart.fenced;
-  const finishedAt = ctx.clock();
-  let processed: ProcessedOutput | null = null;
-  try {
-    // Let every other launch due this instant start before this one's result is written (preparing an
-    // SDK request costs CPU, and a burst's launches are released together).
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    result = settled(result, heart, fencedInRun);
-    // The processors run before the result is written (their result may replace the output), with the
-    // heartbeat still going: the execution stays this agent's while they work, however long they take
-    // (each is bounded by its `timeout`).
-    if (options.processors && hasProcessors(def)) {
-      processed = await applyProcessors(
-        options.processors,
-        def,
-        {
-          ...e,
-          startedAt,
-          finishedAt,
-          status: result.status,
-          exitCode: result.exitCode,
-          success: result.status === 'succeeded',
-          output: result.output,
-          outputTruncated: result.outputTruncated,
-          reason: result.reason,
-        },
-        result.fullOutputPath,
-      );
-      result = settled(result, heart, fencedInRun);
-    }
-  } finally {
-    heart.stop();
-  }
-  const outputUrl = await storeFullOutput(ctx, e, result.fullOutputPath, options);
-  await recorded;
-  const final: ExecutionResult = {
-    ...result,
-    ...(processed
-      ? {
-          output: processed.output,
-          outputTruncated: processed.outputTruncated,
-          processorErrors: processed.errors,
-        }
-      : {}),
-    ...(outputUrl ? { outputUrl } : {}),
-    // How much the job printed in all (the live view's count): `cronplane logs --follow` prints the rest.
-    ...(heart.live ? { outputBytes: heart.live.bytes } : {}),
-  };
-  outcome.result = { e: { ...e, startedAt }, final, finishedAt };
-  const written = await ctx.executions.finish({ ...e, startedAt }, me.agentId, final, finishedAt);
-  // A line per run that did not simply succeed: a success is in the store, and at thousands of runs a
-  // minute a line each is CPU and log volume for nothing.
-  if (result.status === 'succeeded' && written && !processed?.errors) return;
-  options.log?.({
-    msg: 'execution finished',
-    job: e.jobName,
-    id: e.executionId,
-    status: result.status,
-    written,
-    ...(processed?.errors ? { processor_errors: processed.errors } : {}),
-  });
-}
-
 /** The executor's result as the heartbeat leaves it: failed when the fence cut the run short, the cancel's reason. */
 function settled(result: ExecutorResult, heart: Heartbeat, fencedInRun: boolean): ExecutorResult {
   if (fencedInRun) return { ...result, status: 'failed', reason: heart.cancelReason };
   if (result.status === 'cancelled' && heart.cancelReason) return { ...result, reason: heart.cancelReason };
   return result;
-}
-
-/**
- * A truncated output's full copy (a temp file): uploaded to the output bucket when one is configured,
- * removed in any case. A failed upload loses only the full copy, never the result.
- */
-async function storeFullOutput(
-  ctx: Context,
-  e: Execution,
-  path: string | undefined,
-  options: RunnerOptions,
-): Promise<string | undefined> {
-  if (!path) return undefined;
-  try {
-    if (!ctx.config.outputBucket) return undefined;
-    return await new OutputStore(ctx.clients, ctx.config.outputBucket).put(e.jobName, e.executionId, path);
-  } catch (error) {
-    options.log?.({
-      msg: 'output upload failed',
-      job: e.jobName,
-      id: e.executionId,
-      error: (error as Error).message,
-    });
-    return undefined;
-  } finally {
-    await rm(path, { force: true }).catch(() => {});
-  }
-}
-
-/**
- * The message came back while its execution is `running`: either its agent is alive and this is a
- * duplicate, or the agent died (SIGKILL, host lost) and the heartbeat went stale — then the attempt is
- * recorded as `lost` and the retry policy (events reaction) decides what happens next.
- */
-async function handleRunningElsewhere(
-  ctx: Context,
-  e: Execution,
-  me: RunnerIdentity,
-  options: RunnerOptions,
-): Promise<RunnerVerdict> {
-  if (e.agentId === me.agentId) return 'done';
-  const age = ctx.clock() - (e.heartbeatAt ?? e.startedAt ?? 0);
-  if (age <= options.lostAfterMs) return 'done';
-  const marked = await ctx.executions.markLost(
-    e,
-    ctx.clock(),
-    `agent ${e.agentId} stopped heartbeating ${Math.round(age / 1000)} s ago`,
-  );
-  if (marked) await ctx.control.releaseLock(e.jobName, e.executionId);
-  options.log?.({ msg: 'execution lost', job: e.jobName, id: e.executionId, agent: e.agentId, marked });
-  return 'done';
 }

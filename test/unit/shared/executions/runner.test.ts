@@ -1,0 +1,491 @@
+/**
+ * The runner's state machine (shared/executions/runner.ts) against an in-memory store with the real
+ * stores' conditions: what each state leads to, and the fault guarantees — at most once (a conditional
+ * claim), the self-fence (a run whose heartbeats do not land is killed before anyone may take it as
+ * lost), lost-after (a silent run elsewhere is marked lost, a live one is left alone), and "a run that
+ * ended is recorded as it ended" (a failed result write is retried with the run's own result).
+ * The integration tests (test/integration/scheduler.test.ts, agent-kill.test.ts, fleet.test.ts) cover the
+ * same guarantees against DynamoDB and SQS.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Context } from '../../../../shared/context.ts';
+import type { LaunchMessage } from '../../../../shared/dispatch/dispatch.ts';
+import type { Execution } from '../../../../shared/executions/execution.ts';
+import type { ClaimOutcome, ExecutionResult } from '../../../../shared/executions/executions-store.ts';
+import { MAX_HOLD_MS, Runner, type RunnerOptions } from '../../../../shared/executions/runner.ts';
+import type { Executor, ExecutorResult } from '../../../../shared/executors/executor.ts';
+
+type JobDefinition = Parameters<Executor['run']>[0];
+
+const me = { agentId: 'agent-a', nodeName: 'a' };
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function def(name: string, over: Partial<JobDefinition> = {}): JobDefinition {
+  return {
+    name,
+    tags: {},
+    concurrency: 'allow',
+    executor: 'test',
+    executor_config: {},
+    processors: {},
+    disabled: false,
+    ...over,
+  } as unknown as JobDefinition;
+}
+
+function execution(jobName: string, scheduledAt: number, over: Partial<Execution> = {}): Execution {
+  return {
+    jobName,
+    executionId: `${scheduledAt}.0.1`,
+    group: String(scheduledAt).padStart(13, '0'),
+    slot: 0,
+    attempt: 1,
+    trigger: 'schedule',
+    status: 'scheduled',
+    scheduledAt,
+    jobVersion: 1,
+    queueUrl: 'q',
+    claimedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    heartbeatAt: null,
+    agentId: null,
+    nodeName: null,
+    exitCode: null,
+    success: null,
+    output: '',
+    outputTruncated: false,
+    outputUrl: null,
+    reason: null,
+    processorErrors: null,
+    outputBytes: null,
+    ...over,
+  };
+}
+
+/** The stores the runner uses, in memory, each write under the condition the DynamoDB store puts on it. */
+class FakeStores {
+  readonly executions = new Map<string, Execution>();
+  readonly jobs = new Map<string, { name: string; def: JobDefinition; version: number }>();
+  readonly locks = new Map<string, { executionId: string; agentId: string; expiresAt: number }>();
+  paused = false;
+  /** Requests by method, to count what a launch costs. */
+  readonly calls: string[] = [];
+  /** Set to make every heartbeat (and lock renewal) fail, as an unreachable store would. */
+  unreachable = false;
+  /** Results refused by a failing write before one lands (the store blinked at the result). */
+  failFinishes = 0;
+  readonly finished: Array<{ id: string; result: ExecutionResult }> = [];
+
+  key = (jobName: string, id: string) => `${jobName}/${id}`;
+
+  put(e: Execution): void {
+    this.executions.set(this.key(e.jobName, e.executionId), e);
+  }
+
+  job(d: JobDefinition, version = 1): void {
+    this.jobs.set(d.name, { name: d.name, def: d, version });
+  }
+
+  private update(e: Pick<Execution, 'jobName' | 'executionId'>, patch: Partial<Execution>): Execution {
+    const k = this.key(e.jobName, e.executionId);
+    const next = { ...this.executions.get(k)!, ...patch };
+    this.executions.set(k, next);
+    return next;
+  }
+
+  context(): Context {
+    const claimable = (e: Execution, ignorePause: boolean): ClaimOutcome | null => {
+      const stored = this.executions.get(this.key(e.jobName, e.executionId));
+      if (stored?.status !== 'scheduled') return { claimed: false, why: 'not_scheduled' };
+      if (this.jobs.get(e.jobName)?.version !== e.jobVersion) return { claimed: false, why: 'job_changed' };
+      if (this.paused && !ignorePause) return { claimed: false, why: 'paused' };
+      return null;
+    };
+    const claimed = (e: Execution, agent: typeof me, now: number) =>
+      this.update(e, {
+        status: 'running',
+        claimedAt: now,
+        heartbeatAt: now,
+        agentId: agent.agentId,
+        nodeName: agent.nodeName,
+      });
+    const executions = {
+      get: async (jobName: string, id: string) => {
+        this.calls.push('get');
+        return this.executions.get(this.key(jobName, id)) ?? null;
+      },
+      getMany: async (keys: ReadonlyArray<Pick<Execution, 'jobName' | 'executionId'>>) => {
+        this.calls.push('getMany');
+        const out = new Map<string, Execution>();
+        for (const k of keys) {
+          const e = this.executions.get(this.key(k.jobName, k.executionId));
+          if (e) out.set(this.key(k.jobName, k.executionId), e);
+        }
+        return out;
+      },
+      claim: async (e: Execution, agent: typeof me, now: number, o: { ignorePause?: boolean } = {}) => {
+        this.calls.push('claim');
+        const refused = claimable(e, o.ignorePause === true);
+        if (refused) return refused;
+        return { claimed: true, execution: claimed(e, agent, now) } as ClaimOutcome;
+      },
+      claimMany: async (list: readonly Execution[], agent: typeof me, now: number) => {
+        this.calls.push('claimMany');
+        if (list.some((e) => claimable(e, e.trigger === 'manual'))) return null; // all or nothing
+        return list.map((e) => claimed(e, agent, now));
+      },
+      heartbeat: async (e: Execution, agentId: string, now: number) => {
+        this.calls.push('heartbeat');
+        if (this.unreachable) throw new Error('store unreachable');
+        const stored = this.executions.get(this.key(e.jobName, e.executionId));
+        if (stored?.status !== 'running' || stored.agentId !== agentId) return null;
+        this.update(e, { heartbeatAt: now });
+        return { cancelRequested: false };
+      },
+      markStarted: async (e: Execution, _agentId: string, at: number) => {
+        this.calls.push('markStarted');
+        this.update(e, { startedAt: at });
+        return true;
+      },
+      finish: async (e: Execution, agentId: string, result: ExecutionResult, now: number) => {
+        this.calls.push('finish');
+        if (this.failFinishes > 0) {
+          this.failFinishes--;
+          throw new Error('the store blinked');
+        }
+        const stored = this.executions.get(this.key(e.jobName, e.executionId));
+        if (stored?.status !== 'running' || stored.agentId !== agentId) return false;
+        this.update(e, {
+          status: result.status,
+          startedAt: e.startedAt ?? now,
+          finishedAt: now,
+          exitCode: result.exitCode,
+          success: result.status === 'succeeded',
+          output: result.output,
+          reason: result.reason,
+        });
+        this.finished.push({ id: e.executionId, result });
+        return true;
+      },
+      end: async (e: Execution, from: string, to: Execution['status'], reason: string, now: number) => {
+        this.calls.push('end');
+        const stored = this.executions.get(this.key(e.jobName, e.executionId));
+        if (stored?.status !== from) return false;
+        this.update(e, { status: to, reason, finishedAt: now });
+        return true;
+      },
+      markLost: async (e: Execution, now: number, reason: string) => {
+        this.calls.push('markLost');
+        const stored = this.executions.get(this.key(e.jobName, e.executionId));
+        if (stored?.status !== 'running' || stored.heartbeatAt !== e.heartbeatAt) return false;
+        this.update(e, { status: 'lost', finishedAt: now, reason });
+        return true;
+      },
+      requestCancel: async () => true,
+      listGroup: async () => [],
+    };
+    const jobs = {
+      get: async (name: string) => this.jobs.get(name) ?? null,
+      getMany: async (names: readonly string[]) => {
+        this.calls.push('jobs.getMany');
+        const out = new Map<string, { name: string; def: JobDefinition; version: number }>();
+        for (const n of names) {
+          const j = this.jobs.get(n);
+          if (j) out.set(n, j);
+        }
+        return out;
+      },
+    };
+    const control = {
+      acquireLock: async (
+        jobName: string,
+        holder: { executionId: string; agentId: string },
+        now: number,
+        ttl: number,
+      ) => {
+        if (this.unreachable) throw new Error('store unreachable');
+        const held = this.locks.get(jobName);
+        if (held && held.executionId !== holder.executionId && held.expiresAt > now) return held;
+        this.locks.set(jobName, { ...holder, expiresAt: now + ttl });
+        return null;
+      },
+      releaseLock: async (jobName: string, executionId: string) => {
+        if (this.locks.get(jobName)?.executionId === executionId) this.locks.delete(jobName);
+      },
+    };
+    return {
+      clock: () => Date.now(),
+      config: { outputBucket: undefined },
+      executions,
+      jobs,
+      control,
+      agents: { list: async () => [] },
+    } as unknown as Context;
+  }
+}
+
+/** An executor that records each run and lasts `ms` (or until cancelled). */
+function executor(ms = 0) {
+  const runs: Array<{ id: string; startedAt: number; aborted: () => boolean }> = [];
+  const ex: Executor = {
+    async run(_def, e, signal): Promise<ExecutorResult> {
+      runs.push({ id: e.executionId, startedAt: Date.now(), aborted: () => signal.aborted });
+      if (ms > 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, ms);
+          signal.addEventListener('abort', () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+      return signal.aborted
+        ? { status: 'cancelled', exitCode: null, output: '', outputTruncated: false, reason: 'cancelled' }
+        : { status: 'succeeded', exitCode: 0, output: 'ok', outputTruncated: false, reason: null };
+    },
+  };
+  return { ex, runs };
+}
+
+function options(ex: Executor, over: Partial<RunnerOptions> = {}): RunnerOptions {
+  return {
+    executors: { test: ex },
+    heartbeatIntervalMs: 40,
+    lostAfterMs: 400,
+    sleep,
+    ...over,
+  };
+}
+
+const launchOf = (e: Execution): LaunchMessage => ({
+  jobName: e.jobName,
+  executionId: e.executionId,
+  scheduledAt: e.scheduledAt,
+});
+
+describe('Runner', () => {
+  it('claims, holds to the fire time, runs once and writes the result: done', async () => {
+    const s = new FakeStores();
+    const fireAt = Date.now() + 150;
+    const e = execution('j', fireAt);
+    s.put(e);
+    s.job(def('j'));
+    const { ex, runs } = executor();
+    const verdict = await new Runner(s.context(), me).process(
+      launchOf(e),
+      options(ex, { heartbeatIntervalMs: 2_000, lostAfterMs: 30_000 }),
+    );
+    expect(verdict).toBe('done');
+    expect(runs).toHaveLength(1);
+    expect(runs[0]!.startedAt).toBeGreaterThanOrEqual(fireAt);
+    const stored = s.executions.get(`j/${e.executionId}`)!;
+    expect(stored).toMatchObject({ status: 'succeeded', agentId: me.agentId, output: 'ok' });
+    expect(stored.claimedAt!).toBeLessThan(fireAt);
+    // A run under a second: the start goes with the result, no write of its own; no heartbeat either.
+    expect(s.calls.filter((c) => c === 'markStarted' || c === 'heartbeat')).toEqual([]);
+  });
+
+  it('answers `later` for a launch further ahead than it holds, without reading anything', async () => {
+    const s = new FakeStores();
+    const e = execution('j', Date.now() + MAX_HOLD_MS + 5_000);
+    s.put(e);
+    s.job(def('j'));
+    const { ex, runs } = executor();
+    expect(await new Runner(s.context(), me).process(launchOf(e), options(ex))).toBe('later');
+    expect(s.calls).toEqual([]);
+    expect(runs).toHaveLength(0);
+  });
+
+  it('runs a launch delivered twice at most once (the claim is conditional)', async () => {
+    const s = new FakeStores();
+    const e = execution('j', Date.now());
+    s.put(e);
+    s.job(def('j'));
+    const { ex, runs } = executor(50);
+    const runner = new Runner(s.context(), me);
+    const other = new Runner(s.context(), { agentId: 'agent-b', nodeName: 'b' });
+    const verdicts = await Promise.all([
+      runner.process(launchOf(e), options(ex)),
+      other.process(launchOf(e), options(ex)),
+      runner.process(launchOf(e), options(ex)),
+    ]);
+    expect(verdicts).toEqual(['done', 'done', 'done']);
+    expect(runs).toHaveLength(1);
+    // Delivered again once it ended: nothing runs.
+    expect(await other.process(launchOf(e), options(ex))).toBe('done');
+    expect(runs).toHaveLength(1);
+  });
+
+  it('leaves a run elsewhere alone while it heartbeats, and marks it lost once silent past lost-after', async () => {
+    const s = new FakeStores();
+    const now = Date.now();
+    const alive = execution('j', now - 1_000, {
+      status: 'running',
+      agentId: 'agent-b',
+      claimedAt: now - 1_000,
+      heartbeatAt: now - 100,
+    });
+    const silent = execution('k', now - 5_000, {
+      status: 'running',
+      agentId: 'agent-b',
+      claimedAt: now - 5_000,
+      heartbeatAt: now - 1_000,
+    });
+    s.put(alive);
+    s.put(silent);
+    s.job(def('j'));
+    s.job(def('k'));
+    s.locks.set('k', { executionId: silent.executionId, agentId: 'agent-b', expiresAt: now + 10_000 });
+    const { ex, runs } = executor();
+    const runner = new Runner(s.context(), me);
+    expect(await runner.process(launchOf(alive), options(ex))).toBe('done');
+    expect(s.executions.get(`j/${alive.executionId}`)!.status).toBe('running');
+    expect(await runner.process(launchOf(silent), options(ex))).toBe('done');
+    expect(s.executions.get(`k/${silent.executionId}`)!.status).toBe('lost');
+    expect(s.locks.has('k')).toBe(false);
+    expect(runs).toHaveLength(0);
+  });
+
+  it('ends a launch it may not run with why: paused → skipped, forbid with the lock held → skipped', async () => {
+    const s = new FakeStores();
+    const { ex, runs } = executor();
+    const runner = new Runner(s.context(), me);
+    s.paused = true;
+    const p = execution('p', Date.now());
+    s.put(p);
+    s.job(def('p'));
+    expect(await runner.process(launchOf(p), options(ex))).toBe('done');
+    expect(s.executions.get(`p/${p.executionId}`)).toMatchObject({
+      status: 'skipped',
+      reason: 'scheduler paused',
+    });
+    s.paused = false;
+    const f = execution('f', Date.now());
+    s.put(f);
+    s.job(def('f', { concurrency: 'forbid' }));
+    s.locks.set('f', { executionId: 'older', agentId: 'agent-b', expiresAt: Date.now() + 10_000 });
+    expect(await runner.process(launchOf(f), options(ex))).toBe('done');
+    expect(s.executions.get(`f/${f.executionId}`)).toMatchObject({
+      status: 'skipped',
+      reason: 'another execution of this job is running (concurrency: forbid)',
+    });
+    expect(runs).toHaveLength(0);
+  });
+
+  it('fences: a run whose heartbeats do not reach the store is killed before lost-after, and ends failed', async () => {
+    const s = new FakeStores();
+    const e = execution('j', Date.now());
+    s.put(e);
+    s.job(def('j'));
+    const { ex, runs } = executor(5_000);
+    s.unreachable = true; // from the start: no heartbeat lands
+    const t0 = Date.now();
+    const lostAfterMs = 400;
+    const verdict = await new Runner(s.context(), me).process(
+      launchOf(e),
+      options(ex, { lostAfterMs, heartbeatIntervalMs: 40 }),
+    );
+    const tookMs = Date.now() - t0;
+    expect(verdict).toBe('done');
+    expect(runs[0]!.aborted()).toBe(true);
+    // Killed at the fence (60 % of lost-after after the claim's heartbeat), well before anyone may take it as lost.
+    expect(tookMs).toBeLessThan(lostAfterMs);
+    expect(s.executions.get(`j/${e.executionId}`)).toMatchObject({ status: 'failed' });
+    expect(s.executions.get(`j/${e.executionId}`)!.reason).toMatch(/^killed by its agent: no heartbeat/);
+  });
+
+  it('kills its run once the store says the execution is no longer its own (marked lost meanwhile)', async () => {
+    const s = new FakeStores();
+    const e = execution('j', Date.now());
+    s.put(e);
+    s.job(def('j'));
+    const { ex, runs } = executor(5_000);
+    const running = new Runner(s.context(), me).process(launchOf(e), options(ex));
+    await sleep(60);
+    s.executions.set(`j/${e.executionId}`, {
+      ...s.executions.get(`j/${e.executionId}`)!,
+      status: 'lost',
+    });
+    expect(await running).toBe('done');
+    expect(runs[0]!.aborted()).toBe(true);
+    // Its result is refused (the execution is not running any more): the lost attempt stays lost.
+    expect(s.executions.get(`j/${e.executionId}`)!.status).toBe('lost');
+  });
+
+  it('records a run that ended as it ended when the first result write fails, never as a failure', async () => {
+    const s = new FakeStores();
+    const e = execution('j', Date.now());
+    s.put(e);
+    s.job(def('j'));
+    const { ex, runs } = executor();
+    s.failFinishes = 1;
+    const logs: Array<Record<string, unknown>> = [];
+    const verdict = await new Runner(s.context(), me).process(
+      launchOf(e),
+      options(ex, { log: (l) => logs.push(l) }),
+    );
+    expect(verdict).toBe('done');
+    expect(runs).toHaveLength(1);
+    expect(s.finished).toHaveLength(1);
+    expect(s.finished[0]!.result).toMatchObject({ status: 'succeeded', output: 'ok' });
+    expect(s.executions.get(`j/${e.executionId}`)!.status).toBe('succeeded');
+    expect(logs.some((l) => l.msg === 'execution failed')).toBe(true);
+  });
+
+  it('claims launches received together in one claim, and falls back one by one for the odd one', async () => {
+    const s = new FakeStores();
+    const fireAt = Date.now() + 100;
+    const es = ['a', 'b', 'c'].map((n) => execution(n, fireAt));
+    for (const e of es) {
+      s.put(e);
+      s.job(def(e.jobName));
+    }
+    const { ex, runs } = executor();
+    const runner = new Runner(s.context(), me);
+    const verdicts = await Promise.all(
+      runner.processMany(
+        es.map(launchOf),
+        es.map(() => options(ex)),
+      ),
+    );
+    expect(verdicts).toEqual(['done', 'done', 'done']);
+    expect(s.calls.filter((c) => c === 'claimMany')).toHaveLength(1);
+    expect(s.calls.filter((c) => c === 'claim')).toHaveLength(0);
+    expect(runs.map((r) => r.id).sort()).toEqual(es.map((e) => e.executionId).sort());
+
+    // One of them is another agent's already, and one is delivered twice: the transaction is refused,
+    // each goes on its own, and each runs once at most.
+    const s2 = new FakeStores();
+    const more = ['a', 'b', 'c'].map((n) => execution(n, Date.now() + 100));
+    for (const e of more) {
+      s2.put(e);
+      s2.job(def(e.jobName));
+    }
+    s2.put({ ...more[0]!, status: 'running', agentId: 'agent-b', heartbeatAt: Date.now() });
+    const second = executor();
+    const batch = [...more, more[1]!];
+    const v2 = await Promise.all(
+      new Runner(s2.context(), me).processMany(
+        batch.map(launchOf),
+        batch.map(() => options(second.ex)),
+      ),
+    );
+    expect(v2).toEqual(['done', 'done', 'done', 'done']);
+    expect(second.runs.map((r) => r.id).sort()).toEqual([more[1]!.executionId, more[2]!.executionId].sort());
+  });
+
+  it('holds every launch for one instant on one timer', async () => {
+    const s = new FakeStores();
+    const runner = new Runner(s.context(), me);
+    const at = Date.now() + 50;
+    const a = runner.holdUntil(at, sleep);
+    const b = runner.holdUntil(at, sleep);
+    expect(a).toBe(b);
+    await a;
+    expect(Date.now()).toBeGreaterThanOrEqual(at);
+    // Another runner (another host) has timers of its own.
+    const later = Date.now() + 50;
+    expect(new Runner(s.context(), me).holdUntil(later, sleep)).not.toBe(runner.holdUntil(later, sleep));
+  });
+});
