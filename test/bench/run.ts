@@ -41,6 +41,12 @@
  *   grow with due jobs, not with defined jobs. Followed by `tick_cost_idle`: a second tick 1 s later with
  *   nothing due (the constant part, plus the sweep over the 1,000 still-scheduled executions).
  *
+ * `tick_cost` (variants `due-<n>/shards-<k>`) — {due, shards, planned, dynamodb_requests, sqs_requests,
+ *   requests_per_launch, wall_ms, launches_per_s, launches_per_s_per_shard, slowest_shard_ms, per_shard,
+ *   cpu_cores_used}. n = 1,000 / 10,000 / 100,000 (quick: not 100,000) jobs all due in one window, spread
+ *   over k = 1 / 4 / 16 due shards and planned by one round of shard ticks started together (see
+ *   sharded-tick.ts: locally they share the emulators, on AWS each is its own invocation).
+ *
  * `sustained_executions_per_minute` — {agents, agent_mode, ticker, concurrency, jobs, window_s,
  *   expected, executions, per_minute, succeeded, lost, duplicated, missing, statuses, by_agent,
  *   lateness_ms, launch_messages, resent_messages, ticks_in_window, …}. 4 agent processes
@@ -72,6 +78,7 @@ import { agentIdle } from './agent-idle.ts';
 import { costExecutions, costIdle } from './cost.ts';
 import { launchLateness } from './launch-lateness.ts';
 import { newTagSetLateness } from './new-tag-set.ts';
+import { shardedTickCost } from './sharded-tick.ts';
 import { progress, sleep } from './support.ts';
 import { sustained } from './sustained.ts';
 import { tickCost } from './tick-cost.ts';
@@ -126,6 +133,15 @@ const sustainedOneAgent = () =>
     cpuProfileDir: process.env.CRONPLANE_BENCH_AGENT_CPU_PROF,
   });
 
+/** `tick_cost/due-<n>/shards-<k>`: one coordinator round over n due jobs spread over k shards. */
+const shardedTicks = (dues: readonly number[], shards: readonly number[]): Task[] =>
+  dues.flatMap((due) =>
+    shards.map((k) => ({
+      id: `tick_cost/due-${due}/shards-${k}`,
+      run: () => shardedTickCost({ due, shards: k }),
+    })),
+  );
+
 const tasks: Task[] = quick
   ? [
       { id: 'launch_lateness_ms/stack-ticker-300', run: lateness(300, 'stack') },
@@ -134,6 +150,7 @@ const tasks: Task[] = quick
       { id: 'launch_lateness_ms/new-tag-set', run: () => newTagSetLateness({ agents: 2, leadMs: 3_000 }) },
       { id: 'tick_cost/1000', run: () => tickCost({ sizes: [1_000], due: 1_000 }) },
       { id: 'tick_cost/10000', run: () => tickCost({ sizes: [10_000], due: 1_000 }) },
+      ...shardedTicks([1_000, 10_000], [1, 4, 16]),
       { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
       { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
       { id: 'sustained_executions_per_minute/one-agent-6000', run: sustainedOneAgent },
@@ -159,6 +176,7 @@ const tasks: Task[] = quick
       { id: 'tick_cost/1000', run: () => tickCost({ sizes: [1_000], due: 1_000 }) },
       { id: 'tick_cost/10000', run: () => tickCost({ sizes: [10_000], due: 1_000 }) },
       { id: 'tick_cost/100000', run: () => tickCost({ sizes: [100_000], due: 1_000 }) },
+      ...shardedTicks([1_000, 10_000, 100_000], [1, 4, 16]),
       { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
       { id: 'sustained_executions_per_minute/serial-ticker-30', run: sustainedRun('serial') },
       { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
