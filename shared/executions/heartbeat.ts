@@ -3,7 +3,7 @@
  */
 import type { Context } from '../context.ts';
 import type { LiveOutput } from '../executors/executor.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import type { Execution } from './execution.ts';
 
 /**
