@@ -6,9 +6,14 @@ import {
   type GroupSummary,
   type JobPolicy,
   MAX_RETRY_DELAY_MS,
+  outcomeOf,
+  retryDelayMs,
   retryPlan,
+  summarizeGroup,
   willRetry,
 } from '../../../../shared/events/policy.ts';
+import { isTerminalTransition } from '../../../../shared/events/stream.ts';
+import type { ExecutionStatus } from '../../../../shared/executions/execution.ts';
 
 function job(def: Partial<JobPolicy['def']> = {}, name = 'parent'): JobPolicy {
   return {
@@ -22,6 +27,112 @@ const finish = { jobName: 'parent', group: '0000000001000', slot: 1, attempt: 1,
 function summary(s: Partial<GroupSummary>): GroupSummary {
   return { settled: true, status: '', succeeded: 0, failed: 0, settledAt: 7_000, ...s };
 }
+
+function exec(slot: number, attempt: number, status: ExecutionStatus, finishedAt: number | null = null) {
+  return { slot, attempt, status, finishedAt };
+}
+
+describe('classifying results', () => {
+  it('counts succeeded as success, failed/timeout/lost as errors, cancelled/skipped as neither', () => {
+    expect(outcomeOf('succeeded')).toBe('success');
+    for (const s of ['failed', 'timeout', 'lost'] as const) expect(outcomeOf(s)).toBe('error');
+    for (const s of ['cancelled', 'skipped', 'running', 'scheduled'] as const)
+      expect(outcomeOf(s)).toBe('neutral');
+  });
+
+  it('sees a finish only on the change from a non-terminal to a terminal status', () => {
+    expect(isTerminalTransition('running', 'succeeded')).toBe(true);
+    expect(isTerminalTransition('scheduled', 'skipped')).toBe(true);
+    expect(isTerminalTransition(undefined, 'failed')).toBe(true);
+    // Our own bookkeeping writes (countedAt, reactedAt) on a finished execution are not finishes.
+    expect(isTerminalTransition('failed', 'failed')).toBe(false);
+    expect(isTerminalTransition('scheduled', 'running')).toBe(false);
+    expect(isTerminalTransition('running', undefined)).toBe(false);
+  });
+});
+
+describe('retry backoff', () => {
+  it('doubles per attempt from the configured backoff', () => {
+    expect(retryDelayMs(10_000, 1)).toBe(10_000);
+    expect(retryDelayMs(10_000, 2)).toBe(20_000);
+    expect(retryDelayMs(10_000, 3)).toBe(40_000);
+    expect(retryDelayMs(1_000, 2)).toBe(2_000);
+  });
+
+  it('is capped at 15 minutes, also for absurd attempt numbers', () => {
+    expect(retryDelayMs(10_000, 8)).toBe(MAX_RETRY_DELAY_MS);
+    expect(retryDelayMs(10_000, 10_000)).toBe(MAX_RETRY_DELAY_MS);
+    expect(retryDelayMs(0, 5)).toBe(0);
+  });
+});
+
+describe('group summary (job status)', () => {
+  it('is success, failed or partially_failed over the latest attempt of each slot', () => {
+    expect(summarizeGroup([exec(0, 1, 'succeeded', 5)], 0)).toMatchObject({
+      settled: true,
+      status: 'success',
+      settledAt: 5,
+    });
+    expect(summarizeGroup([exec(0, 1, 'failed', 5)], 0)).toMatchObject({ settled: true, status: 'failed' });
+    expect(summarizeGroup([exec(0, 1, 'succeeded', 5), exec(1, 1, 'timeout', 7)], 0)).toMatchObject({
+      settled: true,
+      status: 'partially_failed',
+      succeeded: 1,
+      failed: 1,
+      settledAt: 7,
+    });
+  });
+
+  it('lets a successful retry replace the failed attempt of its slot', () => {
+    const group = [exec(0, 1, 'failed', 1), exec(0, 2, 'succeeded', 3), exec(1, 1, 'succeeded', 2)];
+    expect(summarizeGroup(group, 1)).toMatchObject({
+      settled: true,
+      status: 'success',
+      succeeded: 2,
+      failed: 0,
+    });
+  });
+
+  it('is not settled while a slot runs or a failed slot still has retries', () => {
+    expect(summarizeGroup([exec(0, 1, 'succeeded', 1), exec(1, 1, 'running')], 0)).toMatchObject({
+      settled: false,
+      status: 'success',
+    });
+    expect(summarizeGroup([exec(0, 1, 'failed', 1)], 2).settled).toBe(false);
+    expect(summarizeGroup([exec(0, 1, 'failed', 1), exec(0, 2, 'scheduled')], 2).settled).toBe(false);
+    expect(
+      summarizeGroup([exec(0, 1, 'failed', 1), exec(0, 2, 'lost', 2), exec(0, 3, 'failed', 3)], 2),
+    ).toMatchObject({
+      settled: true,
+      status: 'failed',
+    });
+  });
+
+  it('ignores cancelled and skipped slots for the status', () => {
+    expect(summarizeGroup([exec(0, 1, 'skipped', 1)], 0)).toMatchObject({
+      settled: true,
+      status: '',
+      succeeded: 0,
+    });
+    expect(summarizeGroup([exec(0, 1, 'cancelled', 1), exec(1, 1, 'succeeded', 2)], 0).status).toBe(
+      'success',
+    );
+    expect(summarizeGroup([], 0).settled).toBe(false);
+  });
+});
+
+describe('derived groups', () => {
+  it('are deterministic per parent group and kind, sortable by time and bounded in length', () => {
+    const parent = { jobName: 'parent', group: '0000000001000' };
+    const a = derivedGroupId('dependent', parent, 2_000);
+    expect(derivedGroupId('dependent', parent, 2_000)).toBe(a);
+    expect(a.startsWith('0000000002000d')).toBe(true);
+    expect(derivedGroupId('on_failure', parent, 2_000)).not.toBe(a);
+    expect(derivedGroupId('dependent', { ...parent, group: '0000000001001' }, 2_000)).not.toBe(a);
+    expect(derivedGroupId('dependent', { jobName: 'x'.repeat(200), group: a }, 3_000).length).toBe(a.length);
+    expect(a).not.toContain('.');
+  });
+});
 
 describe('retry?', () => {
   it('retries an error while attempts remain, the last allowed attempt included', () => {
