@@ -18,10 +18,10 @@ import { applyProcessors, hasProcessors, type ProcessedOutput } from '../process
 import type { ProcessorHost } from '../processors/processor.ts';
 import type { Execution } from './execution.ts';
 import type { ExecutionResult } from './executions-store.ts';
-import { fenceAfterMs, Heartbeat, LIVE_OUTPUT_BYTES } from './heartbeat.ts';
+import { fenceAfterMs, Heartbeat } from './heartbeat.ts';
 import { OutputStore } from './output-store.ts';
 
-export { fenceAfterMs, LIVE_OUTPUT_BYTES };
+export { fenceAfterMs };
 
 export interface RunnerIdentity {
   readonly agentId: string;
