@@ -9,6 +9,7 @@ import { CreateQueueCommand, type Message, ReceiveMessageCommand } from '@aws-sd
 import type { Context as LambdaContext, SQSEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Context, createContext } from '../../shared/context.ts';
+import { ACTIVE_SHARDS, activeShardOf } from '../../shared/executions/executions-store.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
 import {
   type CoordinatorReport,
@@ -229,6 +230,22 @@ describe('sharded planning', () => {
     // Then it is planned again from where its jobs were left.
     for (let i = 0; i < 10; i++) await round(4);
     await expectEveryFireTimeOnce(names, clockNow);
+  });
+});
+
+describe('the index of active executions', () => {
+  it('spreads them over its partitions by job name and lists them all', async () => {
+    const ctx = withShards(1);
+    const names = await createJobs(ctx, 'active', 40);
+    await round(1);
+    expect(new Set(names.map(activeShardOf)).size).toBe(ACTIVE_SHARDS);
+    const planned = new Set<string>();
+    for (const name of names) {
+      for (const e of await ctx.executions.listForJob(name)) planned.add(`${name}/${e.executionId}`);
+    }
+    expect(planned.size).toBeGreaterThanOrEqual(names.length);
+    const active = (await ctx.executions.listActive()).filter((e) => e.jobName.startsWith('active-'));
+    expect(new Set(active.map((e) => `${e.jobName}/${e.executionId}`))).toEqual(planned);
   });
 });
 
