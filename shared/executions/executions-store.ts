@@ -18,60 +18,15 @@ import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { CONTROL_ITEM_ABSENT, controlKeys } from '../control/control-keys.ts';
-import { type Execution, type ExecutionStatus, fromItem, type Trigger } from './execution.ts';
+import type { ClaimOutcome, ExecutionKey, ExecutionResult, ExecutionsPort, NewExecution } from '../ports.ts';
+import { type Execution, type ExecutionStatus, fromItem } from './execution.ts';
 
-export interface NewExecution {
-  jobName: string;
-  executionId: string;
-  group: string;
-  slot: number;
-  attempt: number;
-  trigger: Trigger;
-  scheduledAt: number;
-  jobVersion: number;
-  queueUrl: string;
-}
+/** Types the runner and its tests import from here (they live in ../ports.ts). */
+export type { ClaimOutcome, ExecutionResult } from '../ports.ts';
 
-export type ClaimOutcome =
-  | { readonly claimed: true; readonly execution: Execution }
-  | { readonly claimed: false; readonly why: 'not_scheduled' | 'job_changed' | 'paused' | 'slot_taken' };
+const ACTIVE_SHARD = 0;
 
-export interface ExecutionResult {
-  status: Extract<ExecutionStatus, 'succeeded' | 'failed' | 'timeout' | 'cancelled'>;
-  exitCode: number | null;
-  output: string;
-  outputTruncated: boolean;
-  reason: string | null;
-  /** Where the full output went (`s3://bucket/key`) when it was truncated and uploaded. */
-  outputUrl?: string | undefined;
-  /** The job's processors that failed (name → error); absent or null when none did. */
-  processorErrors?: Readonly<Record<string, string>> | null | undefined;
-  /** How many bytes the job printed in all (known for executors that report live output). */
-  outputBytes?: number | undefined;
-}
-
-/** What retention reads of each execution: no outputs, just enough to know whether it may go. */
-export interface ExecutionKey extends Pick<Execution, 'jobName' | 'executionId' | 'status' | 'finishedAt'> {
-  /** When every reaction to its finish was done; null while it is planned, running or not yet reacted. */
-  readonly reactedAt: number | null;
-}
-
-/**
- * Partitions of the sparse `byActive` index. Every execution is written into it when planned and taken out
- * when it ends: with one partition key value that is two index writes per execution on one partition
- * (DynamoDB allows ~1,000 writes a second per partition), a ceiling near 30,000 executions a minute.
- * Spread over 8 by job name, the index takes 8 times that; listing the active executions costs 8 queries.
- */
-export const ACTIVE_SHARDS = 8;
-
-/** The `byActive` partition of a job's executions (shard 0 holds those written before there were 8). */
-export function activeShardOf(jobName: string): number {
-  let h = 0;
-  for (const c of jobName) h = (h * 31 + c.charCodeAt(0)) | 0;
-  return Math.abs(h) % ACTIVE_SHARDS;
-}
-
-export class ExecutionsStore {
+export class ExecutionsStore implements ExecutionsPort {
   constructor(
     private readonly clients: AwsClients,
     private readonly config: Config,
@@ -97,7 +52,7 @@ export class ExecutionsStore {
       Item: {
         ...e,
         status: 'scheduled',
-        activeShard: activeShardOf(e.jobName),
+        activeShard: ACTIVE_SHARD,
         createdAt: now,
         expiresAt: this.expiresAt(e.scheduledAt),
       },
@@ -478,22 +433,16 @@ export class ExecutionsStore {
 
   /** Scheduled and running executions of all jobs, from the sparse `byActive` index. */
   async listActive(): Promise<Execution[]> {
-    const shards = Array.from({ length: ACTIVE_SHARDS }, (_, s) => s);
-    const lists = await Promise.all(
-      shards.map((s) =>
-        collect(
-          allItems(this.clients, {
-            kind: 'query',
-            TableName: this.table,
-            IndexName: 'byActive',
-            KeyConditionExpression: 'activeShard = :s',
-            ExpressionAttributeValues: { ':s': s },
-          }),
-          fromItem,
-        ),
-      ),
+    return collect(
+      allItems(this.clients, {
+        kind: 'query',
+        TableName: this.table,
+        IndexName: 'byActive',
+        KeyConditionExpression: 'activeShard = :s',
+        ExpressionAttributeValues: { ':s': ACTIVE_SHARD },
+      }),
+      fromItem,
     );
-    return lists.flat().sort((a, b) => a.scheduledAt - b.scheduledAt);
   }
 
   /**
