@@ -24,78 +24,65 @@ const INFRA_MAY_IMPORT = [
   '^shared/metrics/metrics\\.ts$', // metric names and dimensions
 ];
 
+/** A rule that fails the check: imports from a module whose path matches `from` of one matching `to`. */
+const forbid = (name, comment, from, to) => ({ name, severity: 'error', comment, from, to });
+
 export default {
   forbidden: [
-    {
-      name: 'no-circular',
-      severity: 'error',
-      comment: 'A cycle makes two modules one: move what both need into the module that owns it.',
-      from: {},
-      to: { circular: true },
-    },
-    {
-      name: 'shared-imports-no-entry-point',
-      severity: 'error',
-      comment: 'shared/ is what the entry points build on; it never imports one of them.',
-      from: { path: '^shared/' },
-      to: { path: '^(functions|agent|local|infra|web|test|scripts|bin)/' },
-    },
-    {
-      name: 'deployables-import-no-local-or-infra',
-      severity: 'error',
-      comment: 'The Lambda code and the agent ship without local/ and infra/.',
-      from: { path: '^(functions|agent)/' },
-      to: { path: '^(local|infra)/' },
-    },
-    {
-      name: 'functions-and-agent-apart',
-      severity: 'error',
-      comment: 'The Lambda code and the agent are separate deployables; what both need lives in shared/.',
-      from: { path: '^functions/' },
-      to: { path: '^agent/' },
-    },
-    {
-      name: 'agent-and-functions-apart',
-      severity: 'error',
-      comment: 'The Lambda code and the agent are separate deployables; what both need lives in shared/.',
-      from: { path: '^agent/' },
-      to: { path: '^functions/' },
-    },
-    {
-      name: 'infra-imports-only-shared-constants',
-      severity: 'error',
-      comment: `infra/ imports only the constants it shares with the deployed code (${INFRA_MAY_IMPORT.join(', ')}).`,
-      from: { path: '^infra/' },
-      to: { path: '^(shared|functions|agent|local|web|test|scripts|bin)/', pathNot: INFRA_MAY_IMPORT },
-    },
-    {
-      name: 'web-is-browser-code',
-      severity: 'error',
-      comment: 'web/src is the browser UI, bundled on its own: it imports nothing outside web/src.',
-      from: { path: '^web/src/' },
-      to: { pathNot: '^web/src/' },
-    },
-    {
-      name: 'nothing-imports-local',
-      severity: 'error',
-      comment: 'local/ is the top of the tree: only local/ itself and the tests import it.',
-      from: { pathNot: '^(local|test)/' },
-      to: { path: '^local/' },
-    },
-    {
-      name: 'nothing-imports-tests',
-      severity: 'error',
-      comment: 'Test support code stays under test/.',
-      from: { pathNot: '^test/' },
-      to: { path: '^test/' },
-    },
-    {
-      name: 'not-to-unresolvable',
-      severity: 'error',
-      comment: 'An import that resolves to nothing (a typo, or a package missing from package.json).',
-      from: {},
-      to: { couldNotResolve: true },
-    },
+    forbid(
+      'no-circular',
+      'A cycle makes two modules one: move what both need into the module that owns it.',
+      {},
+      { circular: true },
+    ),
+    forbid(
+      'shared-imports-no-entry-point',
+      'shared/ is what the entry points build on; it never imports one of them.',
+      { path: '^shared/' },
+      { path: '^(functions|agent|local|infra|web|test|scripts|bin)/' },
+    ),
+    forbid(
+      'deployables-import-no-local-or-infra',
+      'The Lambda code and the agent ship without local/ and infra/.',
+      { path: '^(functions|agent)/' },
+      { path: '^(local|infra)/' },
+    ),
+    forbid(
+      'functions-and-agent-apart',
+      'The Lambda code and the agent are separate deployables; what both need lives in shared/.',
+      { path: '^(functions|agent)/' },
+      { path: '^(functions|agent)/', pathNot: '^$1/' },
+    ),
+    forbid(
+      'infra-imports-only-shared-constants',
+      `infra/ imports only the constants it shares with the deployed code (${INFRA_MAY_IMPORT.join(', ')}).`,
+      { path: '^infra/' },
+      { path: '^(shared|functions|agent|local|web|test|scripts|bin)/', pathNot: INFRA_MAY_IMPORT },
+    ),
+    forbid(
+      'web-is-browser-code',
+      'web/src is the browser UI, bundled on its own: it imports nothing outside web/src.',
+      { path: '^web/src/' },
+      { pathNot: '^web/src/' },
+    ),
+    forbid(
+      'nothing-imports-local',
+      'local/ is the top of the tree: only local/ itself and the tests import it.',
+      { pathNot: '^(local|test)/' },
+      { path: '^local/' },
+    ),
+    forbid(
+      'nothing-imports-tests',
+      'Test support code stays under test/.',
+      { pathNot: '^test/' },
+      { path: '^test/' },
+    ),
+    forbid(
+      'not-to-unresolvable',
+      'An import that resolves to nothing (a typo, or a package missing from package.json).',
+      {},
+      { couldNotResolve: true },
+    ),
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

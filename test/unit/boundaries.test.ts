@@ -33,18 +33,23 @@ async function cruise(cwd: string, config: string, paths: readonly string[]): Pr
   return violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`);
 }
 
+/** One forbidden import (or more) for each rule. */
 const FIXTURE: Readonly<Record<string, string>> = {
   // The agent reaching into local/ (what agent/cli.ts did with the stack file) and the cron parser.
   'agent/cli.ts': "import { x } from '../local/x.ts';\nimport 'cron-parser';\nexport const y = x;\n",
-  'local/x.ts': 'export const x = 1;\n',
-  // shared/ importing an entry point.
+  'agent/tool.ts': 'export const t = 1;\n',
+  'local/x.ts': "import { helper } from '../test/helper.ts';\nexport const x = helper;\n",
+  'test/helper.ts': 'export const helper = 1;\n',
+  // shared/ importing an entry point, which imports the other deployable.
   'shared/uses-handler.ts': "import { h } from '../functions/handler.ts';\nexport const u = h;\n",
-  'functions/handler.ts': 'export const h = 1;\n',
+  'functions/handler.ts': "import { t } from '../agent/tool.ts';\nexport const h = t;\n",
   // A cycle made of type-only imports (what shared/jobs/job.ts and the executors had).
   'shared/a.ts': "import type { B } from './b.ts';\nexport interface A { b?: B }\n",
   'shared/b.ts': "import type { A } from './a.ts';\nexport interface B { a?: A }\n",
-  // infra/ importing more than shared/'s constants.
+  'shared/typo.ts': "export { n } from './nowhere.ts';\n",
+  // infra/ importing more than shared/'s constants; the browser code importing server code.
   'infra/stack.ts': "import { u } from '../shared/uses-handler.ts';\nexport const s = u;\n",
+  'web/src/app.ts': "import type { A } from '../../shared/a.ts';\nexport type W = A;\n",
 };
 
 describe('import rules', () => {
@@ -61,20 +66,30 @@ describe('import rules', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('report each forbidden import of a tree that has them', async () => {
+  it('report every forbidden import of a tree that has one of each', async () => {
     const [found, agent] = await Promise.all([
-      cruise(dir, '.dependency-cruiser.mjs', ['agent', 'local', 'shared', 'functions', 'infra']),
+      cruise(dir, '.dependency-cruiser.mjs', [
+        'agent',
+        'local',
+        'shared',
+        'functions',
+        'infra',
+        'web/src',
+        'test',
+      ]),
       cruise(dir, '.dependency-cruiser-agent.mjs', ['agent/cli.ts']),
     ]);
-    expect(found).toEqual(
-      expect.arrayContaining([
-        'deployables-import-no-local-or-infra: agent/cli.ts → local/x.ts',
-        'nothing-imports-local: agent/cli.ts → local/x.ts',
-        'shared-imports-no-entry-point: shared/uses-handler.ts → functions/handler.ts',
-        'no-circular: shared/a.ts → shared/b.ts',
-        'infra-imports-only-shared-constants: infra/stack.ts → shared/uses-handler.ts',
-      ]),
-    );
+    expect(found.sort()).toEqual([
+      'deployables-import-no-local-or-infra: agent/cli.ts → local/x.ts',
+      'functions-and-agent-apart: functions/handler.ts → agent/tool.ts',
+      'infra-imports-only-shared-constants: infra/stack.ts → shared/uses-handler.ts',
+      'no-circular: shared/a.ts → shared/b.ts',
+      'not-to-unresolvable: shared/typo.ts → ./nowhere.ts',
+      'nothing-imports-local: agent/cli.ts → local/x.ts',
+      'nothing-imports-tests: local/x.ts → test/helper.ts',
+      'shared-imports-no-entry-point: shared/uses-handler.ts → functions/handler.ts',
+      'web-is-browser-code: web/src/app.ts → shared/a.ts',
+    ]);
     expect(agent).toEqual([
       expect.stringMatching(/^agent-stays-small: agent\/cli\.ts → (.*\/)?node_modules\/cron-parser\//),
     ]);
