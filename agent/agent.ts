@@ -37,6 +37,7 @@ import {
 } from '../shared/timing.ts';
 import { VERSION } from '../shared/version.ts';
 import { AckBatcher } from './acks.ts';
+import { agentEnv } from './config.ts';
 import { ShellExecutor } from './executors/shell.ts';
 import { JobReaper } from './reaper.ts';
 
@@ -185,8 +186,8 @@ export class Agent {
         outputBucket: ctx.config.outputBucket,
         log: this.log,
         hostName: this.agentId,
-        searchPath: options.processorPath ?? process.env.PATH ?? '',
-        baseEnv: jobBaseEnv(process.env, options.jobEnvPassThrough ?? []),
+        searchPath: options.processorPath ?? agentEnv().PATH ?? '',
+        baseEnv: jobBaseEnv(agentEnv(), options.jobEnvPassThrough ?? []),
         groups: this.reaper,
       });
     this.sleep = options.sleep ?? defaultSleep;
@@ -198,7 +199,7 @@ export class Agent {
 
   /** Shell and external executors run jobs in a scrubbed environment, in process groups the reaper owns. */
   private defaultExecutors(passThrough: readonly string[]): Record<string, Executor> {
-    const baseEnv = jobBaseEnv(process.env, passThrough);
+    const baseEnv = jobBaseEnv(agentEnv(), passThrough);
     const external = discoverExternalExecutors(
       [join(homedir(), '.cronplane', 'executors'), '/usr/local/lib/cronplane/executors'],
       { baseEnv, groups: this.reaper },

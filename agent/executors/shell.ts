@@ -23,6 +23,7 @@ import {
 import type { Executor, ExecutorResult, RunHooks } from '../../shared/executors/executor.ts';
 import { parseShellConfig, type ShellSpec } from '../../shared/executors/shell-config.ts';
 import type { JobDefinition } from '../../shared/jobs/definition.ts';
+import { agentEnv } from '../config.ts';
 
 // The config is parsed in shared/ so that the API checks it with the same rules when a job is written.
 export { parseEnvList, splitCommand } from '../../shared/executors/shell-config.ts';
@@ -31,7 +32,7 @@ export interface ShellExecutorOptions {
   readonly spawn?: typeof nodeSpawn;
   /**
    * The environment every job starts from (then its own `env`, then ENV_JOB_NAME and CRONPLANE_*
-   * identity variables). Default: `jobBaseEnv(process.env)`, the agent's environment scrubbed of its
+   * identity variables). Default: `jobBaseEnv(agentEnv())`, the agent's environment scrubbed of its
    * credentials and configuration.
    */
   readonly baseEnv?: Record<string, string | undefined>;
@@ -100,7 +101,7 @@ export class ShellExecutor implements Executor {
     if (this.options.resolveEnv) extra = await this.options.resolveEnv(extra);
     if (signal.aborted) return { ...failed('cancelled before it started'), status: 'cancelled' };
     const env = {
-      ...(this.options.baseEnv ?? jobBaseEnv(process.env)),
+      ...(this.options.baseEnv ?? jobBaseEnv(agentEnv())),
       ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}),
       ...extra,
       ENV_JOB_NAME: job.name,
