@@ -1,7 +1,8 @@
 /**
  * The Lambda functions' configuration (the local stack builds its context with it too), parsed once from
  * the environment; a missing variable fails fast with its name. The agent's is agent/config.ts, the local
- * stack's local/config.ts; nothing else reads process.env. Timing defaults come from shared/timing.ts.
+ * stack's local/config.ts; nothing else reads configuration from process.env (Biome's noProcessEnv, with the
+ * exemptions biome.json lists). Timing defaults come from shared/timing.ts.
  */
 import { z } from 'zod';
 import type { Env } from './aws/clients.ts';
