@@ -7,14 +7,16 @@ import { Dispatcher } from './dispatch/dispatch.ts';
 import { ExecutionsStore } from './executions/executions-store.ts';
 import { JobsStore } from './jobs/jobs-store.ts';
 import { type MetricsSink, noMetrics } from './metrics/metrics.ts';
+import type { AgentsPort, ControlPort, ExecutionsPort, JobsPort } from './ports.ts';
 
 export interface Context {
   readonly config: Config;
   readonly clients: AwsClients;
-  readonly jobs: JobsStore;
-  readonly executions: ExecutionsStore;
-  readonly control: ControlStore;
-  readonly agents: AgentsStore;
+  /** The stores, by their ports (ports.ts): the DynamoDB implementations are created below. */
+  readonly jobs: JobsPort;
+  readonly executions: ExecutionsPort;
+  readonly control: ControlPort;
+  readonly agents: AgentsPort;
   readonly dispatch: Dispatcher;
   readonly clock: () => number;
   /** Where the tick and the reactions record their metrics (shared/metrics/metrics.ts). */

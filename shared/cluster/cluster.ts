@@ -1,5 +1,5 @@
 /** Cluster-level views and switches: members, leader, busy executions, pause. */
-import { livenessReference, memberStatus } from '../agents/agents-store.ts';
+import { livenessReference, memberStatus } from '../agents/liveness.ts';
 import type { Context } from '../context.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { toApi as executionToApi } from '../executions/execution.ts';

@@ -6,17 +6,10 @@ import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import type { AwsClients } from '../aws/clients.ts';
 import { ifCondition, onConditionFailed } from '../aws/conditional.ts';
 import type { Config } from '../config.ts';
+import type { ControlPort, Lease, LockHolder, ShardLayout } from '../ports.ts';
 import { CONTROL_ITEM_ABSENT, controlKeys } from './control-keys.ts';
 
-export interface Lease {
-  readonly owner: string;
-  readonly token: number;
-  readonly expiresAtMs: number;
-  /** When the holder last took or renewed it (each tick does); 0 when unknown. */
-  readonly acquiredAtMs?: number;
-}
-
-export class ControlStore {
+export class ControlStore implements ControlPort {
   constructor(
     private readonly clients: AwsClients,
     private readonly config: Config,
@@ -219,20 +212,4 @@ export class ControlStore {
       ),
     );
   }
-}
-
-/**
- * The due shards: `count` is the configured shard count jobs are spread over; `span` is how many shards
- * the coordinator ticks (shards in [count, span) still hold jobs written under an older, larger count and
- * are ticked until they are empty); `changedAt` is when `count` last changed.
- */
-export interface ShardLayout {
-  readonly count: number;
-  readonly span: number;
-  readonly changedAt: number;
-}
-
-export interface LockHolder {
-  readonly executionId: string;
-  readonly agentId: string;
 }

@@ -5,7 +5,7 @@
  */
 import type { Context } from '../context.ts';
 import type { Execution, Trigger } from '../executions/execution.ts';
-import type { JobRecord } from '../jobs/jobs-store.ts';
+import type { JobRecord } from '../ports.ts';
 import { type AgentsSnapshot, launchFireTimes, liveAgents } from '../scheduler/plan.ts';
 import { type FollowUps, retryPlan } from './policy.ts';
 

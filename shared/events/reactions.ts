@@ -27,8 +27,8 @@
 
 import type { Context } from '../context.ts';
 import { type Execution, TERMINAL } from '../executions/execution.ts';
-import type { JobRecord } from '../jobs/jobs-store.ts';
 import { recordFinish } from '../metrics/metrics.ts';
+import type { JobRecord } from '../ports.ts';
 import { type AgentsSnapshot, liveAgents } from '../scheduler/plan.ts';
 import { launchFollowUps, launchRetry } from './launch.ts';
 import { ephemeralFate, followUps, type Outcome, outcomeOf, summarizeGroup, willRetry } from './policy.ts';

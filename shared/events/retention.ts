@@ -8,7 +8,7 @@
  */
 import type { Context } from '../context.ts';
 import { TERMINAL } from '../executions/execution.ts';
-import type { ExecutionKey } from '../executions/executions-store.ts';
+import type { ExecutionKey } from '../ports.ts';
 
 /** Dkron keeps the newest 100 executions per job. */
 export const DEFAULT_KEEP_EXECUTIONS = 100;

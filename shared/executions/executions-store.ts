@@ -18,43 +18,11 @@ import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { CONTROL_ITEM_ABSENT, controlKeys } from '../control/control-keys.ts';
-import { type Execution, type ExecutionStatus, fromItem, type Trigger } from './execution.ts';
+import type { ClaimOutcome, ExecutionKey, ExecutionResult, ExecutionsPort, NewExecution } from '../ports.ts';
+import { type Execution, type ExecutionStatus, fromItem } from './execution.ts';
 
-export interface NewExecution {
-  jobName: string;
-  executionId: string;
-  group: string;
-  slot: number;
-  attempt: number;
-  trigger: Trigger;
-  scheduledAt: number;
-  jobVersion: number;
-  queueUrl: string;
-}
-
-export type ClaimOutcome =
-  | { readonly claimed: true; readonly execution: Execution }
-  | { readonly claimed: false; readonly why: 'not_scheduled' | 'job_changed' | 'paused' | 'slot_taken' };
-
-export interface ExecutionResult {
-  status: Extract<ExecutionStatus, 'succeeded' | 'failed' | 'timeout' | 'cancelled'>;
-  exitCode: number | null;
-  output: string;
-  outputTruncated: boolean;
-  reason: string | null;
-  /** Where the full output went (`s3://bucket/key`) when it was truncated and uploaded. */
-  outputUrl?: string | undefined;
-  /** The job's processors that failed (name → error); absent or null when none did. */
-  processorErrors?: Readonly<Record<string, string>> | null | undefined;
-  /** How many bytes the job printed in all (known for executors that report live output). */
-  outputBytes?: number | undefined;
-}
-
-/** What retention reads of each execution: no outputs, just enough to know whether it may go. */
-export interface ExecutionKey extends Pick<Execution, 'jobName' | 'executionId' | 'status' | 'finishedAt'> {
-  /** When every reaction to its finish was done; null while it is planned, running or not yet reacted. */
-  readonly reactedAt: number | null;
-}
+/** Types the runner and its tests import from here (they live in ../ports.ts). */
+export type { ClaimOutcome, ExecutionResult } from '../ports.ts';
 
 /**
  * Partitions of the sparse `byActive` index. Every execution is written into it when planned and taken out
@@ -71,7 +39,7 @@ export function activeShardOf(jobName: string): number {
   return Math.abs(h) % ACTIVE_SHARDS;
 }
 
-export class ExecutionsStore {
+export class ExecutionsStore implements ExecutionsPort {
   constructor(
     private readonly clients: AwsClients,
     private readonly config: Config,

@@ -8,7 +8,7 @@
  * It answers what to do with the message: `done` (delete it) or `retry` (leave it; it reappears).
  */
 import { rm } from 'node:fs/promises';
-import { memberStatus } from '../agents/agents-store.ts';
+import { memberStatus } from '../agents/liveness.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../executors/executor.ts';

@@ -18,12 +18,12 @@ import {
   ValidationError,
 } from '../errors.ts';
 import { type Execution, toApi as executionToApi, groupIdFor } from '../executions/execution.ts';
+import type { JobChange, JobRecord } from '../ports.ts';
 import { launchFireTimes, liveAgents, planJob } from '../scheduler/plan.ts';
 import { toRfc3339 } from '../time.ts';
 import { currentCaller } from './caller.ts';
 import { checkExecutorTrust } from './executor-config.ts';
 import { firstFireAtOrAfter, validateJob } from './job.ts';
-import type { JobChange, JobRecord } from './jobs-store.ts';
 import { LIMITS } from './limits.ts';
 
 export function jobToApi(job: JobRecord) {

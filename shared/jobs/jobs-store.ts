@@ -17,54 +17,19 @@ import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
+import type {
+  JobChange,
+  JobChangeAction,
+  JobChangeBy,
+  JobRecord,
+  JobsPort,
+  NextRunAdvance,
+} from '../ports.ts';
 import { currentCaller } from './caller.ts';
 import type { JobDefinition } from './definition.ts';
 
 /** Entries kept in a job's `history` (each well under 1 KB: the 400 KB item limit is far away). */
 export const JOB_HISTORY_LIMIT = 20;
-
-export type JobChangeAction = 'created' | 'updated' | 'enabled' | 'disabled';
-
-/** One change of a job's definition. */
-export interface JobChange {
-  /** The version the change produced. */
-  readonly version: number;
-  readonly at: number;
-  /** The caller's identity (API Gateway's IAM user/role ARN), `anonymous` without IAM auth. */
-  readonly by: string;
-  readonly action: JobChangeAction;
-}
-
-/** Who makes a change, and what kind of change it is. */
-export interface JobChangeBy {
-  readonly by: string;
-  readonly action: JobChangeAction;
-}
-
-export interface JobRecord {
-  readonly name: string;
-  readonly def: JobDefinition;
-  /** Bumped by every user write; planned executions carry the version they were planned for. */
-  readonly version: number;
-  readonly nextRunAt: number | null;
-  readonly successCount: number;
-  readonly errorCount: number;
-  readonly missedCount: number;
-  readonly lastSuccess: number | null;
-  readonly lastError: number | null;
-  readonly status: string;
-  readonly dependentJobs: string[];
-  readonly createdAt: number;
-  readonly updatedAt: number;
-  /** '' for a job written before the audit trail existed. */
-  readonly createdBy: string;
-  readonly updatedBy: string;
-  /** Oldest first, at most JOB_HISTORY_LIMIT. */
-  readonly history: JobChange[];
-  /** Why the planner could not plan this job at its last try (null once it plans again), and when. */
-  readonly planError: string | null;
-  readonly planErrorAt: number | null;
-}
 
 type Item = Record<string, unknown>;
 
@@ -101,14 +66,7 @@ function toChange(raw: unknown): JobChange {
   };
 }
 
-/** Move `job.nextRunAt` (as read) to `next`, adding `missed` to its missed count. */
-export interface NextRunAdvance {
-  readonly job: JobRecord;
-  readonly next: number | null;
-  readonly missed: number;
-}
-
-export class JobsStore {
+export class JobsStore implements JobsPort {
   constructor(
     private readonly clients: AwsClients,
     private readonly config: Config,

@@ -22,12 +22,12 @@
  */
 import type { Context } from '../context.ts';
 import { PausedError, ValidationError } from '../errors.ts';
+import type { JobRecord } from '../ports.ts';
 import { currentCaller } from './caller.ts';
 import type { JobDefinition } from './definition.ts';
 import { checkExecutorTrust } from './executor-config.ts';
 import { firstFireAtOrAfter, validateJob } from './job.ts';
 import { type ApiJob, refreshDependents, upsertJob } from './jobs-service.ts';
-import type { JobRecord } from './jobs-store.ts';
 import { LIMITS } from './limits.ts';
 
 /** A job of the file that fails validation: `field` and `rule` as `POST /v1/jobs` reports them. */

@@ -15,7 +15,7 @@
  * moves is still launched at most once per fire time.
  */
 import type { Context } from '../context.ts';
-import type { ShardLayout } from '../control/control-store.ts';
+import type { ShardLayout } from '../ports.ts';
 import { type TickReport, tick } from './tick.ts';
 
 /** The highest shard count the configuration accepts (shared/config.ts). */

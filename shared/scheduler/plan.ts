@@ -7,15 +7,14 @@
  * find the executions already there, and any still `scheduled` are sent again (the outbox). A second
  * delivery is harmless because an agent runs an execution only through the `scheduled → running` claim.
  */
-import { liveMembers } from '../agents/agents-store.ts';
+import { liveMembers } from '../agents/liveness.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import { executionIdFor, groupIdFor, type Trigger } from '../executions/execution.ts';
-import type { NewExecution } from '../executions/executions-store.ts';
 import { isAgentless } from '../executors/registry.ts';
 import { jobSchedule, withinExpiry } from '../jobs/job.ts';
-import type { JobRecord } from '../jobs/jobs-store.ts';
 import { parseTags } from '../jobs/tags.ts';
+import type { JobRecord, NewExecution } from '../ports.ts';
 import { parseDuration } from '../schedule/duration.ts';
 import type { Schedule } from '../schedule/schedule.ts';
 

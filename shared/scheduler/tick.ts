@@ -5,8 +5,8 @@
  */
 import type { Context } from '../context.ts';
 import { stagingLeadSeconds } from '../dispatch/dispatch.ts';
-import type { JobRecord } from '../jobs/jobs-store.ts';
 import { recordTick } from '../metrics/metrics.ts';
+import type { JobRecord } from '../ports.ts';
 import { liveAgents, planJobs } from './plan.ts';
 
 export interface TickReport {

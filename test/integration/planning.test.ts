@@ -16,7 +16,7 @@ import type { LaunchMessage } from '../../shared/dispatch/dispatch.ts';
 import { NotFoundError, PausedError, ValidationError } from '../../shared/errors.ts';
 import { groupIdFor } from '../../shared/executions/execution.ts';
 import { firstFireAtOrAfter, validateJob } from '../../shared/jobs/job.ts';
-import type { JobRecord } from '../../shared/jobs/jobs-store.ts';
+import type { JobRecord } from '../../shared/ports.ts';
 import { backfillJob, MAX_BACKFILL_FIRES } from '../../shared/scheduler/backfill.ts';
 import { launchFireTimes, MAX_FIRES_PER_PASS, planJob, planJobs } from '../../shared/scheduler/plan.ts';
 import { startTestStack } from './support/stack.ts';

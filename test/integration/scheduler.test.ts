@@ -14,7 +14,7 @@ import { type Context, createContext } from '../../shared/context.ts';
 import { processLaunches } from '../../shared/executions/runner.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
-import type { JobRecord } from '../../shared/jobs/jobs-store.ts';
+import type { JobRecord } from '../../shared/ports.ts';
 import { planJob, planJobs } from '../../shared/scheduler/plan.ts';
 import { tick } from '../../shared/scheduler/tick.ts';
 import { startTestStack, waitFor } from './support/stack.ts';

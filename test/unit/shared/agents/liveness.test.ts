@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
-  type AgentRecord,
   liveMembers,
   livenessReference,
   memberStatus,
   STORE_STALL_GRACE_MS,
-} from '../../../../shared/agents/agents-store.ts';
+} from '../../../../shared/agents/liveness.ts';
+import type { AgentRecord } from '../../../../shared/ports.ts';
 
 const agent = (agentId: string, lastHeartbeatAt: number, extra: Partial<AgentRecord> = {}): AgentRecord => ({
   agentId,
