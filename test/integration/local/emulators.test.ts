@@ -20,6 +20,8 @@ const CRONPLANE_VARS = [
   'CRONPLANE_OUTPUT_BUCKET',
   'CRONPLANE_SECRETS_PATH',
   'CRONPLANE_STACK',
+  'CRONPLANE_DUE_SHARDS',
+  'CRONPLANE_SHARD_TICK_QUEUE_URL',
 ];
 
 function portOpen(url: string): Promise<boolean> {
@@ -182,6 +184,7 @@ describe('local emulators provisioned from the CDK template', () => {
       CRONPLANE_CONTROL_TABLE: `${prefix}Control`,
       CRONPLANE_QUEUE_PREFIX: prefix,
       CRONPLANE_STACK: expect.any(String),
+      CRONPLANE_DUE_SHARDS: '1',
       CRONPLANE_EVENT_BUS: `${prefix}EventBus`,
       CRONPLANE_OUTPUT_BUCKET: `${prefix}outputbucket`,
       CRONPLANE_DLQ_ARN: expect.stringMatching(
@@ -189,6 +192,7 @@ describe('local emulators provisioned from the CDK template', () => {
       ),
     });
     expect(resources.env.CRONPLANE_DEFAULT_QUEUE_URL).toMatch(new RegExp(`/${prefix}DefaultQueue$`));
+    expect(resources.env.CRONPLANE_SHARD_TICK_QUEUE_URL).toMatch(new RegExp(`/${prefix}ShardTicks$`));
     expect(Object.values(resources.queues)).toContain(resources.env.CRONPLANE_DEFAULT_QUEUE_URL);
   });
 
