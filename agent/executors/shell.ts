@@ -180,7 +180,9 @@ export class ShellExecutor implements Executor {
             outputTruncated: output.truncated,
             reason: `timed out after ${cfg.timeout}`,
           });
-        } else if (killedFor === 'cancelled') {
+        } else if (killedFor === 'cancelled' && code === null) {
+          // Killed. (An exit code means it ended by itself before the kill reached it — the kill was sent
+          // after its exit, in the same turn of a busy event loop: its own result, not a cancellation.)
           finish({
             status: 'cancelled',
             exitCode: code,

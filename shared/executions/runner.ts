@@ -12,12 +12,12 @@ import { memberStatus } from '../agents/liveness.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../executors/executor.ts';
-import type { JobDefinition } from '../jobs/definition.ts';
+import type { JobDefinition } from '../jobs/job.ts';
 import { parseTags } from '../jobs/tags.ts';
 import { applyProcessors, hasProcessors, type ProcessedOutput } from '../processors/apply.ts';
 import type { ProcessorHost } from '../processors/processor.ts';
+import type { ClaimOutcome, ExecutionResult } from '../ports.ts';
 import type { Execution } from './execution.ts';
-import type { ExecutionResult } from './executions-store.ts';
 import { fenceAfterMs, Heartbeat } from './heartbeat.ts';
 import { OutputStore } from './output-store.ts';
 
@@ -115,6 +115,14 @@ function failure(reason: string): ExecutorResult {
 export class Runner {
   /** Holds by instant: every hold for the same instant shares one timer (see `holdUntil`). */
   private readonly alarms = new Map<number, Promise<void>>();
+  /**
+   * The `claimedAt` of every claim this runner sent, by execution, until the launch is settled: a claim
+   * whose answer was lost (a timeout, then a retry refused because the first attempt had landed) is known
+   * by it as this runner's own, and run — not left `running` for the sweep to mark lost.
+   */
+  private readonly claimsSent = new Map<string, Set<number>>();
+  /** Executions this runner holds or runs now (a duplicate of one of their messages is dropped). */
+  private readonly active = new Set<string>();
 
   constructor(
     private readonly ctx: Context,
@@ -123,7 +131,14 @@ export class Runner {
 
   /** One launch, read and claimed on its own. */
   async process(launch: LaunchMessage, options: RunnerOptions): Promise<RunnerVerdict> {
-    const { ctx, me } = this;
+    const verdict = await this.processOne(launch, options);
+    // Settled: its claims are forgotten (one that failed with an error is kept: the message comes back).
+    if (!this.active.has(keyOf(launch))) this.claimsSent.delete(keyOf(launch));
+    return verdict;
+  }
+
+  private async processOne(launch: LaunchMessage, options: RunnerOptions): Promise<RunnerVerdict> {
+    const { ctx } = this;
     // Launch messages arrive ahead of their fire time (SQS delays are whole seconds, and a busy second is
     // staged earlier). Everything but the start happens at once — read, claim (the at-most-once step),
     // heartbeats — and the execution is held, claimed, until its exact fire time.
@@ -139,12 +154,13 @@ export class Runner {
       return 'done';
     };
     if (!execution) return skip('no such execution');
+    if (this.claimedInDoubt(execution)) return this.resumeClaim(execution, job?.def, options);
     if (execution.status === 'running') return this.runningElsewhere(execution, options);
     if (execution.status !== 'scheduled') return skip(`already ${execution.status}`);
 
     const tagged = job !== null && Object.keys(job.def.tags).length > 0;
     const claimOptions = { ignorePause: execution.trigger === 'manual', oneSlotPerAgent: tagged };
-    let claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
+    let claim = await this.claim(execution, claimOptions);
     if (!claim.claimed && claim.why === 'job_changed') {
       // The job was edited after planning; its write path retargets or skips planned executions. Give
       // it a moment, then either run under the new version or record why we did not.
@@ -157,7 +173,7 @@ export class Runner {
       }
       if (execution.status === 'scheduled' && execution.jobVersion === current.version) {
         job = current;
-        claim = await ctx.executions.claim(execution, me, ctx.clock(), claimOptions);
+        claim = await this.claim(execution, claimOptions);
       } else {
         const why = current.def.disabled ? 'job disabled' : 'job changed after planning';
         await ctx.executions.end(execution, 'scheduled', 'skipped', why, ctx.clock());
@@ -183,6 +199,11 @@ export class Runner {
             : 'no other live agent took this slot',
           ctx.clock(),
         );
+      }
+      if (claim.why === 'not_scheduled') {
+        // Refused because an earlier attempt of this very claim landed (its answer was lost)?
+        const now = await ctx.executions.get(launch.jobName, launch.executionId);
+        if (now && this.claimedInDoubt(now)) return this.resumeClaim(now, job?.def, options);
       }
       return skip(`claim refused: ${claim.why}`);
     }
@@ -210,6 +231,44 @@ export class Runner {
       const c = (await claimed)[i];
       return c ? this.runFromClaim(c.execution, c.def, options[i]!) : this.process(launch, options[i]!);
     });
+  }
+
+  /** The conditional claim, its `claimedAt` remembered (see `claimsSent`). */
+  private claim(
+    e: Execution,
+    options: { ignorePause?: boolean; oneSlotPerAgent?: boolean },
+  ): Promise<ClaimOutcome> {
+    const at = this.ctx.clock();
+    this.claimSent(e, at);
+    return this.ctx.executions.claim(e, this.me, at, options);
+  }
+
+  private claimSent(e: Execution, at: number): void {
+    const key = keyOf(e);
+    const sent = this.claimsSent.get(key) ?? new Set<number>();
+    sent.add(at);
+    this.claimsSent.set(key, sent);
+  }
+
+  /**
+   * Running under this agent's name with the `claimedAt` of a claim this runner sent, and not held or run
+   * here: the claim landed but its answer did not. Another process of the same name (the agent restarted)
+   * never sent that claim, so an attempt that may have run before a restart is never run again.
+   */
+  private claimedInDoubt(e: Execution): boolean {
+    const key = keyOf(e);
+    return (
+      e.status === 'running' &&
+      e.agentId === this.me.agentId &&
+      e.claimedAt !== null &&
+      !this.active.has(key) &&
+      (this.claimsSent.get(key)?.has(e.claimedAt) ?? false)
+    );
+  }
+
+  private resumeClaim(e: Execution, def: JobDefinition | undefined, options: RunnerOptions) {
+    options.log?.({ msg: 'claim answer lost; running it', job: e.jobName, id: e.executionId });
+    return this.runFromClaim(e, def, options);
   }
 
   /**
@@ -262,10 +321,12 @@ export class Runner {
     });
     const candidates = plain.filter((c) => c !== null);
     if (candidates.length < 2) return none;
+    const claimAt = ctx.clock();
+    for (const c of candidates) this.claimSent(c.execution, claimAt);
     const running = await ctx.executions.claimMany(
       candidates.map((c) => c.execution),
       me,
-      ctx.clock(),
+      claimAt,
     );
     if (!running) return none;
     let k = 0;
@@ -274,6 +335,21 @@ export class Runner {
 
   /** After the claim: heartbeats, hold to the fire time, concurrency policy, run, result. */
   private async runFromClaim(
+    running: Execution,
+    def: JobDefinition | undefined,
+    options: RunnerOptions,
+  ): Promise<RunnerVerdict> {
+    const key = keyOf(running);
+    this.active.add(key);
+    try {
+      return await this.runClaimed(running, def, options);
+    } finally {
+      this.active.delete(key);
+      this.claimsSent.delete(key);
+    }
+  }
+
+  private async runClaimed(
     running: Execution,
     def: JobDefinition | undefined,
     options: RunnerOptions,
@@ -576,14 +652,22 @@ export function processLaunches(
   return new Runner(ctx, me).processMany(launches, options);
 }
 
+const keyOf = (e: Pick<Execution, 'jobName' | 'executionId'>) => `${e.jobName}/${e.executionId}`;
+
 /** A run's result once it has one: should writing it fail, it is what the runner writes again. */
 interface RunOutcome {
   result?: { readonly e: Execution; readonly final: ExecutionResult; readonly finishedAt: number };
 }
 
-/** The executor's result as the heartbeat leaves it: failed when the fence cut the run short, the cancel's reason. */
+/**
+ * The executor's result as the heartbeat leaves it: failed when the fence cut the run short, the cancel's
+ * reason. A fenced run whose executor still reports how it ended (not `cancelled`: it ended by itself
+ * before the kill reached it, the fence's timer and its end seen in the same turn of a busy event loop)
+ * is recorded as it ended: marked failed, it would be retried and its fire time would run twice.
+ */
 function settled(result: ExecutorResult, heart: Heartbeat, fencedInRun: boolean): ExecutorResult {
-  if (fencedInRun) return { ...result, status: 'failed', reason: heart.cancelReason };
+  if (fencedInRun && result.status === 'cancelled')
+    return { ...result, status: 'failed', reason: heart.cancelReason };
   if (result.status === 'cancelled' && heart.cancelReason) return { ...result, reason: heart.cancelReason };
   return result;
 }

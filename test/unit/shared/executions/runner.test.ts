@@ -11,9 +11,9 @@ import { describe, expect, it } from 'vitest';
 import type { Context } from '../../../../shared/context.ts';
 import type { LaunchMessage } from '../../../../shared/dispatch/dispatch.ts';
 import type { Execution } from '../../../../shared/executions/execution.ts';
-import type { ClaimOutcome, ExecutionResult } from '../../../../shared/executions/executions-store.ts';
 import { MAX_HOLD_MS, Runner, type RunnerOptions } from '../../../../shared/executions/runner.ts';
 import type { Executor, ExecutorResult } from '../../../../shared/executors/executor.ts';
+import type { ClaimOutcome, ExecutionResult } from '../../../../shared/ports.ts';
 
 type JobDefinition = Parameters<Executor['run']>[0];
 
@@ -73,6 +73,8 @@ class FakeStores {
   readonly calls: string[] = [];
   /** Set to make every heartbeat (and lock renewal) fail, as an unreachable store would. */
   unreachable = false;
+  /** Claims that land but whose answer is lost (a timeout after the write), as many as this. */
+  loseClaimAnswers = 0;
   /** Results refused by a failing write before one lands (the store blinked at the result). */
   failFinishes = 0;
   readonly finished: Array<{ id: string; result: ExecutionResult }> = [];
@@ -128,12 +130,17 @@ class FakeStores {
         this.calls.push('claim');
         const refused = claimable(e, o.ignorePause === true);
         if (refused) return refused;
-        return { claimed: true, execution: claimed(e, agent, now) } as ClaimOutcome;
+        const outcome = { claimed: true, execution: claimed(e, agent, now) } as ClaimOutcome;
+        if (this.loseClaimAnswers > 0 && this.loseClaimAnswers--) throw new Error('request timed out');
+        return outcome;
       },
       claimMany: async (list: readonly Execution[], agent: typeof me, now: number) => {
         this.calls.push('claimMany');
         if (list.some((e) => claimable(e, e.trigger === 'manual'))) return null; // all or nothing
-        return list.map((e) => claimed(e, agent, now));
+        const out = list.map((e) => claimed(e, agent, now));
+        // The SDK retries a timed-out transaction; the retry's conditions fail: a cancellation (null).
+        if (this.loseClaimAnswers > 0 && this.loseClaimAnswers--) return null;
+        return out;
       },
       heartbeat: async (e: Execution, agentId: string, now: number) => {
         this.calls.push('heartbeat');
@@ -395,6 +402,30 @@ describe('Runner', () => {
     expect(s.executions.get(`j/${e.executionId}`)!.reason).toMatch(/^killed by its agent: no heartbeat/);
   });
 
+  it('records a run that ended by itself as it ended, though the fence fired before its end was seen', async () => {
+    const s = new FakeStores();
+    const e = execution('j', Date.now());
+    s.put(e);
+    s.job(def('j'));
+    s.unreachable = true; // no heartbeat lands: the fence fires at 60 % of lost-after
+    const runs: string[] = [];
+    // The job exits by itself; its exit is seen only after the fence's timer (a busy event loop).
+    const late: Executor = {
+      async run(_def, x, signal) {
+        runs.push(x.executionId);
+        await new Promise<void>((r) => signal.addEventListener('abort', () => r()));
+        return { status: 'succeeded', exitCode: 0, output: 'done', outputTruncated: false, reason: null };
+      },
+    };
+    s.unreachable = true;
+    const verdict = await new Runner(s.context(), me).process(launchOf(e), {
+      ...options(late, { lostAfterMs: 400 }),
+    });
+    expect(verdict).toBe('done');
+    expect(runs).toHaveLength(1);
+    expect(s.executions.get(`j/${e.executionId}`)).toMatchObject({ status: 'succeeded', output: 'done' });
+  });
+
   it('kills its run once the store says the execution is no longer its own (marked lost meanwhile)', async () => {
     const s = new FakeStores();
     const e = execution('j', Date.now());
@@ -473,6 +504,46 @@ describe('Runner', () => {
     );
     expect(v2).toEqual(['done', 'done', 'done', 'done']);
     expect(second.runs.map((r) => r.id).sort()).toEqual([more[1]!.executionId, more[2]!.executionId].sort());
+  });
+
+  it('runs a claim whose answer was lost, once; another process of the same agent name never does', async () => {
+    const s = new FakeStores();
+    const e = execution('j', Date.now());
+    s.put(e);
+    s.job(def('j'));
+    const { ex, runs } = executor();
+    s.loseClaimAnswers = 1;
+    const runner = new Runner(s.context(), me);
+    // The claim landed but its answer did not: the error sends the message back...
+    await expect(runner.process(launchOf(e), options(ex))).rejects.toThrow('timed out');
+    expect(s.executions.get(`j/${e.executionId}`)).toMatchObject({ status: 'running', agentId: me.agentId });
+    // ...and a restarted agent (same name, another process) receiving it leaves it alone (it cannot know
+    // whether the attempt ran before the restart: the sweep marks it lost, the retry policy decides)...
+    expect(await new Runner(s.context(), me).process(launchOf(e), options(ex))).toBe('done');
+    expect(runs).toHaveLength(0);
+    // ...while the runner that sent the claim knows it as its own, and runs it once.
+    expect(await runner.process(launchOf(e), options(ex))).toBe('done');
+    expect(await runner.process(launchOf(e), options(ex))).toBe('done');
+    expect(runs).toHaveLength(1);
+    expect(s.executions.get(`j/${e.executionId}`)!.status).toBe('succeeded');
+
+    // A batch claim whose answer was lost (the SDK's retry refused: the first attempt had landed).
+    const fireAt = Date.now() + 50;
+    const es = ['a', 'b', 'c'].map((n) => execution(n, fireAt));
+    for (const x of es) {
+      s.put(x);
+      s.job(def(x.jobName));
+    }
+    s.loseClaimAnswers = 1;
+    const batch = executor();
+    const verdicts = await Promise.all(
+      runner.processMany(
+        es.map(launchOf),
+        es.map(() => options(batch.ex)),
+      ),
+    );
+    expect(verdicts).toEqual(['done', 'done', 'done']);
+    expect(batch.runs.map((r) => r.id).sort()).toEqual(es.map((x) => x.executionId).sort());
   });
 
   it('holds every launch for one instant on one timer', async () => {
