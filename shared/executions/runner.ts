@@ -12,7 +12,7 @@ import { memberStatus } from '../agents/liveness.ts';
 import type { Context } from '../context.ts';
 import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../executors/executor.ts';
-import type { JobDefinition } from '../jobs/job.ts';
+import type { JobDefinition } from '../jobs/definition.ts';
 import { parseTags } from '../jobs/tags.ts';
 import { applyProcessors, hasProcessors, type ProcessedOutput } from '../processors/apply.ts';
 import type { ProcessorHost } from '../processors/processor.ts';
