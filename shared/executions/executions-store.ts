@@ -21,9 +21,6 @@ import { CONTROL_ITEM_ABSENT, controlKeys } from '../control/control-keys.ts';
 import type { ClaimOutcome, ExecutionKey, ExecutionResult, ExecutionsPort, NewExecution } from '../ports.ts';
 import { type Execution, type ExecutionStatus, fromItem } from './execution.ts';
 
-/** Types the runner and its tests import from here (they live in ../ports.ts). */
-export type { ClaimOutcome, ExecutionResult } from '../ports.ts';
-
 /**
  * Partitions of the sparse `byActive` index. Every execution is written into it when planned and taken out
  * when it ends: with one partition key value that is two index writes per execution on one partition
