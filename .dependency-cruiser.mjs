@@ -10,6 +10,9 @@
  *   web/src/    the browser UI: imports nothing outside web/src
  *   test/       imports anything; nothing imports test/
  *
+ * Inside shared/, storage sits behind ports: shared/ports.ts (domain types only) is what the use cases
+ * import, and only shared/context.ts, which wires a deployable, imports the DynamoDB stores.
+ *
  * Type-only imports count (tsPreCompilationDeps): a type import is still a dependency a reader follows.
  * The agent's idle-memory rule (no cron parser, no on-demand package in the agent's static import graph)
  * is in .dependency-cruiser-agent.mjs: it is about what esbuild puts in the bundle, so it ignores type-only
@@ -23,6 +26,9 @@ const INFRA_MAY_IMPORT = [
   '^shared/executions/execution\\.ts$', // TERMINAL
   '^shared/metrics/metrics\\.ts$', // metric names and dimensions
 ];
+
+/** The DynamoDB stores behind the ports of shared/ports.ts. */
+const STORES = '^shared/(jobs/jobs|executions/executions|control/control|agents/agents)-store\\.ts$';
 
 /** A rule that fails the check: imports from a module whose path matches `from` of one matching `to`. */
 const forbid = (name, comment, from, to) => ({ name, severity: 'error', comment, from, to });
@@ -76,6 +82,18 @@ export default {
       'Test support code stays under test/.',
       { pathNot: '^test/' },
       { path: '^test/' },
+    ),
+    forbid(
+      'stores-behind-ports',
+      'Use cases reach storage through the ports (shared/ports.ts) that Context hands out; only the wiring (shared/context.ts) builds the DynamoDB stores.',
+      { pathNot: ['^shared/context\\.ts$', '^test/'] },
+      { path: STORES },
+    ),
+    forbid(
+      'ports-import-domain-only',
+      'shared/ports.ts is what storage implements: it imports domain types only, never an implementation or the AWS code.',
+      { path: '^shared/ports\\.ts$' },
+      { path: [STORES, '^shared/aws/', '^shared/context\\.ts$'] },
     ),
     forbid(
       'not-to-unresolvable',

@@ -47,6 +47,11 @@ const FIXTURE: Readonly<Record<string, string>> = {
   'shared/a.ts': "import type { B } from './b.ts';\nexport interface A { b?: B }\n",
   'shared/b.ts': "import type { A } from './a.ts';\nexport interface B { a?: A }\n",
   'shared/typo.ts': "export { n } from './nowhere.ts';\n",
+  // A use case reaching past the ports for a DynamoDB store; the ports importing the AWS code.
+  'shared/jobs/jobs-store.ts': 'export class JobsStore {}\n',
+  'shared/tick.ts': "import type { JobsStore } from './jobs/jobs-store.ts';\nexport type T = JobsStore;\n",
+  'shared/aws/clients.ts': 'export interface AwsClients {}\n',
+  'shared/ports.ts': "import type { AwsClients } from './aws/clients.ts';\nexport type P = AwsClients;\n",
   // infra/ importing more than shared/'s constants; the browser code importing server code.
   'infra/stack.ts': "import { u } from '../shared/uses-handler.ts';\nexport const s = u;\n",
   'web/src/app.ts': "import type { A } from '../../shared/a.ts';\nexport type W = A;\n",
@@ -87,7 +92,9 @@ describe('import rules', () => {
       'not-to-unresolvable: shared/typo.ts → ./nowhere.ts',
       'nothing-imports-local: agent/cli.ts → local/x.ts',
       'nothing-imports-tests: local/x.ts → test/helper.ts',
+      'ports-import-domain-only: shared/ports.ts → shared/aws/clients.ts',
       'shared-imports-no-entry-point: shared/uses-handler.ts → functions/handler.ts',
+      'stores-behind-ports: shared/tick.ts → shared/jobs/jobs-store.ts',
       'web-is-browser-code: web/src/app.ts → shared/a.ts',
     ]);
     expect(agent).toEqual([
