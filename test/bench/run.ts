@@ -58,6 +58,14 @@
  *   for one job + scheduledAt. lost and duplicated must be 0. Variants: the stack's ticker with 30 jobs
  *   and with 10 jobs (600/min, a rate the emulators keep up with on a 2-core host), and (full run only)
  *   the serial ticker with 30 jobs.
+ *   Variants `one-agent-6000` / `one-agent-1200` (issue 16's side-by-side with Dkron): ONE agent process with
+ *   concurrency 256, 100 or 20 jobs created through the API (window 120 s; quick: 30 s), with lateness p99.9,
+ *   `behind_s` (how far the last run of the window started after the window's last fire time; null when some
+ *   never started), `agent_cpu_ms_per_execution` (utime+stime of the agent process over the window per
+ *   execution finished in it; its jobs' own CPU is `job_process_cpu_ms_per_execution`), `agent_rss_mb`, and
+ *   the AWS requests per execution of the agent (counted inside it by count-requests.mjs) and of the stack
+ *   (API, ticks, stream poller), DynamoDB split into writes and reads. Also printed as the line
+ *   `agent_cpu_ms_per_execution` (target ≤ 3 ms). CRONPLANE_BENCH_AGENT_CPU_PROF=<dir>: a --cpu-prof of the agent.
  *
  * `launch_lateness_ms` with `case: new-tag-set-first-fire | new-tag-set-run-now` — {jobs, agents, lead_ms, p50,
  *   p95, p99, p99.9, max, min, missing}: jobs that are each the first of their tag set (63 tag sets the agents'
@@ -121,13 +129,16 @@ const sustainedRun =
   (ticker: 'stack' | 'serial', jobs = 30) =>
   () =>
     sustained({ agents: 4, concurrency: 8, jobs, windowMs: quick ? 20_000 : 60_000, ticker });
-/** Issue 16's side-by-side with Dkron: 100 jobs `@every 1s` (6,000/min), one agent process × 256. */
-const sustainedOneAgent = () =>
+/**
+ * Issue 16's side-by-side with Dkron: 100 jobs `@every 1s` (6,000/min), one agent process × 256; and 20 jobs
+ * (1,200/min), a rate a busy 2-core host keeps up with, for the per-execution figures without a backlog.
+ */
+const sustainedOneAgent = (jobs: number) => () =>
   sustained({
-    variant: 'one-agent-6000-per-min',
+    variant: `one-agent-${jobs * 60}-per-min`,
     agents: 1,
     concurrency: 256,
-    jobs: 100,
+    jobs,
     windowMs: quick ? 30_000 : 120_000,
     ticker: 'stack',
     cpuProfileDir: process.env.CRONPLANE_BENCH_AGENT_CPU_PROF,
@@ -153,7 +164,8 @@ const tasks: Task[] = quick
       ...shardedTicks([1_000, 10_000], [1, 4, 16]),
       { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
       { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
-      { id: 'sustained_executions_per_minute/one-agent-6000', run: sustainedOneAgent },
+      { id: 'sustained_executions_per_minute/one-agent-6000', run: sustainedOneAgent(100) },
+      { id: 'sustained_executions_per_minute/one-agent-1200', run: sustainedOneAgent(20) },
       { id: 'agent_idle', run: () => agentIdle({ seconds: 10 }) },
       {
         id: 'cost/shell',
@@ -180,7 +192,8 @@ const tasks: Task[] = quick
       { id: 'sustained_executions_per_minute/stack-ticker-30', run: sustainedRun('stack') },
       { id: 'sustained_executions_per_minute/serial-ticker-30', run: sustainedRun('serial') },
       { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
-      { id: 'sustained_executions_per_minute/one-agent-6000', run: sustainedOneAgent },
+      { id: 'sustained_executions_per_minute/one-agent-6000', run: sustainedOneAgent(100) },
+      { id: 'sustained_executions_per_minute/one-agent-1200', run: sustainedOneAgent(20) },
       { id: 'agent_idle', run: () => agentIdle({ seconds: 30 }) },
       {
         id: 'cost/shell',

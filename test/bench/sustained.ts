@@ -23,6 +23,7 @@ import {
   cpuSnapshot,
   cpuTicks,
   emit,
+  memoryMb,
   meterDynamo,
   probeDynamoLatency,
   probeDynamoThroughput,
@@ -205,6 +206,8 @@ export async function sustained(o: SustainedOptions): Promise<void> {
     const agentCpuTicks = agents.reduce((s, a, i) => s + cpuTicks(a.pid) - agentCpu0[i]![0], 0);
     const jobCpuTicks = agents.reduce((s, a, i) => s + childCpuTicks(a.pid) - agentCpu0[i]![1], 0);
     const agentRequests = diffCounts(counts0, await agentCounts());
+    // The agent's size at the window's end: each spawn forks it (copies its page tables).
+    const agentRssMb = agents.map((a) => memoryMb(a.pid).rss);
     const stackRequests = stackDynamo.byCommand();
     // Runs still starting at the window's end: when did the last of them start?
     const drainDeadline = Date.now() + 120_000;
@@ -305,6 +308,7 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       behind_s: behindS,
       agent_cpu_ms_per_execution: msPer(agentCpuTicks),
       job_process_cpu_ms_per_execution: msPer(jobCpuTicks),
+      agent_rss_mb: agentRssMb,
       agent_requests_per_execution: perExecution(agentRequests, finishedInWindow),
       stack_ddb_requests_per_execution: perExecution(stackRequests, finishedInWindow),
       launch_messages: messages,
