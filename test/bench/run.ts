@@ -77,6 +77,19 @@
  *   ≤ 60 MB, near-zero CPU. Variants: `bin/cronplane.js` (as shipped: tsx's loader transpiles at
  *   start-up), `esbuild-bundle` (agent/cli.ts bundled to one ESM file in a temp dir, run by plain node)
  *   and `node-baseline` (an idle `node -e`, the floor).
+ *
+ * `cost` — what an execution and an idle month cost on AWS (see cost.ts; prices of one region and date in
+ *   prices.ts). Every AWS SDK request in the process is counted by a middleware (cost-meter.ts) per actor
+ *   (tick, events, worker and their event source mappings, agent) and command; DynamoDB request units from
+ *   ConsumedCapacity, SQS requests in 64 KB chunks, Lambda invocations of the real handlers with their duration
+ *   rounded up to 1 ms × 512 MB, functions' stdout as CloudWatch Logs. Variants `shell` (30 jobs `@every 2s`, one
+ *   in-process agent; quick: 20 jobs, one tick) and `agentless` (http jobs on the worker handler):
+ *   {executions, dollars_per_million_executions, dollars_per_million_by_line,
+ *   requests_per_execution_by_service, requests_per_execution (actor → service.Command),
+ *   request_units_per_execution(_by_command), lambda_per_execution, …}; variant `idle` (60 ticks with no jobs,
+ *   one idle agent for 60 s; quick: 20 ticks, 30 s): {dollars_per_idle_month_control_plane (43,200 ticks a
+ *   month, custom metrics, alarms, the worker mapping's idle polls), agent_side_dollars_per_idle_month, …}.
+ *   Issue targets: ≤ $5 per million executions, ≤ $1 per idle month for the control plane.
  */
 
 import { spawn } from 'node:child_process';
