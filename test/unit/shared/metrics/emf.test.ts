@@ -68,6 +68,21 @@ describe('EMF metrics of the functions', () => {
     expect(directive?.Metrics).toContainEqual({ Name: 'TickDuration', Unit: 'Milliseconds' });
   });
 
+  it('an idle tick publishes ticks and duration only: no custom metric-month for zeros', async () => {
+    const { sink, middlewares } = createObservability('cronplane-tick', { stackName: 'Prod' });
+    const handler = middy()
+      .use(middlewares)
+      .handler(async () => {
+        recordTick(sink, { leader: true, jobs: 0, planned: 0, resent: 0 }, 5);
+      });
+    await handler({}, lambda);
+    const { line, directive } = emfOf('Ticks');
+    expect(line).toMatchObject({ Ticks: 1, TickDuration: 5 });
+    expect(line).not.toHaveProperty('JobsPlanned');
+    expect(line).not.toHaveProperty('Launches');
+    expect(directive?.Metrics.map((m) => m.Name).sort()).toEqual(['TickDuration', 'Ticks']);
+  });
+
   it('finishes: Executions by status (a dimension), Retries, LaunchLateness values for the percentiles', async () => {
     const { sink, middlewares } = createObservability('cronplane-events', { stackName: 'Prod' });
     const handler = middy()
