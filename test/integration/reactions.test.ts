@@ -304,14 +304,21 @@ describe('retention', () => {
 
     // Through the reaction with a small N: the newest finish (not reacted yet while it trims) keeps the
     // two newest reacted ones besides itself.
-    const newest = await finishedExecution('history', t0 + 6_000);
-    const result = await reactToChanges(
-      ctx,
-      [{ id: '1', oldImage: { status: 'scheduled' }, newImage: { ...newest } }],
-      {
-        keepExecutions: 2,
-      },
-    );
+    // The stack's own poller must not react to it first (a reacted newest would count among the two).
+    await stack.streamPoller.pause();
+    let result: Awaited<ReturnType<typeof reactToChanges>>;
+    try {
+      const newest = await finishedExecution('history', t0 + 6_000);
+      result = await reactToChanges(
+        ctx,
+        [{ id: '1', oldImage: { status: 'scheduled' }, newImage: { ...newest } }],
+        {
+          keepExecutions: 2,
+        },
+      );
+    } finally {
+      stack.streamPoller.resume();
+    }
     expect(result.failed).toEqual([]);
     const after = await ctx.executions.listForJob('history', { newestFirst: false });
     expect(after.map((e) => e.scheduledAt)).toEqual([t0 - 1_000, t0 + 4_000, t0 + 5_000, t0 + 6_000]);
