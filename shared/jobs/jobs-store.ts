@@ -242,24 +242,11 @@ export class JobsStore implements JobsPort {
    * ticked until this answers false.
    */
   async shardHoldsJobs(shard: number): Promise<boolean> {
-    const out = await this.clients.doc.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: 'byDue',
-        KeyConditionExpression: 'dueShard = :s',
-        ExpressionAttributeValues: { ':s': shard },
-        Limit: 1,
-      }),
-    );
-    return (out.Items?.length ?? 0) > 0;
+    return (await this.inShard(shard, 1)).length > 0;
   }
 
-  /**
-   * Moves up to `limit` jobs indexed under `shard` that belong elsewhere under the current shard count to
-   * their shard, without changing their next fire time (the move is refused if a planner moved that first).
-   * Answers how many moved.
-   */
-  async moveOutOfShard(shard: number, limit: number): Promise<number> {
+  /** Up to `limit` jobs indexed under `shard`, whatever their next fire time (one query page). */
+  private async inShard(shard: number, limit: number): Promise<JobRecord[]> {
     const out = await this.clients.doc.send(
       new QueryCommand({
         TableName: this.table,
@@ -269,9 +256,17 @@ export class JobsStore implements JobsPort {
         Limit: limit,
       }),
     );
+    return (out.Items ?? []).map(fromItem);
+  }
+
+  /**
+   * Moves up to `limit` jobs indexed under `shard` that belong elsewhere under the current shard count to
+   * their shard, without changing their next fire time (the move is refused if a planner moved that first).
+   * Answers how many moved.
+   */
+  async moveOutOfShard(shard: number, limit: number): Promise<number> {
     let moved = 0;
-    for (const item of out.Items ?? []) {
-      const job = fromItem(item);
+    for (const job of await this.inShard(shard, limit)) {
       const to = this.dueShard(job.name);
       if (to === shard || job.nextRunAt === null) continue;
       const written = await ifCondition(
