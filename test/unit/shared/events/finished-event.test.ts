@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { finishedEvent } from '../../../../shared/events/finished-event.ts';
 import { type Execution, fromItem } from '../../../../shared/executions/execution.ts';
+import { plannedItem } from './execution-fixture.ts';
 
-const base = {
-  jobName: 'job',
-  executionId: '0000000001000.0.1',
-  group: '0000000001000',
-  slot: 0,
-  attempt: 1,
-  trigger: 'schedule',
-  scheduledAt: 1_000,
-  jobVersion: 1,
-  queueUrl: 'http://q',
-};
+const base = plannedItem;
 
 describe('Execution Finished event', () => {
   const finished: Execution = fromItem({

@@ -5,18 +5,9 @@ import {
   finishedExecution,
   unreactedDeletion,
 } from '../../../../shared/events/stream.ts';
+import { plannedItem } from './execution-fixture.ts';
 
-const base = {
-  jobName: 'job',
-  executionId: '0000000001000.0.1',
-  group: '0000000001000',
-  slot: 0,
-  attempt: 1,
-  trigger: 'schedule',
-  scheduledAt: 1_000,
-  jobVersion: 1,
-  queueUrl: 'http://q',
-};
+const base = plannedItem;
 
 describe('stream records', () => {
   it('unmarshalls images and picks out finished executions only', () => {
