@@ -8,7 +8,8 @@
  * Per actor and service/command it counts requests, failed requests, and the billing units:
  * - DynamoDB: `ReturnConsumedCapacity: 'INDEXES'` is injected into every command that takes it (the
  *   code under test never asks for it), and the request units are read from `ConsumedCapacity` (DynamoDB
- *   Local returns them for every data command, transactions and batches included, table and GSIs). A
+ *   Local returns them for every data command, transactions and batches included, table and GSIs; a
+ *   transaction's are scaled by its items per table: see transactionItemsPerTable). A
  *   request that fails (a conditional check, a cancelled transaction) returns no ConsumedCapacity; AWS
  *   still bills it, so it is estimated: 1 WRU per conditional write, 2 per item of a cancelled
  *   transaction, 0.5 RRU per failed read (`estimated_units` says how many units were estimated).
@@ -100,15 +101,36 @@ type Capacity = {
   GlobalSecondaryIndexes?: Record<string, { CapacityUnits?: number }>;
 };
 
-function capacityOf(out: unknown): { units: number; gsi: number } | null {
-  const cc = (out as { ConsumedCapacity?: Capacity | Capacity[] } | undefined)?.ConsumedCapacity;
+/**
+ * Items per table of a TransactWriteItems input. DynamoDB Local reports a transaction's capacity per table
+ * as if the table had one item in it (probed: 1, 2, 10 and 50 puts to the Executions table all reported
+ * 2 table + 2 byActive units), so the reported units are multiplied by the table's item count — exact
+ * when the items are alike (a tick's puts, a batch's marks), an estimate otherwise.
+ */
+function transactionItemsPerTable(input: Record<string, unknown>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const item of (input.TransactItems as Array<Record<string, { TableName?: string }>> | undefined) ??
+    []) {
+    const table = Object.values(item)[0]?.TableName;
+    if (table) counts.set(table, (counts.get(table) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function capacityOf(
+  out: unknown,
+  itemsPerTable?: Map<string, number>,
+): { units: number; gsi: number } | null {
+  const cc = (out as { ConsumedCapacity?: (Capacity & { TableName?: string }) | Capacity[] } | undefined)
+    ?.ConsumedCapacity;
   if (cc === undefined) return null;
-  const list = Array.isArray(cc) ? cc : [cc];
+  const list: Array<Capacity & { TableName?: string }> = Array.isArray(cc) ? cc : [cc];
   let units = 0;
   let gsi = 0;
   for (const c of list) {
-    units += c.CapacityUnits ?? 0;
-    for (const g of Object.values(c.GlobalSecondaryIndexes ?? {})) gsi += g.CapacityUnits ?? 0;
+    const times = (c.TableName && itemsPerTable?.get(c.TableName)) || 1;
+    units += (c.CapacityUnits ?? 0) * times;
+    for (const g of Object.values(c.GlobalSecondaryIndexes ?? {})) gsi += (g.CapacityUnits ?? 0) * times;
   }
   return { units, gsi };
 }
@@ -180,7 +202,10 @@ export class CostMeter {
           const result = (await next(args)) as { output?: Record<string, unknown> };
           const out = result?.output;
           if (metersCapacity) {
-            const c = capacityOf(out);
+            const c = capacityOf(
+              out,
+              command === 'TransactWriteItems' ? transactionItemsPerTable(input) : undefined,
+            );
             if (c) {
               t.units += c.units;
               t.gsiUnits += c.gsi;
