@@ -101,17 +101,31 @@ export interface JobsPort {
   recordPlanError(name: string, reason: string, now: number): Promise<void>;
   clearPlanError(name: string): Promise<void>;
 
-  /** Counts one terminal execution in the job's counters exactly once. */
-  countResultOnce(
-    execution: { jobName: string; executionId: string },
-    outcome: 'success' | 'error',
-    at: number,
+  /**
+   * The last write of the reactions to finishes of one job: marks each execution reacted (and counted), adds
+   * the counts to the job's counters and sets its status from `status.group` unless a newer group set it —
+   * in one transaction, so a finish is counted exactly once. Finishes already reacted to are left out;
+   * the rest is written without the status (newer group) or without the job (gone). Returns the finishes
+   * it marked.
+   */
+  settleFinishes(
+    jobName: string,
+    finishes: readonly SettledFinish[],
+    status: { readonly status: string; readonly group: string } | null,
     now: number,
-  ): Promise<'counted' | 'already_counted' | 'no_job'>;
-  /** Sets the status from one execution group unless a newer group set it; false if one did. */
-  setStatusFromGroup(name: string, status: string, group: string): Promise<boolean>;
+  ): Promise<SettledFinish[]>;
   setDependentJobs(name: string, children: readonly string[]): Promise<void>;
   resetResults(name: string): Promise<void>;
+}
+
+/** One finish as the reactions' last write sees it. */
+export interface SettledFinish {
+  readonly executionId: string;
+  /** Added to `success_count` / `error_count` (with `last_success` / `last_error`); neutral adds nothing. */
+  readonly outcome: 'success' | 'error' | 'neutral';
+  /** Counted by an earlier delivery (its `countedAt` is set): not counted again. */
+  readonly counted: boolean;
+  readonly finishedAt: number;
 }
 
 // ---------------------------------------------------------------------------------------- executions
@@ -152,7 +166,14 @@ export interface ExecutionKey extends Pick<Execution, 'jobName' | 'executionId' 
   readonly reactedAt: number | null;
 }
 
-type ExecutionRef = Pick<Execution, 'jobName' | 'executionId'>;
+export type ExecutionRef = Pick<Execution, 'jobName' | 'executionId'>;
+
+/** Reaction bookkeeping of one finished execution. */
+export interface ReactionMarks {
+  readonly status: ExecutionStatus;
+  readonly countedAt: number | null;
+  readonly reactedAt: number | null;
+}
 
 /** Who claims an execution. */
 export interface Claimant {
@@ -213,12 +234,9 @@ export interface ExecutionsPort {
   listGroup(jobName: string, group: string): Promise<Execution[]>;
 
   /** Reaction bookkeeping of one execution; null when it is gone. */
-  reactionMarks(
-    jobName: string,
-    executionId: string,
-  ): Promise<{ status: ExecutionStatus; countedAt: number | null; reactedAt: number | null } | null>;
-  /** Records that every reaction is done; false if already recorded or gone. */
-  markReacted(e: ExecutionRef, now: number): Promise<boolean>;
+  reactionMarks(jobName: string, executionId: string): Promise<ReactionMarks | null>;
+  /** `reactionMarks` of several executions in one read, keyed `jobName/executionId`; gone ones absent. */
+  reactionMarksMany(keys: readonly ExecutionRef[]): Promise<Map<string, ReactionMarks>>;
   /** Keys, statuses and reaction marks of a job's executions, newest first. */
   listKeysForJob(jobName: string): Promise<ExecutionKey[]>;
   deleteMany(keys: readonly ExecutionRef[]): Promise<number>;

@@ -138,8 +138,15 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
     grants: [
       {
         sid: 'Jobs',
-        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Scan'],
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:Scan',
+        ],
         resources: ['jobs'],
+        // BatchGetItem: the due jobs, named by the keys-only `byDue` index
       },
       { sid: 'JobsDue', actions: ['dynamodb:Query'], resources: ['jobs/index', 'executions/index'] },
       {
@@ -175,7 +182,12 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
     entries: ['functions/tick/handler.ts'],
     queues: 'planning',
     grants: [
-      { sid: 'Jobs', actions: ['dynamodb:UpdateItem'], resources: ['jobs'] },
+      {
+        sid: 'Jobs',
+        actions: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+        resources: ['jobs'],
+        // BatchGetItem: the due jobs, named by the keys-only `byDue` index
+      },
       { sid: 'Due', actions: ['dynamodb:Query'], resources: ['jobs/index', 'executions/index'] },
       {
         sid: 'Executions',
@@ -262,13 +274,20 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
     grants: [
       {
         sid: 'Jobs',
-        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Scan'],
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:Scan',
+        ],
         resources: ['jobs'],
       },
       {
         sid: 'Executions',
         actions: [
           'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
           'dynamodb:PutItem',
           'dynamodb:UpdateItem',
           'dynamodb:Query',

@@ -50,7 +50,9 @@ export class Storage extends Construct {
       indexName: 'byDue',
       partitionKey: { name: 'dueShard', type: AttributeType.NUMBER },
       sortKey: { name: 'nextRunAt', type: AttributeType.NUMBER },
-      projectionType: ProjectionType.ALL,
+      // Keys only: the index is written when a job's next fire time or shard changes, not on every
+      // counter or status update (the tick reads the jobs themselves with BatchGetItem).
+      projectionType: ProjectionType.KEYS_ONLY,
     });
 
     this.executions = new Table(this, 'Executions', {

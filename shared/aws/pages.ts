@@ -48,6 +48,7 @@ export async function batchGet(
   table: string,
   keys: readonly Item[],
   consistent = true,
+  projection?: { ProjectionExpression: string; ExpressionAttributeNames?: Record<string, string> },
 ): Promise<Item[]> {
   const out: Item[] = [];
   for (let i = 0; i < keys.length; i += 100) {
@@ -55,7 +56,9 @@ export async function batchGet(
     for (let round = 0; pending && pending.length > 0; round++) {
       if (round > 0) await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** round)));
       const res: BatchGetCommandOutput = await clients.doc.send(
-        new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: consistent } } }),
+        new BatchGetCommand({
+          RequestItems: { [table]: { Keys: pending, ConsistentRead: consistent, ...projection } },
+        }),
       );
       out.push(...(res.Responses?.[table] ?? []));
       pending = res.UnprocessedKeys?.[table]?.Keys as Item[] | undefined;

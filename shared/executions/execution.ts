@@ -83,6 +83,14 @@ export function groupNumber(group: string): number {
   return ms * 1000 + (h % 999) + 1;
 }
 
+/**
+ * TTL (`expiresAt`, seconds) `retentionDays` after `now`: set on a planned execution (from its fire time),
+ * and on a finished one only once its reactions are done.
+ */
+export function expiryAfter(now: number, retentionDays: number): number {
+  return Math.floor(now / 1000) + retentionDays * 86_400;
+}
+
 export function executionIdFor(group: string, slot: number, attempt: number): string {
   return `${group}.${slot}.${attempt}`;
 }

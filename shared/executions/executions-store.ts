@@ -18,8 +18,16 @@ import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { CONTROL_ITEM_ABSENT, controlKeys } from '../control/control-keys.ts';
-import type { ClaimOutcome, ExecutionKey, ExecutionResult, ExecutionsPort, NewExecution } from '../ports.ts';
-import { type Execution, type ExecutionStatus, fromItem } from './execution.ts';
+import type {
+  ClaimOutcome,
+  ExecutionKey,
+  ExecutionRef,
+  ExecutionResult,
+  ExecutionsPort,
+  NewExecution,
+  ReactionMarks,
+} from '../ports.ts';
+import { type Execution, type ExecutionStatus, expiryAfter, fromItem } from './execution.ts';
 
 /**
  * Partitions of the sparse `byActive` index. Every execution is written into it when planned and taken out
@@ -36,6 +44,15 @@ export function activeShardOf(jobName: string): number {
   return Math.abs(h) % ACTIVE_SHARDS;
 }
 
+function marksOf(item: Record<string, unknown>): ReactionMarks {
+  const num = (v: unknown) => (typeof v === 'number' ? v : null);
+  return {
+    status: item.status as ExecutionStatus,
+    countedAt: num(item.countedAt),
+    reactedAt: num(item.reactedAt),
+  };
+}
+
 export class ExecutionsStore implements ExecutionsPort {
   constructor(
     private readonly clients: AwsClients,
@@ -49,10 +66,11 @@ export class ExecutionsStore implements ExecutionsPort {
   /**
    * TTL (`expiresAt`, seconds) `retentionDays` after `now`. Set on a planned execution (counted from its
    * fire time: one that never ran goes eventually), removed when it finishes and set again by
-   * `markReacted`: a finished execution never expires before its reactions (retry, counters, event) ran.
+   * the reactions' last write (JobsStore.settleFinishes): a finished execution never expires before its
+   * reactions (retry, counters, event) ran.
    */
   private expiresAt(now: number) {
-    return Math.floor(now / 1000) + this.config.retentionDays * 86_400;
+    return expiryAfter(now, this.config.retentionDays);
   }
 
   /** The conditional put of a new `scheduled` execution (one, or one item of a transaction). */
@@ -465,10 +483,7 @@ export class ExecutionsStore implements ExecutionsPort {
    * Reaction bookkeeping of one execution (read without its output): `countedAt` is set with the job's
    * counters in one transaction, `reactedAt` once every reaction is done. Null when the execution is gone.
    */
-  async reactionMarks(
-    jobName: string,
-    executionId: string,
-  ): Promise<{ status: ExecutionStatus; countedAt: number | null; reactedAt: number | null } | null> {
+  async reactionMarks(jobName: string, executionId: string): Promise<ReactionMarks | null> {
     const out = await this.clients.doc.send(
       new GetCommand({
         TableName: this.table,
@@ -478,29 +493,26 @@ export class ExecutionsStore implements ExecutionsPort {
         ExpressionAttributeNames: { '#s': 'status' },
       }),
     );
-    if (!out.Item) return null;
-    const num = (v: unknown) => (typeof v === 'number' ? v : null);
-    return {
-      status: out.Item.status as ExecutionStatus,
-      countedAt: num(out.Item.countedAt),
-      reactedAt: num(out.Item.reactedAt),
-    };
+    return out.Item ? marksOf(out.Item) : null;
   }
 
-  /** Records that every reaction to this terminal execution is done; false if already recorded or gone. */
-  async markReacted(e: Pick<Execution, 'jobName' | 'executionId'>, now: number): Promise<boolean> {
-    return ifCondition(
-      this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobName: e.jobName, executionId: e.executionId },
-          // Retention starts here: a finished execution gets its expiry (TTL) only once it has reacted.
-          UpdateExpression: 'SET reactedAt = :now, expiresAt = :exp',
-          ConditionExpression: 'attribute_exists(executionId) AND attribute_not_exists(reactedAt)',
-          ExpressionAttributeValues: { ':now': now, ':exp': this.expiresAt(now) },
-        }),
-      ),
+  /**
+   * `reactionMarks` of several executions in one consistent read (BatchGetItem), keyed
+   * `jobName/executionId`; gone ones are absent.
+   */
+  async reactionMarksMany(keys: readonly ExecutionRef[]): Promise<Map<string, ReactionMarks>> {
+    const unique = new Map(keys.map((k) => [`${k.jobName}/${k.executionId}`, k]));
+    const items = await batchGet(
+      this.clients,
+      this.table,
+      [...unique.values()].map((k) => ({ jobName: k.jobName, executionId: k.executionId })),
+      true,
+      {
+        ProjectionExpression: 'jobName, executionId, #s, countedAt, reactedAt',
+        ExpressionAttributeNames: { '#s': 'status' },
+      },
     );
+    return new Map(items.map((item) => [`${item.jobName}/${item.executionId}`, marksOf(item)]));
   }
 
   /** Every slot and attempt of one group (ids are `<group>.<slot>.<attempt>`), without outputs. */

@@ -17,6 +17,7 @@ import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
+import { expiryAfter } from '../executions/execution.ts';
 import type {
   JobChange,
   JobChangeAction,
@@ -24,6 +25,7 @@ import type {
   JobRecord,
   JobsPort,
   NextRunAdvance,
+  SettledFinish,
 } from '../ports.ts';
 import { currentCaller } from './caller.ts';
 import type { JobDefinition } from './definition.ts';
@@ -64,6 +66,51 @@ function toChange(raw: unknown): JobChange {
     by: typeof e.by === 'string' ? e.by : '',
     action: (typeof e.action === 'string' ? e.action : 'updated') as JobChangeAction,
   };
+}
+
+interface CountsChange {
+  readonly expression: string;
+  readonly condition: string;
+  readonly names: Record<string, string>;
+  readonly values: Record<string, unknown>;
+}
+
+/** The job's counters, last success/error and status for these finishes; null when nothing changes. */
+function countsChange(
+  finishes: readonly SettledFinish[],
+  status: { readonly status: string; readonly group: string } | null,
+): CountsChange | null {
+  const counting = finishes.filter((f) => f.outcome !== 'neutral' && !f.counted);
+  const add: string[] = [];
+  const set: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const outcome of ['success', 'error'] as const) {
+    const of = counting.filter((f) => f.outcome === outcome);
+    if (of.length === 0) continue;
+    const [counter, last] =
+      outcome === 'success' ? ['successCount', 'lastSuccess'] : ['errorCount', 'lastError'];
+    add.push(`${counter} :${outcome}`);
+    set.push(`${last} = :${outcome}At`);
+    values[`:${outcome}`] = of.length;
+    values[`:${outcome}At`] = Math.max(...of.map((f) => f.finishedAt));
+  }
+  let condition = 'attribute_exists(#n)';
+  const names: Record<string, string> = { '#n': 'name' };
+  if (status) {
+    set.push('#s = :status', 'statusGroup = :g');
+    condition += ' AND (attribute_not_exists(statusGroup) OR statusGroup <= :g)';
+    names['#s'] = 'status';
+    values[':status'] = status.status;
+    values[':g'] = status.group;
+  }
+  if (add.length === 0 && set.length === 0) return null;
+  const expression = [
+    add.length > 0 ? `ADD ${add.join(', ')}` : '',
+    set.length > 0 ? `SET ${set.join(', ')}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
+  return { expression, condition, names, values };
 }
 
 export class JobsStore implements JobsPort {
@@ -225,16 +272,43 @@ export class JobsStore implements JobsPort {
     };
   }
 
-  /** Jobs whose next fire time is before `beforeMs`, read from the sparse due index only. */
+  /**
+   * Jobs whose next fire time is before `beforeMs`, in fire-time order: their names from the sparse due
+   * index (keys only), the jobs themselves read 100 at a time (BatchGetItem). Keys only, so that the
+   * index is written when a job's next fire time or shard changes and not on every counter or status
+   * update (a projection of the whole item doubled the cost of every job write: README, Cost). The index
+   * is eventually consistent, and so is this read; the planner's compare-and-set on `nextRunAt` and
+   * `version` makes a stale job a refused write, not a double launch.
+   */
   async *due(shard: number, beforeMs: number): AsyncGenerator<JobRecord> {
-    const items = allItems(this.clients, {
+    const keys = allItems(this.clients, {
       kind: 'query',
       TableName: this.table,
       IndexName: 'byDue',
       KeyConditionExpression: 'dueShard = :s AND nextRunAt < :before',
       ExpressionAttributeValues: { ':s': shard, ':before': beforeMs },
     });
-    for await (const item of items) yield fromItem(item);
+    let names: string[] = [];
+    for await (const key of keys) {
+      names.push(String(key.name));
+      if (names.length === 100) {
+        yield* await this.inOrder(names);
+        names = [];
+      }
+    }
+    if (names.length > 0) yield* await this.inOrder(names);
+  }
+
+  /** The jobs of these names that still exist, in the names' order (one eventually consistent batch read). */
+  private async inOrder(names: readonly string[]): Promise<JobRecord[]> {
+    const items = await batchGet(
+      this.clients,
+      this.table,
+      names.map((name) => ({ name })),
+      false,
+    );
+    const byName = new Map(items.map((item) => [String(item.name), fromItem(item)]));
+    return names.flatMap((name) => byName.get(name) ?? []);
   }
 
   /**
@@ -245,8 +319,8 @@ export class JobsStore implements JobsPort {
     return (await this.inShard(shard, 1)).length > 0;
   }
 
-  /** Up to `limit` jobs indexed under `shard`, whatever their next fire time (one query page). */
-  private async inShard(shard: number, limit: number): Promise<JobRecord[]> {
+  /** Up to `limit` jobs indexed under `shard`, whatever their next fire time (one query page, keys only). */
+  private async inShard(shard: number, limit: number): Promise<Array<{ name: string; nextRunAt: number }>> {
     const out = await this.clients.doc.send(
       new QueryCommand({
         TableName: this.table,
@@ -256,7 +330,7 @@ export class JobsStore implements JobsPort {
         Limit: limit,
       }),
     );
-    return (out.Items ?? []).map(fromItem);
+    return (out.Items ?? []).map((item) => ({ name: String(item.name), nextRunAt: Number(item.nextRunAt) }));
   }
 
   /**
@@ -268,7 +342,7 @@ export class JobsStore implements JobsPort {
     let moved = 0;
     for (const job of await this.inShard(shard, limit)) {
       const to = this.dueShard(job.name);
-      if (to === shard || job.nextRunAt === null) continue;
+      if (to === shard) continue;
       const written = await ifCondition(
         this.clients.doc.send(
           new UpdateCommand({
@@ -313,71 +387,80 @@ export class JobsStore implements JobsPort {
     );
   }
 
-  /**
-   * Counts one terminal execution exactly once: the execution's `countedAt` mark (conditional on its
-   * absence) and the job's counters are written in one transaction, so a stream record delivered twice
-   * cannot count twice. `outcome` decides the counter; `at` is the finish time (`last_success`/`last_error`).
-   */
-  async countResultOnce(
-    execution: { jobName: string; executionId: string },
-    outcome: 'success' | 'error',
-    at: number,
+  async settleFinishes(
+    jobName: string,
+    finishes: readonly SettledFinish[],
+    status: { readonly status: string; readonly group: string } | null,
     now: number,
-  ): Promise<'counted' | 'already_counted' | 'no_job'> {
-    const success = outcome === 'success';
-    const cancelled = await cancellation(
-      this.clients.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.config.tables.executions,
-                Key: { jobName: execution.jobName, executionId: execution.executionId },
-                UpdateExpression: 'SET countedAt = :now',
-                ConditionExpression: 'attribute_exists(executionId) AND attribute_not_exists(countedAt)',
-                ExpressionAttributeValues: { ':now': now },
-              },
-            },
-            {
-              Update: {
-                TableName: this.table,
-                Key: { name: execution.jobName },
-                UpdateExpression: success
-                  ? 'ADD successCount :one SET lastSuccess = :at'
-                  : 'ADD errorCount :one SET lastError = :at',
-                ConditionExpression: 'attribute_exists(#n)',
-                ExpressionAttributeNames: { '#n': 'name' },
-                ExpressionAttributeValues: { ':one': 1, ':at': at },
-              },
-            },
-          ],
-        }),
-      ),
-    );
-    if (!cancelled) return 'counted';
-    if (cancelled.conditionFailedAt === 0) return 'already_counted';
-    if (cancelled.conditionFailedAt === 1) return 'no_job';
-    throw cancelled.error;
+  ): Promise<SettledFinish[]> {
+    const settled: SettledFinish[] = [];
+    // 99 executions and the job per transaction (TransactWriteItems takes 100 items); the status goes with
+    // the last chunk.
+    for (let i = 0; i < finishes.length; i += 99) {
+      const chunk = finishes.slice(i, i + 99);
+      const last = i + 99 >= finishes.length;
+      settled.push(...(await this.settleChunk(jobName, chunk, last ? status : null, now)));
+    }
+    return settled;
   }
 
-  /**
-   * Sets the job's `status` from the results of one execution group, unless a newer group already set
-   * it (group ids sort by fire time), so a late result of an old group cannot overwrite a newer status.
-   */
-  async setStatusFromGroup(name: string, status: string, group: string): Promise<boolean> {
-    return ifCondition(
-      this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { name },
-          UpdateExpression: 'SET #s = :status, statusGroup = :g',
-          ConditionExpression:
-            'attribute_exists(#n) AND (attribute_not_exists(statusGroup) OR statusGroup <= :g)',
-          ExpressionAttributeNames: { '#s': 'status', '#n': 'name' },
-          ExpressionAttributeValues: { ':status': status, ':g': group },
-        }),
-      ),
-    );
+  private async settleChunk(
+    jobName: string,
+    chunk: readonly SettledFinish[],
+    status: { readonly status: string; readonly group: string } | null,
+    now: number,
+  ): Promise<SettledFinish[]> {
+    let rest = [...chunk];
+    let withStatus = status;
+    let withJob = true;
+    while (rest.length > 0) {
+      const change = withJob ? countsChange(rest, withStatus) : null;
+      const items = [
+        ...rest.map((f) => ({ Update: this.reactedMark(jobName, f, now) })),
+        ...(change ? [{ Update: this.countsUpdate(jobName, change) }] : []),
+      ];
+      const cancelled = await cancellation(
+        this.clients.doc.send(new TransactWriteCommand({ TransactItems: items })),
+      );
+      if (!cancelled) return rest;
+      const at = cancelled.conditionFailedAt;
+      if (at === undefined) throw cancelled.error;
+      if (at < rest.length) {
+        // Reacted to meanwhile (another delivery of its record), or deleted: not this write's any more.
+        rest = rest.filter((_, k) => k !== at);
+      } else if (withStatus) {
+        withStatus = null; // a newer group set the status
+      } else {
+        withJob = false; // the job is gone
+      }
+    }
+    return rest;
+  }
+
+  /** An execution's `reactedAt` (with its TTL: retention starts here) and, when it counts, `countedAt`. */
+  private reactedMark(jobName: string, f: SettledFinish, now: number) {
+    const counting = f.outcome !== 'neutral' && !f.counted;
+    return {
+      TableName: this.config.tables.executions,
+      Key: { jobName, executionId: f.executionId },
+      UpdateExpression: `SET reactedAt = :now, expiresAt = :exp${counting ? ', countedAt = :now' : ''}`,
+      ConditionExpression: `attribute_exists(executionId) AND attribute_not_exists(reactedAt)${
+        counting ? ' AND attribute_not_exists(countedAt)' : ''
+      }`,
+      ExpressionAttributeValues: { ':now': now, ':exp': expiryAfter(now, this.config.retentionDays) },
+    };
+  }
+
+  /** The job's side of a settle: its counters, last success/error and status (countsChange). */
+  private countsUpdate(jobName: string, change: CountsChange) {
+    return {
+      TableName: this.table,
+      Key: { name: jobName },
+      UpdateExpression: change.expression,
+      ConditionExpression: change.condition,
+      ExpressionAttributeNames: change.names,
+      ExpressionAttributeValues: change.values,
+    };
   }
 
   /** Stores the names of the jobs whose `parent_job` is this job (Dkron's server-maintained `dependent_jobs`). */

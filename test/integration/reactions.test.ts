@@ -15,7 +15,7 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
 } from '@aws-sdk/client-sqs';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -302,9 +302,9 @@ describe('retention', () => {
       t0 + 5_000,
     ]);
 
-    // Through the reaction with a small N: the newest finish (not reacted yet while it trims) keeps the
-    // two newest reacted ones besides itself.
-    // The stack's own poller must not react to it first (a reacted newest would count among the two).
+    // Through the reaction with a small N: the newest finish is marked reacted first, then the history
+    // is trimmed to the two newest reacted ones, itself included.
+    // The stack's own poller must not react to it first (it would trim with the default N).
     await stack.streamPoller.pause();
     let result: Awaited<ReturnType<typeof reactToChanges>>;
     try {
@@ -321,7 +321,7 @@ describe('retention', () => {
     }
     expect(result.failed).toEqual([]);
     const after = await ctx.executions.listForJob('history', { newestFirst: false });
-    expect(after.map((e) => e.scheduledAt)).toEqual([t0 - 1_000, t0 + 4_000, t0 + 5_000, t0 + 6_000]);
+    expect(after.map((e) => e.scheduledAt)).toEqual([t0 - 1_000, t0 + 5_000, t0 + 6_000]);
   });
 });
 
@@ -359,6 +359,24 @@ describe('idempotency', () => {
     expect(marked.reactedAt).not.toBeNull();
   });
 
+  it('counts a finish once when two consumers react to it at the same time', async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, { name: 'dup-race', schedule: '@manually', executor_config: { command: 'true' } });
+    await stack.streamPoller.pause();
+    try {
+      const e = await finishedExecution('dup-race', Date.parse('2030-02-02T00:00:00Z'));
+      const other = await finishedExecution('dup-race', Date.parse('2030-02-02T00:01:00Z'));
+      const event = streamEvent(e, '110');
+      event.Records.push(...streamEvent(other, '111').Records);
+      // Both read the marks before either writes: only the conditional last write keeps them apart.
+      const results = await Promise.all([1, 2, 3].map(() => createEventsHandler(() => ctx, {})(event)));
+      expect(results).toEqual([1, 2, 3].map(() => ({ batchItemFailures: [] })));
+      expect(await job('dup-race')).toMatchObject({ error_count: 2, success_count: 0, status: 'failed' });
+    } finally {
+      stack.streamPoller.resume();
+    }
+  });
+
   it('does not count again when a delivery died after counting, and finishes the other reactions', async () => {
     const { ctx } = stack;
     await upsertJob(ctx, {
@@ -369,8 +387,33 @@ describe('idempotency', () => {
       retry_backoff: '10m',
     });
     const e = await finishedExecution('dup-crash', Date.parse('2030-03-01T00:00:00Z'));
-    // A first delivery that counted and then crashed (no reactedAt).
-    await ctx.jobs.countResultOnce(e, 'error', e.finishedAt!, Date.now());
+    // A delivery of an earlier version that counted and then crashed (countedAt and the count, no
+    // reactedAt): what it counted is not counted again. (Unless the stack's poller reacted first.)
+    await ctx.clients.doc
+      .send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: ctx.config.tables.executions,
+                Key: { jobName: e.jobName, executionId: e.executionId },
+                UpdateExpression: 'SET countedAt = :now',
+                ConditionExpression: 'attribute_not_exists(countedAt)',
+                ExpressionAttributeValues: { ':now': Date.now() },
+              },
+            },
+            {
+              Update: {
+                TableName: ctx.config.tables.jobs,
+                Key: { name: e.jobName },
+                UpdateExpression: 'ADD errorCount :one SET lastError = :at',
+                ExpressionAttributeValues: { ':one': 1, ':at': e.finishedAt },
+              },
+            },
+          ],
+        }),
+      )
+      .catch(() => undefined);
     const again = await createEventsHandler(() => ctx, {})(streamEvent(e, '200'));
     expect(again.batchItemFailures).toEqual([]);
     await sleep(1_000);
@@ -395,6 +438,7 @@ describe('idempotency', () => {
     const other = await finishedExecution('flaky-store', Date.parse('2030-04-01T00:01:00Z'));
     const broken = { ...ctx, jobs: Object.create(ctx.jobs) as typeof ctx.jobs };
     broken.jobs.get = async () => Promise.reject(new Error('DynamoDB unavailable'));
+    broken.jobs.getMany = async () => Promise.reject(new Error('DynamoDB unavailable'));
     const event = streamEvent(e, '300');
     event.Records.push(...streamEvent(other, '301').Records);
     const failed = await createEventsHandler(() => broken, {})(event);

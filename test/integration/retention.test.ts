@@ -179,7 +179,17 @@ describe('retention with a lagging stream consumer', () => {
         );
       });
 
-      const all = await ctx.executions.listForJob(name, { newestFirst: false });
+      // Retention runs after a batch's counts are written: wait until it has trimmed the history to at
+      // most KEEP reacted finishes (+ the one reacting last); the planned runs must all still be there.
+      let all = await ctx.executions.listForJob(name, { newestFirst: false });
+      await waitFor(
+        async () => {
+          all = await ctx.executions.listForJob(name, { newestFirst: false });
+          return all.filter((e) => TERMINAL.has(e.status)).length <= KEEP + 1;
+        },
+        30_000,
+        `the retention of ${name}`,
+      ).catch(() => undefined);
       for (const e of older) {
         // Its retry: attempt 2 of the same group and slot, due the backoff after the failure.
         const retry = all.find((r) => r.executionId === executionIdFor(e.group, 0, 2));
@@ -188,8 +198,6 @@ describe('retention with a lagging stream consumer', () => {
           expect.stringMatching(/^(lost|failed|timeout):true$/),
         ]);
       }
-      // Retention still did its work: at most KEEP reacted finishes (+ the one reacting last), and the
-      // planned runs are all there.
       const finished = all.filter((e) => TERMINAL.has(e.status));
       expect(finished.length).toBeLessThanOrEqual(KEEP + 1);
       expect(all.filter((e) => e.status === 'scheduled' && e.attempt === 1)).toHaveLength(2);

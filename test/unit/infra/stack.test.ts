@@ -54,7 +54,7 @@ describe('Cronplane stack', () => {
           { AttributeName: 'dueShard', KeyType: 'HASH' },
           { AttributeName: 'nextRunAt', KeyType: 'RANGE' },
         ],
-        Projection: { ProjectionType: 'ALL' },
+        Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ]);
     expect(jobs.StreamSpecification).toBeUndefined();
