@@ -31,10 +31,54 @@ export interface TickReport {
 export const SCHEDULER_LEASE = 'scheduler';
 /** Due jobs planned together (their puts, sends and advances in bulk requests). */
 const CHUNK_JOBS = 100;
-/** Chunks planned at once. */
+/**
+ * Chunks planned at once in one process, over all the shards ticked in it (`planSlots`). Each chunk has a
+ * 100-item transaction in flight most of the time, and a store answers a queue of them one after another.
+ */
 const PARALLEL_CHUNKS = 3;
+/** A chunk that failed for a transient reason (timeouts, throttling) is tried again whole this often. */
+const TRANSIENT_RETRIES = 1;
+/** The pause before such a retry (plus up to as much again of jitter), so the store can drain its queue. */
+const TRANSIENT_PAUSE_MS = 1_000;
 /** Jobs a leftover shard's tick moves to their shards (one query page, one conditional update each). */
 const MOVE_PER_TICK = 200;
+
+/**
+ * A counting semaphore, first come first served. One per process (`planSlots`): the limit on chunks in
+ * flight is shared by every shard tick running in the process, not granted to each. On AWS a shard tick is
+ * an invocation of its own (the shard-tick queue delivers one message at a time), so nothing changes there;
+ * but where several shards are ticked in one process (the in-process fan-out of the local stack and of a
+ * tick function without the queue, a batch of shard-tick messages, the bench) they share one store client
+ * and, locally, one DynamoDB Local. With a limit per tick, 16 shards put 48 transactions of 100 items in
+ * flight at once: queued behind each other past the client's request timeout (5 s), every one timed out,
+ * and each timed-out attempt, still executed by the store, was sent again by the SDK's retries and then by
+ * the halving of `planIsolated` — the load grew with every retry (10,000 jobs over 16 shards: 892 s, 1,304
+ * planned as new, 224 errors).
+ */
+export class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+const planSlots = new Slots(PARALLEL_CHUNKS);
 
 export function leaseName(shard: number): string {
   return shard === 0 ? SCHEDULER_LEASE : `${SCHEDULER_LEASE}-${shard}`;
@@ -95,10 +139,14 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
     }
     const leadFor = (fireAt: number) => stagingLeadSeconds(perSecond.get(Math.floor(fireAt / 1000)) ?? 0);
     const inFlight = new Set<Promise<void>>();
-    // The earliest are planned first, in chunks, a few chunks at a time.
+    // The earliest are planned first, in chunks, a few chunks at a time (per process: `planSlots`).
     for (let i = 0; i < due.length; i += CHUNK_JOBS) {
+      await planSlots.acquire();
       // A holder whose lease ran out stops: a newer holder may be working the same window.
-      if (ctx.clock() >= lease.expiresAtMs) break;
+      if (ctx.clock() >= lease.expiresAtMs) {
+        planSlots.release();
+        break;
+      }
       const jobs = due.slice(i, i + CHUNK_JOBS);
       const p: Promise<void> = planIsolated(
         ctx,
@@ -114,9 +162,11 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
           const message = error instanceof Error ? error.message : String(error);
           for (const job of jobs) report.errors.push({ job: job.name, error: message });
         })
-        .finally(() => inFlight.delete(p));
+        .finally(() => {
+          inFlight.delete(p);
+          planSlots.release();
+        });
       inFlight.add(p);
-      if (inFlight.size >= PARALLEL_CHUNKS) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
     // One sweep per round is enough: shard 0 is ticked every round, whatever the shard count.
@@ -157,6 +207,11 @@ type Report = {
  * job that cannot be planned (a poison definition, a key the store refuses) is isolated and the others launch
  * on time. The isolated job keeps its `nextRunAt` (retried at the next tick, never silently dropped) and
  * carries the reason (`plan_error` on the job). A lease that ran out stops the search.
+ *
+ * A transient failure (a timeout, throttling: `isTransient`) says the store is overloaded, not that a job is
+ * bad: halving would only multiply the requests (a chunk of 100 becomes up to 199 plannings) and add to the
+ * overload. Such a chunk is tried again whole after a pause, and if it still fails its jobs are reported and
+ * left for the next tick (they keep their `nextRunAt`; planning is idempotent), without a `plan_error`.
  */
 async function planIsolated(
   ctx: Context,
@@ -167,6 +222,7 @@ async function planIsolated(
   leadFor: (fireAt: number) => number,
   leaseEnd: number,
   report: Report,
+  transientRetries = TRANSIENT_RETRIES,
 ): Promise<void> {
   try {
     const results = await planJobs(ctx, jobs, windowEnd, now, agents, leadFor);
@@ -179,6 +235,26 @@ async function planIsolated(
     await Promise.all(jobs.filter((j) => j.planError !== null).map((j) => ctx.jobs.clearPlanError(j.name)));
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (isTransient(error)) {
+      if (transientRetries > 0 && ctx.clock() < leaseEnd) {
+        await sleep(TRANSIENT_PAUSE_MS * (1 + Math.random()));
+        return planIsolated(
+          ctx,
+          jobs,
+          windowEnd,
+          now,
+          agents,
+          leadFor,
+          leaseEnd,
+          report,
+          transientRetries - 1,
+        );
+      }
+      for (const job of jobs) {
+        report.errors.push({ job: job.name, error: `${message} (transient: left for the next tick)` });
+      }
+      return;
+    }
     if (jobs.length === 1 || ctx.clock() >= leaseEnd) {
       for (const job of jobs) {
         report.errors.push({ job: job.name, error: message });
@@ -192,6 +268,55 @@ async function planIsolated(
     await planIsolated(ctx, jobs.slice(half), windowEnd, now, agents, leadFor, leaseEnd, report);
   }
 }
+
+/** Errors that name an overloaded or unreachable store, not the request (AWS SDK v3 names and codes). */
+const TRANSIENT_NAMES = new Set([
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'ThrottlingException',
+  'Throttling',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TransactionConflictException',
+  'TransactionInProgressException',
+  'InternalServerError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+]);
+const TRANSIENT_CODES = new Set(['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ECONNABORTED']);
+/** Cancellation reasons of a transaction that say "not now" rather than "not this item". */
+const TRANSIENT_REASONS = new Set([
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+]);
+
+/** Whether a planning failure is the store's load (try again later, whole), not something about the jobs. */
+export function isTransient(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as {
+    name?: unknown;
+    code?: unknown;
+    $metadata?: { httpStatusCode?: unknown };
+    CancellationReasons?: ReadonlyArray<{ Code?: unknown }>;
+  };
+  if (typeof e.name === 'string' && TRANSIENT_NAMES.has(e.name)) return true;
+  if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (typeof status === 'number' && status >= 500) return true;
+  if (e.name === 'TransactionCanceledException' && Array.isArray(e.CancellationReasons)) {
+    // Transient only when no item was refused for a reason of its own (a failed condition, a bad item).
+    const codes = e.CancellationReasons.map((r) => r.Code).filter((c) => c !== undefined && c !== 'None');
+    return codes.length > 0 && codes.every((c) => typeof c === 'string' && TRANSIENT_REASONS.has(c));
+  }
+  return false;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Belt and braces for agent loss: normally the next agent to receive the reappearing message marks the

@@ -45,7 +45,8 @@
  *   requests_per_launch, wall_ms, launches_per_s, launches_per_s_per_shard, slowest_shard_ms, per_shard,
  *   cpu_cores_used}. n = 1,000 / 10,000 / 100,000 (quick: not 100,000) jobs all due in one window, spread
  *   over k = 1 / 4 / 16 due shards and planned by one round of shard ticks started together (see
- *   sharded-tick.ts: locally they share the emulators, on AWS each is its own invocation).
+ *   sharded-tick.ts: locally they share the emulators, on AWS each is its own invocation). Any other
+ *   `tick_cost/due-<n>/shards-<k>` given to --only runs too (e.g. a smaller reproduction).
  *
  * `sustained_executions_per_minute` — {agents, agent_mode, ticker, concurrency, jobs, window_s,
  *   expected, executions, per_minute, succeeded, lost, duplicated, missing, statuses, by_agent,
@@ -231,6 +232,23 @@ async function waitQuiet(): Promise<void> {
     await sleep(5_000);
   }
   if (said) progress(`load average now ${loadavg()[0]?.toFixed(1)}; going on`);
+}
+
+/**
+ * Any `tick_cost/due-<n>/shards-<k>` (k ≤ 64) runs even when it is not in the list above (e.g. a smaller
+ * reproduction: `--only tick_cost/due-2000/shards-16`).
+ */
+const adHoc = (id: string): Task | undefined => {
+  const m = /^tick_cost\/due-(\d+)\/shards-(\d+)$/.exec(id);
+  if (!m || tasks.some((t) => t.id === id)) return undefined;
+  const due = Number(m[1]);
+  const shards = Number(m[2]);
+  if (due < 1 || shards < 1 || shards > 64) return undefined;
+  return { id, run: () => shardedTickCost({ due, shards }) };
+};
+for (const id of [...(only ?? []), argAfter('--task') ?? '']) {
+  const task = adHoc(id);
+  if (task) tasks.push(task);
 }
 
 // A child runs one task. Each task gets a process of its own, so that a stack that melted down (its

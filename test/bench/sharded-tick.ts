@@ -9,9 +9,17 @@
  * shards share one DynamoDB Local and moto on this host, so the per-shard rate falls as shards are added
  * while the round's wall time shows how much parallel planning the emulators absorb; on AWS each shard's
  * tick has its own Lambda and DynamoDB's partitions (the byDue index is keyed by shard) — read the
- * single-shard rate as what one shard tick does alone.
+ * single-shard rate as what one shard tick does alone. Shard ticks in one process share its limit on
+ * chunks planned at once (shared/scheduler/tick.ts, `planSlots`), as they would in one Lambda invocation.
+ *
+ * Also reported, to tell a slow round from a collapsing one: `resent` (launches whose execution was already
+ * there — on fresh tables, written by an attempt the SDK gave up on and retried), `executions_written` and
+ * `still_due` after the round (every due job should have one execution and be past the window),
+ * `dynamodb_attempts` and `failed_attempts` (SDK retries, by command and error), latencies by command, and
+ * the most frequent plan error messages.
  */
-import { createContext } from '../../shared/context.ts';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { type Context, createContext } from '../../shared/context.ts';
 import type { JobDefinition } from '../../shared/jobs/definition.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
 import { settleLayout } from '../../shared/scheduler/coordinator.ts';
@@ -66,19 +74,28 @@ export async function shardedTickCost(o: ShardedTickOptions): Promise<void> {
 
     const ddb = meterDynamo(ctx.clients, 'bench-sharded-tick');
     const sqs = meter([ctx.clients.sqs.middlewareStack], 'bench-sharded-tick-sqs');
+    const attemptErrors = countAttemptErrors(ctx);
     ddb.reset();
     sqs.reset();
+    ddb.timing = true;
     const cpu0 = cpuSnapshot();
     const began = performance.now();
+    // What the plan errors say: distinct messages (job-specific parts kept) with how often each came.
+    const errorMessages = new Map<string, number>();
     const perShard = await Promise.all(
       Array.from({ length: o.shards }, async (_, shard) => {
         const start = performance.now();
         const report: TickReport = await tick(ctx, `bench-shard-${shard}`, shard);
         const wallMs = performance.now() - start;
+        for (const e of report.errors) {
+          const key = e.error.slice(0, 300);
+          errorMessages.set(key, (errorMessages.get(key) ?? 0) + 1);
+        }
         return {
           shard,
           jobs: report.jobs,
           planned: report.planned,
+          resent: report.resent,
           errors: report.errors.length,
           wall_ms: Math.round(wallMs),
           launches_per_s: Math.round((report.planned / Math.max(wallMs, 1)) * 1000),
@@ -86,17 +103,38 @@ export async function shardedTickCost(o: ShardedTickOptions): Promise<void> {
       }),
     );
     const wallMs = Math.round(performance.now() - began);
+    ddb.timing = false;
+    // What the round left behind, counted outside the metered requests: every due job should have one
+    // execution and a `nextRunAt` past the window.
+    const executionsWritten = await countItems(ctx, ctx.config.tables.executions);
+    let stillDue = 0;
+    for (let shard = 0; shard < o.shards; shard++) {
+      for await (const _ of ctx.jobs.due(shard, H + 1)) stillDue++;
+    }
     const planned = perShard.reduce((n, s) => n + s.planned, 0);
     const requests = ddb.total() + sqs.total();
     emit('tick_cost', {
       due: o.due,
       shards: o.shards,
       planned,
+      // Launches whose execution was already there (e.g. written by an attempt the client gave up on).
+      resent: perShard.reduce((n, s) => n + s.resent, 0),
+      executions_written: executionsWritten,
+      still_due: stillDue,
       errors: perShard.reduce((n, s) => n + s.errors, 0),
+      error_messages:
+        errorMessages.size > 0
+          ? Object.fromEntries([...errorMessages].sort((a, b) => b[1] - a[1]).slice(0, 5))
+          : undefined,
       dynamodb_requests: ddb.total(),
       sqs_requests: sqs.total(),
       requests_per_launch: planned > 0 ? Number((requests / planned).toFixed(3)) : null,
       by_command: ddb.byCommand(),
+      // HTTP attempts, SDK retries included: more attempts than commands means requests timed out or
+      // were throttled and were sent again.
+      dynamodb_attempts: ddb.totalAttempts(),
+      failed_attempts: Object.keys(attemptErrors).length > 0 ? attemptErrors : undefined,
+      latency_ms_by_command: latencySummary(ddb.latencies),
       sqs_by_command: sqs.byCommand(),
       wall_ms: wallMs,
       launches_per_s: Math.round((planned / Math.max(wallMs, 1)) * 1000),
@@ -111,4 +149,52 @@ export async function shardedTickCost(o: ShardedTickOptions): Promise<void> {
   } finally {
     await stopStack(stack);
   }
+}
+
+/**
+ * Failed HTTP attempts of DynamoDB requests by command and error name (inside the SDK's retry loop, so a
+ * retried timeout shows here even when the command then succeeded).
+ */
+function countAttemptErrors(ctx: Context): Record<string, number> {
+  const counts: Record<string, number> = {};
+  (ctx.clients.dynamodb.middlewareStack as unknown as { add: (mw: unknown, o: object) => void }).add(
+    (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        const key = `${(context.commandName ?? '?').replace(/Command$/, '')}: ${(error as Error)?.name ?? 'error'}`;
+        counts[key] = (counts[key] ?? 0) + 1;
+        throw error;
+      }
+    },
+    { step: 'finalizeRequest', priority: 'low', name: 'bench-attempt-errors', override: true },
+  );
+  return counts;
+}
+
+/** Items in a table (a COUNT scan, paged). */
+async function countItems(ctx: Context, table: string): Promise<number> {
+  let n = 0;
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await ctx.clients.doc.send(
+      new ScanCommand({ TableName: table, Select: 'COUNT', ExclusiveStartKey: start }),
+    );
+    n += out.Count ?? 0;
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return n;
+}
+
+/** p50 / p99 / max of each command's latency (whole command, retries included). */
+function latencySummary(
+  latencies: ReadonlyMap<string, ReadonlyArray<[number, number]>>,
+): Record<string, { p50: number; p99: number; max: number }> {
+  const out: Record<string, { p50: number; p99: number; max: number }> = {};
+  for (const [cmd, samples] of latencies) {
+    const d = samples.map(([, ms]) => ms).sort((a, b) => a - b);
+    const at = (q: number) => d[Math.min(d.length - 1, Math.floor(q * d.length))] ?? 0;
+    out[cmd] = { p50: at(0.5), p99: at(0.99), max: d.at(-1) ?? 0 };
+  }
+  return out;
 }
