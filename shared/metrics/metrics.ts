@@ -57,14 +57,14 @@ export const METRICS = {
     prometheus: 'cronplane_ticks_total',
     unit: 'Count',
     kind: 'counter',
-    help: 'Scheduler passes that held the lease',
+    help: 'Scheduler passes that held the lease and planned or re-sent launches',
   },
   tickDuration: {
     name: 'TickDuration',
     prometheus: 'cronplane_tick_duration_ms',
     unit: 'Milliseconds',
     kind: 'summary',
-    help: 'Time one scheduler pass took, lease to release',
+    help: 'Time one scheduler pass that planned or re-sent launches took, lease to release',
   },
   jobsPlanned: {
     name: 'JobsPlanned',
@@ -112,10 +112,12 @@ export interface MetricsSink {
 export const noMetrics: MetricsSink = { add: () => {} };
 
 /**
- * One scheduler pass; passes that did not get the lease record nothing. Jobs planned and launches are
- * recorded only when not zero: CloudWatch bills a custom metric ($0.30 a month) for every hour it is published
- * in, so an idle stack that published zeros every minute paid $0.60 a month for two flat lines (bench figure
- * `cost`, variant idle). `Ticks` and `TickDuration` are published every pass.
+ * One scheduler pass; passes that did not get the lease record nothing, nor do passes that planned and
+ * re-sent nothing. CloudWatch bills a custom metric ($0.30 a month) for every hour it is published in: an
+ * idle stack that published `JobsPlanned` and `Launches` zeros every minute paid $0.60 a month for two flat
+ * lines, and `Ticks` and `TickDuration` every minute another $0.60 (bench figure `cost`, variant idle). That
+ * the tick runs, and how long it takes, are Lambda's own free metrics of the tick function (`Invocations`,
+ * `Duration`: the dashboard graphs those); `Ticks` and `TickDuration` count the passes that had work.
  */
 export function recordTick(
   sink: MetricsSink,
@@ -128,10 +130,12 @@ export function recordTick(
   durationMs: number,
 ): void {
   if (!report.leader) return;
+  const launches = report.planned + report.resent;
+  if (report.jobs === 0 && launches === 0) return;
   sink.add(METRICS.ticks, 1);
   sink.add(METRICS.tickDuration, Math.round(durationMs));
   if (report.jobs > 0) sink.add(METRICS.jobsPlanned, report.jobs);
-  if (report.planned + report.resent > 0) sink.add(METRICS.launches, report.planned + report.resent);
+  if (launches > 0) sink.add(METRICS.launches, launches);
 }
 
 /** One finished execution, once its reactions are done. */

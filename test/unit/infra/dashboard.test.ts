@@ -54,9 +54,10 @@ describe('the dashboard', () => {
     expect(rows.map((r) => [r.namespace, r.metric, r.stat])).toEqual([
       [NAMESPACE, METRICS.launches.name, 'Sum'],
       [NAMESPACE, METRICS.jobsPlanned.name, 'Sum'],
-      [NAMESPACE, METRICS.ticks.name, 'Sum'],
+      ['AWS/Lambda', 'Invocations', 'Sum'],
     ]);
-    for (const r of rows) expect(r.dimensions).toEqual({ service: SERVICES.tick, stack: STACK });
+    for (const r of rows.slice(0, 2)) expect(r.dimensions).toEqual({ service: SERVICES.tick, stack: STACK });
+    expect(Object.keys(rows[2]!.dimensions)).toEqual(['FunctionName']);
   });
 
   it('graphs launch lateness p50 and p99 and the tick duration', () => {
@@ -68,7 +69,12 @@ describe('the dashboard', () => {
       }),
       expect.objectContaining({ metric: 'LaunchLateness', stat: 'p99' }),
     ]);
-    expect(widget('Tick duration').map((r) => row(r).metric)).toEqual(['TickDuration', 'TickDuration']);
+    expect(
+      widget('Tick duration').map((r) => [row(r).namespace, row(r).metric, row(r).stat ?? 'Average']),
+    ).toEqual([
+      ['AWS/Lambda', 'Duration', 'Average'],
+      ['AWS/Lambda', 'Duration', 'Maximum'],
+    ]);
   });
 
   it('graphs executions by every final status, lost ones and retries', () => {

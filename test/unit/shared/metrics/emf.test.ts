@@ -68,7 +68,7 @@ describe('EMF metrics of the functions', () => {
     expect(directive?.Metrics).toContainEqual({ Name: 'TickDuration', Unit: 'Milliseconds' });
   });
 
-  it('an idle tick publishes ticks and duration only: no custom metric-month for zeros', async () => {
+  it('an idle tick publishes nothing: no custom metric-month for zeros', async () => {
     const { sink, middlewares } = createObservability('cronplane-tick', { stackName: 'Prod' });
     const handler = middy()
       .use(middlewares)
@@ -76,11 +76,23 @@ describe('EMF metrics of the functions', () => {
         recordTick(sink, { leader: true, jobs: 0, planned: 0, resent: 0 }, 5);
       });
     await handler({}, lambda);
+    expect(emfLines().flatMap((l) => l._aws.CloudWatchMetrics[0]?.Metrics.map((m) => m.Name) ?? [])).toEqual(
+      [],
+    );
+  });
+
+  it('a tick that only re-sent launches publishes ticks, duration and launches', async () => {
+    const { sink, middlewares } = createObservability('cronplane-tick', { stackName: 'Prod' });
+    const handler = middy()
+      .use(middlewares)
+      .handler(async () => {
+        recordTick(sink, { leader: true, jobs: 0, planned: 0, resent: 2 }, 5);
+      });
+    await handler({}, lambda);
     const { line, directive } = emfOf('Ticks');
-    expect(line).toMatchObject({ Ticks: 1, TickDuration: 5 });
+    expect(line).toMatchObject({ Ticks: 1, TickDuration: 5, Launches: 2 });
     expect(line).not.toHaveProperty('JobsPlanned');
-    expect(line).not.toHaveProperty('Launches');
-    expect(directive?.Metrics.map((m) => m.Name).sort()).toEqual(['TickDuration', 'Ticks']);
+    expect(directive?.Metrics.map((m) => m.Name).sort()).toEqual(['Launches', 'TickDuration', 'Ticks']);
   });
 
   it('finishes: Executions by status (a dimension), Retries, LaunchLateness values for the percentiles', async () => {
