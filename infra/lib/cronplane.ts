@@ -74,7 +74,7 @@ export class Cronplane extends Construct {
     this.dispatch = new Dispatch(this, 'Dispatch');
     this.worker = new Worker(this, 'Worker', { deadLetterQueue: this.dispatch.deadLetterQueue });
     this.events = new Events(this, 'Events', { executions: this.storage.executions });
-    this.scheduler = new Scheduler(this, 'Scheduler');
+    this.scheduler = new Scheduler(this, 'Scheduler', { dueShards: props.dueShards });
     this.bindings = new RuntimeBindings({
       storage: this.storage,
       dispatch: this.dispatch,

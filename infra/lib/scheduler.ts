@@ -11,6 +11,13 @@ import { HandlerFunction } from './function.ts';
 export interface SchedulerProps {
   /** How often EventBridge invokes the tick. Default: 1 minute (the tick plans a look-ahead window). */
   readonly interval?: Duration;
+  /**
+   * The due shards (`-c dueShards`, default 1). With one, the shard-tick queue gets no event source mapping
+   * and the tick is not told its URL: an idle mapping long-polls its empty queue all month (~$0.26 of SQS
+   * requests), and with one shard there is nothing to fan out. Shards left over from a larger count (they
+   * are ticked until empty, coordinator.ts) are then ticked inside the coordinator's invocation.
+   */
+  readonly dueShards?: number;
 }
 
 const TICK_TIMEOUT = Duration.seconds(55);
@@ -19,7 +26,8 @@ const TICK_TIMEOUT = Duration.seconds(55);
  * The clock: an EventBridge rule that invokes the `tick` function every minute, which ticks due shard 0
  * and sends one message per other due shard to the shard-tick queue; the queue invokes the same function
  * once per message (shared/scheduler/coordinator.ts). Every shard is planned under its own lease, so
- * shard ticks run side by side, in as many invocations as there are shards.
+ * shard ticks run side by side, in as many invocations as there are shards. With one due shard the queue
+ * is left unmapped (see `SchedulerProps.dueShards`).
  *
  * Built in two steps like the worker, because every function's role names the queue: the constructor
  * creates the queue, `addHandler` the function.
@@ -45,16 +53,17 @@ export class Scheduler extends Construct {
 
   addHandler(bindings: RuntimeBindings): NodejsFunction {
     if (this.fn) throw new Error(`${this.node.path}: the tick function exists already`);
+    const fanOut = (this.props.dueShards ?? 1) > 1;
     const fn = new HandlerFunction(this, 'Tick', {
       entry: 'functions/tick/handler.ts',
       bindings,
       role: 'tick',
       description: 'Cronplane tick: plans due executions for the next window and dispatches them',
       timeout: TICK_TIMEOUT,
-      environment: { CRONPLANE_SHARD_TICK_QUEUE_URL: this.shardTicks.queueUrl },
+      environment: fanOut ? { CRONPLANE_SHARD_TICK_QUEUE_URL: this.shardTicks.queueUrl } : {},
     }).function;
     // One shard per invocation; a failed shard tick is not retried (the handler reports no failures).
-    fn.addEventSource(new SqsEventSource(this.shardTicks, { batchSize: 1 }));
+    if (fanOut) fn.addEventSource(new SqsEventSource(this.shardTicks, { batchSize: 1 }));
     this.clock = new Rule(this, 'Clock', {
       description: 'Cronplane scheduler clock',
       schedule: Schedule.rate(this.props.interval ?? Duration.minutes(1)),

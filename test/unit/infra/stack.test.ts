@@ -463,15 +463,27 @@ describe('Cronplane stack', () => {
     const [queueId] = Object.keys(queues);
     expect(Object.keys(queues)).toHaveLength(1);
     expect(queueId).toMatch(/ShardTicks/);
-    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      BatchSize: 1,
-      EventSourceArn: { 'Fn::GetAtt': [queueId, 'Arn'] },
-      FunctionName: { Ref: functionId(/Tick/) },
-    });
-    const tick = template.findResources('AWS::Lambda::Function')[functionId(/Tick/)]!;
-    expect(tick.Properties.Environment.Variables).toMatchObject({
+    // One due shard (the default): no mapping long-polling the empty queue all month, and the tick ticks
+    // any shard left over from a larger count in its own invocation.
+    const mappingOnQueue = (t: Template) =>
+      Object.values(t.findResources('AWS::Lambda::EventSourceMapping')).filter(
+        (m) =>
+          JSON.stringify(m.Properties.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': [queueId, 'Arn'] }),
+      );
+    expect(mappingOnQueue(template)).toEqual([]);
+    const tickOf = (t: Template) => t.findResources('AWS::Lambda::Function')[functionId(/Tick/)]!;
+    expect(tickOf(template).Properties.Environment.Variables).toMatchObject({ CRONPLANE_DUE_SHARDS: '1' });
+    expect(tickOf(template).Properties.Environment.Variables).not.toHaveProperty(
+      'CRONPLANE_SHARD_TICK_QUEUE_URL',
+    );
+    // Several due shards: the queue is mapped to the tick function and the coordinator sends to it.
+    const fanned = synth({ dueShards: '4' });
+    expect(mappingOnQueue(fanned).map((m) => m.Properties)).toEqual([
+      expect.objectContaining({ BatchSize: 1, FunctionName: { Ref: functionId(/Tick/) } }),
+    ]);
+    expect(tickOf(fanned).Properties.Environment.Variables).toMatchObject({
       CRONPLANE_SHARD_TICK_QUEUE_URL: { Ref: queueId },
-      CRONPLANE_DUE_SHARDS: '1',
+      CRONPLANE_DUE_SHARDS: '4',
     });
     // The tick sends to it and consumes it; no other function touches it.
     const onQueue = (fn: RegExp) =>
