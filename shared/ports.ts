@@ -228,8 +228,11 @@ export interface ExecutionsPort {
     jobName: string,
     options?: { newestFirst?: boolean; limit?: number; fromId?: string },
   ): Promise<Execution[]>;
-  /** Scheduled and running executions of all jobs. */
-  listActive(): Promise<Execution[]>;
+  /**
+   * Scheduled and running executions of all jobs; with `scheduledBefore`, only those whose fire time is
+   * earlier (a run claimed at most MAX_HOLD_MS before its fire time: the sweep and `busy` need no more).
+   */
+  listActive(options?: { readonly scheduledBefore?: number }): Promise<Execution[]>;
   /** Every slot and attempt of one group, without outputs. */
   listGroup(jobName: string, group: string): Promise<Execution[]>;
 

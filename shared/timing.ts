@@ -27,6 +27,12 @@ export const AGENT_HEARTBEAT_MS = 5_000;
 /** On SIGTERM an agent lets its running jobs finish for this long, then cancels them. */
 export const AGENT_GRACE_MS = 30_000;
 
+/**
+ * The longest an agent or the worker holds an early launch message in memory, claimed, before its fire
+ * time; longer waits go back to SQS. So a run was claimed at most this long before its fire time.
+ */
+export const MAX_HOLD_MS = 15_000;
+
 /** How far past "now" one tick plans: the tick runs once a minute on AWS. */
 export const TICK_PERIOD_MS = 60_000;
 

@@ -153,12 +153,14 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
         sid: 'Executions',
         actions: [
           'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
           'dynamodb:PutItem',
           'dynamodb:UpdateItem',
           'dynamodb:Query',
           'dynamodb:BatchWriteItem',
         ],
         resources: ['executions'],
+        // BatchGetItem: the running executions (busy), named by the keys-only `byActive` index
       },
       {
         sid: 'Agents',
@@ -191,8 +193,9 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
       { sid: 'Due', actions: ['dynamodb:Query'], resources: ['jobs/index', 'executions/index'] },
       {
         sid: 'Executions',
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         resources: ['executions'],
+        // BatchGetItem: the runs the lost sweep checks, named by the keys-only `byActive` index
       },
       { sid: 'Agents', actions: ['dynamodb:Scan'], resources: ['agents'] },
       {

@@ -66,7 +66,10 @@ export class Storage extends Construct {
       indexName: 'byActive',
       partitionKey: { name: 'activeShard', type: AttributeType.NUMBER },
       sortKey: { name: 'scheduledAt', type: AttributeType.NUMBER },
-      projectionType: ProjectionType.ALL,
+      // Keys only: a claim, a start record and every heartbeat change attributes the index does not hold,
+      // so they write the table alone (with ALL, each also rewrote its index copy: +1 WRU, +2 in the claim's
+      // transaction). Readers fetch the few items they need (ExecutionsStore.listActive).
+      projectionType: ProjectionType.KEYS_ONLY,
     });
 
     this.agents = new Table(this, 'Agents', {

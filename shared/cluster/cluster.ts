@@ -5,6 +5,7 @@ import { NotFoundError, ValidationError } from '../errors.ts';
 import { toApi as executionToApi } from '../executions/execution.ts';
 import { SCHEDULER_LEASE } from '../scheduler/tick.ts';
 import { toRfc3339 } from '../time.ts';
+import { MAX_HOLD_MS } from '../timing.ts';
 
 /** Serf's member status numbers, which Dkron's `/v1/members` sends as `Status`. */
 export const SERF_STATUS = { none: 0, alive: 1, leaving: 2, left: 3, failed: 4 } as const;
@@ -63,7 +64,8 @@ export async function leader(ctx: Context) {
 }
 
 export async function busy(ctx: Context) {
-  const active = await ctx.executions.listActive();
+  // A run was claimed at most MAX_HOLD_MS before its fire time: later fire times are all still scheduled.
+  const active = await ctx.executions.listActive({ scheduledBefore: ctx.clock() + MAX_HOLD_MS + 1 });
   return active
     .filter((e) => e.status === 'running')
     .sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0))

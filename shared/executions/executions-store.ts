@@ -459,24 +459,34 @@ export class ExecutionsStore implements ExecutionsPort {
     return items;
   }
 
-  /** Scheduled and running executions of all jobs, from the sparse `byActive` index. */
-  async listActive(): Promise<Execution[]> {
+  /**
+   * Scheduled and running executions of all jobs: their keys from the sparse, keys-only `byActive` index
+   * (with `scheduledBefore`, only the part of each partition before it: the sort key is the fire time),
+   * then the items (BatchGetItem, eventually consistent). One that ended in between is left out.
+   */
+  async listActive(options: { readonly scheduledBefore?: number } = {}): Promise<Execution[]> {
+    const before = options.scheduledBefore;
     const shards = Array.from({ length: ACTIVE_SHARDS }, (_, s) => s);
-    const lists = await Promise.all(
+    const keys = await Promise.all(
       shards.map((s) =>
         collect(
           allItems(this.clients, {
             kind: 'query',
             TableName: this.table,
             IndexName: 'byActive',
-            KeyConditionExpression: 'activeShard = :s',
-            ExpressionAttributeValues: { ':s': s },
+            KeyConditionExpression:
+              before === undefined ? 'activeShard = :s' : 'activeShard = :s AND scheduledAt < :before',
+            ExpressionAttributeValues: { ':s': s, ...(before === undefined ? {} : { ':before': before }) },
           }),
-          fromItem,
+          (item) => ({ jobName: item.jobName as string, executionId: item.executionId as string }),
         ),
       ),
     );
-    return lists.flat().sort((a, b) => a.scheduledAt - b.scheduledAt);
+    const items = await batchGet(this.clients, this.table, keys.flat(), false);
+    return items
+      .map(fromItem)
+      .filter((e) => e.status === 'scheduled' || e.status === 'running')
+      .sort((a, b) => a.scheduledAt - b.scheduledAt);
   }
 
   /**

@@ -17,6 +17,7 @@ import { parseTags } from '../jobs/tags.ts';
 import type { ClaimOutcome, ExecutionResult } from '../ports.ts';
 import { applyProcessors, hasProcessors, type ProcessedOutput } from '../processors/apply.ts';
 import type { ProcessorHost } from '../processors/processor.ts';
+import { MAX_HOLD_MS } from '../timing.ts';
 import type { Execution } from './execution.ts';
 import { fenceAfterMs, Heartbeat } from './heartbeat.ts';
 import { OutputStore } from './output-store.ts';
@@ -69,9 +70,6 @@ export interface RunnerOptions {
  * `later`: it arrived long before its fire time (clock skew, a hand-sent message): hide it until then.
  */
 export type RunnerVerdict = 'done' | 'retry' | 'later';
-
-/** The longest an agent holds an early message in memory; longer waits go back to SQS. */
-export const MAX_HOLD_MS = 15_000;
 
 /** Seconds to hide a message answered `later` (SQS allows up to 12 hours). */
 export function laterVisibilitySeconds(launch: LaunchMessage, now: number): number {

@@ -7,6 +7,7 @@ import type { Context } from '../context.ts';
 import { stagingLeadSeconds } from '../dispatch/dispatch.ts';
 import { recordTick } from '../metrics/metrics.ts';
 import type { JobRecord } from '../ports.ts';
+import { MAX_HOLD_MS } from '../timing.ts';
 import { liveAgents, planJobs } from './plan.ts';
 
 export interface TickReport {
@@ -325,7 +326,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 async function sweepLost(ctx: Context, now: number): Promise<number> {
   let lost = 0;
-  for (const e of await ctx.executions.listActive()) {
+  // Silent longer than lostAfterMs means claimed (its first beat) longer ago, and a claim comes at most
+  // MAX_HOLD_MS before the fire time: younger fire times need not be read (the index is keys only).
+  const scheduledBefore = now - ctx.config.lostAfterMs + MAX_HOLD_MS;
+  for (const e of await ctx.executions.listActive({ scheduledBefore })) {
     if (e.status !== 'running') continue;
     const age = now - (e.heartbeatAt ?? e.startedAt ?? now);
     if (age <= ctx.config.lostAfterMs) continue;

@@ -21,7 +21,6 @@ const CRONPLANE_VARS = [
   'CRONPLANE_SECRETS_PATH',
   'CRONPLANE_STACK',
   'CRONPLANE_DUE_SHARDS',
-  'CRONPLANE_SHARD_TICK_QUEUE_URL',
 ];
 
 function portOpen(url: string): Promise<boolean> {
@@ -101,7 +100,7 @@ describe('local emulators provisioned from the CDK template', () => {
           { AttributeName: 'dueShard', KeyType: 'HASH' },
           { AttributeName: 'nextRunAt', KeyType: 'RANGE' },
         ],
-        'ALL',
+        'KEYS_ONLY',
       ],
     ]);
 
@@ -110,13 +109,16 @@ describe('local emulators provisioned from the CDK template', () => {
       { AttributeName: 'jobName', KeyType: 'HASH' },
       { AttributeName: 'executionId', KeyType: 'RANGE' },
     ]);
-    expect(executions.GlobalSecondaryIndexes?.map((i) => [i.IndexName, i.KeySchema])).toEqual([
+    expect(
+      executions.GlobalSecondaryIndexes?.map((i) => [i.IndexName, i.KeySchema, i.Projection?.ProjectionType]),
+    ).toEqual([
       [
         'byActive',
         [
           { AttributeName: 'activeShard', KeyType: 'HASH' },
           { AttributeName: 'scheduledAt', KeyType: 'RANGE' },
         ],
+        'KEYS_ONLY',
       ],
     ]);
     expect(executions.StreamSpecification).toEqual({
@@ -192,7 +194,12 @@ describe('local emulators provisioned from the CDK template', () => {
       ),
     });
     expect(resources.env.CRONPLANE_DEFAULT_QUEUE_URL).toMatch(new RegExp(`/${prefix}DefaultQueue$`));
-    expect(resources.env.CRONPLANE_SHARD_TICK_QUEUE_URL).toMatch(new RegExp(`/${prefix}ShardTicks$`));
+    // One due shard (the template's default): the tick is not given the shard-tick queue (there is nothing
+    // to fan out), though the queue exists.
+    expect(resources.env).not.toHaveProperty('CRONPLANE_SHARD_TICK_QUEUE_URL');
+    expect(Object.values(resources.queues)).toContainEqual(
+      expect.stringMatching(new RegExp(`/${prefix}ShardTicks$`)),
+    );
     expect(Object.values(resources.queues)).toContain(resources.env.CRONPLANE_DEFAULT_QUEUE_URL);
   });
 

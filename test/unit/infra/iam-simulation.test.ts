@@ -110,6 +110,7 @@ const ALLOWED: Request[] = [
   { who: 'api', action: 'dynamodb:DeleteItem', resource: JOBS, why: 'DELETE /v1/jobs/:name' },
   { who: 'api', action: 'dynamodb:Scan', resource: JOBS, why: 'GET /v1/jobs' },
   { who: 'api', action: 'dynamodb:Query', resource: `${EXECUTIONS}/index/byActive`, why: 'busy' },
+  { who: 'api', action: 'dynamodb:BatchGetItem', resource: EXECUTIONS, why: 'busy (keys-only index)' },
   { who: 'api', action: 'dynamodb:BatchWriteItem', resource: EXECUTIONS, why: 'delete a job’s history' },
   { who: 'api', action: 'dynamodb:UpdateItem', resource: CONTROL, why: 'POST /v1/pause' },
   { who: 'api', action: 'dynamodb:UpdateItem', resource: AGENTS, why: 'POST /v1/leave' },
@@ -127,6 +128,8 @@ const ALLOWED: Request[] = [
   { who: 'tick', action: 'dynamodb:UpdateItem', resource: CONTROL, why: 'the lease, the cursor' },
   { who: 'tick', action: 'dynamodb:Query', resource: `${JOBS}/index/byDue`, why: 'due jobs' },
   { who: 'tick', action: 'dynamodb:PutItem', resource: EXECUTIONS, why: 'scheduled executions' },
+  { who: 'tick', action: 'dynamodb:BatchGetItem', resource: EXECUTIONS, why: 'the lost sweep' },
+  { who: 'tick', action: 'dynamodb:BatchGetItem', resource: JOBS, why: 'due jobs (keys-only index)' },
   { who: 'tick', action: 'dynamodb:UpdateItem', resource: JOBS, why: 'advance nextRunAt' },
   { who: 'tick', action: 'sqs:SendMessage', resource: tagQueue({ dc: 'eu', role: 'web' }), why: 'launch' },
   // worker: its queue, its allow-listed targets, secrets under the path

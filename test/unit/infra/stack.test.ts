@@ -82,7 +82,7 @@ describe('Cronplane stack', () => {
           { AttributeName: 'activeShard', KeyType: 'HASH' },
           { AttributeName: 'scheduledAt', KeyType: 'RANGE' },
         ],
-        Projection: { ProjectionType: 'ALL' },
+        Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ]);
   });

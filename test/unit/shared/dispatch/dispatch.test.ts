@@ -7,7 +7,7 @@ import {
   stagingLeadSeconds,
   tagsSatisfy,
 } from '../../../../shared/dispatch/dispatch.ts';
-import { MAX_HOLD_MS } from '../../../../shared/executions/runner.ts';
+import { MAX_HOLD_MS } from '../../../../shared/timing.ts';
 
 describe('dispatch', () => {
   it('names a tag set canonically, whatever the key order', () => {

@@ -11,9 +11,10 @@ import { describe, expect, it } from 'vitest';
 import type { Context } from '../../../../shared/context.ts';
 import type { LaunchMessage } from '../../../../shared/dispatch/dispatch.ts';
 import type { Execution } from '../../../../shared/executions/execution.ts';
-import { MAX_HOLD_MS, Runner, type RunnerOptions } from '../../../../shared/executions/runner.ts';
+import { Runner, type RunnerOptions } from '../../../../shared/executions/runner.ts';
 import type { Executor, ExecutorResult } from '../../../../shared/executors/executor.ts';
 import type { ClaimOutcome, ExecutionResult } from '../../../../shared/ports.ts';
+import { MAX_HOLD_MS } from '../../../../shared/timing.ts';
 
 type JobDefinition = Parameters<Executor['run']>[0];
 

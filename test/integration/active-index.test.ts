@@ -1,0 +1,93 @@
+/**
+ * The keys-only `byActive` index (issue 16: a claim and every heartbeat no longer rewrite an index copy of
+ * the execution). Its readers fetch the items themselves: `GET /v1/busy` the runs whose fire time is at most
+ * MAX_HOLD_MS ahead, the tick's lost sweep only the fire times old enough for a silent run — a claim comes
+ * at most MAX_HOLD_MS before its fire time, so a run silent past lostAfterMs has its fire time before
+ * `now − lostAfterMs + MAX_HOLD_MS`. On the real emulators, with the local stack's ticker sweeping.
+ */
+import { describe, expect, it } from 'vitest';
+import { type Execution, executionIdFor, groupIdFor } from '../../shared/executions/execution.ts';
+import { upsertJob } from '../../shared/jobs/jobs-service.ts';
+import { MAX_HOLD_MS } from '../../shared/timing.ts';
+import { useTestStack, waitFor } from './support/stack.ts';
+
+const stack = useTestStack({ agents: [], worker: false });
+const JOB = 'active-index';
+
+type ApiExecution = { readonly id: string; readonly job_name: string };
+
+/** A planned execution of JOB at `fireAt`; claimed by a pretend agent at `claimAt` (its last beat) if given. */
+async function execution(fireAt: number, claimAt?: number): Promise<Execution> {
+  const { ctx } = stack;
+  const version = (await ctx.jobs.get(JOB))!.version;
+  const group = groupIdFor(fireAt);
+  const planned = {
+    jobName: JOB,
+    executionId: executionIdFor(group, 0, 1),
+    group,
+    slot: 0,
+    attempt: 1,
+    trigger: 'manual' as const,
+    scheduledAt: fireAt,
+    jobVersion: version,
+    queueUrl: ctx.config.defaultQueueUrl,
+  };
+  expect(await ctx.executions.createScheduled(planned, Date.now())).toBeNull();
+  const e = (await ctx.executions.get(JOB, planned.executionId))!;
+  if (claimAt === undefined) return e;
+  const claim = await ctx.executions.claim(e, { agentId: 'ghost', nodeName: 'ghost' }, claimAt, {
+    ignorePause: true,
+  });
+  if (!claim.claimed) throw new Error(`claim refused: ${claim.why}`);
+  return claim.execution;
+}
+
+describe('the keys-only byActive index', () => {
+  it('busy lists the running executions; the sweep finds a run silent since a claim MAX_HOLD_MS early', async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, { name: JOB, schedule: '@manually', executor_config: { command: 'true' } });
+    const lostAfter = ctx.config.lostAfterMs;
+    const now = Date.now();
+    // Claimed as early as an agent may (MAX_HOLD_MS before its fire time) and silent since: past lostAfter
+    // by 1 s, with a fire time 14 s younger than lostAfter. A sweep that read fire times older than
+    // `now − lostAfter` alone would find it only 14 s later (the wait below is shorter).
+    const earlySilent = await execution(now - lostAfter + 14_000, now - lostAfter + 14_000 - MAX_HOLD_MS);
+    const longSilent = await execution(now - 3 * lostAfter, now - 3 * lostAfter);
+    const alive = await execution(now - 2_000, now - 2_000);
+    const held = await execution(now + 10_000, now); // claimed, held until its fire time
+    const planned = await execution(now + 60_000);
+
+    const ids = (list: readonly { executionId: string }[]) => list.map((e) => e.executionId).sort();
+    const busy = (await stack.api<ApiExecution[]>('GET', '/v1/busy')).body.filter((e) => e.job_name === JOB);
+    expect(busy.map((e) => e.id).sort()).toEqual(ids([earlySilent, longSilent, alive, held]));
+    // All of them are active; a cut leaves out the later fire times.
+    const active = (await ctx.executions.listActive()).filter((e) => e.jobName === JOB);
+    expect(ids(active)).toEqual(ids([earlySilent, longSilent, alive, held, planned]));
+    const before = (await ctx.executions.listActive({ scheduledBefore: now })).filter(
+      (e) => e.jobName === JOB,
+    );
+    expect(ids(before)).toEqual(ids([earlySilent, longSilent, alive]));
+
+    // The stack's ticker sweeps every second.
+    await waitFor(
+      async () => {
+        const [a, b] = await Promise.all([
+          ctx.executions.get(JOB, earlySilent.executionId),
+          ctx.executions.get(JOB, longSilent.executionId),
+        ]);
+        return a?.status === 'lost' && b?.status === 'lost';
+      },
+      9_000,
+      'both silent runs marked lost by the sweep',
+    );
+    expect((await ctx.executions.get(JOB, earlySilent.executionId))?.reason).toMatch(
+      /^agent ghost stopped heartbeating \d+ s ago$/,
+    );
+    for (const e of [alive, held])
+      expect((await ctx.executions.get(JOB, e.executionId))?.status).toBe('running');
+    expect((await ctx.executions.get(JOB, planned.executionId))?.status).toBe('scheduled');
+    // An ended run leaves the index: busy no longer lists them.
+    const after = (await stack.api<ApiExecution[]>('GET', '/v1/busy')).body.filter((e) => e.job_name === JOB);
+    expect(after.map((e) => e.id).sort()).toEqual(ids([alive, held]));
+  });
+});
