@@ -66,7 +66,10 @@
  *   execution finished in it; its jobs' own CPU is `job_process_cpu_ms_per_execution`), `agent_rss_mb`, and
  *   the AWS requests per execution of the agent (counted inside it by count-requests.mjs) and of the stack
  *   (API, ticks, stream poller), DynamoDB split into writes and reads. Also printed as the line
- *   `agent_cpu_ms_per_execution` (target ≤ 3 ms). CRONPLANE_BENCH_AGENT_CPU_PROF=<dir>: a --cpu-prof of the agent.
+ *   `agent_cpu_ms_per_execution` (target ≤ 3 ms). CRONPLANE_BENCH_AGENT_CPU_PROF=<dir>: a --cpu-prof of the agent
+ *   (the profiler itself costs the agent CPU: lateness measured with it is worse).
+ *   Variant `cron-1000-on-one-second` (issue 16's third row): 1,000 jobs `0 * * * * *` created through the API
+ *   (8 at a time), 4 agent processes × 250, 180 s (quick: 60 s): three bursts of 1,000 launches on one second.
  *
  * `launch_lateness_ms` with `case: new-tag-set-first-fire | new-tag-set-run-now` — {jobs, agents, lead_ms, p50,
  *   p95, p99, p99.9, max, min, missing}: jobs that are each the first of their tag set (63 tag sets the agents'
@@ -158,6 +161,23 @@ const sustainedOneAgent = (jobs: number) => () =>
     cpuProfileDir: process.env.CRONPLANE_BENCH_AGENT_CPU_PROF,
   });
 
+/**
+ * Issue 16's third side-by-side row: 1,000 cron jobs on the same second of every minute (`0 * * * * *`),
+ * created through the API, 4 agent processes × 250, three minutes (quick: one).
+ */
+const cronBurst = () =>
+  sustained({
+    variant: 'cron-1000-on-one-second',
+    agents: 4,
+    concurrency: 250,
+    jobs: 1000,
+    windowMs: quick ? 60_000 : 180_000,
+    warmupMs: 10_000,
+    schedule: '0 * * * * *',
+    periodMs: 60_000,
+    ticker: 'stack',
+  });
+
 /** `tick_cost/due-<n>/shards-<k>`: one coordinator round over n due jobs spread over k shards. */
 const shardedTicks = (dues: readonly number[], shards: readonly number[]): Task[] =>
   dues.flatMap((due) =>
@@ -180,6 +200,7 @@ const tasks: Task[] = quick
       { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
       { id: 'sustained_executions_per_minute/one-agent-6000', run: sustainedOneAgent(100) },
       { id: 'sustained_executions_per_minute/one-agent-1200', run: sustainedOneAgent(20) },
+      { id: 'sustained_executions_per_minute/cron-1000-on-one-second', run: cronBurst },
       { id: 'agent_idle', run: () => agentIdle({ seconds: 10 }) },
       {
         id: 'cost/shell',
@@ -208,6 +229,7 @@ const tasks: Task[] = quick
       { id: 'sustained_executions_per_minute/stack-ticker-10', run: sustainedRun('stack', 10) },
       { id: 'sustained_executions_per_minute/one-agent-6000', run: sustainedOneAgent(100) },
       { id: 'sustained_executions_per_minute/one-agent-1200', run: sustainedOneAgent(20) },
+      { id: 'sustained_executions_per_minute/cron-1000-on-one-second', run: cronBurst },
       { id: 'agent_idle', run: () => agentIdle({ seconds: 30 }) },
       {
         id: 'cost/shell',

@@ -25,6 +25,7 @@ import {
   emit,
   memoryMb,
   meterDynamo,
+  pool,
   probeDynamoLatency,
   probeDynamoThroughput,
   progress,
@@ -51,6 +52,12 @@ export interface SustainedOptions {
   readonly variant?: string;
   /** Write a V8 CPU profile of each agent process (`--cpu-prof`) into this directory. */
   readonly cpuProfileDir?: string;
+  /**
+   * The jobs' schedule (default `@every 1s`) and its period; the window must be a whole number of periods
+   * (`0 * * * * *`, 60,000: every job fires on the same second once a minute — a burst of `jobs` launches).
+   */
+  readonly schedule?: string;
+  readonly periodMs?: number;
 }
 
 const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'TransactWriteItems', 'BatchWriteItem']);
@@ -84,8 +91,11 @@ type SqsStack = { add: (mw: unknown, options: Record<string, unknown>) => void }
 
 export async function sustained(o: SustainedOptions): Promise<void> {
   const warmupMs = o.warmupMs ?? 5_000;
+  const schedule = o.schedule ?? '@every 1s';
+  const periodMs = o.periodMs ?? 1_000;
+  if (o.windowMs % periodMs !== 0) throw new Error('the window must be a whole number of periods');
   progress(
-    `sustained_executions_per_minute: ${o.agents} agent processes × concurrency ${o.concurrency}, ${o.jobs} jobs @every 1s, ${o.windowMs / 1000} s window, ${o.ticker} ticker`,
+    `sustained_executions_per_minute: ${o.agents} agent processes × concurrency ${o.concurrency}, ${o.jobs} jobs ${schedule}, ${o.windowMs / 1000} s window, ${o.ticker} ticker`,
   );
   const stack = await startStack({
     agents: [],
@@ -171,15 +181,15 @@ export async function sustained(o: SustainedOptions): Promise<void> {
 
     const t1 = Date.now();
     const names = Array.from({ length: o.jobs }, (_, i) => `sus-${String(i).padStart(3, '0')}`);
-    // Through the API, as a user would.
-    for (const name of names) {
+    // Through the API, as a user would (a few at a time).
+    await pool(names, 8, async (name) => {
       const res = await fetch(`${stack.url}/v1/jobs`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name, schedule: '@every 1s', executor_config: { command: 'true' } }),
+        body: JSON.stringify({ name, schedule, executor_config: { command: 'true' } }),
       });
       if (!res.ok) throw new Error(`POST /v1/jobs ${name}: ${res.status} ${await res.text()}`);
-    }
+    });
     const created = Date.now() - t1;
     const w0 = Math.ceil(Date.now() / 1000) * 1000 + warmupMs;
     const w1 = w0 + o.windowMs;
@@ -219,7 +229,9 @@ export async function sustained(o: SustainedOptions): Promise<void> {
     const all = (await scanExecutions(ctx)).filter((e) => names_.has(e.jobName));
     executions = all.filter(inWindow);
 
-    const expectedPerJob = o.windowMs / 1000; // @every 1s fires on whole seconds (epoch-anchored)
+    // `@every 1s` fires on whole seconds (epoch-anchored), `0 * * * * *` on whole minutes: a window of k
+    // periods holds k fire times of each job wherever it starts.
+    const expectedPerJob = o.windowMs / periodMs;
     const expected = expectedPerJob * o.jobs;
     const byFire = new Map<string, typeof executions>();
     for (const e of executions) {
@@ -248,7 +260,7 @@ export async function sustained(o: SustainedOptions): Promise<void> {
         : null;
     // How far the last run trails the last fire time of the window (0 when keeping up: the run of the
     // last fire time starts at it); null when some run of the window never started.
-    const lastFire = w1 - 1_000;
+    const lastFire = Math.floor((w1 - 1) / periodMs) * periodMs;
     const starts = executions.map((e) => e.startedAt);
     const behindS =
       starts.length === 0 || starts.some((t) => t === null)
@@ -294,6 +306,7 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       ticker: o.ticker,
       concurrency: o.concurrency,
       jobs: o.jobs,
+      schedule,
       window_s: o.windowMs / 1000,
       expected,
       executions: finishedInWindow,
