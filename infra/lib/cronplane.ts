@@ -10,7 +10,7 @@ import { Events } from './events.ts';
 import { Notifications, type NotifyOn } from './notifications.ts';
 import type { WorkerTargets } from './roles.ts';
 import { Scheduler } from './scheduler.ts';
-import { Storage } from './storage.ts';
+import { Storage, type StorageBilling } from './storage.ts';
 import { Worker } from './worker.ts';
 
 export interface CronplaneProps {
@@ -41,6 +41,12 @@ export interface CronplaneProps {
    * live stack: no fire time is lost (shared/scheduler/coordinator.ts). Default: 1.
    */
   readonly dueShards?: number;
+  /**
+   * Billing of the tables: on demand (the default: nothing to pay while idle), or provisioned capacity
+   * auto scaled between `min` and `max` units at 70 % utilization, cheaper per write at steady high
+   * volume (see Storage).
+   */
+  readonly billing?: StorageBilling;
 }
 
 /**
@@ -70,7 +76,10 @@ export class Cronplane extends Construct {
   constructor(scope: Construct, id: string, props: CronplaneProps = {}) {
     super(scope, id);
     // Everything the functions' environment names comes first ...
-    this.storage = new Storage(this, 'Storage', { removalPolicy: props.tableRemovalPolicy });
+    this.storage = new Storage(this, 'Storage', {
+      removalPolicy: props.tableRemovalPolicy,
+      billing: props.billing,
+    });
     this.dispatch = new Dispatch(this, 'Dispatch');
     this.worker = new Worker(this, 'Worker', { deadLetterQueue: this.dispatch.deadLetterQueue });
     this.events = new Events(this, 'Events', { executions: this.storage.executions });

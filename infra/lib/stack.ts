@@ -102,7 +102,8 @@ const isTrue = (v: unknown) => v === true || v === 'true';
 /**
  * The stack's settings from the CDK context (`-c key=value` or cdk.json's `context`):
  * iamAuth, iamAuthDisabledAcknowledged, notifyOn, notifyEmail, secretsPath, secretsKmsKeys,
- * workerTargets, agentPrincipals, agentTrustAnchors, agentGroups, apiExecutionLogging, dueShards.
+ * workerTargets, agentPrincipals, agentTrustAnchors, agentGroups, apiExecutionLogging, dueShards,
+ * billing, provisionedMin, provisionedMax.
  */
 export function cronplanePropsFromContext(app: App): CronplaneProps {
   const iamAuth = app.node.tryGetContext('iamAuth') as string | boolean | undefined;
@@ -190,6 +191,7 @@ export function cronplanePropsFromContext(app: App): CronplaneProps {
   if (dueShards !== undefined && !(Number.isInteger(dueShards) && dueShards >= 1 && dueShards <= 64)) {
     throw new Error(`context dueShards: must be a whole number from 1 to 64, got "${dueShardsValue}"`);
   }
+  const billing = contextBilling(app);
   return {
     ...(dueShards === undefined ? {} : { dueShards }),
     ...(iamAuth === undefined ? {} : { iamAuth: !iamAuthOff }),
@@ -203,7 +205,45 @@ export function cronplanePropsFromContext(app: App): CronplaneProps {
       : {}),
     ...(groups === undefined ? {} : { agentGroups: groups as CronplaneProps['agentGroups'] }),
     ...(apiExecutionLogging === undefined ? {} : { apiExecutionLogging }),
+    ...(billing === undefined ? {} : { billing }),
   };
+}
+
+/**
+ * `billing` (on-demand, the default, or provisioned) and, with provisioned only, the auto scaling bounds
+ * `provisionedMin` (default 5) and `provisionedMax` (default 1000) of every table and index.
+ */
+function contextBilling(app: App): CronplaneProps['billing'] {
+  const billing = app.node.tryGetContext('billing') as string | undefined;
+  if (billing !== undefined && billing !== 'on-demand' && billing !== 'provisioned') {
+    throw new Error(`context billing: must be on-demand or provisioned, got "${billing}"`);
+  }
+  const maxValue = app.node.tryGetContext('provisionedMax') as string | number | undefined;
+  const minValue = app.node.tryGetContext('provisionedMin') as string | number | undefined;
+  if (billing !== 'provisioned') {
+    for (const [key, value] of [
+      ['provisionedMax', maxValue],
+      ['provisionedMin', minValue],
+    ] as const) {
+      if (value !== undefined) {
+        throw new Error(
+          `context ${key}: only with billing=provisioned, got billing "${billing ?? 'on-demand'}"`,
+        );
+      }
+    }
+    return billing === undefined ? undefined : { mode: 'on-demand' };
+  }
+  const max = maxValue === undefined ? 1000 : Number(maxValue);
+  if (!(Number.isInteger(max) && max >= 1 && max <= 40_000)) {
+    throw new Error(`context provisionedMax: must be a whole number from 1 to 40000, got "${maxValue}"`);
+  }
+  const min = minValue === undefined ? Math.min(5, max) : Number(minValue);
+  if (!(Number.isInteger(min) && min >= 1 && min <= max)) {
+    throw new Error(
+      `context provisionedMin: must be a whole number from 1 to provisionedMax (${max}), got "${minValue}"`,
+    );
+  }
+  return { mode: 'provisioned', min, max };
 }
 
 /** The `context` of cdk.json (feature flags): the CLI passes it to the app, an in-process synth must too. */

@@ -38,6 +38,112 @@ describe('Cronplane stack', () => {
     }
   });
 
+  it('bills on demand by default: no provisioned capacity, no auto scaling', () => {
+    const tables = Object.values(template.findResources('AWS::DynamoDB::Table'));
+    expect(tables.map((t) => t.Properties.BillingMode)).toEqual(Array(4).fill('PAY_PER_REQUEST'));
+    for (const table of tables) {
+      expect(table.Properties.ProvisionedThroughput).toBeUndefined();
+      for (const index of table.Properties.GlobalSecondaryIndexes ?? []) {
+        expect(index.ProvisionedThroughput).toBeUndefined();
+      }
+    }
+    template.resourceCountIs('AWS::ApplicationAutoScaling::ScalableTarget', 0);
+    template.resourceCountIs('AWS::ApplicationAutoScaling::ScalingPolicy', 0);
+  });
+
+  it('with billing=provisioned, provisions every table and index at the minimum and auto scales them at 70 %', () => {
+    const provisioned = synth({ billing: 'provisioned', provisionedMin: '2', provisionedMax: '300' });
+    const throughput = { ReadCapacityUnits: 2, WriteCapacityUnits: 2 };
+    const tables = provisioned.findResources('AWS::DynamoDB::Table');
+    expect(Object.keys(tables)).toHaveLength(4);
+    const indexes: string[] = [];
+    for (const table of Object.values(tables)) {
+      expect(table.Properties.BillingMode).toBe('PROVISIONED');
+      expect(table.Properties.ProvisionedThroughput).toEqual(throughput);
+      // everything else as on demand
+      expect(table.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+      expect(table.Properties.SSESpecification).toEqual({ SSEEnabled: true });
+      expect(table.DeletionPolicy).toBe('Retain');
+      for (const index of table.Properties.GlobalSecondaryIndexes ?? []) {
+        expect(index.ProvisionedThroughput).toEqual(throughput);
+        expect(index.Projection).toEqual({ ProjectionType: 'KEYS_ONLY' });
+        indexes.push(index.IndexName);
+      }
+    }
+    expect(indexes.sort()).toEqual(['byActive', 'byDue']);
+
+    const targets = Object.entries(provisioned.findResources('AWS::ApplicationAutoScaling::ScalableTarget'));
+    expect(targets).toHaveLength(12);
+    const dimensions = targets.map(([, t]) => t.Properties.ScalableDimension as string);
+    for (const [dimension, count] of [
+      ['dynamodb:table:ReadCapacityUnits', 4],
+      ['dynamodb:table:WriteCapacityUnits', 4],
+      ['dynamodb:index:ReadCapacityUnits', 2],
+      ['dynamodb:index:WriteCapacityUnits', 2],
+    ] as const) {
+      expect(dimensions.filter((d) => d === dimension)).toHaveLength(count);
+    }
+    for (const [, target] of targets) {
+      expect(target.Properties).toMatchObject({
+        ServiceNamespace: 'dynamodb',
+        MinCapacity: 2,
+        MaxCapacity: 300,
+      });
+    }
+    // each table's own, and each index's (table/<name>/index/<index>)
+    const resourceIds = targets.map(([, t]) => JSON.stringify(t.Properties.ResourceId));
+    for (const id of Object.keys(tables)) {
+      expect(resourceIds.filter((r) => r.includes(`"${id}"`))).toHaveLength(
+        tables[id]!.Properties.GlobalSecondaryIndexes ? 4 : 2,
+      );
+    }
+    for (const index of ['byDue', 'byActive']) {
+      expect(resourceIds.filter((r) => r.includes(`/index/${index}`))).toHaveLength(2);
+    }
+
+    const policies = Object.values(provisioned.findResources('AWS::ApplicationAutoScaling::ScalingPolicy'));
+    expect(policies).toHaveLength(12);
+    const targetIds = targets.map(([id]) => id);
+    for (const policy of policies) {
+      expect(policy.Properties.PolicyType).toBe('TargetTrackingScaling');
+      expect(policy.Properties.TargetTrackingScalingPolicyConfiguration.TargetValue).toBe(70);
+      expect(targetIds).toContain(policy.Properties.ScalingTargetId.Ref);
+    }
+    expect(new Set(policies.map((p) => p.Properties.ScalingTargetId.Ref)).size).toBe(12);
+  });
+
+  it('defaults the provisioned bounds to 5..1000, and refuses bad billing values', () => {
+    const provisioned = synth({ billing: 'provisioned' });
+    provisioned.allResourcesProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      MinCapacity: 5,
+      MaxCapacity: 1000,
+    });
+    provisioned.allResourcesProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PROVISIONED',
+      ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 },
+    });
+    const onDemand = synth({ billing: 'on-demand' });
+    onDemand.allResourcesProperties('AWS::DynamoDB::Table', { BillingMode: 'PAY_PER_REQUEST' });
+    onDemand.resourceCountIs('AWS::ApplicationAutoScaling::ScalableTarget', 0);
+
+    expect(() => synth({ billing: 'cheap' })).toThrow(
+      'context billing: must be on-demand or provisioned, got "cheap"',
+    );
+    expect(() => synth({ billing: 'provisioned', provisionedMax: '0' })).toThrow(
+      /provisionedMax: must be a whole number from 1 to 40000, got "0"/,
+    );
+    expect(() => synth({ billing: 'provisioned', provisionedMax: '40001' })).toThrow(/provisionedMax/);
+    expect(() => synth({ billing: 'provisioned', provisionedMax: '2.5' })).toThrow(/provisionedMax/);
+    expect(() => synth({ billing: 'provisioned', provisionedMin: '301', provisionedMax: '300' })).toThrow(
+      /provisionedMin: must be a whole number from 1 to provisionedMax \(300\), got "301"/,
+    );
+    expect(() => synth({ billing: 'provisioned', provisionedMin: '0' })).toThrow(/provisionedMin/);
+    expect(() => synth({ provisionedMax: '300' })).toThrow(/provisionedMax: only with billing=provisioned/);
+    expect(() => synth({ billing: 'on-demand', provisionedMin: '2' })).toThrow(
+      /provisionedMin: only with billing=provisioned/,
+    );
+  });
+
   it('Jobs: key name, sparse GSI byDue (dueShard N, nextRunAt N)', () => {
     const jobs = tableWithKey({ AttributeName: 'name', KeyType: 'HASH' });
     expect(jobs.AttributeDefinitions).toEqual(
