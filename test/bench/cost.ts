@@ -40,6 +40,7 @@ import {
   type FunctionName,
   LAMBDA_MEMORY_MB,
   PRICE_TABLE,
+  provisionedPrices,
   roundDollars,
   SECONDS_PER_MONTH,
   scaleUsage,
@@ -53,6 +54,8 @@ const PLATFORM_LOG_BYTES = 400;
 const ALARMS = 7;
 /** Concurrent long polls of Lambda's SQS event source mapping when the queue is idle (AWS: 5 pollers). */
 const ESM_IDLE_POLLERS = 5;
+/** The utilization the stack's provisioned auto scaling targets (infra/lib/storage.ts, `-c billing=provisioned`). */
+const PROVISIONED_UTILIZATION = 0.7;
 const MINUTES_PER_MONTH = SECONDS_PER_MONTH / 60;
 
 interface Invocation {
@@ -475,6 +478,11 @@ export async function costExecutions(o: CostOptions): Promise<void> {
     const usage = usageOf(tally, invocations, logsBytes);
     const perExecution = scaleUsage(usage, 1 / Math.max(1, n));
     const perMillion = dollars(scaleUsage(perExecution, 1_000_000));
+    // The same usage on provisioned capacity (`-c billing=provisioned`) that auto scaling keeps 70 % used.
+    const perMillionProvisioned = dollars(
+      scaleUsage(perExecution, 1_000_000),
+      provisionedPrices(PROVISIONED_UTILIZATION),
+    );
     const table = perExecutionTable(tally, Math.max(1, n));
     emitLine({
       variant: o.variant === 'shell' ? 'shell-on-agent' : 'agentless-http-worker',
@@ -486,6 +494,8 @@ export async function costExecutions(o: CostOptions): Promise<void> {
       executions_per_minute: Math.round((n / wallS) * 60),
       dollars_per_million_executions: roundDollars(perMillion.total),
       dollars_per_million_by_line: roundLines(perMillion.byLine),
+      dollars_per_million_executions_provisioned_70pct: roundDollars(perMillionProvisioned.total),
+      dollars_per_million_provisioned_by_line: roundLines(perMillionProvisioned.byLine),
       requests_per_execution_by_service: table.byService,
       requests_per_execution: table.requests,
       request_units_per_execution: table.units,

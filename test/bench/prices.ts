@@ -11,6 +11,10 @@
  * - DynamoDB on-demand: a write request unit (WRU) per 1 KB written (2 in a transaction), a read request
  *   unit (RRU) per 4 KB read strongly (0.5 eventually consistent, 2 in a transaction). The bench reads
  *   them from `ConsumedCapacity`, which is in exactly these units.
+ * - DynamoDB provisioned capacity (the stack's `-c billing=provisioned`): per capacity unit-hour. A write
+ *   capacity unit is one WRU a second, a read capacity unit one RRU a second, so a counted WRU costs
+ *   (WCU-hour price / 3,600) / utilization: auto scaling keeps consumption near its target (70 %), and the
+ *   unused 30 % is paid too. `provisionedPrices` turns the table into that.
  * - DynamoDB Streams: a read request unit per GetRecords call; FREE when the reader is a Lambda event
  *   source mapping (the events function), so only other readers pay.
  * - SQS standard: a request per API call, each 64 KB chunk of its payload a request (a batch of 10
@@ -33,6 +37,10 @@ export const PRICE_TABLE = {
   dynamodbWriteRequestUnit: 0.625,
   /** $ per million DynamoDB on-demand read request units. */
   dynamodbReadRequestUnit: 0.125,
+  /** $ per provisioned write capacity unit-hour (standard table class). */
+  dynamodbWriteCapacityUnitHour: 0.00065,
+  /** $ per provisioned read capacity unit-hour (standard table class). */
+  dynamodbReadCapacityUnitHour: 0.00013,
   /** $ per million DynamoDB Streams read request units (GetRecords); $0 when read by a Lambda trigger. */
   dynamodbStreamsReadRequestUnit: 0.2,
   /** $ per million SQS standard-queue requests (64 KB chunks). */
@@ -53,7 +61,11 @@ export const PRICE_TABLE = {
   cloudwatchAlarmMonth: 0.1,
 } as const;
 
-export type PriceTable = { readonly [K in keyof typeof PRICE_TABLE]: (typeof PRICE_TABLE)[K] };
+export type PriceTable = {
+  readonly [K in keyof typeof PRICE_TABLE]: (typeof PRICE_TABLE)[K] extends number
+    ? number
+    : (typeof PRICE_TABLE)[K];
+};
 
 /** Lambda memory in MB per function, as configured in infra/lib (function.ts default 512; worker.ts 512). */
 export const LAMBDA_MEMORY_MB = { tick: 512, api: 512, events: 512, worker: 512 } as const;
@@ -124,6 +136,22 @@ export function dollars(
   };
   const total = Object.values(byLine).reduce((s, v) => s + v, 0);
   return { total, byLine };
+}
+
+/**
+ * The price table with DynamoDB on provisioned capacity used at `utilization` (0–1] on average: a request
+ * unit then costs the capacity unit-hour price / 3,600 / utilization (see the header). Right for a steady
+ * load; an idle month still pays the minimum capacity of every table and index, which on-demand does not.
+ */
+export function provisionedPrices(utilization: number, prices: PriceTable = PRICE_TABLE): PriceTable {
+  if (!(utilization > 0 && utilization <= 1))
+    throw new Error(`utilization must be in (0, 1], got ${utilization}`);
+  const perMillionUnits = (unitHour: number) => ((unitHour / 3600) * 1_000_000) / utilization;
+  return {
+    ...prices,
+    dynamodbWriteRequestUnit: perMillionUnits(prices.dynamodbWriteCapacityUnitHour),
+    dynamodbReadRequestUnit: perMillionUnits(prices.dynamodbReadCapacityUnitHour),
+  };
 }
 
 /** Usage times a factor (per execution → per million executions, per minute → per month). */

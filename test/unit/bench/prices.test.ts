@@ -4,6 +4,7 @@ import {
   billedGbSeconds,
   dollars,
   PRICE_TABLE,
+  provisionedPrices,
   scaleUsage,
   sqsBilledRequests,
 } from '../../bench/prices.ts';
@@ -69,5 +70,22 @@ describe('cost bench pricing arithmetic', () => {
       sqsRequests: 5,
       lambdaInvocations: 2,
     });
+  });
+
+  it('prices DynamoDB units on provisioned capacity by the unit-hour over the utilization', () => {
+    // A WCU-hour is 3,600 WRU at full use: a million WRU = 277.8 WCU-hours, and at 70 % use 396.8 are paid.
+    const at70 = provisionedPrices(0.7);
+    const { byLine } = dollars(
+      { dynamodbWriteUnits: 1_000_000, dynamodbReadUnits: 1_000_000, sqsRequests: 1 },
+      at70,
+    );
+    expect(byLine.dynamodb_writes).toBeCloseTo((1_000_000 / 3600 / 0.7) * 0.00065, 10);
+    expect(byLine.dynamodb_reads).toBeCloseTo((1_000_000 / 3600 / 0.7) * 0.00013, 10);
+    expect(byLine.sqs).toBe(dollars({ sqsRequests: 1 }).byLine.sqs);
+    // At full use a write costs less than a third of on-demand's.
+    expect(provisionedPrices(1).dynamodbWriteRequestUnit).toBeLessThan(
+      PRICE_TABLE.dynamodbWriteRequestUnit / 3,
+    );
+    expect(() => provisionedPrices(0)).toThrow(/utilization/);
   });
 });
