@@ -21,6 +21,11 @@ const schema = z.object({
   CRONPLANE_WORKER_QUEUE_URL: z.string().optional(),
   /** EventBridge bus that receives `Execution Finished` events. */
   CRONPLANE_EVENT_BUS: z.string().optional(),
+  /**
+   * Which finishes go to the bus: `all`, or `failures` (every status but `succeeded`). EventBridge bills
+   * $1 per million events, which at one event per run was the largest line after DynamoDB's writes.
+   */
+  CRONPLANE_PUBLISH_FINISHED: z.enum(['all', 'failures']).default('all'),
   /** S3 bucket that receives the full output of executions whose output was truncated. */
   CRONPLANE_OUTPUT_BUCKET: z.string().optional(),
   /** Executions kept per job (Dkron keeps 100). */
@@ -54,6 +59,8 @@ export interface Config {
   readonly dlqArn: string | undefined;
   readonly workerQueueUrl: string | undefined;
   readonly eventBus: string | undefined;
+  /** `Execution Finished` for every finish, or for those that did not succeed. */
+  readonly publishFinished: 'all' | 'failures';
   readonly outputBucket: string | undefined;
   readonly executionsKept: number;
   readonly lostAfterMs: number;
@@ -105,6 +112,7 @@ export function loadConfig(env: Env = processEnv()): Config {
     dlqArn: e.CRONPLANE_DLQ_ARN,
     workerQueueUrl: e.CRONPLANE_WORKER_QUEUE_URL,
     eventBus: e.CRONPLANE_EVENT_BUS,
+    publishFinished: e.CRONPLANE_PUBLISH_FINISHED,
     outputBucket: e.CRONPLANE_OUTPUT_BUCKET || undefined,
     executionsKept: e.CRONPLANE_EXECUTIONS_KEPT,
     lostAfterMs: e.CRONPLANE_LOST_AFTER_MS,

@@ -23,6 +23,8 @@ export interface BoundResources {
   readonly shardTickQueue: IQueue;
   /** due shards the jobs are spread over (CRONPLANE_DUE_SHARDS). Default: 1. */
   readonly dueShards?: number;
+  /** which finishes the events function publishes as `Execution Finished` (CRONPLANE_PUBLISH_FINISHED) */
+  readonly publishFinished: 'all' | 'failures';
   /** the bus that receives `Execution Finished` events (Events) */
   readonly eventBus: IEventBus;
   /** SSM path prefix of `{{ssm:…}}` secrets. Default: `/cronplane/`. */
@@ -87,6 +89,7 @@ export class RuntimeBindings {
       CRONPLANE_OUTPUT_BUCKET: storage.outputBucket.bucketName,
       CRONPLANE_SECRETS_PATH: secretsPath,
       CRONPLANE_DUE_SHARDS: String(resources.dueShards ?? 1),
+      CRONPLANE_PUBLISH_FINISHED: resources.publishFinished,
     };
   }
 

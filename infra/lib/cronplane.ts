@@ -22,6 +22,12 @@ export interface CronplaneProps {
   readonly notifyOn?: NotifyOn;
   /** An e-mail address subscribed to the notification topic. */
   readonly notifyEmail?: string;
+  /**
+   * Which finishes are published on the bus as `Execution Finished`: `failures` (every status but
+   * `succeeded`) or `all`. Default: `all` with notifyOn `all`, else `failures` — EventBridge bills $1 per
+   * million events, and with one per run that was the largest cost after DynamoDB's writes.
+   */
+  readonly publishFinished?: 'all' | 'failures';
   /** Removal policy of the tables. Default: RETAIN. */
   readonly tableRemovalPolicy?: RemovalPolicy;
   /** SSM path under which `{{ssm:…}}` secrets may be read. Default: `/cronplane/`. */
@@ -84,7 +90,11 @@ export class Cronplane extends Construct {
     this.worker = new Worker(this, 'Worker', { deadLetterQueue: this.dispatch.deadLetterQueue });
     this.events = new Events(this, 'Events', { executions: this.storage.executions });
     this.scheduler = new Scheduler(this, 'Scheduler', { dueShards: props.dueShards });
+    if (props.notifyOn === 'all' && props.publishFinished === 'failures') {
+      throw new Error('notifyOn all needs every finish on the bus: publishFinished must be all (or unset)');
+    }
     this.bindings = new RuntimeBindings({
+      publishFinished: props.publishFinished ?? (props.notifyOn === 'all' ? 'all' : 'failures'),
       storage: this.storage,
       dispatch: this.dispatch,
       workerQueue: this.worker.queue,

@@ -101,7 +101,7 @@ const isTrue = (v: unknown) => v === true || v === 'true';
 
 /**
  * The stack's settings from the CDK context (`-c key=value` or cdk.json's `context`):
- * iamAuth, iamAuthDisabledAcknowledged, notifyOn, notifyEmail, secretsPath, secretsKmsKeys,
+ * iamAuth, iamAuthDisabledAcknowledged, notifyOn, publishFinished, notifyEmail, secretsPath, secretsKmsKeys,
  * workerTargets, agentPrincipals, agentTrustAnchors, agentGroups, apiExecutionLogging, dueShards,
  * billing, provisionedMin, provisionedMax.
  */
@@ -119,6 +119,13 @@ export function cronplanePropsFromContext(app: App): CronplaneProps {
   const notifyOn = app.node.tryGetContext('notifyOn') as string | undefined;
   if (notifyOn !== undefined && notifyOn !== 'failure' && notifyOn !== 'all') {
     throw new Error(`context notifyOn: must be failure or all, got "${notifyOn}"`);
+  }
+  const publishFinished = app.node.tryGetContext('publishFinished') as string | undefined;
+  if (publishFinished !== undefined && publishFinished !== 'failures' && publishFinished !== 'all') {
+    throw new Error(`context publishFinished: must be failures or all, got "${publishFinished}"`);
+  }
+  if (publishFinished === 'failures' && notifyOn === 'all') {
+    throw new Error('context publishFinished=failures: notifyOn=all needs every finish published (use all)');
   }
   const notifyEmail = app.node.tryGetContext('notifyEmail') as string | undefined;
   const secretsPath = app.node.tryGetContext('secretsPath') as string | undefined;
@@ -196,6 +203,7 @@ export function cronplanePropsFromContext(app: App): CronplaneProps {
     ...(dueShards === undefined ? {} : { dueShards }),
     ...(iamAuth === undefined ? {} : { iamAuth: !iamAuthOff }),
     ...(notifyOn === undefined ? {} : { notifyOn }),
+    ...(publishFinished === undefined ? {} : { publishFinished }),
     ...(notifyEmail === undefined ? {} : { notifyEmail }),
     ...(secretsPath === undefined ? {} : { secretsPath }),
     ...(secretsKmsKeys === undefined ? {} : { secretsKmsKeys }),

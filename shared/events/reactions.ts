@@ -380,10 +380,11 @@ async function syncDependentJobs(f: Finish, job: JobRecord): Promise<JobRecord[]
   return children;
 }
 
-/** Step 4: `Execution Finished`, when a bus is configured. */
+/** Step 4: `Execution Finished`, when a bus is configured (a success only when every finish is published). */
 async function publish(f: Finish): Promise<void> {
   const eventBusName = f.options.eventBusName ?? f.ctx.config.eventBus;
   if (!eventBusName) return;
+  if (f.ctx.config.publishFinished === 'failures' && f.e.status === 'succeeded') return;
   if (!(await publishFinished(f.ctx, f.e, eventBusName, f.retrying)))
     f.log('event not published: event bus not found', { bus: eventBusName });
 }

@@ -42,7 +42,8 @@ type ApiExecution = {
 };
 
 beforeAll(async () => {
-  stack = await startTestStack();
+  // Every finish on the bus (the stack's default, as on AWS, is failures only): the event tests read successes.
+  stack = await startTestStack({ settings: { CRONPLANE_PUBLISH_FINISHED: 'all' } });
   const { eventbridge, sqs } = stack.ctx.clients;
   // The bus the stack's reactions publish to: the template's, provisioned with the stack.
   const bus = stack.ctx.config.eventBus;
@@ -573,6 +574,66 @@ describe('Execution Finished events', () => {
         attempt: 1,
         will_retry: false,
       },
+    });
+  });
+
+  it('publishes only the finishes that did not succeed when configured for failures', async () => {
+    const { ctx } = stack;
+    const name = 'announce-failures';
+    await upsertJob(ctx, { name, schedule: '@manually', executor_config: { command: 'true' } });
+    const version = (await ctx.jobs.get(name))!.version;
+    const fireAt = Date.parse('2030-06-01T00:00:00Z');
+    const group = groupIdFor(fireAt);
+    const planned = {
+      jobName: name,
+      executionId: executionIdFor(group, 0, 1),
+      group,
+      slot: 0,
+      attempt: 1,
+      trigger: 'schedule' as const,
+      scheduledAt: fireAt,
+      jobVersion: version,
+      queueUrl: ctx.config.defaultQueueUrl,
+    };
+    // The stack's own poller (every finish published) stays out of it: this test's handler reacts first.
+    await stack.streamPoller.pause();
+    try {
+      await ctx.executions.createScheduled(planned, fireAt);
+      const claim = await ctx.executions.claim(
+        (await ctx.executions.get(name, planned.executionId))!,
+        { agentId: 'ghost', nodeName: 'ghost' },
+        fireAt,
+      );
+      if (!claim.claimed) throw new Error(`claim refused: ${claim.why}`);
+      const ok = {
+        status: 'succeeded',
+        exitCode: 0,
+        output: '',
+        outputTruncated: false,
+        reason: null,
+      } as const;
+      expect(await ctx.executions.finish(claim.execution, 'ghost', ok, fireAt + 5)).toBe(true);
+      const succeeded = (await ctx.executions.get(name, planned.executionId))!;
+      const failed = await finishedExecution(name, fireAt + 1_000);
+      const failuresOnly = { ...ctx, config: { ...ctx.config, publishFinished: 'failures' as const } };
+      const handler = createEventsHandler(() => failuresOnly, {});
+      expect(await handler(streamEvent(succeeded, '700'))).toEqual({ batchItemFailures: [] });
+      expect(await handler(streamEvent(failed, '701'))).toEqual({ batchItemFailures: [] });
+      expect((await ctx.executions.reactionMarks(name, succeeded.executionId))?.reactedAt).not.toBeNull();
+    } finally {
+      stack.streamPoller.resume();
+    }
+    const [event] = await eventsOf(name, 1);
+    expect(event.detail).toMatchObject({ status: 'failed', attempt: 1 });
+    // Nothing else of the job comes (the success was counted, not published).
+    await new Promise((r) => setTimeout(r, 3_000));
+    const more = await stack.ctx.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: eventsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
+    expect((more.Messages ?? []).map((m) => JSON.parse(m.Body!).detail.job_name)).not.toContain(name);
+    expect((await stack.api('GET', `/v1/jobs/${name}`)).body).toMatchObject({
+      success_count: 1,
+      error_count: 1,
     });
   });
 

@@ -21,6 +21,7 @@ const CRONPLANE_VARS = [
   'CRONPLANE_SECRETS_PATH',
   'CRONPLANE_STACK',
   'CRONPLANE_DUE_SHARDS',
+  'CRONPLANE_PUBLISH_FINISHED',
 ];
 
 function portOpen(url: string): Promise<boolean> {
@@ -187,6 +188,7 @@ describe('local emulators provisioned from the CDK template', () => {
       CRONPLANE_QUEUE_PREFIX: prefix,
       CRONPLANE_STACK: expect.any(String),
       CRONPLANE_DUE_SHARDS: '1',
+      CRONPLANE_PUBLISH_FINISHED: 'failures',
       CRONPLANE_EVENT_BUS: `${prefix}EventBus`,
       CRONPLANE_OUTPUT_BUCKET: `${prefix}outputbucket`,
       CRONPLANE_DLQ_ARN: expect.stringMatching(

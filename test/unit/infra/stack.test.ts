@@ -547,6 +547,20 @@ describe('Cronplane stack', () => {
     expect(() => synth({ notifyOn: 'sometimes' })).toThrow(/notifyOn: must be failure or all/);
   });
 
+  it('publishes failures only by default, every finish with notifyOn=all or publishFinished=all', () => {
+    const publishOf = (t: Template) =>
+      Object.values(t.findResources('AWS::Lambda::Function')).map(
+        (fn) => fn.Properties.Environment.Variables.CRONPLANE_PUBLISH_FINISHED,
+      );
+    expect(new Set(publishOf(template))).toEqual(new Set(['failures']));
+    expect(new Set(publishOf(synth({ notifyOn: 'all' })))).toEqual(new Set(['all']));
+    expect(new Set(publishOf(synth({ publishFinished: 'all' })))).toEqual(new Set(['all']));
+    expect(() => synth({ publishFinished: 'some' })).toThrow(/publishFinished: must be failures or all/);
+    expect(() => synth({ publishFinished: 'failures', notifyOn: 'all' })).toThrow(
+      /notifyOn=all needs every finish published/,
+    );
+  });
+
   it('outputs the worker queue url and the bus name', () => {
     template.hasOutput('WorkerQueueUrl', { Value: { Ref: Match.stringLikeRegexp('WorkerQueue') } });
     template.hasOutput('EventBusName', { Value: { Ref: Match.stringLikeRegexp('EventBus') } });
