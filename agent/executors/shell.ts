@@ -52,6 +52,8 @@ export interface ShellExecutorOptions {
 const FOUND_FOR_MS = 10_000;
 
 export class ShellExecutor implements Executor {
+  /** `hooks.started` once the job's process exists (not called when it could not be started). */
+  readonly reportsStart = true;
   /** Programs found lately, by program, PATH and cwd: a job every second does not stat the PATH each time. */
   private readonly found = new Map<string, number>();
 

@@ -34,6 +34,11 @@ export interface RunHooks {
 }
 
 export interface Executor {
+  /**
+   * Whether `run` calls `hooks.started` once the work really began (or ends without it having begun): the
+   * runner then counts a run's duration, for its start record, from there (shell: from the process's start).
+   */
+  readonly reportsStart?: boolean;
   /** `signal` aborts the run (cancel / replace / agent shutdown past its grace period). */
   run(
     job: JobDefinition,

@@ -294,6 +294,51 @@ describe('Runner', () => {
     expect(s.calls.filter((c) => c === 'markStarted' || c === 'heartbeat')).toEqual([]);
   });
 
+  it('records the start of a run that lasts a second, counted from its real start when the executor reports one', async () => {
+    /** Waits `queuedMs` (a spawn queued behind others), reports the start, then runs `runMs`. */
+    const reporting = (queuedMs: number, runMs: number, reportsStart = true) => {
+      const started: number[] = [];
+      const ex: Executor = {
+        reportsStart,
+        async run(_def, _e, _signal, hooks): Promise<ExecutorResult> {
+          await sleep(queuedMs);
+          const at = Date.now();
+          started.push(at);
+          hooks?.started?.(at);
+          await sleep(runMs);
+          return { status: 'succeeded', exitCode: 0, output: 'ok', outputTruncated: false, reason: null };
+        },
+      };
+      return { ex, started };
+    };
+    const runOnce = async (ex: Executor) => {
+      const s = new FakeStores();
+      const e = execution('j', Date.now() + 20);
+      s.put(e);
+      s.job(def('j'));
+      const verdict = await new Runner(s.context(), me).process(
+        launchOf(e),
+        options(ex, { heartbeatIntervalMs: 5_000, lostAfterMs: 30_000 }),
+      );
+      expect(verdict).toBe('done');
+      return {
+        calls: s.calls.filter((c) => c === 'markStarted'),
+        stored: s.executions.get(`j/${e.executionId}`)!,
+      };
+    };
+    // Queued 1.2 s, then a 20 ms run: no start record (the result carries the real start).
+    const queued = reporting(1_200, 20);
+    const a = await runOnce(queued.ex);
+    expect(a.calls).toEqual([]);
+    expect(a.stored.startedAt).toBe(queued.started[0]);
+    // Started at once and running 1.2 s: its start is recorded while it runs.
+    const long = reporting(0, 1_200);
+    expect((await runOnce(long.ex)).calls).toEqual(['markStarted']);
+    // An executor that reports no start: the second counts from the call, as before.
+    const silent = reporting(1_200, 20, false);
+    expect((await runOnce(silent.ex)).calls).toEqual(['markStarted']);
+  });
+
   it('answers `later` for a launch further ahead than it holds, without reading anything', async () => {
     const s = new FakeStores();
     const e = execution('j', Date.now() + MAX_HOLD_MS + 5_000);
