@@ -70,10 +70,22 @@ export class Heartbeat {
     this.fenceMs = options.fenceAfterMs ?? fenceAfterMs(options.lostAfterMs);
     this.lastBeatAt = e.heartbeatAt ?? e.claimedAt ?? ctx.clock();
     this.armFence();
-    const beatBy = this.lastBeatAt + this.fenceMs / 2;
+    const beatBy = this.lastBeatAt + this.staleAfterMs;
     if (e.scheduledAt > beatBy) {
       this.holdBeat = setTimeout(() => void this.beatLogged(), beatBy - ctx.clock());
     }
+  }
+
+  /**
+   * How old the last beat may grow before a held or starting run beats out of turn: late enough that a
+   * launch held the usual few seconds (a burst's are claimed up to ~12 s before their second) writes
+   * nothing until its first interval beat — with half the fence, each of a thousand launches held 10 s beat
+   * once while held and again at its fire time, two writes each amid the burst's spawns and results (3.2
+   * writes per execution in `cron-1000-on-one-second`) — and early enough that three intervals remain for
+   * beats to land before the fence. At least half the fence: never earlier than before.
+   */
+  private get staleAfterMs(): number {
+    return Math.max(this.fenceMs / 2, this.fenceMs - 3 * this.options.heartbeatIntervalMs);
   }
 
   /** The fire time: from now on it beats every interval (and at once if the last beat is old). */
@@ -82,7 +94,7 @@ export class Heartbeat {
     if (this.holdBeat) clearTimeout(this.holdBeat);
     this.options.track?.(this.e.executionId, this.controller);
     this.interval = setInterval(() => void this.beatLogged(), this.options.heartbeatIntervalMs);
-    if (this.ctx.clock() - this.lastBeatAt > this.fenceMs / 2) void this.beatLogged();
+    if (this.ctx.clock() - this.lastBeatAt > this.staleAfterMs) void this.beatLogged();
   }
 
   /** The run took the job's lock at `at` (forbid/replace): from then on each beat extends it. */

@@ -339,6 +339,27 @@ describe('Runner', () => {
     expect((await runOnce(silent.ex)).calls).toEqual(['markStarted']);
   });
 
+  it('writes no heartbeat for a short run held a while, until three intervals before the fence', async () => {
+    // lostAfter 3 s: fence 1.8 s; interval 200 ms: a held or starting run beats out of turn once its last
+    // beat (the claim) is 1.2 s old (half the fence, 0.9 s, before).
+    const beatsWhenHeld = async (holdMs: number) => {
+      const s = new FakeStores();
+      const e = execution('j', Date.now() + holdMs);
+      s.put(e);
+      s.job(def('j'));
+      const { ex } = executor(20);
+      const verdict = await new Runner(s.context(), me).process(
+        launchOf(e),
+        options(ex, { heartbeatIntervalMs: 200, lostAfterMs: 3_000 }),
+      );
+      expect(verdict).toBe('done');
+      expect(s.executions.get(`j/${e.executionId}`)).toMatchObject({ status: 'succeeded' });
+      return s.calls.filter((c) => c === 'heartbeat').length;
+    };
+    expect(await beatsWhenHeld(1_000)).toBe(0);
+    expect(await beatsWhenHeld(1_500)).toBe(1);
+  });
+
   it('answers `later` for a launch further ahead than it holds, without reading anything', async () => {
     const s = new FakeStores();
     const e = execution('j', Date.now() + MAX_HOLD_MS + 5_000);
