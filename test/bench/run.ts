@@ -69,7 +69,7 @@
  *   `agent_cpu_ms_per_execution` (target ≤ 3 ms). CRONPLANE_BENCH_AGENT_CPU_PROF=<dir>: a --cpu-prof of the agent
  *   (the profiler itself costs the agent CPU: lateness measured with it is worse).
  *   Variant `cron-1000-on-one-second` (issue 16's third row): 1,000 jobs `0 * * * * *` created through the API
- *   (8 at a time), 4 agent processes × 250, 180 s (quick: 60 s): three bursts of 1,000 launches on one second.
+ *   (8 at a time: a cron job plans nothing until its minute), 4 agent processes × 250, 180 s (quick: 60 s): three bursts of 1,000 launches on one second.
  *
  * `launch_lateness_ms` with `case: new-tag-set-first-fire | new-tag-set-run-now` — {jobs, agents, lead_ms, p50,
  *   p95, p99, p99.9, max, min, missing}: jobs that are each the first of their tag set (63 tag sets the agents'
@@ -175,6 +175,7 @@ const cronBurst = () =>
     warmupMs: 10_000,
     schedule: '0 * * * * *',
     periodMs: 60_000,
+    createConcurrency: 8,
     ticker: 'stack',
   });
 
