@@ -211,6 +211,7 @@ export async function launchLateness(o: LatenessOptions): Promise<void> {
       p50: q.p50,
       p95: q.p95,
       p99: q.p99,
+      'p99.9': q['p99.9'],
       max: q.max,
       min: q.min,
       run,

@@ -16,7 +16,7 @@
  *
  * Figures
  *
- * `launch_lateness_ms` — {jobs, agents, concurrency, executor, ticker, p50, p95, p99, max, min, run,
+ * `launch_lateness_ms` — {jobs, agents, concurrency, executor, ticker, p50, p95, p99, p99.9, max, min, run,
  *   lost, deadline_s, duplicated, statuses}. 1,000 jobs (quick: 300) `@at` the same whole second ~25 s
  *   ahead, written straight to the Jobs table (JobsStore.putDefinition) and planned by the real tick;
  *   4 in-process agents with concurrency 250 run `true` with the shell executor. Lateness =

@@ -42,6 +42,7 @@ export interface Quantiles {
   p50: number | null;
   p95: number | null;
   p99: number | null;
+  'p99.9': number | null;
   max: number | null;
   mean: number | null;
 }
@@ -52,13 +53,14 @@ export function quantiles(values: readonly number[]): Quantiles {
   const n = sorted.length;
   const round = (v: number | undefined) => (v === undefined ? null : Math.round(v * 10) / 10);
   const at = (p: number) => round(sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]);
-  if (n === 0) return { n, min: null, p50: null, p95: null, p99: null, max: null, mean: null };
+  if (n === 0) return { n, min: null, p50: null, p95: null, p99: null, 'p99.9': null, max: null, mean: null };
   return {
     n,
     min: round(sorted[0]),
     p50: at(50),
     p95: at(95),
     p99: at(99),
+    'p99.9': at(99.9),
     max: round(sorted[n - 1]),
     mean: round(sorted.reduce((s, v) => s + v, 0) / n),
   };
