@@ -1,4 +1,5 @@
 /** The one table from domain errors to HTTP. Anything not listed is a 500 without internals. */
+import { storeUnavailable } from '../../shared/aws/unavailable.ts';
 import {
   ConflictError,
   type CronplaneError,
@@ -42,35 +43,10 @@ export function errorResponse(error: unknown): ErrorResponse {
       return { statusCode, body: { error: error.message } };
     }
   }
+  // A store stall or outage is the service being unavailable (503, retry), not a defect of ours (500): with
+  // API Gateway's 29 s in front, an answer within the clients' time-outs says which it is.
   if (storeUnavailable(error)) {
     return { statusCode: 503, body: { error: 'the store is not answering (timed out or throttled); retry' } };
   }
   return { statusCode: 500, body: { error: 'internal error' } };
-}
-
-/** What the SDK's clients throw when a store does not answer in time (shared/aws/clients.ts) or throttles. */
-const UNAVAILABLE_NAMES = new Set([
-  'TimeoutError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'ThrottlingException',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
-  'ServiceUnavailable',
-  'InternalServerError',
-]);
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
-
-/**
- * A store stall or outage is the service being unavailable (503, retry), not a defect of ours (500): with
- * API Gateway's 29 s in front, an answer within the clients' time-outs says which it is.
- */
-export function storeUnavailable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const { code, $metadata } = error as Error & { code?: unknown; $metadata?: { httpStatusCode?: number } };
-  return (
-    UNAVAILABLE_NAMES.has(error.name) ||
-    (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) ||
-    ($metadata?.httpStatusCode !== undefined && $metadata.httpStatusCode >= 500)
-  );
 }

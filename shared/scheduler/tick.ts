@@ -3,6 +3,7 @@
  * the cursor. Duplicate or overlapping ticks are harmless: only the lease holder works, every launch is a
  * conditional put keyed by fire time, and `nextRunAt` only moves by compare-and-set.
  */
+import { storeUnavailable } from '../aws/unavailable.ts';
 import type { Context } from '../context.ts';
 import { stagingLeadSeconds } from '../dispatch/dispatch.ts';
 import { recordTick } from '../metrics/metrics.ts';
@@ -270,25 +271,21 @@ async function planIsolated(
   }
 }
 
-/** Errors that name an overloaded or unreachable store, not the request (AWS SDK v3 names and codes). */
+/**
+ * Beyond `storeUnavailable` (time-outs, throttling, the store's own failures): names and codes that say
+ * "not now" to a planning transaction — a conflict with another writer, other throttling names, an aborted
+ * connection.
+ */
 const TRANSIENT_NAMES = new Set([
-  'TimeoutError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'ThrottlingException',
   'Throttling',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
   'RequestThrottled',
   'RequestThrottledException',
   'TransactionConflictException',
   'TransactionInProgressException',
-  'InternalServerError',
   'InternalFailure',
-  'ServiceUnavailable',
   'ServiceUnavailableException',
 ]);
-const TRANSIENT_CODES = new Set(['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ECONNABORTED']);
+const TRANSIENT_CODES = new Set(['ECONNABORTED']);
 /** Cancellation reasons of a transaction that say "not now" rather than "not this item". */
 const TRANSIENT_REASONS = new Set([
   'TransactionConflict',
@@ -298,17 +295,15 @@ const TRANSIENT_REASONS = new Set([
 
 /** Whether a planning failure is the store's load (try again later, whole), not something about the jobs. */
 export function isTransient(error: unknown): boolean {
+  if (storeUnavailable(error)) return true;
   if (typeof error !== 'object' || error === null) return false;
   const e = error as {
     name?: unknown;
     code?: unknown;
-    $metadata?: { httpStatusCode?: unknown };
     CancellationReasons?: ReadonlyArray<{ Code?: unknown }>;
   };
   if (typeof e.name === 'string' && TRANSIENT_NAMES.has(e.name)) return true;
   if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
-  const status = e.$metadata?.httpStatusCode;
-  if (typeof status === 'number' && status >= 500) return true;
   if (e.name === 'TransactionCanceledException' && Array.isArray(e.CancellationReasons)) {
     // Transient only when no item was refused for a reason of its own (a failed condition, a bad item).
     const codes = e.CancellationReasons.map((r) => r.Code).filter((c) => c !== undefined && c !== 'None');
