@@ -140,6 +140,7 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
       perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
     }
     const leadFor = (fireAt: number) => stagingLeadSeconds(perSecond.get(Math.floor(fireAt / 1000)) ?? 0);
+    const round: Round = { ctx, windowEnd, now, agents, leadFor, leaseEnd: lease.expiresAtMs, report };
     const inFlight = new Set<Promise<void>>();
     // The earliest are planned first, in chunks, a few chunks at a time (per process: `planSlots`).
     for (let i = 0; i < due.length; i += CHUNK_JOBS) {
@@ -150,16 +151,7 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
         break;
       }
       const jobs = due.slice(i, i + CHUNK_JOBS);
-      const p: Promise<void> = planIsolated(
-        ctx,
-        jobs,
-        windowEnd,
-        now,
-        agents,
-        leadFor,
-        lease.expiresAtMs,
-        report,
-      )
+      const p: Promise<void> = planIsolated(round, jobs)
         .catch((error: unknown) => {
           const message = error instanceof Error ? error.message : String(error);
           for (const job of jobs) report.errors.push({ job: job.name, error: message });
@@ -204,6 +196,18 @@ type Report = {
   errors: { job: string; error: string }[];
 };
 
+/** What every chunk of one tick's round is planned with, and the report it adds to. */
+interface Round {
+  readonly ctx: Context;
+  readonly windowEnd: number;
+  readonly now: number;
+  readonly agents: ReturnType<typeof liveAgents>;
+  readonly leadFor: (fireAt: number) => number;
+  /** The lease's end: a holder whose lease ran out stops. */
+  readonly leaseEnd: number;
+  readonly report: Report;
+}
+
 /**
  * Plans a chunk of due jobs in bulk; should that fail, halves it and tries again, down to single jobs, so one
  * job that cannot be planned (a poison definition, a key the store refuses) is isolated and the others launch
@@ -216,16 +220,11 @@ type Report = {
  * left for the next tick (they keep their `nextRunAt`; planning is idempotent), without a `plan_error`.
  */
 async function planIsolated(
-  ctx: Context,
+  round: Round,
   jobs: readonly JobRecord[],
-  windowEnd: number,
-  now: number,
-  agents: ReturnType<typeof liveAgents>,
-  leadFor: (fireAt: number) => number,
-  leaseEnd: number,
-  report: Report,
   transientRetries = TRANSIENT_RETRIES,
 ): Promise<void> {
+  const { ctx, windowEnd, now, agents, leadFor, leaseEnd, report } = round;
   try {
     const results = await planJobs(ctx, jobs, windowEnd, now, agents, leadFor);
     for (const r of results) {
@@ -240,17 +239,7 @@ async function planIsolated(
     if (isTransient(error)) {
       if (transientRetries > 0 && ctx.clock() < leaseEnd) {
         await sleep(TRANSIENT_PAUSE_MS * (1 + Math.random()));
-        return planIsolated(
-          ctx,
-          jobs,
-          windowEnd,
-          now,
-          agents,
-          leadFor,
-          leaseEnd,
-          report,
-          transientRetries - 1,
-        );
+        return planIsolated(round, jobs, transientRetries - 1);
       }
       for (const job of jobs) {
         report.errors.push({ job: job.name, error: `${message} (transient: left for the next tick)` });
@@ -266,8 +255,8 @@ async function planIsolated(
       return;
     }
     const half = Math.ceil(jobs.length / 2);
-    await planIsolated(ctx, jobs.slice(0, half), windowEnd, now, agents, leadFor, leaseEnd, report);
-    await planIsolated(ctx, jobs.slice(half), windowEnd, now, agents, leadFor, leaseEnd, report);
+    await planIsolated(round, jobs.slice(0, half));
+    await planIsolated(round, jobs.slice(half));
   }
 }
 
