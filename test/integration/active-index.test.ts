@@ -6,9 +6,10 @@
  * `now − lostAfterMs + MAX_HOLD_MS`. On the real emulators, with the local stack's ticker sweeping.
  */
 import { describe, expect, it } from 'vitest';
-import { type Execution, executionIdFor, groupIdFor } from '../../shared/executions/execution.ts';
+import type { Execution } from '../../shared/executions/execution.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
 import { MAX_HOLD_MS } from '../../shared/timing.ts';
+import { claimedExecution, plannedExecution } from './support/executions.ts';
 import { useTestStack, waitFor } from './support/stack.ts';
 
 const stack = useTestStack({ agents: [], worker: false });
@@ -20,26 +21,10 @@ type ApiExecution = { readonly id: string; readonly job_name: string };
 async function execution(fireAt: number, claimAt?: number): Promise<Execution> {
   const { ctx } = stack;
   const version = (await ctx.jobs.get(JOB))!.version;
-  const group = groupIdFor(fireAt);
-  const planned = {
-    jobName: JOB,
-    executionId: executionIdFor(group, 0, 1),
-    group,
-    slot: 0,
-    attempt: 1,
-    trigger: 'manual' as const,
-    scheduledAt: fireAt,
-    jobVersion: version,
-    queueUrl: ctx.config.defaultQueueUrl,
-  };
+  const planned = plannedExecution(ctx, JOB, fireAt, { trigger: 'manual', jobVersion: version });
+  if (claimAt !== undefined) return claimedExecution(ctx, planned, 'ghost', claimAt, { ignorePause: true });
   expect(await ctx.executions.createScheduled(planned, Date.now())).toBeNull();
-  const e = (await ctx.executions.get(JOB, planned.executionId))!;
-  if (claimAt === undefined) return e;
-  const claim = await ctx.executions.claim(e, { agentId: 'ghost', nodeName: 'ghost' }, claimAt, {
-    ignorePause: true,
-  });
-  if (!claim.claimed) throw new Error(`claim refused: ${claim.why}`);
-  return claim.execution;
+  return (await ctx.executions.get(JOB, planned.executionId))!;
 }
 
 describe('the keys-only byActive index', () => {

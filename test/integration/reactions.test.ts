@@ -24,6 +24,7 @@ import { reactToChanges } from '../../shared/events/reactions.ts';
 import { trimExecutions } from '../../shared/events/retention.ts';
 import { type Execution, executionIdFor, groupIdFor } from '../../shared/executions/execution.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
+import { claimedExecution, plannedExecution } from './support/executions.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
@@ -242,18 +243,7 @@ describe('ephemeral jobs', () => {
 /** Writes a finished execution directly (scheduled → failed), as the planner does for a slot nobody can take. */
 async function finishedExecution(jobName: string, fireAt: number, slot = 0, attempt = 1): Promise<Execution> {
   const { ctx } = stack;
-  const group = groupIdFor(fireAt);
-  const fresh = {
-    jobName,
-    executionId: executionIdFor(group, slot, attempt),
-    group,
-    slot,
-    attempt,
-    trigger: 'schedule' as const,
-    scheduledAt: fireAt,
-    jobVersion: 1,
-    queueUrl: ctx.config.defaultQueueUrl,
-  };
+  const fresh = plannedExecution(ctx, jobName, fireAt, { slot, attempt });
   await ctx.executions.createScheduled(fresh, fireAt);
   await ctx.executions.end(fresh, 'scheduled', 'failed', 'test', fireAt + 10);
   return (await ctx.executions.get(jobName, fresh.executionId))!;
@@ -583,28 +573,15 @@ describe('Execution Finished events', () => {
     await upsertJob(ctx, { name, schedule: '@manually', executor_config: { command: 'true' } });
     const version = (await ctx.jobs.get(name))!.version;
     const fireAt = Date.parse('2030-06-01T00:00:00Z');
-    const group = groupIdFor(fireAt);
-    const planned = {
-      jobName: name,
-      executionId: executionIdFor(group, 0, 1),
-      group,
-      slot: 0,
-      attempt: 1,
-      trigger: 'schedule' as const,
-      scheduledAt: fireAt,
-      jobVersion: version,
-      queueUrl: ctx.config.defaultQueueUrl,
-    };
     // The stack's own poller (every finish published) stays out of it: this test's handler reacts first.
     await stack.streamPoller.pause();
     try {
-      await ctx.executions.createScheduled(planned, fireAt);
-      const claim = await ctx.executions.claim(
-        (await ctx.executions.get(name, planned.executionId))!,
-        { agentId: 'ghost', nodeName: 'ghost' },
+      const running = await claimedExecution(
+        ctx,
+        plannedExecution(ctx, name, fireAt, { jobVersion: version }),
+        'ghost',
         fireAt,
       );
-      if (!claim.claimed) throw new Error(`claim refused: ${claim.why}`);
       const ok = {
         status: 'succeeded',
         exitCode: 0,
@@ -612,8 +589,8 @@ describe('Execution Finished events', () => {
         outputTruncated: false,
         reason: null,
       } as const;
-      expect(await ctx.executions.finish(claim.execution, 'ghost', ok, fireAt + 5)).toBe(true);
-      const succeeded = (await ctx.executions.get(name, planned.executionId))!;
+      expect(await ctx.executions.finish(running, 'ghost', ok, fireAt + 5)).toBe(true);
+      const succeeded = (await ctx.executions.get(name, running.executionId))!;
       const failed = await finishedExecution(name, fireAt + 1_000);
       const failuresOnly = { ...ctx, config: { ...ctx.config, publishFinished: 'failures' as const } };
       const handler = createEventsHandler(() => failuresOnly, {});

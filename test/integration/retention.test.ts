@@ -16,8 +16,9 @@ import {
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { reactToChanges } from '../../shared/events/reactions.ts';
-import { type Execution, executionIdFor, groupIdFor, TERMINAL } from '../../shared/executions/execution.ts';
+import { type Execution, executionIdFor, TERMINAL } from '../../shared/executions/execution.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
+import { claimedExecution, plannedExecution } from './support/executions.ts';
 import { useTestStack, waitFor } from './support/stack.ts';
 
 const KEEP = 2;
@@ -68,25 +69,14 @@ async function readEvents(queueUrl: string, seen: Map<string, string[]>) {
 type Fate = 'lost' | 'failed' | 'timeout' | 'succeeded';
 
 /** One planned attempt taken by a (pretend) agent: scheduled → running; the caller decides its end. */
-async function claimed(jobName: string, fireAt: number, version: number): Promise<Execution> {
+function claimed(jobName: string, fireAt: number, version: number): Promise<Execution> {
   const { ctx } = stack;
-  const group = groupIdFor(fireAt);
-  const fresh = {
-    jobName,
-    executionId: executionIdFor(group, 0, 1),
-    group,
-    slot: 0,
-    attempt: 1,
-    trigger: 'schedule' as const,
-    scheduledAt: fireAt,
-    jobVersion: version,
-    queueUrl: ctx.config.defaultQueueUrl,
-  };
-  expect(await ctx.executions.createScheduled(fresh, Date.now())).toBeNull();
-  const planned = (await ctx.executions.get(jobName, fresh.executionId))!;
-  const claim = await ctx.executions.claim(planned, { agentId: 'ghost', nodeName: 'ghost' }, Date.now());
-  if (!claim.claimed) throw new Error(`claim refused: ${claim.why}`);
-  return claim.execution;
+  return claimedExecution(
+    ctx,
+    plannedExecution(ctx, jobName, fireAt, { jobVersion: version }),
+    'ghost',
+    Date.now(),
+  );
 }
 
 async function end(e: Execution, fate: Fate) {
@@ -133,19 +123,8 @@ describe('retention with a lagging stream consumer', () => {
       const base = Date.now() - 120_000;
       // Two runs planned ahead: the newest ids of the job.
       for (const ahead of [3_600_000, 7_200_000]) {
-        const group = groupIdFor(base + ahead);
         await ctx.executions.createScheduled(
-          {
-            jobName: name,
-            executionId: executionIdFor(group, 0, 1),
-            group,
-            slot: 0,
-            attempt: 1,
-            trigger: 'schedule',
-            scheduledAt: base + ahead,
-            jobVersion: version,
-            queueUrl: ctx.config.defaultQueueUrl,
-          },
+          plannedExecution(ctx, name, base + ahead, { jobVersion: version }),
           Date.now(),
         );
       }
