@@ -40,6 +40,7 @@ import { AckBatcher } from './acks.ts';
 import { agentEnv } from './config.ts';
 import { ShellExecutor } from './executors/shell.ts';
 import { JobReaper } from './reaper.ts';
+import { JobSpawner } from './spawner.ts';
 
 export interface AgentOptions {
   readonly agentId: string;
@@ -64,6 +65,11 @@ export interface AgentOptions {
   readonly jobEnvPassThrough?: readonly string[];
   readonly version?: string;
   readonly executors?: Readonly<Record<string, Executor>>;
+  /**
+   * Whether shell jobs are started by a spawner process beside the agent (agent/spawner.ts: a fork
+   * costs the forking process's size) rather than forked from the agent itself. Default true.
+   */
+  readonly spawner?: boolean;
   /**
    * The processors applied to finished executions (shared/processors/registry.ts). Default: every
    * built-in, and custom processors (`cronplane-processor-<name>`) found on `processorPath`.
@@ -125,6 +131,8 @@ export class Agent {
   private readonly version: string;
   /** Kills the jobs' process groups should this process die (agent/reaper.ts). */
   private readonly reaper: JobReaper;
+  /** Starts shell jobs (agent/spawner.ts), unless `spawner: false`. */
+  private readonly spawner: JobSpawner | undefined;
 
   private stopping = false;
   private readonly stopController = new AbortController();
@@ -175,6 +183,7 @@ export class Agent {
     this.version = options.version ?? VERSION;
     this.log = options.log ?? (() => {});
     this.reaper = new JobReaper({ log: this.log });
+    this.spawner = options.spawner === false ? undefined : new JobSpawner({ log: this.log });
     this.acks = new AckBatcher((url, handles) => ctx.dispatch.ackMany(url, handles));
     this.runner = new Runner(ctx, { agentId: this.agentId, nodeName: this.nodeName });
     this.executors = options.executors ?? this.defaultExecutors(options.jobEnvPassThrough ?? []);
@@ -214,6 +223,7 @@ export class Agent {
         shell: new ShellExecutor({
           baseEnv,
           groups: this.reaper,
+          ...(this.spawner ? { spawner: this.spawner } : {}),
           resolveEnv: resolver,
           outputSink: this.ctx.config.outputBucket !== undefined,
         }),
@@ -288,6 +298,7 @@ export class Agent {
     }
     await Promise.allSettled([...this.pollers.values()]);
     this.reaper.close();
+    this.spawner?.close();
     if (this.member) await this.ctx.agents.leave(this.agentId, this.ctx.clock()).catch(() => {});
     this.log({ msg: 'agent stopped', agentId: this.agentId });
   }

@@ -64,6 +64,7 @@ program
       tags: cfg.tags,
       concurrency: cfg.concurrency,
       jobEnvPassThrough: cfg.jobEnvPassThrough,
+      spawner: cfg.spawner,
       ...Object.fromEntries(Object.entries(cfg.timing).filter(([, v]) => v !== undefined)),
       onLeave: () => process.exit(0),
       onFirstWork: () => {

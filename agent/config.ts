@@ -47,6 +47,8 @@ const envSchema = z.object({
   CRONPLANE_AGENT_REGISTRY_REFRESH_MS: optionalInt(1),
   /** How long running jobs may finish after SIGTERM. */
   CRONPLANE_AGENT_GRACE_MS: optionalInt(0),
+  /** `off`: shell jobs are forked by the agent itself, not by its spawner process (agent/spawner.ts). */
+  CRONPLANE_AGENT_SPAWNER: z.enum(['on', 'off']).optional(),
   /** Where `npm start` tells agents in its checkout how to join it. */
   CRONPLANE_LOCAL_STACK_FILE: z.string().optional(),
   /** The CLI's API (--api wins). */
@@ -111,6 +113,8 @@ export interface ResolvedAgentConfig {
   };
   /** How long running jobs may finish after SIGTERM (CRONPLANE_AGENT_GRACE_MS). */
   readonly graceMs: number;
+  /** Whether shell jobs start through the spawner process (CRONPLANE_AGENT_SPAWNER, default on). */
+  readonly spawner: boolean;
 }
 
 export function parseTagFlags(tags: readonly string[]): Record<string, string> {
@@ -163,5 +167,16 @@ export function resolveAgentConfig(
     registryRefreshMs: own.CRONPLANE_AGENT_REGISTRY_REFRESH_MS,
   };
   const graceMs = own.CRONPLANE_AGENT_GRACE_MS ?? AGENT_GRACE_MS;
-  return { agentId, tags, concurrency, env: merged, joinedLocalStack, jobEnvPassThrough, timing, graceMs };
+  const spawner = own.CRONPLANE_AGENT_SPAWNER !== 'off';
+  return {
+    agentId,
+    tags,
+    concurrency,
+    env: merged,
+    joinedLocalStack,
+    jobEnvPassThrough,
+    timing,
+    graceMs,
+    spawner,
+  };
 }

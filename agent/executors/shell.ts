@@ -24,6 +24,7 @@ import type { Executor, ExecutorResult, RunHooks } from '../../shared/executors/
 import { parseShellConfig, type ShellSpec } from '../../shared/executors/shell-config.ts';
 import type { JobDefinition } from '../../shared/jobs/definition.ts';
 import { agentEnv } from '../config.ts';
+import { type JobSpawner, SpawnedJob, type SpawnOptions } from '../spawner.ts';
 
 // The config is parsed in shared/ so that the API checks it with the same rules when a job is written.
 export { parseEnvList, splitCommand } from '../../shared/executors/shell-config.ts';
@@ -46,6 +47,11 @@ export interface ShellExecutorOptions {
    * removes it). Without it, only the bounded output exists.
    */
   readonly outputSink?: boolean;
+  /**
+   * Starts jobs in the agent's spawner process (agent/spawner.ts), which owns their reaper; `groups` and
+   * `spawn` are then unused. Without it, jobs are forked from this process.
+   */
+  readonly spawner?: JobSpawner;
 }
 
 /** How long a program found on the PATH is taken to be there without looking again. */
@@ -58,6 +64,10 @@ export class ShellExecutor implements Executor {
   private readonly found = new Map<string, number>();
 
   constructor(private readonly options: ShellExecutorOptions = {}) {}
+
+  prepare(): void {
+    this.options.spawner?.warm();
+  }
 
   /**
    * Whether `file` exists as `spawn` would look for it. A program found within FOUND_FOR_MS is not looked
@@ -112,7 +122,10 @@ export class ShellExecutor implements Executor {
       CRONPLANE_SCHEDULED_AT: new Date(execution.scheduledAt).toISOString(),
     };
     // Through the reaper's gate the program is started by /bin/sh: a missing one is reported as Node would.
-    if (this.options.groups && !this.canStart(argv[0]!, env, spec.cwd || undefined)) {
+    if (
+      (this.options.groups || this.options.spawner) &&
+      !this.canStart(argv[0]!, env, spec.cwd || undefined)
+    ) {
       return failed(`cannot start ${argv[0]}: spawn ${argv[0]} ENOENT`);
     }
     const spillPath = this.options.outputSink
@@ -120,50 +133,42 @@ export class ShellExecutor implements Executor {
       : undefined;
     const output = new OutputBuffer(undefined, undefined, spillPath);
     hooks?.output?.(output);
-    const spawn = this.options.spawn ?? nodeSpawn;
+    const spawnOptions = {
+      cwd: spec.cwd || undefined,
+      env,
+      // libuv drops the agent's supplementary groups when it switches the user.
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    };
+    const payload = spec.payload ? Buffer.from(spec.payload, 'base64') : undefined;
     return new Promise<ExecutorResult>((resolve) => {
       let settled = false;
+      let spawned = false;
       let killedFor: 'timeout' | 'cancelled' | null = null;
-      // Its own process group (kill(-pid) reaches grandchildren too), registered with the agent's
-      // reaper before the command runs: should the agent die from then on, the group dies with it.
-      const child = spawnJobProcess(
-        argv[0]!,
-        argv.slice(1),
-        {
-          cwd: spec.cwd || undefined,
-          env,
-          // libuv drops the agent's supplementary groups when it switches the user.
-          ...(user ? { uid: user.uid, gid: user.gid } : {}),
-        },
-        this.options.groups,
-        spawn,
-      );
-      const pgid = child.pid;
+      // Its own process group (kill(-pid) reaches grandchildren too), registered with a reaper before the
+      // command runs: should the agent die from then on, the group dies with it. Through the spawner
+      // (agent/spawner.ts) when there is one: forking from the agent costs the agent's size.
+      const child = this.options.spawner
+        ? this.options.spawner.spawn(argv[0]!, argv.slice(1), spawnOptions, payload)
+        : localJob(argv, spawnOptions, payload, this.options.groups, this.options.spawn ?? nodeSpawn);
       // The run starts when its process exists (forking costs more as the agent grows, and a burst's
       // spawns queue behind each other): that, not the call, is the execution's start.
-      if (pgid !== undefined) hooks?.started?.(Date.now());
+      child.once('spawn', (_pid: number, at: number) => {
+        spawned = true;
+        hooks?.started?.(at);
+      });
       const killGroup = (why: 'timeout' | 'cancelled') => {
-        if (killedFor || child.pid === undefined) return;
+        if (killedFor || settled) return;
         killedFor = why;
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          child.kill('SIGKILL');
-        }
+        child.kill('SIGKILL');
       };
       const timer = timeoutMs > 0 ? setTimeout(() => killGroup('timeout'), timeoutMs) : null;
       const onAbort = () => killGroup('cancelled');
       signal.addEventListener('abort', onAbort, { once: true });
       if (signal.aborted) onAbort();
-      child.stdout?.on('data', (d: Buffer) => output.write(d));
-      child.stderr?.on('data', (d: Buffer) => output.write(d));
-      child.stdin?.on('error', () => {});
-      if (spec.payload) child.stdin?.end(Buffer.from(spec.payload, 'base64'));
-      else child.stdin?.end();
+      child.on('data', (d: Buffer) => output.write(d));
       const finish = (result: ExecutorResult) => {
         if (settled) return;
         settled = true;
-        if (pgid !== undefined) this.options.groups?.remove(pgid);
         if (timer) clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         void output.close().then(
@@ -171,8 +176,10 @@ export class ShellExecutor implements Executor {
           () => resolve(result),
         );
       };
-      child.on('error', (error) => finish(failed(`cannot start ${argv[0]}: ${error.message}`, output)));
-      child.on('close', (code, sig) => {
+      child.on('error', (error: Error) =>
+        finish(failed(spawned ? error.message : `cannot start ${argv[0]}: ${error.message}`, output)),
+      );
+      child.on('close', (code: number | null, sig: NodeJS.Signals | null) => {
         const text = output.toString();
         if (killedFor === 'timeout') {
           finish({
@@ -205,6 +212,38 @@ export class ShellExecutor implements Executor {
       });
     });
   }
+}
+
+/**
+ * A job forked from this process (no spawner: tests, and hosts that ask for none), as the events a
+ * spawner's job has (`SpawnedJob`): `spawn`, `data`, `error`, `close`; `kill` signals its group.
+ */
+function localJob(
+  argv: readonly string[],
+  options: SpawnOptions,
+  payload: Buffer | undefined,
+  groups: ProcessGroups | undefined,
+  spawn: typeof nodeSpawn,
+): SpawnedJob {
+  const job = new SpawnedJob();
+  const child = spawnJobProcess(argv[0]!, argv.slice(1), options, groups, spawn);
+  const pid = child.pid;
+  if (pid !== undefined) process.nextTick(() => job.spawned(pid, Date.now()));
+  child.stdout?.on('data', (d: Buffer) => job.emit('data', d));
+  child.stderr?.on('data', (d: Buffer) => job.emit('data', d));
+  child.stdin?.on('error', () => {});
+  child.stdin?.end(payload);
+  let ended = false;
+  const end = (event: 'error' | 'close', ...args: unknown[]) => {
+    if (ended) return;
+    ended = true;
+    if (pid !== undefined) groups?.remove(pid);
+    // after `spawn` (a failed start has no pid: `error` comes on its own)
+    process.nextTick(() => job.emit(event, ...args));
+  };
+  child.on('error', (error) => end('error', error));
+  child.on('close', (code, sig) => end('close', code, sig));
+  return job;
 }
 
 interface RunAs {

@@ -362,6 +362,7 @@ export class Runner {
     // swamp the database just before they fire); a hold longer than half the fence beats once on the way.
     const heart = new Heartbeat(ctx, running, def, me, options);
     const outcome: RunOutcome = {};
+    options.executors[def.executor]?.prepare?.();
     await this.holdUntil(running.scheduledAt, options.sleep);
     // From here on heartbeats run, through the lock wait as well: a `replace` may wait seconds for the run
     // it cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.

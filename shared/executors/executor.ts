@@ -39,6 +39,11 @@ export interface Executor {
    * runner then counts a run's duration, for its start record, from there (shell: from the process's start).
    */
   readonly reportsStart?: boolean;
+  /**
+   * Called when a launch for this executor has been claimed and is held to its fire time: a chance to
+   * get ready (the shell executor starts the agent's spawner process, should none run).
+   */
+  prepare?(): void;
   /** `signal` aborts the run (cancel / replace / agent shutdown past its grace period). */
   run(
     job: JobDefinition,

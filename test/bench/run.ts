@@ -104,6 +104,7 @@ import { costExecutions, costIdle } from './cost.ts';
 import { launchLateness } from './launch-lateness.ts';
 import { newTagSetLateness } from './new-tag-set.ts';
 import { shardedTickCost } from './sharded-tick.ts';
+import { spawnBurst } from './spawn-burst.ts';
 import { progress, sleep } from './support.ts';
 import { sustained } from './sustained.ts';
 import { tickCost } from './tick-cost.ts';
@@ -203,6 +204,7 @@ const tasks: Task[] = quick
       { id: 'sustained_executions_per_minute/one-agent-1200', run: sustainedOneAgent(20) },
       { id: 'sustained_executions_per_minute/cron-1000-on-one-second', run: cronBurst },
       { id: 'agent_idle', run: () => agentIdle({ seconds: 10 }) },
+      { id: 'spawn_burst', run: () => spawnBurst({ jobs: 100, ballastMb: [100], rounds: 2 }) },
       {
         id: 'cost/shell',
         run: () => costExecutions({ variant: 'shell', jobs: 20, everySeconds: 2, ticks: 1 }),
@@ -232,6 +234,7 @@ const tasks: Task[] = quick
       { id: 'sustained_executions_per_minute/one-agent-1200', run: sustainedOneAgent(20) },
       { id: 'sustained_executions_per_minute/cron-1000-on-one-second', run: cronBurst },
       { id: 'agent_idle', run: () => agentIdle({ seconds: 30 }) },
+      { id: 'spawn_burst', run: () => spawnBurst({ jobs: 250, ballastMb: [0, 150, 600], rounds: 4 }) },
       {
         id: 'cost/shell',
         run: () => costExecutions({ variant: 'shell', jobs: 30, everySeconds: 2, ticks: 2 }),

@@ -366,6 +366,45 @@ export function childCpuTicks(pid: number): number {
   return Number(fields[13]) + Number(fields[14]);
 }
 
+/** The agent's spawner (agent/spawner.ts): the child of `pid` that runs `node -e`, if one runs. */
+export function spawnerOf(pid: number): number | undefined {
+  let children: string[];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean);
+  } catch {
+    return undefined;
+  }
+  for (const child of children) {
+    try {
+      const argv = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
+      if (argv[1] === '-e' && argv[0] === process.execPath) return Number(child);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/**
+ * An agent's CPU ticks so far: its own, its spawner's (the agent's work, in a second process) and its
+ * jobs' (the waited-for children of either).
+ */
+export function agentCpu(pid: number): { agent: number; spawner: number; jobs: number } {
+  const spawner = spawnerOf(pid);
+  const safe = (f: () => number) => {
+    try {
+      return f();
+    } catch {
+      return 0;
+    }
+  };
+  return {
+    agent: cpuTicks(pid),
+    spawner: spawner === undefined ? 0 : safe(() => cpuTicks(spawner)),
+    jobs: childCpuTicks(pid) + (spawner === undefined ? 0 : safe(() => childCpuTicks(spawner))),
+  };
+}
+
 /** Resident set size and its peak (MB), from /proc/<pid>/status. */
 export function memoryMb(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

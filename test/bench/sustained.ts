@@ -16,12 +16,11 @@ import { join } from 'node:path';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import {
   type AgentProcess,
-  childCpuTicks,
+  agentCpu,
   clockTicksPerSecond,
   countBy,
   cpuBetween,
   cpuSnapshot,
-  cpuTicks,
   emit,
   memoryMb,
   meterDynamo,
@@ -207,7 +206,7 @@ export async function sustained(o: SustainedOptions): Promise<void> {
     const counts0 = await agentCounts();
     stackDynamo.reset();
     const cpu0 = cpuSnapshot();
-    const agentCpu0 = agents.map((a) => [cpuTicks(a.pid), childCpuTicks(a.pid)] as const);
+    const agentCpu0 = agents.map((a) => agentCpu(a.pid));
     while (Date.now() < w1) {
       await sleep(Math.min(10_000, w1 - Date.now()));
       if (Date.now() < w1) progress(`  ${Math.round((w1 - Date.now()) / 1000)} s to go`);
@@ -219,8 +218,13 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       names_.has(e.jobName) && e.scheduledAt >= w0 && e.scheduledAt < w1;
     const tickSummary = ticks.summary();
     const cpu = cpuBetween(cpu0, cpuSnapshot());
-    const agentCpuTicks = agents.reduce((s, a, i) => s + cpuTicks(a.pid) - agentCpu0[i]![0], 0);
-    const jobCpuTicks = agents.reduce((s, a, i) => s + childCpuTicks(a.pid) - agentCpu0[i]![1], 0);
+    const agentCpu1 = agents.map((a) => agentCpu(a.pid));
+    const spent = (part: 'agent' | 'spawner' | 'jobs') =>
+      agentCpu1.reduce((s, c, i) => s + Math.max(0, c[part] - agentCpu0[i]![part]), 0);
+    // The agent's CPU is its own and its spawner's (agent/spawner.ts starts its shell jobs).
+    const spawnerCpuTicks = spent('spawner');
+    const agentCpuTicks = spent('agent') + spawnerCpuTicks;
+    const jobCpuTicks = spent('jobs');
     const agentRequests = diffCounts(counts0, await agentCounts());
     // The agent's size at the window's end: each spawn forks it (copies its page tables).
     const agentRssMb = agents.map((a) => memoryMb(a.pid).rss);
@@ -337,6 +341,7 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       // Fire seconds of the window whose slowest start was > 1 s late: how many, and the first 10 [second, ms].
       late_seconds: { count: lateSeconds.length, of: slowestBySecond.size, first: lateSeconds.slice(0, 10) },
       agent_cpu_ms_per_execution: msPer(agentCpuTicks),
+      spawner_cpu_ms_per_execution: msPer(spawnerCpuTicks),
       job_process_cpu_ms_per_execution: msPer(jobCpuTicks),
       agent_rss_mb: agentRssMb,
       agent_requests_per_execution: perExecution(agentRequests, finishedInWindow),
@@ -360,6 +365,7 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       jobs: o.jobs,
       executions: finishedInWindow,
       agent_cpu_ms_per_execution: msPer(agentCpuTicks),
+      spawner_cpu_ms_per_execution: msPer(spawnerCpuTicks),
       job_process_cpu_ms_per_execution: msPer(jobCpuTicks),
       ddb_writes_per_execution: perExecution(agentRequests, finishedInWindow).ddb_writes,
       ddb_reads_per_execution: perExecution(agentRequests, finishedInWindow).ddb_reads,

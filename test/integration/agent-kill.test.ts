@@ -133,13 +133,26 @@ function jobGroups(filter: (env: string) => boolean = () => true): Set<number> {
   return groups;
 }
 
+/** The processes `pid` started that still run (the agent's spawner and its reaper, say). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(' ')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
 interface Mark {
   kind: 'start' | 'done' | 'tick';
   job: string;
   id: string;
   /** When the job wrote the line (ms, the host's clock, as the test's). */
   at: number;
-  /** start: the job's process group and its parent (the agent that runs it). */
+  /** start: the job's process group and its parent (the agent's spawner, or the agent). */
   pgid?: number;
   ppid?: number;
 }
@@ -206,10 +219,15 @@ describe('an agent SIGKILLed with jobs running', () => {
         expect(res.status, JSON.stringify(res.body)).toBe(201);
       }
       // Kill the victim while it runs several of them (their job processes exist: their shells are
-      // the victim's children).
+      // children of the victim's spawner, agent/spawner.ts, or of the victim itself).
       const pid = victim.child.pid!;
+      const parents = new Set([pid]);
+      const ranByVictim = (m: Mark) => m.kind === 'start' && parents.has(m.ppid!);
       await waitFor(
-        async () => marks(file).filter((m) => m.kind === 'start' && m.ppid === pid).length >= 3,
+        async () => {
+          for (const child of childrenOf(pid)) parents.add(child);
+          return marks(file).filter(ranByVictim).length >= 3;
+        },
         30_000,
         `three runs on ${victimName}`,
       );
@@ -218,7 +236,7 @@ describe('an agent SIGKILLed with jobs running', () => {
       await victim.exited;
 
       // Its jobs die with it: every process group a run of the victim started is empty within seconds.
-      const victimStarts = marks(file).filter((m) => m.kind === 'start' && m.ppid === pid);
+      const victimStarts = marks(file).filter(ranByVictim);
       const victimGroups = new Set(victimStarts.map((m) => m.pgid!));
       await waitFor(
         async () => [...jobGroups()].every((g) => !victimGroups.has(g)),

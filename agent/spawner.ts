@@ -1,0 +1,282 @@
+/**
+ * Forking costs the size of the process that forks: libuv starts a child with fork(), which copies the
+ * parent's page tables, so a spawn from an agent of 56 MB took 1.1 ms, from 268 MB 8.6 ms and from 688 MB
+ * 28 ms (README, "Launch precision"). An agent under a burst is ~150 MB, and a thousand jobs on one second
+ * queued behind each other's forks in its event loop.
+ *
+ * So shell jobs are started by a spawner: a small Node process beside the agent (`node -e SPAWNER_SCRIPT`,
+ * no modules, ~40 MB that stay ~40 MB) that the agent talks to over an IPC channel. The agent keeps
+ * everything else — the protocol, the timeouts and cancels (it signals the job's process group itself),
+ * the output buffer and the result. The spawner forks the job behind the same gate as before
+ * (JOB_GATE_SCRIPT: the job waits until its group is registered with a reaper), relays its output and
+ * its exit, and owns the reaper of the jobs it started (REAPER_SCRIPT, started by the spawner):
+ *   - the agent dies, however it dies → its end of the IPC channel closes → the spawner exits → the
+ *     reaper reads end-of-file and SIGKILLs every group still registered;
+ *   - the spawner dies → its reaper reads end-of-file and kills its jobs; the agent fails those runs
+ *     (the spawner's exit is their end) and starts another spawner for the next job;
+ *   - the reaper dies → the spawner kills its jobs itself and exits (no job runs unguarded).
+ * Its environment holds only PATH: no AWS credentials or agent settings (a job's environment comes
+ * with each run, built by the executor as before).
+ *
+ * It is started on the first shell job (or `warm()`, when a shell launch is claimed ahead of its fire
+ * time) and exits after IDLE_EXIT_MS without a run, so an idle agent is no bigger than before.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { JOB_GATE_SCRIPT } from '../shared/executors/common.ts';
+import { agentEnv } from './config.ts';
+import { REAPER_SCRIPT } from './reaper.ts';
+
+/**
+ * The spawner's program (CommonJS, run by `node -e`; REAPER and GATE are prepended). Messages
+ * (v8-serialised): in `['run', id, file, args, {cwd, env, uid, gid}, payload]`; out `['spawn', id, pid,
+ * at]` or `['error', id, message]`, then `['out', id, Buffer]`…, then `['exit', id, code, signal]`.
+ * Lines for the reaper written in one turn go in one write (a burst registers hundreds of groups).
+ */
+const SPAWNER_BODY = String.raw`'use strict';
+const { spawn } = require('node:child_process');
+const groups = new Set();
+let queued = '';
+let gates = [];
+const reaper = spawn('/bin/sh', ['-c', REAPER], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+reaper.stdin.on('error', () => {});
+reaper.on('exit', () => {
+  for (const g of groups) try { process.kill(-g, 'SIGKILL'); } catch {}
+  process.exit(70);
+});
+reaper.unref();
+process.on('disconnect', () => process.exit(0));
+function flush() {
+  const text = queued, open = gates;
+  queued = '';
+  gates = [];
+  if (text) reaper.stdin.write(text, () => { for (const g of open) g.end('go\n'); });
+}
+function line(text, gate) {
+  if (!queued && !gates.length) process.nextTick(flush);
+  queued += text;
+  if (gate) gates.push(gate);
+}
+function send(message, done) {
+  if (process.connected) process.send(message, done);
+}
+process.on('message', (m) => {
+  if (m[0] !== 'run') return;
+  const [, id, file, args, o, payload] = m;
+  let child;
+  try {
+    child = spawn('/bin/sh', ['-c', GATE, file, file, ...args], {
+      cwd: o.cwd, env: o.env, uid: o.uid, gid: o.gid, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    });
+  } catch (e) {
+    send(['error', id, e.message]);
+    return;
+  }
+  const pid = child.pid;
+  const gate = child.stdio[3];
+  gate.on('error', () => {});
+  child.stdin.on('error', () => {});
+  if (pid === undefined) {
+    gate.destroy();
+    child.once('error', (e) => send(['error', id, e.message]));
+    return;
+  }
+  child.on('error', () => {});
+  groups.add(pid);
+  line('+' + pid + '\n', gate);
+  send(['spawn', id, pid, Date.now()]);
+  child.stdin.end(payload || undefined);
+  for (const s of [child.stdout, child.stderr]) {
+    s.on('data', (d) => {
+      s.pause();
+      send(['out', id, d], () => s.resume());
+    });
+  }
+  child.on('close', (code, signal) => {
+    groups.delete(pid);
+    line('-' + pid + '\n');
+    send(['exit', id, code, signal]);
+  });
+});
+`;
+
+/** The spawner's whole program: the reaper's script and the gate, then the body. */
+export function spawnerScript(): string {
+  return `const REAPER = ${JSON.stringify(REAPER_SCRIPT)};\nconst GATE = ${JSON.stringify(JOB_GATE_SCRIPT)};\n${SPAWNER_BODY}`;
+}
+
+/** A spawner without a run for this long exits (the next run, or `warm()`, starts another). */
+export const IDLE_EXIT_MS = 10 * 60_000;
+
+export interface SpawnOptions {
+  readonly cwd?: string | undefined;
+  readonly env: Record<string, string | undefined>;
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+/**
+ * A job started by the spawner. Events: `spawn` (pid, at: when its process existed), `data` (Buffer:
+ * stdout and stderr as they come), `error` (Error: it could not start, or the spawner died under it),
+ * `close` (code, signal). After `error`, nothing more.
+ */
+export class SpawnedJob extends EventEmitter {
+  pid: number | undefined;
+  private killWith: NodeJS.Signals | undefined;
+
+  /** Signals the job's process group (once it exists: a kill asked for before is sent on `spawn`). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.pid === undefined) {
+      this.killWith = signal;
+      return;
+    }
+    try {
+      process.kill(-this.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** @internal the spawner's report that the process exists */
+  spawned(pid: number, at: number): void {
+    this.pid = pid;
+    this.emit('spawn', pid, at);
+    if (this.killWith) this.kill(this.killWith);
+  }
+}
+
+export interface JobSpawnerOptions {
+  readonly log?: (event: Record<string, unknown>) => void;
+  /** Default IDLE_EXIT_MS. */
+  readonly idleExitMs?: number;
+}
+
+/** The agent's side of the spawner (see the file's comment). */
+export class JobSpawner {
+  private child: ChildProcess | undefined;
+  private readonly running = new Map<number, SpawnedJob>();
+  private nextId = 1;
+  private idle: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly idleExitMs: number;
+
+  constructor(private readonly options: JobSpawnerOptions = {}) {
+    this.idleExitMs = options.idleExitMs ?? IDLE_EXIT_MS;
+  }
+
+  /** The spawner's pid, while one runs (tests look for it). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the spawner ahead of a job (a claimed launch held to its fire time), if none runs. */
+  warm(): void {
+    if (this.closed) return;
+    this.ensure();
+    if (this.running.size === 0) this.armIdle();
+  }
+
+  spawn(file: string, args: readonly string[], options: SpawnOptions, payload?: Buffer): SpawnedJob {
+    const job = new SpawnedJob();
+    if (this.closed) {
+      process.nextTick(() => job.emit('error', new Error('the agent is stopping')));
+      return job;
+    }
+    const child = this.ensure();
+    const id = this.nextId++;
+    this.running.set(id, job);
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
+    if (this.running.size === 1) child.channel?.ref();
+    const { cwd, env, uid, gid } = options;
+    child.send(['run', id, file, args, { cwd, env, uid, gid }, payload ?? null], (error) => {
+      if (error)
+        this.end(id, 'error', new Error(`the agent's spawner did not take the job: ${error.message}`));
+    });
+    return job;
+  }
+
+  /** Ends the channel: the spawner exits (its reaper kills whatever is still registered: nothing, after a drain). */
+  close(): void {
+    this.closed = true;
+    if (this.idle) clearTimeout(this.idle);
+    const child = this.child;
+    this.child = undefined;
+    this.failAll('the agent stopped');
+    if (child?.connected) child.disconnect();
+  }
+
+  private ensure(): ChildProcess {
+    if (this.child) return this.child;
+    const child = spawn(process.execPath, ['-e', spawnerScript()], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      serialization: 'advanced',
+      env: { PATH: agentEnv().PATH },
+    });
+    this.child = child;
+    child.on('message', (m: unknown[]) => this.onMessage(m));
+    child.on('error', (error) => this.options.log?.({ msg: 'job spawner failed', error: error.message }));
+    child.once('exit', (code, signal) => {
+      // A spawner let go (idle, or the agent stopping) has no jobs; one that died had them all.
+      if (this.child !== child) return;
+      this.child = undefined;
+      if (this.closed) return;
+      if (this.running.size > 0)
+        this.options.log?.({ msg: 'job spawner exited', code, signal, jobs: this.running.size });
+      this.failAll(
+        `the agent's spawner process exited (${signal ?? `code ${code}`}); the job's process group was killed with it`,
+      );
+    });
+    // Neither the process nor its channel keeps the agent alive while no job runs through it.
+    child.unref();
+    child.channel?.unref();
+    return child;
+  }
+
+  private onMessage(m: unknown[]): void {
+    const id = m[1] as number;
+    const job = this.running.get(id);
+    if (!job) return;
+    switch (m[0]) {
+      case 'spawn':
+        job.spawned(m[2] as number, m[3] as number);
+        break;
+      case 'out':
+        job.emit('data', Buffer.from(m[2] as Uint8Array));
+        break;
+      case 'error':
+        this.end(id, 'error', new Error(m[2] as string));
+        break;
+      case 'exit':
+        this.end(id, 'close', m[2], m[3]);
+        break;
+    }
+  }
+
+  private end(id: number, event: 'error' | 'close', ...args: unknown[]): void {
+    const job = this.running.get(id);
+    if (!job) return;
+    this.running.delete(id);
+    if (this.running.size === 0) {
+      this.child?.channel?.unref();
+      this.armIdle();
+    }
+    job.emit(event, ...args);
+  }
+
+  private failAll(reason: string): void {
+    for (const id of [...this.running.keys()]) this.end(id, 'error', new Error(reason));
+  }
+
+  private armIdle(): void {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = setTimeout(() => {
+      this.idle = undefined;
+      if (this.running.size > 0) return;
+      const child = this.child;
+      this.child = undefined;
+      if (child?.connected) child.disconnect();
+    }, this.idleExitMs);
+    this.idle.unref();
+  }
+}

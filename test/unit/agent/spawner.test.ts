@@ -1,0 +1,267 @@
+/**
+ * The spawner (agent/spawner.ts) with real processes: shell jobs started through it behave as jobs forked
+ * by the agent (output, exit codes, env, cwd, payload, timeouts, cancels, a missing program), its own
+ * environment carries nothing of the agent's, and no job outlives the agent or the spawner: the agent
+ * killed → the spawner exits and its reaper kills the job; the spawner killed → the run fails and the job
+ * dies; the reaper killed → the spawner kills its jobs. An idle spawner exits; the next job starts another.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ShellExecutor } from '../../../agent/executors/shell.ts';
+import { JobSpawner, spawnerScript } from '../../../agent/spawner.ts';
+import type { Execution } from '../../../shared/executions/execution.ts';
+import { validateJob } from '../../../shared/jobs/job.ts';
+
+const execution = { executionId: '0000000000001.0.1', scheduledAt: 1 } as Execution;
+
+function job(config: Record<string, string>, extra: Record<string, unknown> = {}) {
+  return validateJob({
+    name: 'j',
+    schedule: '@manually',
+    executor: 'shell',
+    executor_config: config,
+    ...extra,
+  });
+}
+
+/** Whether a process exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid: number, withinMs = 3_000): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline) {
+    if (!alive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return !alive(pid);
+}
+
+const spawners: JobSpawner[] = [];
+const children: ChildProcess[] = [];
+function newSpawner(idleExitMs?: number): JobSpawner {
+  const s = new JobSpawner(idleExitMs === undefined ? {} : { idleExitMs });
+  spawners.push(s);
+  return s;
+}
+
+afterEach(() => {
+  for (const s of spawners.splice(0)) s.close();
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+describe('ShellExecutor through the spawner', () => {
+  const run = (def: ReturnType<typeof job>, signal = new AbortController().signal) =>
+    new ShellExecutor({ spawner: newSpawner() }).run(def, execution, signal);
+
+  it('runs a command and captures its output and exit code, reporting its start', async () => {
+    const starts: number[] = [];
+    const called = Date.now();
+    const r = await new ShellExecutor({ spawner: newSpawner() }).run(
+      job({ command: 'echo hello' }),
+      execution,
+      new AbortController().signal,
+      { started: (at) => starts.push(at) },
+    );
+    expect(r).toMatchObject({ status: 'succeeded', exitCode: 0, output: 'hello\n', reason: null });
+    expect(starts).toHaveLength(1);
+    expect(starts[0]!).toBeGreaterThanOrEqual(called);
+  });
+
+  it('runs through /bin/sh with shell=true, with env, cwd and payload, stdout and stderr both kept', async () => {
+    const payload = Buffer.from('from-stdin').toString('base64');
+    const r = await run(
+      job({
+        command: 'echo $GREETING $ENV_JOB_NAME $(pwd); cat; echo err >&2',
+        shell: 'true',
+        env: 'GREETING=hi',
+        cwd: '/tmp',
+        payload,
+      }),
+    );
+    expect(r.output).toBe('hi j /tmp\nfrom-stdinerr\n');
+  });
+
+  it('carries output in order, however much (the relay waits for the agent: nothing lost or reordered)', async () => {
+    const r = await run(job({ command: 'seq 1 400000; echo end', shell: 'true' }));
+    expect(r.status).toBe('succeeded');
+    // The output buffer keeps a head and a tail of the ~2.7 MB: both in order.
+    expect(r.outputTruncated).toBe(true);
+    expect(r.output.startsWith('1\n2\n3\n4\n')).toBe(true);
+    expect(r.output.endsWith('399998\n399999\n400000\nend\n')).toBe(true);
+    const tail = r.output
+      .slice(r.output.lastIndexOf('\n', r.output.length - 30_000))
+      .trim()
+      .split('\n');
+    const numbers = tail.slice(0, -1).map(Number);
+    expect(numbers.every((n, i) => i === 0 || n === numbers[i - 1]! + 1)).toBe(true);
+  });
+
+  it('fails on a non-zero exit unless it is listed in success_exit_codes', async () => {
+    expect(await run(job({ command: 'sh -c "exit 3"' }))).toMatchObject({
+      status: 'failed',
+      reason: 'exit code 3',
+    });
+    expect((await run(job({ command: 'sh -c "exit 3"' }, { success_exit_codes: [0, 3] }))).status).toBe(
+      'succeeded',
+    );
+  });
+
+  it('kills the whole process group on timeout', async () => {
+    const started = Date.now();
+    const r = await run(
+      job({ command: 'echo $$; sleep 30 & sleep 30; wait', shell: 'true', timeout: '300ms' }),
+    );
+    expect(r.status).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await gone(Number(r.output.trim()))).toBe(true);
+  });
+
+  it('cancels a running job, and one cancelled while its spawn is on the way', async () => {
+    const controller = new AbortController();
+    const running = run(job({ command: 'sleep 30' }), controller.signal);
+    await new Promise((r) => setTimeout(r, 200));
+    controller.abort();
+    expect(await running).toMatchObject({ status: 'cancelled', reason: 'cancelled' });
+    // Aborted right after the call, before the spawner has said the job exists: the kill waits for the
+    // pid, then the job dies at once.
+    const early = new AbortController();
+    const starts: number[] = [];
+    const r = run(job({ command: 'sleep 30' }), early.signal);
+    queueMicrotask(() => early.abort());
+    const started = Date.now();
+    expect(await r).toMatchObject({ status: 'cancelled' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(starts).toEqual([]);
+  });
+
+  it('reports a program that does not exist, and a cwd that does not, as cannot start', async () => {
+    expect(await run(job({ command: 'no-such-program-xyz arg' }))).toMatchObject({
+      status: 'failed',
+      reason: 'cannot start no-such-program-xyz: spawn no-such-program-xyz ENOENT',
+    });
+    const r = await run(job({ command: 'true', cwd: '/no/such/dir' }));
+    expect(r.status).toBe('failed');
+    expect(r.reason).toMatch(/^cannot start true: spawn \/bin\/sh ENOENT/);
+  });
+
+  it("starts no job in the spawner's own environment: it holds only PATH", async () => {
+    const spawner = newSpawner();
+    spawner.warm();
+    const pid = spawner.pid!;
+    await new Promise((r) => setTimeout(r, 200));
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+    // (and Node's own description of its channel)
+    expect(
+      environ.map((e) => e.slice(0, e.indexOf('='))).filter((n) => !n.startsWith('NODE_CHANNEL_')),
+    ).toEqual(['PATH']);
+  });
+});
+
+describe('JobSpawner', () => {
+  it('when the spawner dies under a running job, the run fails, the job dies, and the next job gets a new spawner', async () => {
+    const spawner = newSpawner();
+    const executor = new ShellExecutor({ spawner });
+    let jobPid = 0;
+    const running = executor.run(job({ command: 'sleep 30' }), execution, new AbortController().signal, {
+      started: () => {},
+    });
+    // the pid through a second listener: wait until the job exists
+    const deadline = Date.now() + 3_000;
+    while (!jobPid && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+      const kids = readFileSync(`/proc/${spawner.pid}/task/${spawner.pid}/children`, 'utf8')
+        .trim()
+        .split(' ');
+      // the spawner's children: its reaper and the job (the job's command line is sleep 30)
+      for (const k of kids.filter(Boolean)) {
+        if (readFileSync(`/proc/${k}/cmdline`, 'utf8').startsWith('sleep\0')) jobPid = Number(k);
+      }
+    }
+    expect(jobPid).toBeGreaterThan(0);
+    const first = spawner.pid!;
+    process.kill(first, 'SIGKILL');
+    const r = await running;
+    expect(r.status).toBe('failed');
+    expect(r.reason).toMatch(/spawner process exited \(SIGKILL\)/);
+    expect(await gone(jobPid)).toBe(true);
+    const next = await executor.run(job({ command: 'echo again' }), execution, new AbortController().signal);
+    expect(next).toMatchObject({ status: 'succeeded', output: 'again\n' });
+    expect(spawner.pid).not.toBe(first);
+  });
+
+  it('exits when idle and starts again for the next job', async () => {
+    const spawner = newSpawner(200);
+    const executor = new ShellExecutor({ spawner });
+    expect(
+      (await executor.run(job({ command: 'true' }), execution, new AbortController().signal)).status,
+    ).toBe('succeeded');
+    const first = spawner.pid!;
+    expect(first).toBeGreaterThan(0);
+    expect(await gone(first)).toBe(true);
+    expect(spawner.pid).toBeUndefined();
+    expect(
+      (await executor.run(job({ command: 'true' }), execution, new AbortController().signal)).status,
+    ).toBe('succeeded');
+    expect(spawner.pid).not.toBe(first);
+  });
+});
+
+/**
+ * The spawner program driven as an agent drives it, from a plain Node process (the "agent") that the
+ * test can SIGKILL: it starts the spawner, asks for `sleep 60`, and prints the spawner's and the job's pids.
+ */
+function fakeAgent(): Promise<{ agent: ChildProcess; spawnerPid: number; jobPid: number }> {
+  const program = `
+const { spawn } = require('node:child_process');
+const s = spawn(process.execPath, ['-e', process.env.SPAWNER], {
+  stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'advanced', env: { PATH: process.env.PATH },
+});
+s.on('message', (m) => { if (m[0] === 'spawn') console.log(s.pid + ' ' + m[2]); });
+s.send(['run', 1, 'sleep', ['60'], { env: { PATH: process.env.PATH } }, null]);
+`;
+  const agent = spawn(process.execPath, ['-e', program], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { PATH: process.env.PATH, SPAWNER: spawnerScript() },
+  });
+  children.push(agent);
+  return new Promise((resolve, reject) => {
+    let text = '';
+    agent.stdout!.on('data', (d: Buffer) => {
+      text += d.toString();
+      const m = /^(\d+) (\d+)\n/.exec(text);
+      if (m) resolve({ agent, spawnerPid: Number(m[1]), jobPid: Number(m[2]) });
+    });
+    agent.once('exit', () => reject(new Error(`agent exited: ${text}`)));
+  });
+}
+
+describe('SPAWNER_SCRIPT', () => {
+  it('exits when the agent is SIGKILLed, and its reaper kills the running job', async () => {
+    const { agent, spawnerPid, jobPid } = await fakeAgent();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(alive(jobPid)).toBe(true);
+    agent.kill('SIGKILL');
+    expect(await gone(spawnerPid)).toBe(true);
+    expect(await gone(jobPid)).toBe(true);
+  });
+
+  it('kills its jobs and exits when its reaper dies: no job runs unguarded', async () => {
+    const { spawnerPid, jobPid } = await fakeAgent();
+    const reaperPid = readFileSync(`/proc/${spawnerPid}/task/${spawnerPid}/children`, 'utf8')
+      .trim()
+      .split(' ')
+      .map(Number)
+      .find((p) => p !== jobPid)!;
+    expect(readFileSync(`/proc/${reaperPid}/cmdline`, 'utf8')).toMatch(/^\/bin\/sh\0-c\0trap/);
+    process.kill(reaperPid, 'SIGKILL');
+    expect(await gone(jobPid)).toBe(true);
+    expect(await gone(spawnerPid)).toBe(true);
+  });
+});
