@@ -93,7 +93,15 @@ export class Heartbeat {
     if (this.stopped) return;
     if (this.holdBeat) clearTimeout(this.holdBeat);
     this.options.track?.(this.e.executionId, this.controller);
-    this.interval = setInterval(() => void this.beatLogged(), this.options.heartbeatIntervalMs);
+    // Each interval's beat waits for the I/O already in (setImmediate runs after the poll phase): in a
+    // burst a job's exit may have come in behind the timer, and a run that has ended needs no beat.
+    this.interval = setInterval(
+      () =>
+        setImmediate(() => {
+          if (!this.stopped) void this.beatLogged();
+        }),
+      this.options.heartbeatIntervalMs,
+    );
     if (this.ctx.clock() - this.lastBeatAt > this.staleAfterMs) void this.beatLogged();
   }
 

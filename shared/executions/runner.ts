@@ -495,15 +495,23 @@ export class Runner {
     // 3.2 writes per execution instead of 1.1 in bursts of 1,000: `cron-1000-on-one-second`).
     let recorded: Promise<unknown> = Promise.resolve();
     let record: NodeJS.Timeout | undefined;
+    let ran = false;
     const armStartRecord = () => {
       clearTimeout(record);
-      record = setTimeout(() => {
-        recorded = ctx.executions
-          .markStarted(e, me.agentId, startedAt)
-          .catch((error: unknown) =>
-            options.log?.({ msg: 'recording the start failed', error: String(error) }),
-          );
-      }, START_RECORD_DELAY_MS);
+      // The write waits for the I/O already in (setImmediate: after the poll phase): on a busy event loop
+      // the job's exit may be waiting behind the timer, and then the result carries the start.
+      record = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (ran) return;
+            recorded = ctx.executions
+              .markStarted(e, me.agentId, startedAt)
+              .catch((error: unknown) =>
+                options.log?.({ msg: 'recording the start failed', error: String(error) }),
+              );
+          }),
+        START_RECORD_DELAY_MS,
+      );
     };
     const hooks: RunHooks = {
       started: (at) => {
@@ -524,8 +532,11 @@ export class Runner {
     } catch (error) {
       result = failure(`executor error: ${error instanceof Error ? error.message : String(error)}`);
     } finally {
+      ran = true;
       clearTimeout(record);
     }
+    // Without processors the run is over: no beat from here on (the result write follows).
+    if (!(options.processors && hasProcessors(def))) heart.stop();
     // Whether the fence cut the run short. A fence that fires once the job has ended (its result is being
     // written, or its processors run) kills nothing: the run happened, and its result is written as it is —
     // marked failed, it would be retried and the fire time would run twice.

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 /**
  * The runner's state machine (shared/executions/runner.ts) against an in-memory store with the real
  * stores' conditions: what each state leads to, and the fault guarantees — at most once (a conditional
@@ -337,6 +338,43 @@ describe('Runner', () => {
     // An executor that reports no start: the second counts from the call, as before.
     const silent = reporting(1_200, 20, false);
     expect((await runOnce(silent.ex)).calls).toEqual(['markStarted']);
+  });
+
+  it('writes neither a start record nor a heartbeat for a run whose exit came in while the event loop was busy', async () => {
+    // The job's exit (a real child process: I/O) arrives while the loop is busy past the start record's
+    // second and several heartbeat intervals, as in a burst: the timers are due first, but the exit is
+    // already in, so the result carries the start and nothing else is written.
+    const ex: Executor = {
+      reportsStart: true,
+      async run(_def, _e, _signal, hooks): Promise<ExecutorResult> {
+        hooks?.started?.(Date.now());
+        const child = spawn('sleep', ['0.05']);
+        const exited = new Promise((r) => child.once('exit', r));
+        // Busy in the check phase: the next turn starts with the due timers, then reads the exit.
+        await new Promise<void>((busyDone) =>
+          setImmediate(() => {
+            const until = Date.now() + 1_300;
+            while (Date.now() < until) {
+              // a burst's other launches
+            }
+            busyDone();
+          }),
+        );
+        await exited;
+        return { status: 'succeeded', exitCode: 0, output: 'ok', outputTruncated: false, reason: null };
+      },
+    };
+    const s = new FakeStores();
+    const e = execution('j', Date.now() + 20);
+    s.put(e);
+    s.job(def('j'));
+    const verdict = await new Runner(s.context(), me).process(
+      launchOf(e),
+      options(ex, { heartbeatIntervalMs: 200, lostAfterMs: 30_000 }),
+    );
+    expect(verdict).toBe('done');
+    expect(s.executions.get(`j/${e.executionId}`)).toMatchObject({ status: 'succeeded' });
+    expect(s.calls.filter((c) => c === 'markStarted' || c === 'heartbeat')).toEqual([]);
   });
 
   it('writes no heartbeat for a short run held a while, until three intervals before the fence', async () => {
