@@ -31,13 +31,11 @@ import { REAPER_SCRIPT } from './reaper.ts';
  * The spawner's program (CommonJS, run by `node -e`; REAPER and GATE are prepended). Messages
  * (v8-serialised): in `['run', id, file, args, {cwd, env, uid, gid}, payload]`; out `['spawn', id, pid,
  * at]` or `['error', id, message]`, then `['out', id, Buffer]`…, then `['exit', id, code, signal]`.
- * Lines for the reaper written in one turn go in one write (a burst registers hundreds of groups).
+ * A job's gate opens as soon as its `+pid` line is in the reaper's pipe.
  */
 const SPAWNER_BODY = String.raw`'use strict';
 const { spawn } = require('node:child_process');
 const groups = new Set();
-let queued = '';
-let gates = [];
 const reaper = spawn('/bin/sh', ['-c', REAPER], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
 reaper.stdin.on('error', () => {});
 reaper.on('exit', () => {
@@ -46,16 +44,17 @@ reaper.on('exit', () => {
 });
 reaper.unref();
 process.on('disconnect', () => process.exit(0));
-function flush() {
-  const text = queued, open = gates;
-  queued = '';
-  gates = [];
-  if (text) reaper.stdin.write(text, () => { for (const g of open) g.end('go\n'); });
-}
+// A line written whole into the pipe (nothing left in the stream's buffer) is the reaper's: should this
+// process die now, the reaper reads it before the end of the pipe. Then the job may go at once, not after
+// the burst's other forks (a write's callback would wait for them all); else once the write is done.
 function line(text, gate) {
-  if (!queued && !gates.length) process.nextTick(flush);
-  queued += text;
-  if (gate) gates.push(gate);
+  let shut = gate;
+  const open = () => {
+    if (shut) shut.end('go\n');
+    shut = null;
+  };
+  reaper.stdin.write(text, open);
+  if (reaper.stdin.writableLength === 0) open();
 }
 function send(message, done) {
   if (process.connected) process.send(message, done);

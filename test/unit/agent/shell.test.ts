@@ -4,21 +4,8 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseEnvList, ShellExecutor, splitCommand } from '../../../agent/executors/shell.ts';
-import type { Execution } from '../../../shared/executions/execution.ts';
 import { jobBaseEnv, passThroughProblem, spawnJobProcess } from '../../../shared/executors/common.ts';
-import { validateJob } from '../../../shared/jobs/job.ts';
-
-const execution = { executionId: '0000000000001.0.1', scheduledAt: 1 } as Execution;
-
-function job(config: Record<string, string>, extra: Record<string, unknown> = {}) {
-  return validateJob({
-    name: 'j',
-    schedule: '@manually',
-    executor: 'shell',
-    executor_config: config,
-    ...extra,
-  });
-}
+import { execution, job } from './shell-job.ts';
 
 describe('splitCommand', () => {
   it('splits words and honours quotes and escapes without expanding', () => {

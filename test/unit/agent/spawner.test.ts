@@ -10,20 +10,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ShellExecutor } from '../../../agent/executors/shell.ts';
 import { JobSpawner, spawnerScript } from '../../../agent/spawner.ts';
-import type { Execution } from '../../../shared/executions/execution.ts';
-import { validateJob } from '../../../shared/jobs/job.ts';
-
-const execution = { executionId: '0000000000001.0.1', scheduledAt: 1 } as Execution;
-
-function job(config: Record<string, string>, extra: Record<string, unknown> = {}) {
-  return validateJob({
-    name: 'j',
-    schedule: '@manually',
-    executor: 'shell',
-    executor_config: config,
-    ...extra,
-  });
-}
+import { execution, job } from './shell-job.ts';
 
 /** Whether a process exists and is not a zombie. */
 function alive(pid: number): boolean {
@@ -165,6 +152,24 @@ describe('ShellExecutor through the spawner', () => {
 });
 
 describe('JobSpawner', () => {
+  it("lets each job of a burst run once its group is registered, not after the burst's other forks", async () => {
+    // 200 jobs asked for in one turn, each printing when it ran (ms): the first ran while the spawner was
+    // still forking the rest. (Gates opened by the reaper write's callback opened after every fork.)
+    const executor = new ShellExecutor({ spawner: newSpawner(), baseEnv: { PATH: process.env.PATH } });
+    const spawnedAt: number[] = [];
+    const runs = await Promise.all(
+      Array.from({ length: 200 }, () =>
+        executor.run(job({ command: 'date +%s%3N' }), execution, new AbortController().signal, {
+          started: (at) => spawnedAt.push(at),
+        }),
+      ),
+    );
+    expect(runs.every((r) => r.status === 'succeeded')).toBe(true);
+    const ranAt = runs.map((r) => Number(r.output.trim())).sort((a, b) => a - b);
+    spawnedAt.sort((a, b) => a - b);
+    expect(ranAt[0]!).toBeLessThan(spawnedAt[100]!);
+  });
+
   it('when the spawner dies under a running job, the run fails, the job dies, and the next job gets a new spawner', async () => {
     const spawner = newSpawner();
     const executor = new ShellExecutor({ spawner });
