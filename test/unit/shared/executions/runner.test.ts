@@ -273,6 +273,17 @@ const launchOf = (e: Execution): LaunchMessage => ({
   scheduledAt: e.scheduledAt,
 });
 
+/** One launch of job `j` due in `holdMs`, run by a runner of its own with `ex` to the end. */
+async function runAlone(ex: Executor, over: Partial<RunnerOptions>, holdMs = 20) {
+  const s = new FakeStores();
+  const e = execution('j', Date.now() + holdMs);
+  s.put(e);
+  s.job(def('j'));
+  const verdict = await new Runner(s.context(), me).process(launchOf(e), options(ex, over));
+  expect(verdict).toBe('done');
+  return { s, e };
+}
+
 describe('Runner', () => {
   it('claims, holds to the fire time, runs once and writes the result: done', async () => {
     const s = new FakeStores();
@@ -313,15 +324,7 @@ describe('Runner', () => {
       return { ex, started };
     };
     const runOnce = async (ex: Executor) => {
-      const s = new FakeStores();
-      const e = execution('j', Date.now() + 20);
-      s.put(e);
-      s.job(def('j'));
-      const verdict = await new Runner(s.context(), me).process(
-        launchOf(e),
-        options(ex, { heartbeatIntervalMs: 5_000, lostAfterMs: 30_000 }),
-      );
-      expect(verdict).toBe('done');
+      const { s, e } = await runAlone(ex, { heartbeatIntervalMs: 5_000, lostAfterMs: 30_000 });
       return {
         calls: s.calls.filter((c) => c === 'markStarted'),
         stored: s.executions.get(`j/${e.executionId}`)!,
@@ -364,15 +367,7 @@ describe('Runner', () => {
         return { status: 'succeeded', exitCode: 0, output: 'ok', outputTruncated: false, reason: null };
       },
     };
-    const s = new FakeStores();
-    const e = execution('j', Date.now() + 20);
-    s.put(e);
-    s.job(def('j'));
-    const verdict = await new Runner(s.context(), me).process(
-      launchOf(e),
-      options(ex, { heartbeatIntervalMs: 200, lostAfterMs: 30_000 }),
-    );
-    expect(verdict).toBe('done');
+    const { s, e } = await runAlone(ex, { heartbeatIntervalMs: 200, lostAfterMs: 30_000 });
     expect(s.executions.get(`j/${e.executionId}`)).toMatchObject({ status: 'succeeded' });
     expect(s.calls.filter((c) => c === 'markStarted' || c === 'heartbeat')).toEqual([]);
   });
@@ -381,16 +376,8 @@ describe('Runner', () => {
     // lostAfter 3 s: fence 1.8 s; interval 200 ms: a held or starting run beats out of turn once its last
     // beat (the claim) is 1.2 s old (half the fence, 0.9 s, before).
     const beatsWhenHeld = async (holdMs: number) => {
-      const s = new FakeStores();
-      const e = execution('j', Date.now() + holdMs);
-      s.put(e);
-      s.job(def('j'));
       const { ex } = executor(20);
-      const verdict = await new Runner(s.context(), me).process(
-        launchOf(e),
-        options(ex, { heartbeatIntervalMs: 200, lostAfterMs: 3_000 }),
-      );
-      expect(verdict).toBe('done');
+      const { s, e } = await runAlone(ex, { heartbeatIntervalMs: 200, lostAfterMs: 3_000 }, holdMs);
       expect(s.executions.get(`j/${e.executionId}`)).toMatchObject({ status: 'succeeded' });
       return s.calls.filter((c) => c === 'heartbeat').length;
     };
