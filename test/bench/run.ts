@@ -236,6 +236,10 @@ const tasks: Task[] = quick
       { id: 'agent_idle', run: () => agentIdle({ seconds: 30 }) },
       { id: 'spawn_burst', run: () => spawnBurst({ jobs: 250, ballastMb: [0, 150, 600], rounds: 4 }) },
       {
+        id: 'spawn_burst/1000',
+        run: () => spawnBurst({ jobs: 1_000, ballastMb: [0], rounds: 3, modes: ['spawner'] }),
+      },
+      {
         id: 'cost/shell',
         run: () => costExecutions({ variant: 'shell', jobs: 30, everySeconds: 2, ticks: 2 }),
       },

@@ -5,9 +5,11 @@
  * starts `jobs` runs of `true` through the real ShellExecutor in one turn of the event loop, as a burst's
  * held launches are released, and waits for every result. Per variant: when each job's process existed
  * (the executor's `started` hook) after the burst's instant — p50 / p99 / max — the time until every result
- * was in, and the CPU of this process and of the spawner per job (the jobs' own CPU excluded). No emulator:
- * the spawn path alone.
+ * was in, and the CPU of this process and of the spawner per job (the jobs' own CPU excluded); beside them,
+ * how long bash takes to start as many processes (`bash_forks_all_ms`: the host's floor). No emulator: the
+ * spawn path alone. Variant `…-1000`: a whole burst of 1,000 through one spawner.
  */
+import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { ShellExecutor } from '../../agent/executors/shell.ts';
 import { JobReaper } from '../../agent/reaper.ts';
@@ -20,6 +22,22 @@ export interface SpawnBurstOptions {
   readonly jobs: number;
   readonly ballastMb: readonly number[];
   readonly rounds: number;
+  /** Default both. */
+  readonly modes?: readonly ('agent' | 'spawner')[];
+}
+
+/**
+ * The host's own floor for `jobs` process starts: bash (a ~4 MB process) forking `/bin/true` that many times
+ * in a loop, in the background, then waiting for them all (ms, the best of 3).
+ */
+function bashForksMs(jobs: number): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 3; i++) {
+    const t0 = process.hrtime.bigint();
+    execFileSync('bash', ['-c', `for ((i=0;i<${jobs};i++)); do /bin/true & done; wait`]);
+    best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return Math.round(best);
 }
 
 const execution = { executionId: '0000000000001.0.1', scheduledAt: 1 } as Execution;
@@ -55,7 +73,7 @@ export async function spawnBurst(o: SpawnBurstOptions): Promise<void> {
       held++;
     }
     const rssMb = Math.round(process.memoryUsage().rss / 1e6);
-    for (const mode of ['agent', 'spawner'] as const) {
+    for (const mode of o.modes ?? (['agent', 'spawner'] as const)) {
       const reaper = new JobReaper();
       const spawner = mode === 'spawner' ? new JobSpawner() : undefined;
       const executor = new ShellExecutor({ groups: reaper, ...(spawner ? { spawner } : {}) });
@@ -82,7 +100,7 @@ export async function spawnBurst(o: SpawnBurstOptions): Promise<void> {
       const perJobMs = (ticks: number) =>
         Math.round(((ticks * 1000) / clockTicksPerSecond() / (o.jobs * o.rounds)) * 100) / 100;
       emit('spawn_burst', {
-        variant: `${mode}-${rssMb}mb`,
+        variant: `${mode}-${rssMb}mb-${o.jobs}`,
         started_by: mode === 'agent' ? 'the agent (fork of the agent)' : 'the spawner process',
         agent_rss_mb: rssMb,
         jobs: o.jobs,
@@ -91,6 +109,7 @@ export async function spawnBurst(o: SpawnBurstOptions): Promise<void> {
         all_results_ms: Math.round(allDone / o.rounds),
         agent_cpu_ms_per_job: perJobMs(selfTicks),
         spawner_cpu_ms_per_job: perJobMs(spawnerTicks),
+        bash_forks_all_ms: bashForksMs(o.jobs),
         cores: availableParallelism(),
       });
       progress(`spawn_burst ${mode} at ${rssMb} MB done`);

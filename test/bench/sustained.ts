@@ -187,13 +187,21 @@ export async function sustained(o: SustainedOptions): Promise<void> {
     const t1 = Date.now();
     const names = Array.from({ length: o.jobs }, (_, i) => `sus-${String(i).padStart(3, '0')}`);
     // Through the API, as a user would.
+    // A 409 (planned concurrently by the tick: the jobs created first already fire) or a 503 (the store
+    // busy with a burst) says "retry", and a user's script would: up to 5 times, a second apart.
     await pool(names, o.createConcurrency ?? 1, async (name) => {
-      const res = await fetch(`${stack.url}/v1/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name, schedule, executor_config: { command: 'true' } }),
-      });
-      if (!res.ok) throw new Error(`POST /v1/jobs ${name}: ${res.status} ${await res.text()}`);
+      for (let attempt = 1; ; attempt++) {
+        const res = await fetch(`${stack.url}/v1/jobs`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name, schedule, executor_config: { command: 'true' } }),
+        });
+        if (res.ok) return;
+        const text = await res.text();
+        if ((res.status !== 409 && res.status !== 503) || attempt === 5)
+          throw new Error(`POST /v1/jobs ${name}: ${res.status} ${text}`);
+        await sleep(1_000);
+      }
     });
     const created = Date.now() - t1;
     const w0 = Math.ceil(Date.now() / 1000) * 1000 + warmupMs;
