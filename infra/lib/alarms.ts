@@ -30,8 +30,8 @@ const FIVE_MINUTES = Duration.minutes(5);
 export class Alarms extends Construct {
   /** Subscribe operators (e-mail, chat, paging) to this topic. */
   readonly topic: Topic;
-  readonly tickStopped: Alarm;
-  readonly tickErrors: Alarm;
+  /** The tick stopped or keeps failing. */
+  readonly tick: Alarm;
   readonly deadLetters: Alarm;
   readonly eventsErrors: Alarm;
   readonly eventsIteratorAge: Alarm;
@@ -71,37 +71,28 @@ export class Alarms extends Construct {
     };
     const GTE = ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD;
 
-    // No invocation at all: Lambda publishes no datapoint, so missing data must breach.
-    this.tickStopped = alarm(
-      'TickStopped',
-      'tick-stopped',
-      props.tick.metricInvocations({ period: FIVE_MINUTES, statistic: Stats.SUM }),
-      {
-        threshold: 1,
-        comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
-        missing: TreatMissingData.BREACHING,
-        description:
-          'The scheduler stopped ticking: the tick function was not invoked for 5 minutes although ' +
-          'EventBridge invokes it every minute, so no job is launched. Check that the clock rule ' +
-          "(Scheduler/Clock) is ENABLED and still targets the tick function, and the function's " +
-          'throttles and reserved concurrency.',
-      },
-    );
-    // A failed tick is caught up by the next one (the cursor lives in the Control table), so one failure
-    // (a throttled call, a timeout) heals itself: alarm only when ticks keep failing, in 2 of 3 periods.
-    this.tickErrors = alarm(
-      'TickErrors',
-      'tick-errors',
-      props.tick.metricErrors({ period: FIVE_MINUTES, statistic: Stats.SUM }),
+    // One alarm for the clock, stopped or failing. Lambda publishes `Errors` for every invocation (0 or 1),
+    // so a minute without a datapoint is a minute without a tick: missing data breaches. A failed tick is
+    // caught up by the next one (the cursor lives in the Control table), so one or two bad minutes heal
+    // themselves: the alarm wants 3 of the last 5 minutes without a good tick (a stopped clock is seen
+    // after 3 minutes; two alarms for the two cases, as before, cost twice as much idle).
+    this.tick = alarm(
+      'Tick',
+      'tick',
+      props.tick.metricErrors({ period: Duration.minutes(1), statistic: Stats.SUM }),
       {
         threshold: 1,
         comparison: GTE,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 2,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+        missing: TreatMissingData.BREACHING,
         description:
-          'The tick function keeps failing (errors in 2 of the last 3 five-minute periods): launches are ' +
-          "late or missing while it does. Look at the tick function's logs and at the Jobs and Control " +
-          'tables (throttling, a job that cannot be planned).',
+          'The scheduler is not ticking: in 3 of the last 5 minutes the tick function was not invoked or ' +
+          'failed, although EventBridge invokes it every minute; launches are late or missing meanwhile. ' +
+          "Check the function's Invocations and Errors metrics: no invocations → the clock rule " +
+          '(Scheduler/Clock) is disabled or no longer targets the function, or the function is throttled ' +
+          "(reserved concurrency); errors → its logs, and the Jobs and Control tables (throttling, a job " +
+          'that cannot be planned).',
       },
     );
     this.deadLetters = alarm(

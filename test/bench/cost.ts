@@ -51,7 +51,7 @@ import { emit, progress, sleep, startStack, stopStack } from './support.ts';
 /** Lambda's own START / END / REPORT lines per invocation (bytes, estimated). */
 const PLATFORM_LOG_BYTES = 400;
 /** Standard alarms the stack defines (infra/lib/alarms.ts). */
-const ALARMS = 7;
+const ALARMS = 6;
 /** Concurrent long polls of Lambda's SQS event source mapping when the queue is idle (AWS: 5 pollers). */
 const ESM_IDLE_POLLERS = 5;
 /** The utilization the stack's provisioned auto scaling targets (infra/lib/storage.ts, `-c billing=provisioned`). */

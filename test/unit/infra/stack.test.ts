@@ -650,26 +650,18 @@ describe('Cronplane stack', () => {
     template.hasOutput('AlarmTopicArn', { Value: topic });
     const fn = (id: string) => [{ Name: 'FunctionName', Value: { Ref: Match.stringLikeRegexp(id) } }];
     const alarms = [
-      {
-        MetricName: 'Invocations',
-        Namespace: 'AWS/Lambda',
-        Dimensions: fn('SchedulerTick'),
-        Statistic: 'Sum',
-        ComparisonOperator: 'LessThanThreshold',
-        Threshold: 1,
-        EvaluationPeriods: 1,
-        TreatMissingData: 'breaching',
-      },
+      // The clock: a minute without a tick (no datapoint) or with a failed one, in 3 of 5.
       {
         MetricName: 'Errors',
         Namespace: 'AWS/Lambda',
         Dimensions: fn('SchedulerTick'),
         Statistic: 'Sum',
+        Period: 60,
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
         Threshold: 1,
-        EvaluationPeriods: 3,
-        DatapointsToAlarm: 2,
-        TreatMissingData: 'notBreaching',
+        EvaluationPeriods: 5,
+        DatapointsToAlarm: 3,
+        TreatMissingData: 'breaching',
       },
       {
         MetricName: 'ApproximateNumberOfMessagesVisible',
@@ -729,7 +721,7 @@ describe('Cronplane stack', () => {
     for (const alarm of alarms) {
       template.resourcePropertiesCountIs(
         'AWS::CloudWatch::Alarm',
-        { ...alarm, Period: 300, AlarmActions: [topic], OKActions: [topic] },
+        { Period: 300, ...alarm, AlarmActions: [topic], OKActions: [topic] },
         1,
       );
     }
