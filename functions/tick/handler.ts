@@ -7,7 +7,12 @@ import middy from '@middy/core';
 import type { Context as LambdaContext, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type Context, createContext } from '../../shared/context.ts';
 import { SERVICES } from '../../shared/metrics/metrics.ts';
-import { type CoordinatorReport, coordinate, inProcessFanOut } from '../../shared/scheduler/coordinator.ts';
+import {
+  type CoordinatorReport,
+  coordinate,
+  inProcessFanOut,
+  isIdleRound,
+} from '../../shared/scheduler/coordinator.ts';
 import { runShardTicks, sqsFanOut } from '../../shared/scheduler/shard-ticks.ts';
 import { createObservability } from '../observability.ts';
 
@@ -36,11 +41,14 @@ export const handler = middy<unknown, CoordinatorReport | SQSBatchResponse, Erro
     }
     const queue = ctx.config.shardTickQueueUrl;
     const report = await coordinate(ctx, owner, queue ? sqsFanOut(ctx, queue) : inProcessFanOut(ctx, owner));
-    logger.info('tick', {
+    const line = {
       ...report.shard0,
       layout: report.layout,
       fannedOut: report.fannedOut.length,
       fanOutError: report.fanOutError,
-    });
+    };
+    // An idle round is a debug line (see isIdleRound): the Lambda's own metrics show that it ran.
+    if (isIdleRound(report)) logger.debug('tick', line);
+    else logger.info('tick', line);
     return report;
   });

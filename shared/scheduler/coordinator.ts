@@ -36,6 +36,25 @@ export interface CoordinatorReport {
   readonly fanOutError: string | null;
 }
 
+/**
+ * A round that found nothing to do: the lease taken, nothing due, nothing swept, moved or handed out, no
+ * error. The tick function logs such a round at debug level only: one line a minute is ~$0.013 a month of
+ * CloudWatch Logs for nothing (bench figure `cost`, variant idle-month); a round without the lease, a
+ * paused scheduler and anything that did work are still logged.
+ */
+export function isIdleRound(report: CoordinatorReport): boolean {
+  const t = report.shard0;
+  return (
+    t.leader &&
+    !t.paused &&
+    t.jobs === 0 &&
+    t.planned + t.resent + t.lost + t.moved === 0 &&
+    t.errors.length === 0 &&
+    report.fannedOut.length === 0 &&
+    report.fanOutError === null
+  );
+}
+
 export async function coordinate(
   ctx: Context,
   owner: string,
