@@ -91,7 +91,7 @@ export class Alarms extends Construct {
           'failed, although EventBridge invokes it every minute; launches are late or missing meanwhile. ' +
           "Check the function's Invocations and Errors metrics: no invocations → the clock rule " +
           '(Scheduler/Clock) is disabled or no longer targets the function, or the function is throttled ' +
-          "(reserved concurrency); errors → its logs, and the Jobs and Control tables (throttling, a job " +
+          '(reserved concurrency); errors → its logs, and the Jobs and Control tables (throttling, a job ' +
           'that cannot be planned).',
       },
     );
