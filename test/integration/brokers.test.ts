@@ -44,19 +44,26 @@ let amqpChannel: amqp.Channel;
 const stops: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
+  // The brokers start once they are installed (on a fresh machine ensure-brokers installs nats-server and
+  // rabbitmq-server first); the stack starts meanwhile.
+  const installed = ensureBrokers();
   const started = await Promise.allSettled([
-    ensureBrokers().then(async (libs) => {
+    installed.then(async (libs) => {
       kafka = await startKafka(libs);
       stops.push(() => kafka.stop());
     }),
-    startNats().then((n) => {
-      nats = n;
-      stops.push(() => n.stop());
-    }),
-    startRabbitMq().then((r) => {
-      rabbit = r;
-      stops.push(() => r.stop());
-    }),
+    installed
+      .then(() => startNats())
+      .then((n) => {
+        nats = n;
+        stops.push(() => n.stop());
+      }),
+    installed
+      .then(() => startRabbitMq())
+      .then((r) => {
+        rabbit = r;
+        stops.push(() => r.stop());
+      }),
     startTestStack({ agents: [{ agentId: AGENT, nodeName: AGENT, tags: TAGS }] }).then((s) => {
       stack = s;
       stops.push(() => s.stop());
