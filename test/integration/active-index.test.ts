@@ -43,15 +43,31 @@ describe('the keys-only byActive index', () => {
     const planned = await execution(now + 60_000);
 
     const ids = (list: readonly { executionId: string }[]) => list.map((e) => e.executionId).sort();
+    const silent = new Set(ids([earlySilent, longSilent]));
+    /**
+     * `listed` holds exactly `expected`, but for a silent run the stack's ticker (sweeping every second,
+     * concurrently) has marked lost since it was created: that one may be missing, and then it is lost.
+     */
+    const expectListed = async (listed: readonly string[], expected: readonly Execution[]) => {
+      const missing = ids(expected).filter((id) => !listed.includes(id));
+      expect([...listed].sort()).toEqual(ids(expected).filter((id) => !missing.includes(id)));
+      for (const id of missing) {
+        expect(silent.has(id), `${id} missing`).toBe(true);
+        expect((await ctx.executions.get(JOB, id))?.status).toBe('lost');
+      }
+    };
     const busy = (await stack.api<ApiExecution[]>('GET', '/v1/busy')).body.filter((e) => e.job_name === JOB);
-    expect(busy.map((e) => e.id).sort()).toEqual(ids([earlySilent, longSilent, alive, held]));
+    await expectListed(
+      busy.map((e) => e.id),
+      [earlySilent, longSilent, alive, held],
+    );
     // All of them are active; a cut leaves out the later fire times.
     const active = (await ctx.executions.listActive()).filter((e) => e.jobName === JOB);
-    expect(ids(active)).toEqual(ids([earlySilent, longSilent, alive, held, planned]));
+    await expectListed(ids(active), [earlySilent, longSilent, alive, held, planned]);
     const before = (await ctx.executions.listActive({ scheduledBefore: now })).filter(
       (e) => e.jobName === JOB,
     );
-    expect(ids(before)).toEqual(ids([earlySilent, longSilent, alive]));
+    await expectListed(ids(before), [earlySilent, longSilent, alive]);
 
     // The stack's ticker sweeps every second.
     await waitFor(
