@@ -94,9 +94,9 @@ export async function tick(ctx: Context, owner: string, shard = 0): Promise<Tick
   return report;
 }
 
-async function tickUnderLease(ctx: Context, owner: string, shard: number): Promise<TickReport> {
-  const now = ctx.clock();
-  const report = {
+/** A tick's report before it has done anything; the tick fills it in as it goes. */
+export function emptyTickReport() {
+  return {
     leader: false,
     paused: false,
     windowStart: null as number | null,
@@ -111,6 +111,11 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
     moved: 0,
     errors: [] as { job: string; error: string }[],
   };
+}
+
+async function tickUnderLease(ctx: Context, owner: string, shard: number): Promise<TickReport> {
+  const now = ctx.clock();
+  const report = emptyTickReport();
   const leaseMs = Math.max(ctx.config.tickPeriodMs, 30_000);
   const lease = await ctx.control.acquireLease(leaseName(shard), owner, now, leaseMs);
   if (!lease) return report;

@@ -1,23 +1,10 @@
 /** Which coordinator rounds the tick function logs at info level (isIdleRound). */
 import { describe, expect, it } from 'vitest';
 import { type CoordinatorReport, isIdleRound } from '../../../../shared/scheduler/coordinator.ts';
-import type { TickReport } from '../../../../shared/scheduler/tick.ts';
+import { emptyTickReport, type TickReport } from '../../../../shared/scheduler/tick.ts';
 
-const idleTick: TickReport = {
-  leader: true,
-  paused: false,
-  windowStart: 1,
-  windowEnd: 2,
-  jobs: 0,
-  planned: 0,
-  resent: 0,
-  missed: 0,
-  failedSlots: 0,
-  isolated: 0,
-  lost: 0,
-  moved: 0,
-  errors: [],
-};
+/** A round that held the lease and found nothing. */
+const idleTick: TickReport = { ...emptyTickReport(), leader: true, windowStart: 1, windowEnd: 2 };
 
 const round = (tick: Partial<TickReport>, over: Partial<CoordinatorReport> = {}): CoordinatorReport => ({
   layout: { count: 1, span: 1, changedAt: 0 },
