@@ -18,15 +18,19 @@ import { startTestStack, type TestStack } from './support/stack.ts';
 
 const KEY = { id: 'AKIDEXAMPLE', secret: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 let stack: TestStack;
-let front: Awaited<ReturnType<typeof startVerifyingFront>>;
+type Front = Awaited<ReturnType<typeof startVerifyingFront>>;
+/** One verifying front per proxy, so that what each records is its own proxy's calls only (a page of one
+ * test refreshing by itself cannot land in the next test's count). */
+let front: Front;
+let wrongKeyFront: Front;
 let browser: Browser;
 const children: ChildProcess[] = [];
 
 /** Starts `cronplane ui` with only this key in its environment; resolves with the URL it prints. */
-async function startProxy(secret: string): Promise<string> {
+async function startProxy(to: Front, secret: string): Promise<string> {
   const child = spawn(
     process.execPath,
-    [join(REPO_ROOT, 'bin', 'cronplane.js'), '--api', `${front.url}/prod`, 'ui', '--port', '0'],
+    [join(REPO_ROOT, 'bin', 'cronplane.js'), '--api', `${to.url}/prod`, 'ui', '--port', '0'],
     {
       cwd: REPO_ROOT,
       env: {
@@ -71,6 +75,15 @@ function raw(
   });
 }
 
+/** Resolves once the front has received nothing for half a second: a call the page had in flight when it
+ * left may still be on its way through the proxy. */
+async function quiet(f: Front): Promise<void> {
+  for (let seen = -1; seen !== f.received.length; ) {
+    seen = f.received.length;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 let proxyUrl: string;
 let wrongKeyUrl: string;
 let page: Page;
@@ -78,14 +91,14 @@ const pageErrors: string[] = [];
 
 beforeAll(async () => {
   stack = await startTestStack({ agents: [] });
-  front = await startVerifyingFront({
-    upstream: stack.url,
-    keys: { [KEY.id]: KEY.secret },
-    region: 'eu-west-1',
-  });
+  const verifying = { upstream: stack.url, keys: { [KEY.id]: KEY.secret }, region: 'eu-west-1' };
+  [front, wrongKeyFront] = await Promise.all([
+    startVerifyingFront(verifying),
+    startVerifyingFront(verifying),
+  ]);
   [proxyUrl, wrongKeyUrl, browser] = await Promise.all([
-    startProxy(KEY.secret),
-    startProxy('not-the-secret-of-AKIDEXAMPLE'),
+    startProxy(front, KEY.secret),
+    startProxy(wrongKeyFront, 'not-the-secret-of-AKIDEXAMPLE'),
     launchChromium(),
   ]);
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -97,6 +110,7 @@ afterAll(async () => {
   for (const c of children) c.kill('SIGTERM');
   await browser?.close();
   await front?.close();
+  await wrongKeyFront?.close();
   await stack?.stop();
 });
 
@@ -156,7 +170,6 @@ describe('cronplane ui: the UI against an IAM-authenticated API', () => {
   });
 
   it('with a wrong key, the verifier refuses every call and the UI shows the refusal', async () => {
-    front.received.length = 0;
     const other = await browser.newPage();
     await other.goto(`${wrongKeyUrl}/ui/#/jobs`);
     const alert = other.locator('.results [role=alert]');
@@ -165,13 +178,15 @@ describe('cronplane ui: the UI against an IAM-authenticated API', () => {
     expect(await alert.textContent()).toContain('signature we calculated does not match');
     await screenshot(other, 'proxy-wrong-key');
     await other.close();
-    expect(front.received.length).toBeGreaterThan(0);
-    for (const r of front.received) expect(r.verdict).toMatch(/signature we calculated does not match/);
+    expect(wrongKeyFront.received.length).toBeGreaterThan(0);
+    for (const r of wrongKeyFront.received)
+      expect(r.verdict).toMatch(/signature we calculated does not match/);
   });
 
   it('answers only its own loopback Host (DNS rebinding) and writes only from its own origin (CSRF)', async () => {
     // The UI page of the tests above refreshes by itself: off it goes, so only these requests count.
     await page.goto('about:blank');
+    await quiet(front);
     const host = new URL(proxyUrl).host;
     front.received.length = 0;
     const job = JSON.stringify({ name: 'csrf', schedule: '@daily', executor_config: { command: 'true' } });
