@@ -144,7 +144,7 @@ export interface NewExecution {
 
 export type ClaimOutcome =
   | { readonly claimed: true; readonly execution: Execution }
-  | { readonly claimed: false; readonly why: 'not_scheduled' | 'job_changed' | 'paused' | 'slot_taken' };
+  | { readonly claimed: false; readonly why: 'not_scheduled' | 'slot_taken' };
 
 export interface ExecutionResult {
   status: Extract<ExecutionStatus, 'succeeded' | 'failed' | 'timeout' | 'cancelled'>;
@@ -190,15 +190,18 @@ export interface ExecutionsPort {
   /** Re-targets a still-scheduled execution at the job's new version. */
   retarget(e: Execution, jobVersion: number): Promise<boolean>;
 
-  /** `scheduled → running`, checked against the job's version, the pause flag and (fan-out) the agent's slot. */
+  /**
+   * `scheduled → running` (fan-out: with the agent's slot of the group). The job's version and the pause
+   * flag are the runner's to check once the claim has landed.
+   */
   claim(
     e: Execution,
     agent: Claimant,
     now: number,
-    options?: { ignorePause?: boolean; oneSlotPerAgent?: boolean },
+    options?: { oneSlotPerAgent?: boolean },
   ): Promise<ClaimOutcome>;
-  /** Claims several at once, all or nothing: the running executions, or null (claim them one by one). */
-  claimMany(executions: readonly Execution[], agent: Claimant, now: number): Promise<Execution[] | null>;
+  /** Claims several at once, each on its own: the running execution, or null where it was not claimed. */
+  claimMany(executions: readonly Execution[], agent: Claimant, now: number): Promise<Array<Execution | null>>;
   /** Keeps a running execution alive; whether a cancel was asked for, or null when it is no longer ours. */
   heartbeat(
     e: ExecutionRef,

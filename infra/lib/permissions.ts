@@ -128,8 +128,8 @@ export const AGENT_EXECUTION_ATTRIBUTES = [
  */
 export const AGENT_CONTROL_LOCK_KEYS = ['lock#*'] as const;
 export const AGENT_CONTROL_SLOT_KEYS = ['slot#*'] as const;
-/** The pause flag's key (control-keys.ts `CONTROL_KEY.pause`): the claim checks it. */
-export const AGENT_CONTROL_CHECK_KEYS = ['pause'] as const;
+/** The pause flag's key (control-keys.ts `CONTROL_KEY.pause`): read after a claim lands. */
+export const AGENT_CONTROL_READ_KEYS = ['pause'] as const;
 
 export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
   api: {
@@ -226,7 +226,7 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
     grants: [
       {
         sid: 'Jobs',
-        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:ConditionCheckItem'],
+        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
         resources: ['jobs'],
       },
       {
@@ -242,7 +242,6 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
           'dynamodb:PutItem',
           'dynamodb:UpdateItem',
           'dynamodb:DeleteItem',
-          'dynamodb:ConditionCheckItem',
         ],
         resources: ['control'],
       },
@@ -312,9 +311,8 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
     grants: [
       {
         sid: 'JobsRead',
-        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:ConditionCheckItem'],
+        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
         resources: ['jobs'],
-        // ConditionCheckItem: the claim's transaction checks the job's version; it writes nothing.
       },
       {
         sid: 'ExecutionsRead',
@@ -353,10 +351,10 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': AGENT_CONTROL_SLOT_KEYS } },
       },
       {
-        sid: 'ControlPauseCheck',
-        actions: ['dynamodb:ConditionCheckItem'],
+        sid: 'ControlPauseRead',
+        actions: ['dynamodb:GetItem'],
         resources: ['control'],
-        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': AGENT_CONTROL_CHECK_KEYS } },
+        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': AGENT_CONTROL_READ_KEYS } },
       },
       {
         sid: 'GroupQueues',

@@ -8,7 +8,6 @@ import {
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
-  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
@@ -127,144 +126,98 @@ export class ExecutionsStore implements ExecutionsPort {
   }
 
   /**
-   * `scheduled → running`, in one transaction with checks that the job is still the version the
-   * execution was planned for and that the scheduler is not paused. A message delivered twice runs once.
+   * `scheduled → running`: one conditional update, the at-most-once step (a message delivered twice runs
+   * once). Fan-out (`oneSlotPerAgent`) puts the agent's slot of the group in the same transaction. Whether
+   * the job is still the version planned and the scheduler unpaused is read by the runner *after* the claim
+   * lands (see Runner `confirmClaims`): a check inside the claim's transaction cost 2 write units per KB of
+   * the job and 2 for the pause flag on every launch, where a read after it costs 1 read unit.
    */
   async claim(
     e: Execution,
     agent: { agentId: string; nodeName: string },
     now: number,
-    options: { ignorePause?: boolean; oneSlotPerAgent?: boolean } = {},
+    options: { oneSlotPerAgent?: boolean } = {},
   ): Promise<ClaimOutcome> {
-    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
-      this.claimItem(e, agent, now),
-      this.jobVersionCheck(e.jobName, e.jobVersion),
-      ...(options.ignorePause ? [] : [this.notPausedCheck()]),
-    ];
-    if (options.oneSlotPerAgent) {
-      // Fan-out: an agent takes at most one slot of an execution group.
-      items.push({
-        Put: {
-          TableName: this.config.tables.control,
-          Item: {
-            ...controlKeys.slot(e.jobName, e.group, agent.agentId),
-            executionId: e.executionId,
-            slot: e.slot,
-            expiresAt: Math.floor(now / 1000) + 86_400,
-          },
-          // A retry of the slot this agent already ran may land on it again; another slot may not.
-          ConditionExpression: `${CONTROL_ITEM_ABSENT} OR slot = :slot`,
-          ExpressionAttributeValues: { ':slot': e.slot },
-        },
-      });
+    const running: Execution = {
+      ...e,
+      status: 'running',
+      claimedAt: now,
+      heartbeatAt: now,
+      agentId: agent.agentId,
+      nodeName: agent.nodeName,
+    };
+    if (!options.oneSlotPerAgent) {
+      const landed = await ifCondition(
+        this.clients.doc.send(new UpdateCommand(this.claimItem(e, agent, now))),
+      );
+      return landed ? { claimed: true, execution: running } : { claimed: false, why: 'not_scheduled' };
     }
     const cancelled = await cancellation(
-      this.clients.doc.send(new TransactWriteCommand({ TransactItems: items })),
+      this.clients.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Update: this.claimItem(e, agent, now) },
+            {
+              // Fan-out: an agent takes at most one slot of an execution group.
+              Put: {
+                TableName: this.config.tables.control,
+                Item: {
+                  ...controlKeys.slot(e.jobName, e.group, agent.agentId),
+                  executionId: e.executionId,
+                  slot: e.slot,
+                  expiresAt: Math.floor(now / 1000) + 86_400,
+                },
+                // A retry of the slot this agent already ran may land on it again; another slot may not.
+                ConditionExpression: `${CONTROL_ITEM_ABSENT} OR slot = :slot`,
+                ExpressionAttributeValues: { ':slot': e.slot },
+              },
+            },
+          ],
+        }),
+      ),
     );
-    if (!cancelled) {
-      return {
-        claimed: true,
-        execution: {
-          ...e,
-          status: 'running',
-          claimedAt: now,
-          heartbeatAt: now,
-          agentId: agent.agentId,
-          nodeName: agent.nodeName,
-        },
-      };
-    }
-    // The items in order: the claim, the job's version, the pause flag (unless ignored), the slot (fan-out).
-    const why: Array<Extract<ClaimOutcome, { claimed: false }>['why']> = [
-      'not_scheduled',
-      'job_changed',
-      ...(options.ignorePause ? [] : (['paused'] as const)),
-      ...(options.oneSlotPerAgent ? (['slot_taken'] as const) : []),
-    ];
-    const failed = cancelled.conditionFailedAt === undefined ? undefined : why[cancelled.conditionFailedAt];
-    if (failed) return { claimed: false, why: failed };
+    if (!cancelled) return { claimed: true, execution: running };
+    // The items in order: the claim, the slot.
+    const why = (['not_scheduled', 'slot_taken'] as const)[cancelled.conditionFailedAt ?? -1];
+    if (why) return { claimed: false, why };
     throw cancelled.error;
   }
 
-  /** The `scheduled → running` update of a claim, as a transaction item. */
+  /** The `scheduled → running` update of a claim. */
   private claimItem(e: Execution, agent: { agentId: string; nodeName: string }, now: number) {
     return {
-      Update: {
-        TableName: this.table,
-        Key: { jobName: e.jobName, executionId: e.executionId },
-        UpdateExpression:
-          'SET #s = :running, claimedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
-        ConditionExpression: '#s = :scheduled',
-        ExpressionAttributeNames: { '#s': 'status' },
-        ExpressionAttributeValues: {
-          ':running': 'running',
-          ':scheduled': 'scheduled',
-          ':now': now,
-          ':a': agent.agentId,
-          ':n': agent.nodeName,
-        },
-      },
-    };
-  }
-
-  private jobVersionCheck(name: string, version: number) {
-    return {
-      ConditionCheck: {
-        TableName: this.config.tables.jobs,
-        Key: { name },
-        ConditionExpression: 'version = :v',
-        ExpressionAttributeValues: { ':v': version },
-      },
-    };
-  }
-
-  private notPausedCheck() {
-    return {
-      ConditionCheck: {
-        TableName: this.config.tables.control,
-        Key: controlKeys.pause(),
-        ConditionExpression: 'attribute_not_exists(paused) OR paused = :f',
-        ExpressionAttributeValues: { ':f': false },
+      TableName: this.table,
+      Key: { jobName: e.jobName, executionId: e.executionId },
+      UpdateExpression:
+        'SET #s = :running, claimedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
+      ConditionExpression: '#s = :scheduled',
+      ExpressionAttributeNames: { '#s': 'status' },
+      ExpressionAttributeValues: {
+        ':running': 'running',
+        ':scheduled': 'scheduled',
+        ':now': now,
+        ':a': agent.agentId,
+        ':n': agent.nodeName,
       },
     };
   }
 
   /**
-   * Claims several untagged executions in one transaction (the burst path: a batch of launches one agent
-   * received together). All or nothing: the checks are those of `claim` — each execution still
-   * `scheduled`, each job still at the version planned, and (unless every one is manual) the scheduler
-   * not paused. Answers the running executions, or null when any check failed; the caller then claims
-   * them one by one, which sorts out who failed why.
+   * Claims several executions at once (the burst path: a batch of launches one agent received together):
+   * one conditional update each, sent together. Answers each running execution, or null where the claim
+   * was refused or failed (the caller then goes through that launch on its own, which tells why).
    */
   async claimMany(
     executions: readonly Execution[],
     agent: { agentId: string; nodeName: string },
     now: number,
-  ): Promise<Execution[] | null> {
-    const versions = new Map<string, number>();
-    for (const e of executions) {
-      if (versions.has(e.jobName) && versions.get(e.jobName) !== e.jobVersion) return null;
-      versions.set(e.jobName, e.jobVersion);
-    }
-    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
-      ...executions.map((e) => this.claimItem(e, agent, now)),
-      ...[...versions].map(([name, version]) => this.jobVersionCheck(name, version)),
-    ];
-    if (executions.some((e) => e.trigger !== 'manual')) {
-      items.push(this.notPausedCheck());
-    }
-    // Any cancellation (a failed check, or a conflict with another claim) sends the caller one by one.
-    if (await cancellation(this.clients.doc.send(new TransactWriteCommand({ TransactItems: items })))) {
-      return null;
-    }
-    return executions.map((e) => ({
-      ...e,
-      status: 'running' as const,
-      claimedAt: now,
-      heartbeatAt: now,
-      agentId: agent.agentId,
-      nodeName: agent.nodeName,
-    }));
+  ): Promise<Array<Execution | null>> {
+    return Promise.all(
+      executions.map(async (e) => {
+        const claim = await this.claim(e, agent, now).catch(() => null);
+        return claim?.claimed ? claim.execution : null;
+      }),
+    );
   }
 
   /**

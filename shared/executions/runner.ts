@@ -152,35 +152,33 @@ export class Runner {
       return 'done';
     };
     if (!execution) return skip('no such execution');
-    if (this.claimedInDoubt(execution)) return this.resumeClaim(execution, job?.def, options);
+    if (this.claimedInDoubt(execution)) return this.resumeClaim(execution, options);
     if (execution.status === 'running') return this.runningElsewhere(execution, options);
     if (execution.status !== 'scheduled') return skip(`already ${execution.status}`);
 
-    const tagged = job !== null && Object.keys(job.def.tags).length > 0;
-    const claimOptions = { ignorePause: execution.trigger === 'manual', oneSlotPerAgent: tagged };
-    let claim = await this.claim(execution, claimOptions);
-    if (!claim.claimed && claim.why === 'job_changed') {
-      // The job was edited after planning; its write path retargets or skips planned executions. Give
-      // it a moment, then either run under the new version or record why we did not.
+    if (!job || execution.jobVersion !== job.version) {
+      // The job was edited (or deleted) after planning; its write path retargets or skips planned
+      // executions. Give it a moment, then either claim under the new version or record why not.
       await options.sleep(300);
-      const current = await ctx.jobs.get(launch.jobName);
-      execution = (await ctx.executions.get(launch.jobName, launch.executionId)) ?? execution;
-      if (!current) {
+      [execution, job] = await Promise.all([
+        ctx.executions.get(launch.jobName, launch.executionId).then((e) => e ?? execution!),
+        ctx.jobs.get(launch.jobName),
+      ]);
+      if (execution.status !== 'scheduled') return skip(`already ${execution.status}`);
+      if (!job) {
         await ctx.executions.end(execution, 'scheduled', 'cancelled', 'job deleted', ctx.clock());
         return 'done';
       }
-      if (execution.status === 'scheduled' && execution.jobVersion === current.version) {
-        job = current;
-        claim = await this.claim(execution, claimOptions);
-      } else {
-        const why = current.def.disabled ? 'job disabled' : 'job changed after planning';
+      if (execution.jobVersion !== job.version) {
+        const why = job.def.disabled ? 'job disabled' : 'job changed after planning';
         await ctx.executions.end(execution, 'scheduled', 'skipped', why, ctx.clock());
         return 'done';
       }
     }
+
+    const tagged = Object.keys(job.def.tags).length > 0;
+    const claim = await this.claim(execution, { oneSlotPerAgent: tagged });
     if (!claim.claimed) {
-      if (claim.why === 'paused')
-        await ctx.executions.end(execution, 'scheduled', 'skipped', 'scheduler paused', ctx.clock());
       if (claim.why === 'slot_taken') {
         // Hand-offs are random (whoever polls next), so a slot may meet agents that already hold one of
         // its group several times before the free one: give up only when no live agent could take it.
@@ -201,11 +199,11 @@ export class Runner {
       if (claim.why === 'not_scheduled') {
         // Refused because an earlier attempt of this very claim landed (its answer was lost)?
         const now = await ctx.executions.get(launch.jobName, launch.executionId);
-        if (now && this.claimedInDoubt(now)) return this.resumeClaim(now, job?.def, options);
+        if (now && this.claimedInDoubt(now)) return this.resumeClaim(now, options);
       }
       return skip(`claim refused: ${claim.why}`);
     }
-    return this.runFromClaim(claim.execution, job?.def, options);
+    return this.runFromClaim(claim.execution, options);
   }
 
   /**
@@ -225,17 +223,17 @@ export class Runner {
       options[0]?.log?.({ msg: 'batch claim failed; claiming one by one', error: String(error) });
       return launches.map(() => null);
     });
-    return launches.map(async (launch, i) => {
+    return launches.map(async (launch, i): Promise<RunnerVerdict> => {
       const c = (await claimed)[i];
-      return c ? this.runFromClaim(c.execution, c.def, options[i]!) : this.process(launch, options[i]!);
+      if (!c) return this.process(launch, options[i]!);
+      if (c.def) return this.runFromClaim(c.execution, options[i]!, c.def);
+      this.claimsSent.delete(keyOf(c.execution)); // ended after its claim (confirmClaims)
+      return 'done';
     });
   }
 
   /** The conditional claim, its `claimedAt` remembered (see `claimsSent`). */
-  private claim(
-    e: Execution,
-    options: { ignorePause?: boolean; oneSlotPerAgent?: boolean },
-  ): Promise<ClaimOutcome> {
+  private claim(e: Execution, options: { oneSlotPerAgent?: boolean }): Promise<ClaimOutcome> {
     const at = this.ctx.clock();
     this.claimSent(e, at);
     return this.ctx.executions.claim(e, this.me, at, options);
@@ -264,9 +262,9 @@ export class Runner {
     );
   }
 
-  private resumeClaim(e: Execution, def: JobDefinition | undefined, options: RunnerOptions) {
+  private resumeClaim(e: Execution, options: RunnerOptions) {
     options.log?.({ msg: 'claim answer lost; running it', job: e.jobName, id: e.executionId });
-    return this.runFromClaim(e, def, options);
+    return this.runFromClaim(e, options);
   }
 
   /**
@@ -289,9 +287,13 @@ export class Runner {
     return alarm;
   }
 
+  /**
+   * Claims the plain launches of a batch together. Answers per launch: the claim and the definition to run
+   * (null: ended after the claim, see `confirmClaims`), or null where the launch goes through `process`.
+   */
   private async claimTogether(
     launches: readonly LaunchMessage[],
-  ): Promise<Array<{ execution: Execution; def: JobDefinition } | null>> {
+  ): Promise<Array<{ execution: Execution; def: JobDefinition | null } | null>> {
     const { ctx, me } = this;
     const none = launches.map(() => null);
     const now = ctx.clock();
@@ -315,31 +317,64 @@ export class Runner {
         job.version === e.jobVersion &&
         Object.keys(job.def.tags).length === 0;
       seen.add(key);
-      return ok ? { execution: e, def: job.def } : null;
+      return ok ? e : null;
     });
     const candidates = plain.filter((c) => c !== null);
     if (candidates.length < 2) return none;
     const claimAt = ctx.clock();
-    for (const c of candidates) this.claimSent(c.execution, claimAt);
-    const running = await ctx.executions.claimMany(
-      candidates.map((c) => c.execution),
-      me,
-      claimAt,
+    for (const c of candidates) this.claimSent(c, claimAt);
+    const running = (await ctx.executions.claimMany(candidates, me, claimAt)).filter((e) => e !== null);
+    const defs = await this.confirmClaims(running);
+    const byKey = new Map(running.map((e, k) => [keyOf(e), { execution: e, def: defs[k]! }]));
+    return plain.map((c) => (c ? (byKey.get(keyOf(c)) ?? null) : null));
+  }
+
+  /**
+   * The checks of a claim that has landed: the job still exists at the version planned, and (unless the
+   * launch is manual) the scheduler is not paused — one consistent read of the jobs and of the pause flag,
+   * after the claim. An edit, a delete or a pause that landed before this read ends the launch here with
+   * the reason (the write path has ended, or retargeted, every launch still `scheduled` by the time it
+   * answers); one that lands after it is later than this launch, which runs as planned. Answers the
+   * definition to run, or null for a launch ended here.
+   */
+  private async confirmClaims(claimed: readonly Execution[]): Promise<Array<JobDefinition | null>> {
+    if (claimed.length === 0) return [];
+    const { ctx } = this;
+    const names = [...new Set(claimed.map((e) => e.jobName))];
+    const [jobs, paused] = await Promise.all([
+      names.length === 1
+        ? ctx.jobs.get(names[0]!).then((job) => new Map(job ? [[names[0]!, job]] : []))
+        : ctx.jobs.getMany(names),
+      claimed.some((e) => e.trigger !== 'manual') ? ctx.control.isPaused() : false,
+    ]);
+    return Promise.all(
+      claimed.map(async (e) => {
+        const job = jobs.get(e.jobName);
+        const ended: readonly ['cancelled' | 'skipped', string] | null = !job
+          ? ['cancelled', 'job deleted']
+          : paused && e.trigger !== 'manual'
+            ? ['skipped', 'scheduler paused']
+            : job.version !== e.jobVersion
+              ? ['skipped', job.def.disabled ? 'job disabled' : 'job changed after planning']
+              : null;
+        if (!ended) return job!.def;
+        await ctx.executions.end(e, 'running', ended[0], ended[1], ctx.clock());
+        return null;
+      }),
     );
-    if (!running) return none;
-    let k = 0;
-    return plain.map((c) => (c ? { execution: running[k++]!, def: c.def } : null));
   }
 
   /** After the claim: heartbeats, hold to the fire time, concurrency policy, run, result. */
   private async runFromClaim(
     running: Execution,
-    def: JobDefinition | undefined,
     options: RunnerOptions,
+    confirmed?: JobDefinition,
   ): Promise<RunnerVerdict> {
     const key = keyOf(running);
     this.active.add(key);
     try {
+      const def = confirmed ?? (await this.confirmClaims([running]))[0];
+      if (!def) return 'done';
       return await this.runClaimed(running, def, options);
     } finally {
       this.active.delete(key);
@@ -349,14 +384,10 @@ export class Runner {
 
   private async runClaimed(
     running: Execution,
-    def: JobDefinition | undefined,
+    def: JobDefinition,
     options: RunnerOptions,
   ): Promise<RunnerVerdict> {
     const { ctx, me } = this;
-    if (!def) {
-      await ctx.executions.finish(running, me.agentId, failure('job deleted'), ctx.clock());
-      return 'done';
-    }
     // Held to the fire time with the fence armed but (mostly) without heartbeats: the claim wrote a fresh
     // one and a hold is at most MAX_HOLD_MS (a thousand held launches beating every second or two would
     // swamp the database just before they fire); a hold longer than half the fence beats once on the way.

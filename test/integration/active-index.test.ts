@@ -22,7 +22,7 @@ async function execution(fireAt: number, claimAt?: number): Promise<Execution> {
   const { ctx } = stack;
   const version = (await ctx.jobs.get(JOB))!.version;
   const planned = plannedExecution(ctx, JOB, fireAt, { trigger: 'manual', jobVersion: version });
-  if (claimAt !== undefined) return claimedExecution(ctx, planned, 'ghost', claimAt, { ignorePause: true });
+  if (claimAt !== undefined) return claimedExecution(ctx, planned, 'ghost', claimAt);
   expect(await ctx.executions.createScheduled(planned, Date.now())).toBeNull();
   return (await ctx.executions.get(JOB, planned.executionId))!;
 }

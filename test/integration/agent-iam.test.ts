@@ -135,8 +135,7 @@ describe('an agent limited to its role', () => {
       new Set([
         'dynamodb:UpdateItem', // membership, the claim, heartbeats, the result
         'dynamodb:Scan', // the tag-set queue registry
-        'dynamodb:GetItem', // the job and the execution
-        'dynamodb:ConditionCheckItem', // the claim's check of the job's version
+        'dynamodb:GetItem', // the job and the execution; after the claim, the job and the pause flag
       ]),
     );
     // Heartbeats of the running execution (not the claim, not the result) went through it too.

@@ -37,13 +37,12 @@ export async function claimedExecution(
   planned: NewExecution,
   agentId: string,
   at: number,
-  options: { ignorePause?: boolean } = {},
 ): Promise<Execution> {
   if ((await ctx.executions.createScheduled(planned, Date.now())) !== null) {
     throw new Error(`execution ${planned.executionId} exists already`);
   }
   const e = (await ctx.executions.get(planned.jobName, planned.executionId))!;
-  const claim = await ctx.executions.claim(e, { agentId, nodeName: agentId }, at, options);
+  const claim = await ctx.executions.claim(e, { agentId, nodeName: agentId }, at);
   if (!claim.claimed) throw new Error(`claim refused: ${claim.why}`);
   return claim.execution;
 }

@@ -152,7 +152,7 @@ const ALLOWED: Request[] = [
   { who: 'worker', action: 'ssm:GetParameter', resource: param('/cronplane/db/password'), why: 'secret' },
   { who: 'worker', action: 'kms:Decrypt', resource: KMS_KEY, context: viaSsm, why: 'SecureString' },
   { who: 'worker', action: 'dynamodb:UpdateItem', resource: EXECUTIONS, why: 'claim, finish' },
-  { who: 'worker', action: 'dynamodb:ConditionCheckItem', resource: JOBS, why: 'the claim' },
+  { who: 'worker', action: 'dynamodb:GetItem', resource: JOBS, why: 'after a claim: the version' },
   { who: 'worker', action: 's3:PutObject', resource: `${BUCKET}/executions/j/1.log`, why: 'full output' },
   { who: 'worker', action: 's3:PutObject', resource: `${BUCKET}/output/j/1.log`, why: 's3 processor' },
   {
@@ -174,7 +174,6 @@ const ALLOWED: Request[] = [
   { who: 'agent', action: 'sqs:SendMessage', resource: DEFAULT_QUEUE, why: 'hand a slot on' },
   { who: 'agent', action: 'dynamodb:GetItem', resource: JOBS, why: 'read the definition' },
   { who: 'agent', action: 'dynamodb:BatchGetItem', resource: JOBS, why: 'read definitions' },
-  { who: 'agent', action: 'dynamodb:ConditionCheckItem', resource: JOBS, why: 'claim: job version' },
   {
     who: 'agent',
     action: 'dynamodb:UpdateItem',
@@ -221,10 +220,10 @@ const ALLOWED: Request[] = [
   { who: 'agent', action: 'dynamodb:Query', resource: EXECUTIONS, why: 'fan-out group' },
   {
     who: 'agent',
-    action: 'dynamodb:ConditionCheckItem',
+    action: 'dynamodb:GetItem',
     resource: CONTROL,
     context: leadingKey(controlKeys.pause()),
-    why: 'claim: not paused',
+    why: 'after a claim: not paused',
   },
   {
     who: 'agent',

@@ -77,6 +77,8 @@ class FakeStores {
   unreachable = false;
   /** Claims that land but whose answer is lost (a timeout after the write), as many as this. */
   loseClaimAnswers = 0;
+  /** Called as each claim lands, before its answer: an edit, delete or pause racing with the claim. */
+  afterClaim?: (running: Execution) => void;
   /** Results refused by a failing write before one lands (the store blinked at the result). */
   failFinishes = 0;
   readonly finished: Array<{ id: string; result: ExecutionResult }> = [];
@@ -99,21 +101,19 @@ class FakeStores {
   }
 
   context(): Context {
-    const claimable = (e: Execution, ignorePause: boolean): ClaimOutcome | null => {
+    const claimed = (e: Execution, agent: typeof me, now: number) => {
       const stored = this.executions.get(this.key(e.jobName, e.executionId));
-      if (stored?.status !== 'scheduled') return { claimed: false, why: 'not_scheduled' };
-      if (this.jobs.get(e.jobName)?.version !== e.jobVersion) return { claimed: false, why: 'job_changed' };
-      if (this.paused && !ignorePause) return { claimed: false, why: 'paused' };
-      return null;
-    };
-    const claimed = (e: Execution, agent: typeof me, now: number) =>
-      this.update(e, {
+      if (stored?.status !== 'scheduled') return null;
+      const running = this.update(e, {
         status: 'running',
         claimedAt: now,
         heartbeatAt: now,
         agentId: agent.agentId,
         nodeName: agent.nodeName,
       });
+      this.afterClaim?.(running);
+      return running;
+    };
     const executions = {
       get: async (jobName: string, id: string) => {
         this.calls.push('get');
@@ -128,21 +128,21 @@ class FakeStores {
         }
         return out;
       },
-      claim: async (e: Execution, agent: typeof me, now: number, o: { ignorePause?: boolean } = {}) => {
+      claim: async (e: Execution, agent: typeof me, now: number): Promise<ClaimOutcome> => {
         this.calls.push('claim');
-        const refused = claimable(e, o.ignorePause === true);
-        if (refused) return refused;
-        const outcome = { claimed: true, execution: claimed(e, agent, now) } as ClaimOutcome;
+        const running = claimed(e, agent, now);
+        if (!running) return { claimed: false, why: 'not_scheduled' };
         if (this.loseClaimAnswers > 0 && this.loseClaimAnswers--) throw new Error('request timed out');
-        return outcome;
+        return { claimed: true, execution: running };
       },
       claimMany: async (list: readonly Execution[], agent: typeof me, now: number) => {
         this.calls.push('claimMany');
-        if (list.some((e) => claimable(e, e.trigger === 'manual'))) return null; // all or nothing
-        const out = list.map((e) => claimed(e, agent, now));
-        // The SDK retries a timed-out transaction; the retry's conditions fail: a cancellation (null).
-        if (this.loseClaimAnswers > 0 && this.loseClaimAnswers--) return null;
-        return out;
+        return list.map((e) => {
+          const running = claimed(e, agent, now);
+          // The SDK retries a timed-out update; the retry's condition fails: not claimed (null).
+          if (running && this.loseClaimAnswers > 0 && this.loseClaimAnswers--) return null;
+          return running;
+        });
       },
       heartbeat: async (e: Execution, agentId: string, now: number) => {
         this.calls.push('heartbeat');
@@ -195,7 +195,10 @@ class FakeStores {
       listGroup: async () => [],
     };
     const jobs = {
-      get: async (name: string) => this.jobs.get(name) ?? null,
+      get: async (name: string) => {
+        this.calls.push('jobs.get');
+        return this.jobs.get(name) ?? null;
+      },
       getMany: async (names: readonly string[]) => {
         this.calls.push('jobs.getMany');
         const out = new Map<string, { name: string; def: JobDefinition; version: number }>();
@@ -207,6 +210,10 @@ class FakeStores {
       },
     };
     const control = {
+      isPaused: async () => {
+        this.calls.push('isPaused');
+        return this.paused;
+      },
       acquireLock: async (
         jobName: string,
         holder: { executionId: string; agentId: string },
@@ -470,6 +477,80 @@ describe('Runner', () => {
       reason: 'another execution of this job is running (concurrency: forbid)',
     });
     expect(runs).toHaveLength(0);
+  });
+
+  it('checks the job and the pause flag after its claim lands: a change racing the claim ends the launch with why', async () => {
+    // The claim is one conditional update; the edit, delete or pause lands right after it (`afterClaim`),
+    // before the runner's read. Alone and in a batch, each launch ends with the reason and never runs.
+    const races: Array<[string, (s: FakeStores, e: Execution) => void, string, string]> = [
+      ['edited', (s, e) => s.job(def(e.jobName), 2), 'skipped', 'job changed after planning'],
+      ['disabled', (s, e) => s.job(def(e.jobName, { disabled: true }), 2), 'skipped', 'job disabled'],
+      ['deleted', (s, e) => s.jobs.delete(e.jobName), 'cancelled', 'job deleted'],
+      ['paused', (s) => (s.paused = true), 'skipped', 'scheduler paused'],
+    ];
+    for (const batch of [false, true]) {
+      for (const [name, race, status, reason] of races) {
+        const s = new FakeStores();
+        const es = (batch ? ['a', 'b'] : ['a']).map((n) => execution(`${name}-${n}`, Date.now() + 50));
+        for (const e of es) {
+          s.put(e);
+          s.job(def(e.jobName));
+        }
+        s.afterClaim = (running) => race(s, running);
+        const { ex, runs } = executor();
+        const runner = new Runner(s.context(), me);
+        const verdicts = batch
+          ? await Promise.all(
+              runner.processMany(
+                es.map(launchOf),
+                es.map(() => options(ex)),
+              ),
+            )
+          : [await runner.process(launchOf(es[0]!), options(ex))];
+        expect(verdicts, name).toEqual(es.map(() => 'done'));
+        expect(s.calls.includes(batch ? 'claimMany' : 'claim'), name).toBe(true);
+        for (const e of es) {
+          expect(s.executions.get(`${e.jobName}/${e.executionId}`), `${name} ${batch}`).toMatchObject({
+            status,
+            reason,
+          });
+        }
+        expect(runs, name).toEqual([]);
+      }
+    }
+    // A run-now is not held back by the pause; a change that lands after the check is later than the launch.
+    const s = new FakeStores();
+    const manual = { ...execution('m', Date.now() + 50), trigger: 'manual' as const };
+    const late = execution('late', Date.now() + 50);
+    for (const e of [manual, late]) {
+      s.put(e);
+      s.job(def(e.jobName));
+    }
+    s.afterClaim = () => {
+      s.paused = true;
+    };
+    const { ex, runs } = executor();
+    expect(await new Runner(s.context(), me).process(launchOf(manual), options(ex))).toBe('done');
+    s.paused = false;
+    s.afterClaim = undefined;
+    const checked = s.calls.length;
+    const runner = new Runner(
+      {
+        ...s.context(),
+        jobs: {
+          ...s.context().jobs,
+          getMany: async (names: readonly string[]) => {
+            const read = await s.context().jobs.getMany(names);
+            s.job(def('late'), 2); // edited just after the runner read it
+            return read;
+          },
+        },
+      } as Context,
+      me,
+    );
+    expect(await runner.process(launchOf(late), options(ex))).toBe('done');
+    expect(s.calls.slice(checked)).toContain('claim');
+    expect(runs.map((r) => r.id)).toEqual([manual.executionId, late.executionId]);
   });
 
   it('fences: a run whose heartbeats do not reach the store is killed before lost-after, and ends failed', async () => {
