@@ -237,12 +237,7 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
       { sid: 'Agents', actions: ['dynamodb:Scan'], resources: ['agents'] },
       {
         sid: 'Control',
-        actions: [
-          'dynamodb:GetItem',
-          'dynamodb:PutItem',
-          'dynamodb:UpdateItem',
-          'dynamodb:DeleteItem',
-        ],
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
         resources: ['control'],
       },
       {
