@@ -147,6 +147,17 @@ function baseConfig(service: Service, env: Env) {
   };
 }
 
+/**
+ * Without the SDK's logger middleware. We give the SDK no logger, yet that middleware runs on every call: it
+ * walks the input and the output through their schemas to mask sensitive members for a log line the default
+ * no-op logger then drops (2.4 % of a busy agent's CPU in a profile at 6,000 executions a minute). Our own
+ * logs say what a call did; an SDK error still reaches the caller.
+ */
+function unlogged<C extends { middlewareStack: { remove(name: string): boolean } }>(client: C): C {
+  client.middlewareStack.remove('loggerMiddleware');
+  return client;
+}
+
 /** Services whose SDK module is imported on first use, and their client types. */
 export interface OnDemandClients {
   readonly dynamodbStreams: DynamoDBStreamsClient;
@@ -170,29 +181,29 @@ export const ON_DEMAND_SERVICES: readonly OnDemandService[] = [
 const construct: { readonly [S in OnDemandService]: (env: Env) => Promise<OnDemandClients[S]> } = {
   dynamodbStreams: async (env) => {
     const { DynamoDBStreamsClient } = await import('@aws-sdk/client-dynamodb-streams');
-    return new DynamoDBStreamsClient(baseConfig('dynamodbStreams', env));
+    return unlogged(new DynamoDBStreamsClient(baseConfig('dynamodbStreams', env)));
   },
   eventbridge: async (env) => {
     const { EventBridgeClient } = await import('@aws-sdk/client-eventbridge');
-    return new EventBridgeClient(baseConfig('eventbridge', env));
+    return unlogged(new EventBridgeClient(baseConfig('eventbridge', env)));
   },
   lambda: async (env) => {
     const { LambdaClient } = await import('@aws-sdk/client-lambda');
-    return new LambdaClient(baseConfig('lambda', env));
+    return unlogged(new LambdaClient(baseConfig('lambda', env)));
   },
   ssm: async (env) => {
     const { SSMClient } = await import('@aws-sdk/client-ssm');
-    return new SSMClient(baseConfig('ssm', env));
+    return unlogged(new SSMClient(baseConfig('ssm', env)));
   },
   s3: async (env) => {
     const { S3Client } = await import('@aws-sdk/client-s3');
     // Emulators (moto on 127.0.0.1) cannot serve virtual-hosted bucket names: path style there.
     const config = baseConfig('s3', env);
-    return new S3Client({ ...config, ...('endpoint' in config ? { forcePathStyle: true } : {}) });
+    return unlogged(new S3Client({ ...config, ...('endpoint' in config ? { forcePathStyle: true } : {}) }));
   },
   logs: async (env) => {
     const { CloudWatchLogsClient } = await import('@aws-sdk/client-cloudwatch-logs');
-    return new CloudWatchLogsClient(baseConfig('logs', env));
+    return unlogged(new CloudWatchLogsClient(baseConfig('logs', env)));
   },
 };
 
@@ -256,7 +267,7 @@ export function createClients(env: Env): AwsClients {
     if (!cache.has(key)) cache.set(key, make());
     return cache.get(key) as T;
   };
-  const dynamodb = () => once('dynamodb', () => new DynamoDBClient(baseConfig('dynamodb', env)));
+  const dynamodb = () => once('dynamodb', () => unlogged(new DynamoDBClient(baseConfig('dynamodb', env))));
 
   const loaded = new Map<OnDemandService, unknown>();
   const loading = new Map<OnDemandService, Promise<unknown>>();
@@ -300,7 +311,9 @@ export function createClients(env: Env): AwsClients {
     },
     get sqs() {
       // An explicit endpoint stops the SQS client from routing by the host inside a queue URL.
-      return once('sqs', () => new SQSClient({ ...baseConfig('sqs', env), useQueueUrlAsEndpoint: false }));
+      return once('sqs', () =>
+        unlogged(new SQSClient({ ...baseConfig('sqs', env), useQueueUrlAsEndpoint: false })),
+      );
     },
     get dynamodbStreams() {
       return stub('dynamodbStreams');

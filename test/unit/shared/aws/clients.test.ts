@@ -53,6 +53,23 @@ describe('on-demand AWS clients', () => {
     expect(send.mock.calls[0]?.[0]).toBe(command);
   });
 
+  it("drops the SDK's logger middleware from every client (it masks each call's input and output for no logger)", async () => {
+    const clients = createClients(env);
+    const stacks = [
+      clients.dynamodb.middlewareStack,
+      clients.doc.middlewareStack,
+      clients.sqs.middlewareStack,
+      ...(await Promise.all(ON_DEMAND_SERVICES.map(async (s) => (await clients.load(s)).middlewareStack))),
+    ];
+    for (const stack of stacks) {
+      const names = stack.identify();
+      expect(
+        names.some((n) => n.startsWith('awsAuthMiddleware') || n.startsWith('httpSigningMiddleware')),
+      ).toBe(true);
+      expect(names.filter((n) => n.startsWith('loggerMiddleware'))).toEqual([]);
+    }
+  });
+
   it('keeps separate factories separate', async () => {
     const one = createClients(env);
     const two = createClients(env);
