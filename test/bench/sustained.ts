@@ -346,8 +346,14 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       by_agent: countBy(executions, (e) => e.agentId ?? '-'),
       lateness_ms: { p50: q.p50, p95: q.p95, p99: q.p99, 'p99.9': p999, max: q.max },
       behind_s: behindS,
-      // Fire seconds of the window whose slowest start was > 1 s late: how many, and the first 10 [second, ms].
-      late_seconds: { count: lateSeconds.length, of: slowestBySecond.size, first: lateSeconds.slice(0, 10) },
+      // Fire seconds of the window whose slowest start was > 1 s late: how many, the first 10 and the last 10
+      // [second, ms] (late seconds only at the window's opening are the creation's backlog, not a falling behind).
+      late_seconds: {
+        count: lateSeconds.length,
+        of: slowestBySecond.size,
+        first: lateSeconds.slice(0, 10),
+        last: lateSeconds.slice(-10),
+      },
       agent_cpu_ms_per_execution: msPer(agentCpuTicks),
       spawner_cpu_ms_per_execution: msPer(spawnerCpuTicks),
       job_process_cpu_ms_per_execution: msPer(jobCpuTicks),
