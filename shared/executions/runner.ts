@@ -340,11 +340,8 @@ export class Runner {
   private async confirmClaims(claimed: readonly Execution[]): Promise<Array<JobDefinition | null>> {
     if (claimed.length === 0) return [];
     const { ctx } = this;
-    const names = [...new Set(claimed.map((e) => e.jobName))];
     const [jobs, paused] = await Promise.all([
-      names.length === 1
-        ? ctx.jobs.get(names[0]!).then((job) => new Map(job ? [[names[0]!, job]] : []))
-        : ctx.jobs.getMany(names),
+      ctx.jobs.getMany(claimed.map((e) => e.jobName)),
       claimed.some((e) => e.trigger !== 'manual') ? ctx.control.isPaused() : false,
     ]);
     return Promise.all(

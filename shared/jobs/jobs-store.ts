@@ -137,9 +137,14 @@ export class JobsStore implements JobsPort {
     return out.Item ? fromItem(out.Item) : null;
   }
 
-  /** Several jobs in one read (BatchGetItem), by name; absent ones are missing from the map. */
+  /** Several jobs in one consistent read (BatchGetItem; GetItem for one), by name; absent ones are missing. */
   async getMany(names: readonly string[]): Promise<Map<string, JobRecord>> {
     const unique = [...new Set(names)];
+    if (unique.length === 1) {
+      // One job: a GetItem, the smaller request.
+      const job = await this.get(unique[0]!);
+      return new Map(job ? [[unique[0]!, job]] : []);
+    }
     const items = await batchGet(
       this.clients,
       this.table,
