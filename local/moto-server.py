@@ -17,11 +17,20 @@ retention check goes through GetQueueAttributes) and once per sent message. With
 queued a ReceiveMessage of 10 took over a second and a SendMessage 17 ms, which is moto's cost, not
 ours, and drowned every figure of `npm run bench`.
 
-The speed-ups change no behaviour: the clock reads the same instant through time.time(), and the
-retention check reads the queue's retention period directly instead of all its attributes.
+The send path had the same hot spot, and it made a deep queue quadratic: `send_message` (and, for a FIFO
+queue, `add_message`) reads `queue.attributes` only for `ContentBasedDeduplication`, and every such read
+walks the whole queue for the approximate counters. Planning 100,000 due launches into one queue
+(`npm run bench`, tick_cost) had moto at 92 % of a core for 13 minutes without finishing. While a send
+runs, that read now answers the one attribute it asks for from the queue's field.
+
+The speed-ups change no behaviour: the clock reads the same instant through time.time(), the retention
+check reads the queue's retention period directly instead of all its attributes, and a send sees the same
+`ContentBasedDeduplication` ("true"/"false" on a FIFO queue, absent on a standard one). GetQueueAttributes
+still computes every counter (test/integration/local/moto_send_cost.py).
 """
 
 import sys
+import threading
 import time
 
 import moto.sqs.models as sqs_models
@@ -53,6 +62,33 @@ def delete_message(self, receipt_handle):
 
 
 sqs_models.Queue.delete_message = delete_message
+
+# Sends in progress on this thread (moto's server answers requests on threads).
+_sending = threading.local()
+_attributes = sqs_models.Queue.attributes
+
+
+def attributes(self):
+    if not getattr(_sending, "depth", 0):
+        return _attributes.fget(self)
+    if not self.fifo_queue:
+        return {}
+    return {"ContentBasedDeduplication": str(bool(self.content_based_deduplication)).lower()}
+
+
+_send_message = sqs_models.SQSBackend.send_message
+
+
+def send_message(self, *args, **kwargs):
+    _sending.depth = getattr(_sending, "depth", 0) + 1
+    try:
+        return _send_message(self, *args, **kwargs)
+    finally:
+        _sending.depth -= 1
+
+
+sqs_models.Queue.attributes = property(attributes)
+sqs_models.SQSBackend.send_message = send_message
 sqs_models.unix_time = unix_time
 sqs_models.unix_time_millis = unix_time_millis
 sqs_models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
