@@ -8,25 +8,25 @@ import {
   type ScanCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from './clients.ts';
+import { type Attempt, once } from './unavailable.ts';
 
 type Item = Record<string, unknown>;
 
-/** Yields the items of every page; stop iterating to stop reading. */
+/** Yields the items of every page (each page's request sent through `attempt`); stop iterating to stop reading. */
 export async function* allItems(
   clients: AwsClients,
   input: ({ kind: 'query' } & QueryCommandInput) | ({ kind: 'scan' } & ScanCommandInput),
+  attempt: Attempt = once,
 ): AsyncGenerator<Item> {
   const { kind, ...request } = input;
   let start: Item | undefined;
   do {
-    const out =
+    const from = start;
+    const out = await attempt(() =>
       kind === 'query'
-        ? await clients.doc.send(
-            new QueryCommand({ ...(request as QueryCommandInput), ExclusiveStartKey: start }),
-          )
-        : await clients.doc.send(
-            new ScanCommand({ ...(request as ScanCommandInput), ExclusiveStartKey: start }),
-          );
+        ? clients.doc.send(new QueryCommand({ ...(request as QueryCommandInput), ExclusiveStartKey: from }))
+        : clients.doc.send(new ScanCommand({ ...(request as ScanCommandInput), ExclusiveStartKey: from })),
+    );
     for (const item of out.Items ?? []) yield item;
     start = out.LastEvaluatedKey;
   } while (start);
@@ -49,16 +49,20 @@ export async function batchGet(
   keys: readonly Item[],
   consistent = true,
   projection?: { ProjectionExpression: string; ExpressionAttributeNames?: Record<string, string> },
+  attempt: Attempt = once,
 ): Promise<Item[]> {
   const out: Item[] = [];
   for (let i = 0; i < keys.length; i += 100) {
     let pending: Item[] | undefined = keys.slice(i, i + 100) as Item[];
     for (let round = 0; pending && pending.length > 0; round++) {
       if (round > 0) await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** round)));
-      const res: BatchGetCommandOutput = await clients.doc.send(
-        new BatchGetCommand({
-          RequestItems: { [table]: { Keys: pending, ConsistentRead: consistent, ...projection } },
-        }),
+      const keysNow = pending;
+      const res: BatchGetCommandOutput = await attempt(() =>
+        clients.doc.send(
+          new BatchGetCommand({
+            RequestItems: { [table]: { Keys: keysNow, ConsistentRead: consistent, ...projection } },
+          }),
+        ),
       );
       out.push(...(res.Responses?.[table] ?? []));
       pending = res.UnprocessedKeys?.[table]?.Keys as Item[] | undefined;

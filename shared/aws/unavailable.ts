@@ -27,3 +27,27 @@ export function storeUnavailable(error: unknown): boolean {
     ($metadata?.httpStatusCode !== undefined && $metadata.httpStatusCode >= 500)
   );
 }
+
+/** How a request is sent: directly, or through a retry such as `retryUnavailable`. */
+export type Attempt = <T>(call: () => Promise<T>) => Promise<T>;
+
+/** Sends once: a failure is the caller's. */
+export const once: Attempt = (call) => call();
+
+/**
+ * Sends, and while the store is unavailable (`storeUnavailable`: the SDK's own attempts used up) sends
+ * again after a pause of `pauseMs`–2×`pauseMs`, at most `retries` more times. For reads whose failure
+ * would cost more than the wait, e.g. a page in the middle of the tick's due read (shared/jobs).
+ */
+export function retryUnavailable(retries: number, pauseMs: number): Attempt {
+  return async <T>(call: () => Promise<T>): Promise<T> => {
+    for (let left = retries; ; left--) {
+      try {
+        return await call();
+      } catch (error) {
+        if (left <= 0 || !storeUnavailable(error)) throw error;
+        await new Promise((r) => setTimeout(r, pauseMs * (1 + Math.random())));
+      }
+    }
+  };
+}

@@ -15,6 +15,7 @@ import type { AwsClients } from '../aws/clients.ts';
 import { cancellation, ifCondition, isConditionFailedReason, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { transactEach } from '../aws/transactions.ts';
+import { retryUnavailable } from '../aws/unavailable.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
 import { expiryAfter } from '../executions/execution.ts';
@@ -29,6 +30,13 @@ import type {
 } from '../ports.ts';
 import { currentCaller } from './caller.ts';
 import type { JobDefinition } from './definition.ts';
+
+/**
+ * The due read's pages are sent again (twice, 1–2 s apart) while the store is unavailable: a page that
+ * fails costs the tick every job after it (100,000 due over 16 shards on the emulators: one timed-out
+ * `Query` page ended a shard tick), a pause costs a second or two of the window.
+ */
+const dueReadAttempt = retryUnavailable(2, 1_000);
 
 /** Entries kept in a job's `history` (each well under 1 KB: the 400 KB item limit is far away). */
 export const JOB_HISTORY_LIMIT = 20;
@@ -286,13 +294,17 @@ export class JobsStore implements JobsPort {
    * `version` makes a stale job a refused write, not a double launch.
    */
   async *due(shard: number, beforeMs: number): AsyncGenerator<JobRecord> {
-    const keys = allItems(this.clients, {
-      kind: 'query',
-      TableName: this.table,
-      IndexName: 'byDue',
-      KeyConditionExpression: 'dueShard = :s AND nextRunAt < :before',
-      ExpressionAttributeValues: { ':s': shard, ':before': beforeMs },
-    });
+    const keys = allItems(
+      this.clients,
+      {
+        kind: 'query',
+        TableName: this.table,
+        IndexName: 'byDue',
+        KeyConditionExpression: 'dueShard = :s AND nextRunAt < :before',
+        ExpressionAttributeValues: { ':s': shard, ':before': beforeMs },
+      },
+      dueReadAttempt,
+    );
     let names: string[] = [];
     for await (const key of keys) {
       names.push(String(key.name));
@@ -311,6 +323,8 @@ export class JobsStore implements JobsPort {
       this.table,
       names.map((name) => ({ name })),
       false,
+      undefined,
+      dueReadAttempt,
     );
     const byName = new Map(items.map((item) => [String(item.name), fromItem(item)]));
     return names.flatMap((name) => byName.get(name) ?? []);

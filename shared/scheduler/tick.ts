@@ -134,9 +134,20 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
     // Read the due jobs first (index only, fire-time order): how many launch in each second decides how
     // early that second's launches are staged for the agents.
     const due: JobRecord[] = [];
-    for await (const job of ctx.jobs.due(shard, windowEnd)) {
-      if (ctx.clock() >= lease.expiresAtMs) break;
-      due.push(job);
+    try {
+      for await (const job of ctx.jobs.due(shard, windowEnd)) {
+        if (ctx.clock() >= lease.expiresAtMs) break;
+        due.push(job);
+      }
+    } catch (error) {
+      // The store still unavailable after the read's own retries: plan what was read. The jobs not read
+      // keep their `nextRunAt` (planning starts there, not at the cursor), so the next tick's read has them.
+      if (!isTransient(error)) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      report.errors.push({
+        job: '',
+        error: `reading the due jobs: ${message} (the rest left for the next tick)`,
+      });
     }
     report.jobs = due.length;
     const perSecond = new Map<number, number>();

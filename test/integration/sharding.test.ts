@@ -231,6 +231,61 @@ describe('sharded planning', () => {
     for (let i = 0; i < 10; i++) await round(4);
     await expectEveryFireTimeOnce(names, clockNow);
   });
+
+  it('reads the due jobs through an unavailable store: pages sent again, or what was read planned', {
+    timeout: 60_000,
+  }, async () => {
+    const names = await createJobs(withShards(1), 'flaky', 150);
+    // A context whose requests fail before they are sent, as when the SDK's own attempts are used up: the
+    // due read's index query and its batch reads of the jobs (150 due: two of them), by their number.
+    let failQuery = (_n: number) => false;
+    let failBatchGet = (_n: number) => false;
+    const sent = { query: 0, batchGet: 0, failed: 0 };
+    const flaky = createContext({ ...stack.env, CRONPLANE_DUE_SHARDS: '1' }, () => clockNow);
+    flaky.clients.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as {
+          IndexName?: string;
+          RequestItems?: Record<string, { ConsistentRead?: boolean }>;
+        };
+        const fail =
+          (context.commandName === 'QueryCommand' &&
+            input.IndexName === 'byDue' &&
+            failQuery(++sent.query)) ||
+          (/^BatchGet(Item)?Command$/.test(context.commandName ?? '') &&
+            input.RequestItems?.[flaky.config.tables.jobs]?.ConsistentRead === false &&
+            failBatchGet(++sent.batchGet));
+        if (!fail) return next(args);
+        sent.failed++;
+        throw Object.assign(new Error('injected: the store did not answer'), { name: 'TimeoutError' });
+      },
+      { step: 'initialize', name: 'failDueRead' },
+    );
+
+    // Unavailable a moment (the query once, the second batch read twice): the tick waits and plans all.
+    failQuery = (n) => n === 1;
+    failBatchGet = (n) => n === 2 || n === 3;
+    clockNow += EVERY_MS;
+    let report = await tick(flaky, 'flaky', 0);
+    expect(sent.failed).toBe(3);
+    expect(report.errors).toEqual([]);
+    expect(report.jobs).toBe(150);
+
+    // Unavailable for longer than the read's retries: the 100 jobs read are planned, the rest next tick.
+    Object.assign(sent, { query: 0, batchGet: 0, failed: 0 });
+    failQuery = () => false;
+    failBatchGet = (n) => n >= 2;
+    clockNow += EVERY_MS;
+    report = await tick(flaky, 'flaky', 0);
+    expect(sent.failed).toBe(3);
+    expect(report.jobs).toBe(100);
+    expect(report.errors).toEqual([
+      { job: '', error: expect.stringContaining('reading the due jobs: injected: the store did not answer') },
+    ]);
+    failBatchGet = () => false;
+    for (let i = 0; i < 3; i++) await round(1);
+    await expectEveryFireTimeOnce(names, clockNow);
+  });
 });
 
 describe('the index of active executions', () => {
