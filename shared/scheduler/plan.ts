@@ -75,6 +75,22 @@ interface FirePlan {
   readonly missed: number;
 }
 
+/** Fire plans by job record, for the round they were computed for (the tick counts them before planning). */
+const firePlans = new WeakMap<JobRecord, { windowEnd: number; now: number; plan: FirePlan }>();
+
+/** The fire times this pass launches for `job` (computed once per record and round). */
+export function fireTimes(job: JobRecord & { nextRunAt: number }, windowEnd: number, now: number): number[] {
+  return firePlanOf(job, windowEnd, now).times;
+}
+
+function firePlanOf(job: JobRecord & { nextRunAt: number }, windowEnd: number, now: number): FirePlan {
+  const known = firePlans.get(job);
+  if (known && known.windowEnd === windowEnd && known.now === now) return known.plan;
+  const plan = firePlan(job, windowEnd, now);
+  firePlans.set(job, { windowEnd, now, plan });
+  return plan;
+}
+
 function firePlan(job: JobRecord & { nextRunAt: number }, windowEnd: number, now: number): FirePlan {
   const schedule = jobSchedule(job.def);
   const catchupStart = now - parseDuration(job.def.catchup_window, 'catchup_window');
@@ -122,7 +138,7 @@ export async function planJobs(
   const work = jobs.flatMap((job, i) =>
     job.nextRunAt === null || job.nextRunAt >= windowEnd
       ? []
-      : [{ i, job, plan: firePlan(job as JobRecord & { nextRunAt: number }, windowEnd, now) }],
+      : [{ i, job, plan: firePlanOf(job as JobRecord & { nextRunAt: number }, windowEnd, now) }],
   );
   const trigger = (t: number): Trigger => (t < now - LATE_TOLERANCE_MS ? 'catchup' : 'schedule');
   const launches = await launchMany(

@@ -9,7 +9,7 @@ import { stagingLeadSeconds } from '../dispatch/dispatch.ts';
 import { recordTick } from '../metrics/metrics.ts';
 import type { JobRecord } from '../ports.ts';
 import { MAX_HOLD_MS } from '../timing.ts';
-import { liveAgents, planJobs } from './plan.ts';
+import { fireTimes, liveAgents, planJobs } from './plan.ts';
 
 export interface TickReport {
   readonly leader: boolean;
@@ -150,10 +150,21 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
       });
     }
     report.jobs = due.length;
+    // Every fire time of the window counts, not only each job's first: 100 jobs `@every 1s` put 100
+    // launches in each of its seconds.
     const perSecond = new Map<number, number>();
     for (const job of due) {
-      const second = Math.floor(Math.max(job.nextRunAt ?? now, now) / 1000);
-      perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
+      if (job.nextRunAt === null || job.nextRunAt >= windowEnd) continue;
+      let times: number[];
+      try {
+        times = fireTimes(job as JobRecord & { nextRunAt: number }, windowEnd, now);
+      } catch {
+        continue; // a definition that cannot be planned: its chunk isolates it (planIsolated)
+      }
+      for (const t of times) {
+        const second = Math.floor(Math.max(t, now) / 1000);
+        perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
+      }
     }
     const leadFor = (fireAt: number) => stagingLeadSeconds(perSecond.get(Math.floor(fireAt / 1000)) ?? 0);
     const round: Round = { ctx, windowEnd, now, agents, leadFor, leaseEnd: lease.expiresAtMs, report };

@@ -11,6 +11,7 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
 import { type Context, createContext } from '../../shared/context.ts';
+import { stagingLeadSeconds } from '../../shared/dispatch/dispatch.ts';
 import { processLaunches } from '../../shared/executions/runner.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
@@ -165,6 +166,28 @@ describe('at most one launch per fire time', () => {
     const ids = new Set(sent.filter((m) => m.jobName === 'crash-send').map((m) => m.executionId));
     for (const e of planned) expect(ids.has(e.executionId)).toBe(true);
     expect(await ctx.executions.listForJob('crash-send')).toHaveLength(planned.length);
+  });
+
+  it("gives every busy second of its window the longer staging lead, not only the jobs' first one", async () => {
+    // 101 jobs `@every 1s`: 101 launches in each second of the window, so each is staged 2 s ahead
+    // (stagingLeadSeconds), not only those of the second each job fires first in.
+    const names = Array.from({ length: 101 }, (_, i) => `busy-${String(i).padStart(3, '0')}`);
+    for (let i = 0; i < names.length; i += 10)
+      await Promise.all(names.slice(i, i + 10).map((n) => createJob(n)));
+    const leads = new Map<number, Set<number>>();
+    const recording = { ...ctx, dispatch: Object.create(ctx.dispatch) as Context['dispatch'] };
+    // Recorded, not sent: 1,500 launches appearing in the queue would flood the next tests' agents.
+    recording.dispatch.send = async (_url, messages, _now, leadFor) => {
+      for (const m of messages) {
+        const lead = leadFor?.(m.scheduledAt) ?? 1;
+        leads.set(m.scheduledAt, (leads.get(m.scheduledAt) ?? new Set()).add(lead));
+      }
+    };
+    const report = await tick(recording, 'busy');
+    expect(report.errors).toEqual([]);
+    expect(leads.size).toBeGreaterThan(5);
+    for (const [at, set] of leads) expect([at, [...set]]).toEqual([at, [stagingLeadSeconds(101)]]);
+    expect(stagingLeadSeconds(101)).toBe(2);
   });
 
   it('creates no second execution when a tick dies after sending but before advancing the job', async () => {
