@@ -43,7 +43,8 @@
  *
  * `tick_cost` (variants `due-<n>/shards-<k>`) — {due, shards, planned, dynamodb_requests, sqs_requests,
  *   requests_per_launch, wall_ms, launches_per_s, launches_per_s_per_shard, slowest_shard_ms, per_shard,
- *   cpu_cores_used}. n = 1,000 / 10,000 / 100,000 (quick: not 100,000) jobs all due in one window, spread
+ *   cpu_cores_used, next_round: what a second round planned of jobs the first left due}. n = 1,000 / 10,000 /
+ *   100,000 (quick: not 100,000) jobs all due in one window, spread
  *   over k = 1 / 4 / 16 due shards and planned by one round of shard ticks started together (see
  *   sharded-tick.ts: locally they share the emulators, on AWS each is its own invocation). Any other
  *   `tick_cost/due-<n>/shards-<k>` given to --only runs too (e.g. a smaller reproduction).

@@ -145,10 +145,36 @@ export async function shardedTickCost(o: ShardedTickOptions): Promise<void> {
       slowest_shard_ms: Math.max(...perShard.map((s) => s.wall_ms)),
       cpu_cores_used: cpuBetween(cpu0, cpuSnapshot()),
       seed_ms: seedMs,
+      // Jobs a shard tick left due (its read of them failed): what the next round, at the same instant,
+      // plans of them (outside the round's figures above).
+      next_round: stillDue > 0 ? await nextRound(ctx, o.shards, H + 1) : undefined,
     });
   } finally {
     await stopStack(stack);
   }
+}
+
+/** Ticks every shard once more (same clock); answers what it planned and what is still due after it. */
+async function nextRound(
+  ctx: Context,
+  shards: number,
+  before: number,
+): Promise<{ planned: number; errors: number; still_due: number; wall_ms: number }> {
+  const began = performance.now();
+  const reports = await Promise.all(
+    Array.from({ length: shards }, (_, shard) => tick(ctx, `bench-next-${shard}`, shard)),
+  );
+  const wallMs = Math.round(performance.now() - began);
+  let stillDue = 0;
+  for (let shard = 0; shard < shards; shard++) {
+    for await (const _ of ctx.jobs.due(shard, before)) stillDue++;
+  }
+  return {
+    planned: reports.reduce((n, r) => n + r.planned, 0),
+    errors: reports.reduce((n, r) => n + r.errors.length, 0),
+    still_due: stillDue,
+    wall_ms: wallMs,
+  };
 }
 
 /**
