@@ -280,6 +280,16 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       slowestBySecond.set(second, Math.max(slowestBySecond.get(second) ?? 0, e.startedAt - e.scheduledAt));
     }
     const lateSeconds = [...slowestBySecond].filter(([, ms]) => ms > 1_000).sort(([a], [b]) => a - b);
+    // Which step made a start over 1 s late: planned after its fire time, claimed after it (the launch
+    // reached the agent, or its claim landed, too late), or claimed in time and started late (hold, gate,
+    // spawn). `claim_lead_ms`: how long before the fire time each claim landed (negative: after it).
+    const lateStarts = executions.filter((e) => e.startedAt !== null && e.startedAt - e.scheduledAt > 1_000);
+    const plannedLate = (e: (typeof executions)[number]) => e.createdAt > e.scheduledAt;
+    const claimedLate = (e: (typeof executions)[number]) =>
+      !plannedLate(e) && e.claimedAt !== null && e.claimedAt > e.scheduledAt;
+    const claimLead = quantiles(
+      executions.filter((e) => e.claimedAt !== null).map((e) => e.scheduledAt - (e.claimedAt as number)),
+    );
     const sortedLateness = [...lateness].sort((a, b) => a - b);
     const p999 =
       sortedLateness.length > 0
@@ -354,6 +364,18 @@ export async function sustained(o: SustainedOptions): Promise<void> {
         first: lateSeconds.slice(0, 10),
         last: lateSeconds.slice(-10),
       },
+      late_starts: {
+        count: lateStarts.length,
+        planned_after_fire: lateStarts.filter(plannedLate).length,
+        claimed_after_fire: lateStarts.filter(claimedLate).length,
+        claimed_in_time: lateStarts.filter((e) => !plannedLate(e) && !claimedLate(e)).length,
+      },
+      claim_lead_ms: {
+        min: claimLead.min,
+        p1: claimLeadP1(executions),
+        p50: claimLead.p50,
+        max: claimLead.max,
+      },
       agent_cpu_ms_per_execution: msPer(agentCpuTicks),
       spawner_cpu_ms_per_execution: msPer(spawnerCpuTicks),
       job_process_cpu_ms_per_execution: msPer(jobCpuTicks),
@@ -391,4 +413,15 @@ export async function sustained(o: SustainedOptions): Promise<void> {
     await stopStack(stack);
     rmSync(countsDir, { recursive: true, force: true });
   }
+}
+
+/** The 1st percentile of how long before its fire time a claim landed: the tightest claims but a few. */
+function claimLeadP1(
+  executions: ReadonlyArray<{ claimedAt: number | null; scheduledAt: number }>,
+): number | null {
+  const leads = executions
+    .filter((e) => e.claimedAt !== null)
+    .map((e) => e.scheduledAt - (e.claimedAt as number))
+    .sort((a, b) => a - b);
+  return leads.length === 0 ? null : leads[Math.floor(leads.length * 0.01)]!;
 }
