@@ -32,6 +32,9 @@ import { REAPER_SCRIPT } from './reaper.ts';
  * (v8-serialised): in `['run', id, file, args, {cwd, env, uid, gid}, payload]`; out `['spawn', id, pid,
  * at]` or `['error', id, message]`, then `['out', id, Buffer]`…, then `['exit', id, code, signal]`.
  * A job's gate opens as soon as its `+pid` line is in the reaper's pipe.
+ * Forked ahead (a launch held to its fire time): `['prep', id, file, args, options, payload, maxWaitMs]`
+ * forks and registers the job, its gate shut; `['go', id]` opens it (then `spawn`, with that instant);
+ * `['drop', id]`, or no `go` within maxWaitMs, kills its group (then only `exit`).
  */
 const SPAWNER_BODY = String.raw`'use strict';
 const { spawn } = require('node:child_process');
@@ -47,21 +50,36 @@ process.on('disconnect', () => process.exit(0));
 // A line written whole into the pipe (nothing left in the stream's buffer) is the reaper's: should this
 // process die now, the reaper reads it before the end of the pipe. Then the job may go at once, not after
 // the burst's other forks (a write's callback would wait for them all); else once the write is done.
-function line(text, gate) {
-  let shut = gate;
-  const open = () => {
-    if (shut) shut.end('go\n');
-    shut = null;
+function line(text, then) {
+  let pending = then;
+  const done = () => {
+    if (pending) pending();
+    pending = null;
   };
-  reaper.stdin.write(text, open);
-  if (reaper.stdin.writableLength === 0) open();
+  reaper.stdin.write(text, done);
+  if (reaper.stdin.writableLength === 0) done();
 }
 function send(message, done) {
   if (process.connected) process.send(message, done);
 }
+// Jobs forked ahead, their gates shut until 'go': id -> { pid, gate, registered, going, timer }.
+const held = new Map();
 process.on('message', (m) => {
-  if (m[0] !== 'run') return;
-  const [, id, file, args, o, payload] = m;
+  const [kind, id] = m;
+  if (kind === 'go' || kind === 'drop') {
+    const h = held.get(id);
+    if (!h) {
+      if (kind === 'go') send(['error', id, 'the job forked ahead of its start was gone']);
+      return;
+    }
+    if (kind === 'drop') return kill(id, h);
+    clearTimeout(h.timer);
+    h.going = true;
+    if (h.registered) open(id, h);
+    return;
+  }
+  if (kind !== 'run' && kind !== 'prep') return;
+  const [, , file, args, o, payload, maxWaitMs] = m;
   let child;
   try {
     child = spawn('/bin/sh', ['-c', GATE, file, file, ...args], {
@@ -82,8 +100,18 @@ process.on('message', (m) => {
   }
   child.on('error', () => {});
   groups.add(pid);
-  line('+' + pid + '\n', gate);
-  send(['spawn', id, pid, Date.now()]);
+  if (kind === 'run') {
+    line('+' + pid + '\n', () => gate.end('go\n'));
+    send(['spawn', id, pid, Date.now()]);
+  } else {
+    const h = { pid, gate, registered: false, going: false, timer: null };
+    h.timer = setTimeout(() => kill(id, h), maxWaitMs);
+    held.set(id, h);
+    line('+' + pid + '\n', () => {
+      h.registered = true;
+      if (h.going) open(id, h);
+    });
+  }
   child.stdin.end(payload || undefined);
   for (const s of [child.stdout, child.stderr]) {
     s.on('data', (d) => {
@@ -92,11 +120,24 @@ process.on('message', (m) => {
     });
   }
   child.on('close', (code, signal) => {
+    const h = held.get(id);
+    if (h) clearTimeout(h.timer);
+    held.delete(id);
     groups.delete(pid);
     line('-' + pid + '\n');
     send(['exit', id, code, signal]);
   });
 });
+function open(id, h) {
+  held.delete(id);
+  h.gate.end('go\n');
+  send(['spawn', id, h.pid, Date.now()]);
+}
+function kill(id, h) {
+  clearTimeout(h.timer);
+  held.delete(id);
+  try { process.kill(-h.pid, 'SIGKILL'); } catch {}
+}
 `;
 
 /** The spawner's whole program: the reaper's script and the gate, then the body. */
@@ -144,6 +185,30 @@ export class SpawnedJob extends EventEmitter {
   }
 }
 
+/** A job forked ahead by `JobSpawner.prefork`, its gate shut. */
+export class PreparedJob {
+  /** Gone before its start (dropped, killed, or its spawner died): `go()` answers null. */
+  dead = false;
+
+  constructor(
+    private readonly spawner: JobSpawner,
+    readonly id: number,
+    readonly job: SpawnedJob,
+    /** After this, `go()` answers null (see `JobSpawner.prefork`). */
+    readonly usableUntil: number,
+  ) {}
+
+  /** Opens the gate: the job, whose `spawn` event carries this instant; null when it is gone (fork afresh). */
+  go(): SpawnedJob | null {
+    return this.spawner.start(this);
+  }
+
+  /** Kills it unrun (no start will come: the launch was skipped, cancelled, or the agent stops). */
+  drop(): void {
+    this.spawner.forget(this.id);
+  }
+}
+
 export interface JobSpawnerOptions {
   readonly log?: (event: Record<string, unknown>) => void;
   /** Default IDLE_EXIT_MS. */
@@ -154,6 +219,8 @@ export interface JobSpawnerOptions {
 export class JobSpawner {
   private child: ChildProcess | undefined;
   private readonly running = new Map<number, SpawnedJob>();
+  /** Jobs forked ahead, not started yet (`prefork`). */
+  private readonly prepared = new Map<number, PreparedJob>();
   private nextId = 1;
   private idle: NodeJS.Timeout | undefined;
   private closed = false;
@@ -195,6 +262,72 @@ export class JobSpawner {
     return job;
   }
 
+  /**
+   * Forks the job now with its gate shut (a launch held to its fire time): `go()` starts it at once, with
+   * no fork left to queue behind. Not started within `maxWaitMs` (or `drop()`ed), it is killed unrun.
+   */
+  prefork(
+    file: string,
+    args: readonly string[],
+    options: SpawnOptions,
+    payload: Buffer | undefined,
+    maxWaitMs: number,
+  ): PreparedJob {
+    const job = new SpawnedJob();
+    const id = this.nextId++;
+    // Started after half its wait, it is forked afresh instead: the spawner's own clock starts later (when
+    // the message arrives), so a `go` sent in the first half always finds it there.
+    const prepared = new PreparedJob(this, id, job, Date.now() + maxWaitMs / 2);
+    if (this.closed) {
+      prepared.dead = true;
+      return prepared;
+    }
+    const child = this.ensure();
+    this.prepared.set(id, prepared);
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
+    child.channel?.ref();
+    const { cwd, env, uid, gid } = options;
+    child.send(['prep', id, file, args, { cwd, env, uid, gid }, payload ?? null, maxWaitMs], (error) => {
+      if (error) this.forget(id);
+    });
+    return prepared;
+  }
+
+  /** @internal PreparedJob.go: the job becomes a running one. */
+  start(prepared: PreparedJob): SpawnedJob | null {
+    if (
+      prepared.dead ||
+      !this.prepared.has(prepared.id) ||
+      !this.child?.connected ||
+      Date.now() > prepared.usableUntil
+    ) {
+      this.forget(prepared.id);
+      return null;
+    }
+    this.prepared.delete(prepared.id);
+    this.running.set(prepared.id, prepared.job);
+    this.child.send(['go', prepared.id], (error) => {
+      if (error)
+        this.end(
+          prepared.id,
+          'error',
+          new Error(`the agent's spawner did not take the job: ${error.message}`),
+        );
+    });
+    return prepared.job;
+  }
+
+  /** @internal PreparedJob.drop, and a prepared job that died before its start. */
+  forget(id: number): void {
+    const prepared = this.prepared.get(id);
+    if (!prepared) return;
+    prepared.dead = true;
+    this.prepared.delete(id);
+    if (this.child?.connected) this.child.send(['drop', id], () => {});
+    this.settle();
+  }
+
   /** Ends the channel: the spawner exits (its reaper kills whatever is still registered: nothing, after a drain). */
   close(): void {
     this.closed = true;
@@ -234,6 +367,12 @@ export class JobSpawner {
 
   private onMessage(m: unknown[]): void {
     const id = m[1] as number;
+    // A job forked ahead that ended before its start (killed from outside, or could not be forked): the
+    // run will fork it afresh.
+    if (this.prepared.has(id) && (m[0] === 'exit' || m[0] === 'error')) {
+      this.forget(id);
+      return;
+    }
     const job = this.running.get(id);
     if (!job) return;
     switch (m[0]) {
@@ -256,14 +395,22 @@ export class JobSpawner {
     const job = this.running.get(id);
     if (!job) return;
     this.running.delete(id);
-    if (this.running.size === 0) {
-      this.child?.channel?.unref();
-      this.armIdle();
-    }
+    this.settle();
     job.emit(event, ...args);
   }
 
+  /** With nothing running or forked ahead, the channel no longer holds the agent and the idle clock runs. */
+  private settle(): void {
+    if (this.running.size > 0 || this.prepared.size > 0) return;
+    this.child?.channel?.unref();
+    this.armIdle();
+  }
+
   private failAll(reason: string): void {
+    for (const p of [...this.prepared.values()]) {
+      p.dead = true;
+      this.prepared.delete(p.id);
+    }
     for (const id of [...this.running.keys()]) this.end(id, 'error', new Error(reason));
   }
 
@@ -271,7 +418,7 @@ export class JobSpawner {
     if (this.idle) clearTimeout(this.idle);
     this.idle = setTimeout(() => {
       this.idle = undefined;
-      if (this.running.size > 0) return;
+      if (this.running.size > 0 || this.prepared.size > 0) return;
       const child = this.child;
       this.child = undefined;
       if (child?.connected) child.disconnect();

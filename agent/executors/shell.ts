@@ -24,7 +24,7 @@ import type { Executor, ExecutorResult, RunHooks } from '../../shared/executors/
 import { parseShellConfig, type ShellSpec } from '../../shared/executors/shell-config.ts';
 import type { JobDefinition } from '../../shared/jobs/definition.ts';
 import { agentEnv } from '../config.ts';
-import { type JobSpawner, SpawnedJob, type SpawnOptions } from '../spawner.ts';
+import { type JobSpawner, type PreparedJob, SpawnedJob, type SpawnOptions } from '../spawner.ts';
 
 // The config is parsed in shared/ so that the API checks it with the same rules when a job is written.
 export { parseEnvList, splitCommand } from '../../shared/executors/shell-config.ts';
@@ -56,17 +56,75 @@ export interface ShellExecutorOptions {
 
 /** How long a program found on the PATH is taken to be there without looking again. */
 const FOUND_FOR_MS = 10_000;
+/** A launch this close to its fire time is not forked ahead: its run follows at once. */
+const PREFORK_MIN_LEAD_MS = 50;
+/**
+ * How long past its fire time a job forked ahead waits for its start before the spawner kills it (a
+ * forgotten one: every path that does not run it drops it); started after half of that, it is forked
+ * afresh (JobSpawner.prefork). A launch may wait for a slot or a `replace` past its fire time.
+ */
+const PREFORK_SPARE_MS = 120_000;
+
+/** What `run` forks: the job's program and arguments, its limits and its process's options. */
+interface Launch {
+  readonly argv: string[];
+  readonly timeoutMs: number;
+  readonly spawnOptions: SpawnOptions;
+  readonly payload: Buffer | undefined;
+}
+
+const keyOf = (e: Pick<Execution, 'jobName' | 'executionId'>) => `${e.jobName}/${e.executionId}`;
 
 export class ShellExecutor implements Executor {
   /** `hooks.started` once the job's process exists (not called when it could not be started). */
   readonly reportsStart = true;
   /** Programs found lately, by program, PATH and cwd: a job every second does not stat the PATH each time. */
   private readonly found = new Map<string, number>();
+  /** Launches forked ahead by `prepare`, by execution, until `run` starts or `release` drops them. */
+  private readonly ahead = new Map<string, Promise<{ launch: Launch; job: PreparedJob } | null>>();
 
   constructor(private readonly options: ShellExecutorOptions = {}) {}
 
-  prepare(): void {
-    this.options.spawner?.warm();
+  /**
+   * A launch claimed and held to its fire time: through the spawner its process is forked now, its gate
+   * shut (everything `run` would do up to the fork: the definition, the environment, the user), so that at
+   * the fire time only the gate opens — a burst's forks happen during its hold, not at its second.
+   */
+  prepare(job?: JobDefinition, execution?: Execution): void {
+    const spawner = this.options.spawner;
+    spawner?.warm();
+    if (!spawner || !job || !execution) return;
+    const lead = execution.scheduledAt - Date.now();
+    const key = keyOf(execution);
+    if (lead < PREFORK_MIN_LEAD_MS || this.ahead.has(key)) return;
+    this.ahead.set(
+      key,
+      this.launch(job, execution).then(
+        (l) =>
+          'argv' in l
+            ? {
+                launch: l,
+                job: spawner.prefork(
+                  l.argv[0]!,
+                  l.argv.slice(1),
+                  l.spawnOptions,
+                  l.payload,
+                  lead + PREFORK_SPARE_MS,
+                ),
+              }
+            : null,
+        () => null,
+      ),
+    );
+  }
+
+  /** The launch will not run here (skipped, cancelled, the agent stops): its process forked ahead is killed. */
+  release(execution: Execution): void {
+    const key = keyOf(execution);
+    const ahead = this.ahead.get(key);
+    if (!ahead) return;
+    this.ahead.delete(key);
+    void ahead.then((a) => a?.job.drop());
   }
 
   /**
@@ -87,16 +145,11 @@ export class ShellExecutor implements Executor {
     return true;
   }
 
-  async run(
-    job: JobDefinition,
-    execution: Execution,
-    signal: AbortSignal,
-    hooks?: RunHooks,
-  ): Promise<ExecutorResult> {
-    const cfg = job.executor_config;
+  /** Everything up to the fork: the parsed definition, the user, the environment, the program found. */
+  private async launch(job: JobDefinition, execution: Execution): Promise<Launch | ExecutorResult> {
     let spec: ShellSpec;
     try {
-      spec = parseShellConfig(cfg);
+      spec = parseShellConfig(job.executor_config);
     } catch (error) {
       return failed(errorMessage(error));
     }
@@ -111,7 +164,6 @@ export class ShellExecutor implements Executor {
     }
     let extra = spec.env;
     if (this.options.resolveEnv) extra = await this.options.resolveEnv(extra);
-    if (signal.aborted) return { ...failed('cancelled before it started'), status: 'cancelled' };
     const env = {
       ...(this.options.baseEnv ?? jobBaseEnv(agentEnv())),
       ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}),
@@ -128,18 +180,42 @@ export class ShellExecutor implements Executor {
     ) {
       return failed(`cannot start ${argv[0]}: spawn ${argv[0]} ENOENT`);
     }
+    return {
+      argv,
+      timeoutMs,
+      spawnOptions: {
+        cwd: spec.cwd || undefined,
+        env,
+        // libuv drops the agent's supplementary groups when it switches the user.
+        ...(user ? { uid: user.uid, gid: user.gid } : {}),
+      },
+      payload: spec.payload ? Buffer.from(spec.payload, 'base64') : undefined,
+    };
+  }
+
+  async run(
+    job: JobDefinition,
+    execution: Execution,
+    signal: AbortSignal,
+    hooks?: RunHooks,
+  ): Promise<ExecutorResult> {
+    const cfg = job.executor_config;
+    const key = keyOf(execution);
+    const ahead = this.ahead.get(key);
+    this.ahead.delete(key);
+    const forked = ahead ? await ahead : null;
+    const prepared = forked?.launch ?? (await this.launch(job, execution));
+    if (!('argv' in prepared)) return prepared;
+    if (signal.aborted) {
+      forked?.job.drop();
+      return { ...failed('cancelled before it started'), status: 'cancelled' };
+    }
+    const { argv, timeoutMs, spawnOptions, payload } = prepared;
     const spillPath = this.options.outputSink
       ? join(tmpdir(), `cronplane-output-${execution.executionId}-${randomUUID()}.log`)
       : undefined;
     const output = new OutputBuffer(undefined, undefined, spillPath);
     hooks?.output?.(output);
-    const spawnOptions = {
-      cwd: spec.cwd || undefined,
-      env,
-      // libuv drops the agent's supplementary groups when it switches the user.
-      ...(user ? { uid: user.uid, gid: user.gid } : {}),
-    };
-    const payload = spec.payload ? Buffer.from(spec.payload, 'base64') : undefined;
     return new Promise<ExecutorResult>((resolve) => {
       let settled = false;
       let spawned = false;
@@ -147,9 +223,12 @@ export class ShellExecutor implements Executor {
       // Its own process group (kill(-pid) reaches grandchildren too), registered with a reaper before the
       // command runs: should the agent die from then on, the group dies with it. Through the spawner
       // (agent/spawner.ts) when there is one: forking from the agent costs the agent's size.
-      const child = this.options.spawner
-        ? this.options.spawner.spawn(argv[0]!, argv.slice(1), spawnOptions, payload)
-        : localJob(argv, spawnOptions, payload, this.options.groups, this.options.spawn ?? nodeSpawn);
+      // Forked ahead (`prepare`): only its gate opens now; gone meanwhile, it is forked afresh.
+      const child =
+        forked?.job.go() ??
+        (this.options.spawner
+          ? this.options.spawner.spawn(argv[0]!, argv.slice(1), spawnOptions, payload)
+          : localJob(argv, spawnOptions, payload, this.options.groups, this.options.spawn ?? nodeSpawn));
       // The run starts when its process exists (forking costs more as the agent grows, and a burst's
       // spawns queue behind each other): that, not the call, is the execution's start.
       child.once('spawn', (_pid: number, at: number) => {

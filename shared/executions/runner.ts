@@ -390,7 +390,7 @@ export class Runner {
     // swamp the database just before they fire); a hold longer than half the fence beats once on the way.
     const heart = new Heartbeat(ctx, running, def, me, options);
     const outcome: RunOutcome = {};
-    options.executors[def.executor]?.prepare?.();
+    options.executors[def.executor]?.prepare?.(def, running);
     await this.holdUntil(running.scheduledAt, options.sleep);
     // From here on heartbeats run, through the lock wait as well: a `replace` may wait seconds for the run
     // it cancelled to let go, and a claimed execution without heartbeats would look lost to everyone else.
@@ -439,6 +439,7 @@ export class Runner {
     } finally {
       heart.stop();
       releaseSlot();
+      options.executors[def.executor]?.release?.(running);
       if (def.concurrency !== 'allow') await ctx.control.releaseLock(running.jobName, running.executionId);
     }
     return 'done';

@@ -41,9 +41,11 @@ export interface Executor {
   readonly reportsStart?: boolean;
   /**
    * Called when a launch for this executor has been claimed and is held to its fire time: a chance to
-   * get ready (the shell executor starts the agent's spawner process, should none run).
+   * get ready (the shell executor forks the job's process ahead, its gate shut, in the agent's spawner).
    */
-  prepare?(): void;
+  prepare?(job: JobDefinition, execution: Execution): void;
+  /** Called once the launch is settled, whether it ran or not: what `prepare` readied and `run` did not use goes. */
+  release?(execution: Execution): void;
   /** `signal` aborts the run (cancel / replace / agent shutdown past its grace period). */
   run(
     job: JobDefinition,

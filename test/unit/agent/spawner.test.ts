@@ -6,7 +6,9 @@
  * dies; the reaper killed → the spawner kills its jobs. An idle spawner exits; the next job starts another.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ShellExecutor } from '../../../agent/executors/shell.ts';
 import { JobSpawner, spawnerScript } from '../../../agent/spawner.ts';
@@ -168,6 +170,94 @@ describe('JobSpawner', () => {
     const ranAt = runs.map((r) => Number(r.output.trim())).sort((a, b) => a - b);
     spawnedAt.sort((a, b) => a - b);
     expect(ranAt[0]!).toBeLessThan(spawnedAt[100]!);
+  });
+
+  describe('a launch held to its fire time', () => {
+    const GATE_PREFIX = '/bin/sh\0-c\0IFS= read';
+    /** The spawner's children that are gates still shut (the job has not been exec'd yet). */
+    const shutGates = (spawner: JobSpawner): number[] =>
+      readFileSync(`/proc/${spawner.pid}/task/${spawner.pid}/children`, 'utf8')
+        .trim()
+        .split(' ')
+        .filter(Boolean)
+        .map(Number)
+        .filter((k) => {
+          try {
+            return readFileSync(`/proc/${k}/cmdline`, 'utf8').startsWith(GATE_PREFIX);
+          } catch {
+            return false;
+          }
+        });
+    async function oneShutGate(spawner: JobSpawner): Promise<number> {
+      const deadline = Date.now() + 3_000;
+      while (Date.now() < deadline) {
+        const gates = spawner.pid === undefined ? [] : shutGates(spawner);
+        if (gates.length === 1) return gates[0]!;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error('no gate forked ahead');
+    }
+    const held = () => ({ ...execution, scheduledAt: Date.now() + 2_000 });
+    const env = { PATH: process.env.PATH };
+
+    it('is forked during its hold, its gate shut, and only the gate opens at its run', async () => {
+      const spawner = newSpawner();
+      const executor = new ShellExecutor({ spawner, baseEnv: env });
+      const def = job({ shell: 'true', command: 'echo $$ $(date +%s%3N)' });
+      const e = held();
+      executor.prepare(def, e);
+      const gate = await oneShutGate(spawner);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(shutGates(spawner)).toEqual([gate]); // still waiting: the job has not run
+      const starts: number[] = [];
+      const called = Date.now();
+      const r = await executor.run(def, e, new AbortController().signal, {
+        started: (at) => starts.push(at),
+      });
+      expect(r.status).toBe('succeeded');
+      const [pid, ranAt] = r.output.trim().split(' ').map(Number);
+      expect(pid).toBe(gate); // the process forked ahead is the one that ran (the gate execs the job)
+      expect(ranAt!).toBeGreaterThanOrEqual(called);
+      expect(starts).toHaveLength(1);
+      expect(starts[0]!).toBeGreaterThanOrEqual(called);
+    });
+
+    it('is killed unrun when released without a run (skipped, cancelled, the agent stopping)', async () => {
+      const spawner = newSpawner();
+      const executor = new ShellExecutor({ spawner, baseEnv: env });
+      const marker = join(mkdtempSync(join(tmpdir(), 'cronplane-prefork-')), 'ran');
+      const e = held();
+      executor.prepare(job({ command: `touch ${marker}` }), e);
+      const gate = await oneShutGate(spawner);
+      executor.release(e);
+      expect(await gone(gate)).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(existsSync(marker)).toBe(false);
+    });
+
+    it('is forked afresh at its run when the one forked ahead died meanwhile', async () => {
+      const spawner = newSpawner();
+      const executor = new ShellExecutor({ spawner, baseEnv: env });
+      const def = job({ shell: 'true', command: 'echo $$' });
+      const e = held();
+      executor.prepare(def, e);
+      const gate = await oneShutGate(spawner);
+      process.kill(gate, 'SIGKILL');
+      expect(await gone(gate)).toBe(true);
+      await new Promise((r) => setTimeout(r, 100)); // its exit reaches the agent
+      const r = await executor.run(def, e, new AbortController().signal);
+      expect(r.status).toBe('succeeded');
+      expect(Number(r.output.trim())).not.toBe(gate);
+    });
+
+    it('is killed by the spawner when no start comes within its wait', async () => {
+      const spawner = newSpawner();
+      const prepared = spawner.prefork('true', [], { env }, undefined, 300);
+      const gate = await oneShutGate(spawner);
+      expect(await gone(gate, 3_000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(prepared.go()).toBeNull();
+    });
   });
 
   it('when the spawner dies under a running job, the run fails, the job dies, and the next job gets a new spawner', async () => {
