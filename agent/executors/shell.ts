@@ -21,6 +21,7 @@ import {
   spawnJobProcess,
 } from '../../shared/executors/common.ts';
 import type { Executor, ExecutorResult, RunHooks } from '../../shared/executors/executor.ts';
+import { rememberSecret, resolvingSecrets } from '../../shared/executors/secrets.ts';
 import { parseShellConfig, type ShellSpec } from '../../shared/executors/shell-config.ts';
 import type { JobDefinition } from '../../shared/jobs/definition.ts';
 import { agentEnv } from '../config.ts';
@@ -81,7 +82,10 @@ export class ShellExecutor implements Executor {
   /** Programs found lately, by program, PATH and cwd: a job every second does not stat the PATH each time. */
   private readonly found = new Map<string, number>();
   /** Launches forked ahead by `prepare`, by execution, until `run` starts or `release` drops them. */
-  private readonly ahead = new Map<string, Promise<{ launch: Launch; job: PreparedJob } | null>>();
+  private readonly ahead = new Map<
+    string,
+    Promise<{ launch: Launch; secrets: ReadonlySet<string>; job: PreparedJob } | null>
+  >();
 
   constructor(private readonly options: ShellExecutorOptions = {}) {}
 
@@ -97,13 +101,15 @@ export class ShellExecutor implements Executor {
     const lead = execution.scheduledAt - Date.now();
     const key = keyOf(execution);
     if (lead < PREFORK_MIN_LEAD_MS || this.ahead.has(key)) return;
+    // Secrets resolved for it now are remembered by its run (whose scope redacts its output).
     this.ahead.set(
       key,
-      this.launch(job, execution).then(
-        (l) =>
+      resolvingSecrets(() => this.launch(job, execution)).then(
+        ({ value: l, secrets }) =>
           'argv' in l
             ? {
                 launch: l,
+                secrets,
                 job: spawner.prefork(
                   l.argv[0]!,
                   l.argv.slice(1),
@@ -204,6 +210,7 @@ export class ShellExecutor implements Executor {
     const ahead = this.ahead.get(key);
     this.ahead.delete(key);
     const forked = ahead ? await ahead : null;
+    for (const secret of forked?.secrets ?? []) rememberSecret(secret);
     const prepared = forked?.launch ?? (await this.launch(job, execution));
     if (!('argv' in prepared)) return prepared;
     if (signal.aborted) {

@@ -186,11 +186,28 @@ export async function withSecretScope(
 }
 
 /**
+ * Runs `work` in a secret scope of its own and answers what it resolved: work done for a run ahead of it
+ * (the shell executor forks a held launch's process during its hold), whose secrets the run then
+ * remembers in its own scope (`rememberSecret`).
+ */
+export async function resolvingSecrets<T>(
+  work: () => Promise<T>,
+): Promise<{ value: T; secrets: Set<string> }> {
+  const secrets = new Set<string>();
+  const value = await scope.run(secrets, work);
+  return { value, secrets };
+}
+
+/**
  * Wraps an executor (e.g. the shell executor with an SSM `resolveEnv`) so that every run is a secret scope:
- * its result is redacted, and so is its live output (maskLive), which the run's hooks pass on.
+ * its result is redacted, and so is its live output (maskLive), which the run's hooks pass on. What else
+ * the executor offers (`reportsStart`, `prepare`, `release`) passes through.
  */
 export function withSecretRedaction(executor: Executor): Executor {
   return {
+    ...(executor.reportsStart ? { reportsStart: true } : {}),
+    ...(executor.prepare ? { prepare: (job, execution) => executor.prepare?.(job, execution) } : {}),
+    ...(executor.release ? { release: (execution) => executor.release?.(execution) } : {}),
     run: (job, execution, signal, hooks) =>
       withSecretScope((secrets) =>
         executor.run(job, execution, signal, hooks && maskedHooks(hooks, secrets)),

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ShellExecutor } from '../../../agent/executors/shell.ts';
 import { JobSpawner, spawnerScript } from '../../../agent/spawner.ts';
+import { rememberSecret, withSecretRedaction } from '../../../shared/executors/secrets.ts';
 import { execution, job } from './shell-job.ts';
 
 /** Whether a process exists and is not a zombie. */
@@ -220,6 +221,31 @@ describe('JobSpawner', () => {
       expect(ranAt!).toBeGreaterThanOrEqual(called);
       expect(starts).toHaveLength(1);
       expect(starts[0]!).toBeGreaterThanOrEqual(called);
+    });
+
+    it('is forked ahead as the agent wraps its shell executor, a secret resolved then redacted from the run', async () => {
+      const spawner = newSpawner();
+      // The agent's shell executor sits in the secret-redaction wrapper (shared/executors/registry.ts): what
+      // the executor offers besides `run` must pass through it, and a secret resolved for the fork ahead
+      // belongs to the run's scope.
+      const executor = withSecretRedaction(
+        new ShellExecutor({
+          spawner,
+          baseEnv: env,
+          resolveEnv: async (extra) => {
+            rememberSecret('s3cr3t-value');
+            return { ...extra, TOKEN: 's3cr3t-value' };
+          },
+        }),
+      );
+      expect(executor.reportsStart).toBe(true);
+      const def = job({ shell: 'true', command: 'echo $$ $TOKEN' });
+      const e = held();
+      executor.prepare?.(def, e);
+      const gate = await oneShutGate(spawner);
+      const r = await executor.run(def, e, new AbortController().signal);
+      expect(r.status).toBe('succeeded');
+      expect(r.output.trim()).toBe(`${gate} [redacted]`);
     });
 
     it('is killed unrun when released without a run (skipped, cancelled, the agent stopping)', async () => {
