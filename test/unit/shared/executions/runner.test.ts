@@ -479,6 +479,41 @@ describe('Runner', () => {
     expect(runs).toHaveLength(0);
   });
 
+  it('readies the executor when it holds a launch, and releases it once settled, run or not', async () => {
+    // The shell executor forks a held launch's process ahead (agent/executors/shell.ts): whatever the
+    // launch comes to, what was readied must be let go.
+    const events: string[] = [];
+    const { ex: base } = executor();
+    const ex: Executor = {
+      ...base,
+      prepare: (_def, e) => events.push(`prepare ${e.jobName} ${e.status}`),
+      release: (e) => events.push(`release ${e.jobName}`),
+      run: (d, e, signal, hooks) => {
+        events.push(`run ${e.jobName}`);
+        return base.run(d, e, signal, hooks);
+      },
+    };
+    const s = new FakeStores();
+    const runner = new Runner(s.context(), me);
+    const ran = execution('ran', Date.now() + 50);
+    s.put(ran);
+    s.job(def('ran'));
+    expect(await runner.process(launchOf(ran), options(ex))).toBe('done');
+    const skipped = execution('skipped', Date.now() + 50);
+    s.put(skipped);
+    s.job(def('skipped', { concurrency: 'forbid' }));
+    s.locks.set('skipped', { executionId: 'older', agentId: 'agent-b', expiresAt: Date.now() + 10_000 });
+    expect(await runner.process(launchOf(skipped), options(ex))).toBe('done');
+    expect(s.executions.get(`skipped/${skipped.executionId}`)?.status).toBe('skipped');
+    expect(events).toEqual([
+      'prepare ran running',
+      'run ran',
+      'release ran',
+      'prepare skipped running',
+      'release skipped',
+    ]);
+  });
+
   it('checks the job and the pause flag after its claim lands: a change racing the claim ends the launch with why', async () => {
     // The claim is one conditional update; the edit, delete or pause lands right after it (`afterClaim`),
     // before the runner's read. Alone and in a batch, each launch ends with the reason and never runs.
