@@ -105,7 +105,7 @@ process.on('message', (m) => {
     send(['spawn', id, pid, Date.now()]);
   } else {
     const h = { pid, gate, registered: false, going: false, timer: null };
-    h.timer = setTimeout(() => kill(id, h), maxWaitMs);
+    h.timer = setTimeout(() => kill(id, h), Math.min(maxWaitMs, 2147483647));
     held.set(id, h);
     line('+' + pid + '\n', () => {
       h.registered = true;

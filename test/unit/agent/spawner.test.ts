@@ -276,6 +276,20 @@ describe('JobSpawner', () => {
       expect(Number(r.output.trim())).not.toBe(gate);
     });
 
+    it('waits for its start when the launch is due far ahead on another clock (an agent on a fake clock)', async () => {
+      const spawner = newSpawner();
+      const executor = new ShellExecutor({ spawner, baseEnv: env });
+      const def = job({ shell: 'true', command: 'echo $$' });
+      // Ten years ahead of this clock: a wait counted from that overflows Node's timers (fires at once).
+      const e = { ...execution, scheduledAt: Date.now() + 10 * 365 * 86_400_000 };
+      executor.prepare(def, e);
+      const gate = await oneShutGate(spawner);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(shutGates(spawner)).toEqual([gate]);
+      const r = await executor.run(def, e, new AbortController().signal);
+      expect(r).toMatchObject({ status: 'succeeded', output: `${gate}\n` });
+    });
+
     it('is killed by the spawner when no start comes within its wait', async () => {
       const spawner = newSpawner();
       const prepared = spawner.prefork('true', [], { env }, undefined, 300);
