@@ -248,18 +248,24 @@ export class JobSpawner {
       process.nextTick(() => job.emit('error', new Error('the agent is stopping')));
       return job;
     }
-    const child = this.ensure();
     const id = this.nextId++;
     this.running.set(id, job);
+    const { cwd, env, uid, gid } = options;
+    this.sendBusy(['run', id, file, args, { cwd, env, uid, gid }, payload ?? null], (error) =>
+      this.end(id, 'error', new Error(`the agent's spawner did not take the job: ${error.message}`)),
+    );
+    return job;
+  }
+
+  /** Sends a message that gives the spawner work: it no longer idles, and its channel holds the agent. */
+  private sendBusy(message: unknown[], failed: (error: Error) => void): void {
+    const child = this.ensure();
     if (this.idle) clearTimeout(this.idle);
     this.idle = undefined;
-    if (this.running.size === 1) child.channel?.ref();
-    const { cwd, env, uid, gid } = options;
-    child.send(['run', id, file, args, { cwd, env, uid, gid }, payload ?? null], (error) => {
-      if (error)
-        this.end(id, 'error', new Error(`the agent's spawner did not take the job: ${error.message}`));
+    child.channel?.ref();
+    child.send(message, (error) => {
+      if (error) failed(error);
     });
-    return job;
   }
 
   /**
@@ -282,15 +288,11 @@ export class JobSpawner {
       prepared.dead = true;
       return prepared;
     }
-    const child = this.ensure();
     this.prepared.set(id, prepared);
-    if (this.idle) clearTimeout(this.idle);
-    this.idle = undefined;
-    child.channel?.ref();
     const { cwd, env, uid, gid } = options;
-    child.send(['prep', id, file, args, { cwd, env, uid, gid }, payload ?? null, maxWaitMs], (error) => {
-      if (error) this.forget(id);
-    });
+    this.sendBusy(['prep', id, file, args, { cwd, env, uid, gid }, payload ?? null, maxWaitMs], () =>
+      this.forget(id),
+    );
     return prepared;
   }
 
