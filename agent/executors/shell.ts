@@ -105,7 +105,7 @@ export class ShellExecutor implements Executor {
     // Secrets resolved for it now are remembered by its run (whose scope redacts its output).
     this.ahead.set(
       key,
-      resolvingSecrets(() => this.launch(job, execution)).then(
+      resolvingSecrets(() => this.launch(job, execution), { resolvesFrom: job.executor_config }).then(
         ({ value: l, secrets }) =>
           'argv' in l
             ? {

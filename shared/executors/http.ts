@@ -222,7 +222,7 @@ export class HttpExecutor implements Executor {
   constructor(private readonly options: HttpExecutorOptions = {}) {}
 
   run(job: JobDefinition, _execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
-    return withSecretScope(() => this.runInScope(job, signal));
+    return withSecretScope(() => this.runInScope(job, signal), { resolvesFrom: job.executor_config });
   }
 
   private async runInScope(job: JobDefinition, signal: AbortSignal): Promise<ExecutorResult> {

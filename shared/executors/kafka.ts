@@ -137,7 +137,9 @@ export class KafkaExecutor implements Executor {
   constructor(private readonly options: BrokerExecutorOptions = {}) {}
 
   run(job: JobDefinition, _execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
-    return withSecretScope(() => runBrokerJob(KAFKA, job.executor_config, signal, this.options, produce));
+    return withSecretScope(() => runBrokerJob(KAFKA, job.executor_config, signal, this.options, produce), {
+      resolvesFrom: job.executor_config,
+    });
   }
 }
 

@@ -139,7 +139,9 @@ export class NatsExecutor implements Executor {
   constructor(private readonly options: BrokerExecutorOptions = {}) {}
 
   run(job: JobDefinition, _execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
-    return withSecretScope(() => runBrokerJob(NATS, job.executor_config, signal, this.options, publish));
+    return withSecretScope(() => runBrokerJob(NATS, job.executor_config, signal, this.options, publish), {
+      resolvesFrom: job.executor_config,
+    });
   }
 }
 

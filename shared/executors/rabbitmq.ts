@@ -142,7 +142,9 @@ export class RabbitMqExecutor implements Executor {
   constructor(private readonly options: BrokerExecutorOptions = {}) {}
 
   run(job: JobDefinition, _execution: Execution, signal: AbortSignal): Promise<ExecutorResult> {
-    return withSecretScope(() => runBrokerJob(RABBITMQ, job.executor_config, signal, this.options, publish));
+    return withSecretScope(() => runBrokerJob(RABBITMQ, job.executor_config, signal, this.options, publish), {
+      resolvesFrom: job.executor_config,
+    });
   }
 }
 

@@ -17,7 +17,8 @@
  *
  * Resolved values must never reach an execution's output or reason: every value looked up inside a
  * `withSecretScope` run is remembered for that run (AsyncLocalStorage, so concurrent runs don't mix), and
- * the result's output and reason go through `redact` before they are returned.
+ * the result's output and reason go through `redact` before they are returned. A run whose config holds
+ * no reference gets no scope (nothing to remember; see withSecretScope).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { AwsClients } from '../aws/clients.ts';
@@ -165,14 +166,37 @@ export function redactResult(result: ExecutorResult, secrets: Iterable<string>):
   };
 }
 
+/** Whether any string in `value` (a job's `executor_config`, at any depth) holds a secret reference. */
+export function referencesSecrets(value: unknown): boolean {
+  if (typeof value === 'string') return hasSecretReferences(value);
+  if (value === null || typeof value !== 'object') return false;
+  return Object.values(value).some(referencesSecrets);
+}
+
+const NO_SECRETS: ReadonlySet<string> = new Set();
+
 /**
  * Runs one execution in its own secret scope: whatever is resolved during `run` is redacted from the
  * result, and an exception (a missing parameter, a bad config) becomes a failed result with the
  * exception's message, redacted too. Scopes nest: an inner run's secrets are also redacted by the outer.
+ *
+ * `config` is what the run resolves references from (the job's `executor_config`): when no string in it
+ * holds one, nothing can be resolved and the run gets no scope. Entering an AsyncLocalStorage turns on
+ * Node 20's promise hooks for the whole process for good, and every `await` after it costs about three
+ * times as much: a busy agent whose jobs have no secrets paid that on every SDK request (a profile at
+ * 6,000 executions a minute).
  */
 export async function withSecretScope(
   run: (secrets: ReadonlySet<string>) => Promise<ExecutorResult>,
+  config?: { readonly resolvesFrom: unknown },
 ): Promise<ExecutorResult> {
+  if (config && !referencesSecrets(config.resolvesFrom)) {
+    try {
+      return await run(NO_SECRETS);
+    } catch (error) {
+      return failedResult(errorMessage(error));
+    }
+  }
   const parent = scope.getStore();
   const secrets = new Set<string>();
   let result: ExecutorResult;
@@ -192,8 +216,11 @@ export async function withSecretScope(
  */
 export async function resolvingSecrets<T>(
   work: () => Promise<T>,
+  config: { readonly resolvesFrom: unknown },
 ): Promise<{ value: T; secrets: Set<string> }> {
   const secrets = new Set<string>();
+  // Nothing to resolve: no scope (see withSecretScope).
+  if (!referencesSecrets(config.resolvesFrom)) return { value: await work(), secrets };
   const value = await scope.run(secrets, work);
   return { value, secrets };
 }
@@ -209,8 +236,9 @@ export function withSecretRedaction(executor: Executor): Executor {
     ...(executor.prepare ? { prepare: (job, execution) => executor.prepare?.(job, execution) } : {}),
     ...(executor.release ? { release: (execution) => executor.release?.(execution) } : {}),
     run: (job, execution, signal, hooks) =>
-      withSecretScope((secrets) =>
-        executor.run(job, execution, signal, hooks && maskedHooks(hooks, secrets)),
+      withSecretScope(
+        (secrets) => executor.run(job, execution, signal, hooks && maskedHooks(hooks, secrets)),
+        { resolvesFrom: job.executor_config },
       ),
   };
 }

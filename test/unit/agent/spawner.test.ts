@@ -239,7 +239,7 @@ describe('JobSpawner', () => {
         }),
       );
       expect(executor.reportsStart).toBe(true);
-      const def = job({ shell: 'true', command: 'echo $$ $TOKEN' });
+      const def = job({ shell: 'true', command: 'echo $$ $TOKEN', env: 'TOKEN={{ssm:/cronplane/token}}' });
       const e = held();
       executor.prepare?.(def, e);
       const gate = await oneShutGate(spawner);

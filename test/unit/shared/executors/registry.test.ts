@@ -104,9 +104,13 @@ describe('createExecutors', () => {
     const shellExec = createExecutors({ clients, shell }).shell!;
     const execution = { executionId: '1.0.1', scheduledAt: 1 } as Execution;
     const signal = new AbortController().signal;
-    expect((await shellExec.run(job('shell'), execution, signal)).output).toBe(
-      'the [redacted] is [redacted]',
-    );
+    // A run gets a scope when its config references a secret (a config without one resolves nothing).
+    const withSecret = validateJob({
+      name: 'j',
+      schedule: '@manually',
+      executor_config: { command: 'echo', env: 'PW={{ssm:/cronplane/pw}}' },
+    });
+    expect((await shellExec.run(withSecret, execution, signal)).output).toBe('the [redacted] is [redacted]');
     const failing = validateJob({ name: 'j', schedule: '@manually', executor_config: { command: 'fail' } });
     expect(await shellExec.run(failing, execution, signal)).toMatchObject({
       status: 'failed',

@@ -10,6 +10,7 @@ import {
   REDACTED,
   redact,
   referencedParameter,
+  referencesSecrets,
   rememberSecret,
   resolveSecrets,
   SecretResolutionError,
@@ -110,6 +111,45 @@ describe('withSecretScope', () => {
       throw new SecretResolutionError('/x', 'SSM parameter /x not found');
     });
     expect(r).toMatchObject({ status: 'failed', reason: 'SSM parameter /x not found', output: '' });
+  });
+
+  it('opens no scope for a config without references, and one for a config with one at any depth', async () => {
+    // Outside a scope a resolved value is remembered nowhere: what the run prints stays as it is.
+    const plain = { command: 'echo s3cr3t', env: { A: 'b' }, list: ['x', { y: 'z' }] };
+    const unscoped = await withSecretScope(
+      async () => {
+        rememberSecret('s3cr3t');
+        return ok('got s3cr3t');
+      },
+      { resolvesFrom: plain },
+    );
+    expect(unscoped.output).toBe('got s3cr3t');
+    const nested = { ...plain, list: ['x', { y: 'pre-{{ ssm:/cronplane/db }}' }] };
+    const scoped = await withSecretScope(
+      async () => {
+        rememberSecret('s3cr3t');
+        return ok('got s3cr3t');
+      },
+      { resolvesFrom: nested },
+    );
+    expect(scoped.output).toBe(`got ${REDACTED}`);
+    const failed = await withSecretScope(
+      async () => {
+        throw new Error('bad config');
+      },
+      { resolvesFrom: plain },
+    );
+    expect(failed).toMatchObject({ status: 'failed', reason: 'bad config' });
+  });
+});
+
+describe('referencesSecrets', () => {
+  it('finds a reference in any string of a config, whatever its depth or spacing', () => {
+    expect(referencesSecrets({ env: { A: '{{ssm:/cronplane/a}}' } })).toBe(true);
+    expect(referencesSecrets({ headers: ['x', ['y', 'Bearer {{\n ssm:/cronplane/t }}']] })).toBe(true);
+    expect(referencesSecrets('{{ssm:/cronplane/a}}')).toBe(true);
+    expect(referencesSecrets({ env: { A: '{{ssm}}', B: '{ssm:/x}', C: 1, D: null, E: true } })).toBe(false);
+    expect(referencesSecrets(undefined)).toBe(false);
   });
 });
 
