@@ -1,13 +1,14 @@
 /** Wires the stores of one deployable: built once from config and clients, then passed around. */
 import { AgentsStore } from './agents/agents-store.ts';
 import { type AwsClients, createClients, type Env } from './aws/clients.ts';
+import { ReadBatch } from './aws/read-batch.ts';
 import { type Config, loadConfig, processEnv } from './config.ts';
 import { ControlStore } from './control/control-store.ts';
 import { Dispatcher } from './dispatch/dispatch.ts';
 import { ExecutionsStore } from './executions/executions-store.ts';
 import { JobsStore } from './jobs/jobs-store.ts';
 import { type MetricsSink, noMetrics } from './metrics/metrics.ts';
-import type { AgentsPort, ControlPort, ExecutionsPort, JobsPort } from './ports.ts';
+import type { AgentsPort, ControlPort, ExecutionsPort, JobsPort, ReadTogether } from './ports.ts';
 
 export interface Context {
   readonly config: Config;
@@ -21,6 +22,8 @@ export interface Context {
   readonly clock: () => number;
   /** Where the tick and the reactions record their metrics (shared/metrics/metrics.ts). */
   readonly metrics: MetricsSink;
+  /** A fresh set of reads to send together (ports.ts ReadTogether). */
+  readonly readTogether: () => ReadTogether;
 }
 
 /** Records no metrics: a deployable that has a sink puts it in (`{ ...createContext(), metrics }`). */
@@ -37,5 +40,6 @@ export function createContext(env: Env = processEnv(), clock: () => number = Dat
     control: new ControlStore(clients, config),
     agents: new AgentsStore(clients, config),
     dispatch: new Dispatcher(clients, config),
+    readTogether: () => new ReadBatch(clients),
   };
 }

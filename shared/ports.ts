@@ -65,13 +65,21 @@ export interface NextRunAdvance {
   readonly missed: number;
 }
 
+/**
+ * Reads asked for together: the stores' batch reads given the same one in one synchronous turn are sent
+ * to the store as one request (Context.readTogether; shared/aws/read-batch.ts).
+ */
+export interface ReadTogether {
+  readonly readsTogether: true;
+}
+
 /** Job definitions, their next fire time (the due index, sharded), counters and audit trail. */
 export interface JobsPort {
   /** The due shard a job is indexed under, by name. */
   dueShard(name: string): number;
   get(name: string, consistent?: boolean): Promise<JobRecord | null>;
-  /** Several jobs in one read, by name; absent ones are missing from the map. */
-  getMany(names: readonly string[]): Promise<Map<string, JobRecord>>;
+  /** Several jobs in one read (with `reads`: in its request), by name; absent ones are missing from the map. */
+  getMany(names: readonly string[], reads?: ReadTogether): Promise<Map<string, JobRecord>>;
   list(): Promise<JobRecord[]>;
   /**
    * Creates or replaces the definition; `expected` (the record read before, or its version; null for a
@@ -225,8 +233,8 @@ export interface ExecutionsPort {
   ): Promise<boolean>;
 
   get(jobName: string, executionId: string): Promise<Execution | null>;
-  /** Several executions in one consistent read, keyed `jobName/executionId`. */
-  getMany(keys: readonly ExecutionRef[]): Promise<Map<string, Execution>>;
+  /** Several executions in one consistent read (with `reads`: in its request), keyed `jobName/executionId`. */
+  getMany(keys: readonly ExecutionRef[], reads?: ReadTogether): Promise<Map<string, Execution>>;
   listForJob(
     jobName: string,
     options?: { newestFirst?: boolean; limit?: number; fromId?: string },
@@ -287,7 +295,8 @@ export interface ControlPort {
   getShardLayout(): Promise<ShardLayout | null>;
   /** Records a layout over the one read (`expected`); false when another coordinator wrote first. */
   putShardLayout(layout: ShardLayout, expected: ShardLayout | null): Promise<boolean>;
-  isPaused(): Promise<boolean>;
+  /** Whether the scheduler is paused (a consistent read; with `reads`: in its request). */
+  isPaused(reads?: ReadTogether): Promise<boolean>;
   setPaused(paused: boolean, now: number): Promise<void>;
   /** A job's concurrency lock: null when taken, else who holds it. */
   acquireLock(jobName: string, holder: LockHolder, now: number, ttlMs: number): Promise<LockHolder | null>;

@@ -86,6 +86,16 @@ const EXECUTORS_IMPORTED_ONLY = (deployable: string): NotGranted[] =>
   }));
 
 /**
+ * The pause flag read in a batch: ControlStore.isPaused reads through a ReadBatch only when its caller gives
+ * one (a runner's read after a claim, with the jobs); the API and the tick never do and read it with GetItem.
+ */
+const PAUSE_READ_ALONE = (deployable: string): NotGranted => ({
+  action: 'dynamodb:BatchGetItem',
+  resource: 'control',
+  why: `${deployable} reads the pause flag alone (GetItem): only a runner reads it together with the jobs it claimed`,
+});
+
+/**
  * The attributes of an Executions item that an agent writes: the claim (`status`, `claimedAt`,
  * `heartbeatAt`, `agentId`, `nodeName`), heartbeats, `startedAt`, the result (`finishedAt`, `exitCode`,
  * `success`, `output`, `outputTruncated`, `outputUrl`, `reason`, `expiresAt`, removing `activeShard`), a
@@ -178,7 +188,7 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
       { sid: 'QueueHealth', actions: ['sqs:GetQueueAttributes'], resources: ['dispatchQueues'] },
       { sid: 'TagSetQueues', actions: ['sqs:CreateQueue'], resources: ['tagSetQueues'] },
     ],
-    notGranted: EXECUTORS_IMPORTED_ONLY('the api'),
+    notGranted: [...EXECUTORS_IMPORTED_ONLY('the api'), PAUSE_READ_ALONE('the api')],
   },
   tick: {
     entries: ['functions/tick/handler.ts'],
@@ -218,7 +228,7 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
         why: "Lambda's event source mapping polls the shard-tick queue with the function's role",
       },
     ],
-    notGranted: EXECUTORS_IMPORTED_ONLY('the tick'),
+    notGranted: [...EXECUTORS_IMPORTED_ONLY('the tick'), PAUSE_READ_ALONE('the tick')],
   },
   worker: {
     entries: ['functions/worker/handler.ts'],
@@ -237,8 +247,15 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
       { sid: 'Agents', actions: ['dynamodb:Scan'], resources: ['agents'] },
       {
         sid: 'Control',
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+        actions: [
+          'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+        ],
         resources: ['control'],
+        // BatchGetItem: the pause flag, read with the claimed launch's job (shared/aws/read-batch.ts)
       },
       {
         sid: 'WorkerQueueVisibility',
@@ -347,7 +364,8 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
       },
       {
         sid: 'ControlPauseRead',
-        actions: ['dynamodb:GetItem'],
+        // BatchGetItem: read with the claimed launches' jobs in one request (shared/aws/read-batch.ts)
+        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
         resources: ['control'],
         conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': AGENT_CONTROL_READ_KEYS } },
       },

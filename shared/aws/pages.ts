@@ -51,22 +51,52 @@ export async function batchGet(
   projection?: { ProjectionExpression: string; ExpressionAttributeNames?: Record<string, string> },
   attempt: Attempt = once,
 ): Promise<Item[]> {
-  const out: Item[] = [];
-  for (let i = 0; i < keys.length; i += 100) {
-    let pending: Item[] | undefined = keys.slice(i, i + 100) as Item[];
-    for (let round = 0; pending && pending.length > 0; round++) {
-      if (round > 0) await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** round)));
-      const keysNow = pending;
-      const res: BatchGetCommandOutput = await attempt(() =>
-        clients.doc.send(
-          new BatchGetCommand({
-            RequestItems: { [table]: { Keys: keysNow, ConsistentRead: consistent, ...projection } },
-          }),
-        ),
-      );
-      out.push(...(res.Responses?.[table] ?? []));
-      pending = res.UnprocessedKeys?.[table]?.Keys as Item[] | undefined;
+  const items = await batchGetTables(clients, [{ table, keys, consistent, projection }], attempt);
+  return items.get(table) ?? [];
+}
+
+/** One table's keys in a batch read. */
+export interface TableKeys {
+  readonly table: string;
+  readonly keys: readonly Item[];
+  /** Default: consistent. */
+  readonly consistent?: boolean;
+  readonly projection?: { ProjectionExpression: string; ExpressionAttributeNames?: Record<string, string> };
+}
+
+/**
+ * The items with these keys in several tables, read with BatchGetItem: one request for up to 100 keys
+ * over all the tables, unprocessed keys asked again. Answers each table's items (missing ones absent).
+ */
+export async function batchGetTables(
+  clients: AwsClients,
+  tables: readonly TableKeys[],
+  attempt: Attempt = once,
+): Promise<Map<string, Item[]>> {
+  const out = new Map<string, Item[]>(tables.map((t) => [t.table, []]));
+  const options = new Map(tables.map((t) => [t.table, t]));
+  let queue: Array<{ table: string; key: Item }> = tables.flatMap((t) =>
+    t.keys.map((key) => ({ table: t.table, key })),
+  );
+  for (let round = 0; queue.length > 0; ) {
+    const chunk = queue.slice(0, 100);
+    const requestItems: Record<string, { Keys: Item[] } & Record<string, unknown>> = {};
+    for (const { table, key } of chunk) {
+      const t = options.get(table)!;
+      requestItems[table] ??= { Keys: [], ConsistentRead: t.consistent ?? true, ...t.projection };
+      requestItems[table].Keys.push(key);
     }
+    const res: BatchGetCommandOutput = await attempt(() =>
+      clients.doc.send(new BatchGetCommand({ RequestItems: requestItems })),
+    );
+    for (const [table, items] of Object.entries(res.Responses ?? {})) out.get(table)?.push(...items);
+    const unprocessed = Object.entries(res.UnprocessedKeys ?? {}).flatMap(([table, r]) =>
+      (r.Keys ?? []).map((key) => ({ table, key })),
+    );
+    queue = [...unprocessed, ...queue.slice(chunk.length)];
+    // Unprocessed keys (throttling) are asked again after a backoff; a full answer resets it.
+    round = unprocessed.length > 0 ? round + 1 : 0;
+    if (round > 0) await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** round)));
   }
   return out;
 }

@@ -5,8 +5,9 @@
 import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import { ifCondition, onConditionFailed } from '../aws/conditional.ts';
+import { readBatchOf } from '../aws/read-batch.ts';
 import type { Config } from '../config.ts';
-import type { ControlPort, Lease, LockHolder, ShardLayout } from '../ports.ts';
+import type { ControlPort, Lease, LockHolder, ReadTogether, ShardLayout } from '../ports.ts';
 import { CONTROL_ITEM_ABSENT, controlKeys } from './control-keys.ts';
 
 export class ControlStore implements ControlPort {
@@ -138,7 +139,12 @@ export class ControlStore implements ControlPort {
     );
   }
 
-  async isPaused(): Promise<boolean> {
+  async isPaused(reads?: ReadTogether): Promise<boolean> {
+    const batch = readBatchOf(reads);
+    if (batch) {
+      const [item] = await batch.get(this.table, [{ ...controlKeys.pause() }]);
+      return item?.paused === true;
+    }
     const out = await this.clients.doc.send(
       new GetCommand({ TableName: this.table, Key: controlKeys.pause(), ConsistentRead: true }),
     );

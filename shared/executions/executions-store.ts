@@ -14,6 +14,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
 import { cancellation, ifCondition, isConditionFailedReason, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
+import { readBatchOf } from '../aws/read-batch.ts';
 import { transactEach } from '../aws/transactions.ts';
 import type { Config } from '../config.ts';
 import { CONTROL_ITEM_ABSENT, controlKeys } from '../control/control-keys.ts';
@@ -25,6 +26,7 @@ import type {
   ExecutionsPort,
   NewExecution,
   ReactionMarks,
+  ReadTogether,
 } from '../ports.ts';
 import { type Execution, type ExecutionStatus, expiryAfter, fromItem } from './execution.ts';
 
@@ -369,13 +371,14 @@ export class ExecutionsStore implements ExecutionsPort {
   /** Several executions in one consistent read (BatchGetItem), keyed `jobName/executionId`. */
   async getMany(
     keys: ReadonlyArray<Pick<Execution, 'jobName' | 'executionId'>>,
+    reads?: ReadTogether,
   ): Promise<Map<string, Execution>> {
     const unique = new Map(keys.map((k) => [`${k.jobName}/${k.executionId}`, k]));
-    const items = await batchGet(
-      this.clients,
-      this.table,
-      [...unique.values()].map((k) => ({ jobName: k.jobName, executionId: k.executionId })),
-    );
+    const asked = [...unique.values()].map((k) => ({ jobName: k.jobName, executionId: k.executionId }));
+    const batch = readBatchOf(reads);
+    const items = batch
+      ? await batch.get(this.table, asked)
+      : await batchGet(this.clients, this.table, asked);
     return new Map(items.map((item) => [`${item.jobName}/${item.executionId}`, fromItem(item)]));
   }
 

@@ -300,9 +300,14 @@ export class Runner {
     const holdable = (l: LaunchMessage) => l.scheduledAt - now <= MAX_HOLD_MS;
     const soon = launches.filter(holdable);
     if (soon.length < 2) return none;
+    // One request for both (ReadTogether).
+    const reads = ctx.readTogether();
     const [executions, jobs] = await Promise.all([
-      ctx.executions.getMany(soon),
-      ctx.jobs.getMany(soon.map((l) => l.jobName)),
+      ctx.executions.getMany(soon, reads),
+      ctx.jobs.getMany(
+        soon.map((l) => l.jobName),
+        reads,
+      ),
     ]);
     const seen = new Set<string>();
     const plain = launches.map((l) => {
@@ -340,9 +345,14 @@ export class Runner {
   private async confirmClaims(claimed: readonly Execution[]): Promise<Array<JobDefinition | null>> {
     if (claimed.length === 0) return [];
     const { ctx } = this;
+    // One request for both (ReadTogether).
+    const reads = ctx.readTogether();
     const [jobs, paused] = await Promise.all([
-      ctx.jobs.getMany(claimed.map((e) => e.jobName)),
-      claimed.some((e) => e.trigger !== 'manual') ? ctx.control.isPaused() : false,
+      ctx.jobs.getMany(
+        claimed.map((e) => e.jobName),
+        reads,
+      ),
+      claimed.some((e) => e.trigger !== 'manual') ? ctx.control.isPaused(reads) : false,
     ]);
     return Promise.all(
       claimed.map(async (e) => {

@@ -14,6 +14,7 @@ import {
 import type { AwsClients } from '../aws/clients.ts';
 import { cancellation, ifCondition, isConditionFailedReason, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
+import { readBatchOf } from '../aws/read-batch.ts';
 import { transactEach } from '../aws/transactions.ts';
 import { retryUnavailable } from '../aws/unavailable.ts';
 import type { Config } from '../config.ts';
@@ -26,6 +27,7 @@ import type {
   JobRecord,
   JobsPort,
   NextRunAdvance,
+  ReadTogether,
   SettledFinish,
 } from '../ports.ts';
 import { currentCaller } from './caller.ts';
@@ -146,8 +148,16 @@ export class JobsStore implements JobsPort {
   }
 
   /** Several jobs in one consistent read (BatchGetItem; GetItem for one), by name; absent ones are missing. */
-  async getMany(names: readonly string[]): Promise<Map<string, JobRecord>> {
+  async getMany(names: readonly string[], reads?: ReadTogether): Promise<Map<string, JobRecord>> {
     const unique = [...new Set(names)];
+    const batch = readBatchOf(reads);
+    if (batch) {
+      const items = await batch.get(
+        this.table,
+        unique.map((name) => ({ name })),
+      );
+      return new Map(items.map((item) => [String(item.name), fromItem(item)]));
+    }
     if (unique.length === 1) {
       // One job: a GetItem, the smaller request.
       const job = await this.get(unique[0]!);

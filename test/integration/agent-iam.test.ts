@@ -135,7 +135,8 @@ describe('an agent limited to its role', () => {
       new Set([
         'dynamodb:UpdateItem', // membership, the claim, heartbeats, the result
         'dynamodb:Scan', // the tag-set queue registry
-        'dynamodb:GetItem', // the job and the execution; after the claim, the job and the pause flag
+        'dynamodb:GetItem', // the job and the execution
+        'dynamodb:BatchGetItem', // after the claim, the job and the pause flag in one request
       ]),
     );
     // Heartbeats of the running execution (not the claim, not the result) went through it too.

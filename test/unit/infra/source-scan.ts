@@ -12,7 +12,8 @@
  *    inside a store, `this.<method>(` reaches that method too. Each reached method contributes the
  *    requests it builds: `new XxxCommand(…)` (with its `TableName`, or the store's own table), the items
  *    (`Put` / `Update` / `Delete` / `ConditionCheck`) of its transactions with their own tables, and the
- *    paging helpers of shared/aws (`allItems` query/scan, `batchGet`, `transactEach`).
+ *    paging helpers of shared/aws (`allItems` query/scan, `batchGet`, `transactEach`, a ReadBatch's
+ *    `batch.get(<table>, keys)`).
  * 3. Every other file of the closure that builds a command contributes all its commands (file level).
  *
  * It over-approximates (a store method named in a file is taken as called; a file's commands are taken
@@ -293,6 +294,15 @@ function requestsIn(
       } else if (helper === 'batchGet') {
         dynamo('dynamodb:BatchGetItem', n.arguments[1], false, n);
       }
+    } else if (
+      // A read asked of a ReadBatch (shared/aws/read-batch.ts): `batch.get(<table>, keys)`.
+      ts.isCallExpression(n) &&
+      ts.isPropertyAccessExpression(n.expression) &&
+      n.expression.name.text === 'get' &&
+      n.expression.expression.getText() === 'batch' &&
+      n.arguments.length === 2
+    ) {
+      dynamo('dynamodb:BatchGetItem', n.arguments[0], false, n);
     }
   });
 }

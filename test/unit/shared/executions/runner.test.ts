@@ -73,6 +73,8 @@ class FakeStores {
   paused = false;
   /** Requests by method, to count what a launch costs. */
   readonly calls: string[] = [];
+  /** Each batch read and the ReadTogether it was given. */
+  readonly readsWith: Array<[string, unknown]> = [];
   /** Set to make every heartbeat (and lock renewal) fail, as an unreachable store would. */
   unreachable = false;
   /** Claims that land but whose answer is lost (a timeout after the write), as many as this. */
@@ -119,8 +121,9 @@ class FakeStores {
         this.calls.push('get');
         return this.executions.get(this.key(jobName, id)) ?? null;
       },
-      getMany: async (keys: ReadonlyArray<Pick<Execution, 'jobName' | 'executionId'>>) => {
+      getMany: async (keys: ReadonlyArray<Pick<Execution, 'jobName' | 'executionId'>>, reads?: unknown) => {
         this.calls.push('getMany');
+        this.readsWith.push(['getMany', reads]);
         const out = new Map<string, Execution>();
         for (const k of keys) {
           const e = this.executions.get(this.key(k.jobName, k.executionId));
@@ -199,8 +202,9 @@ class FakeStores {
         this.calls.push('jobs.get');
         return this.jobs.get(name) ?? null;
       },
-      getMany: async (names: readonly string[]) => {
+      getMany: async (names: readonly string[], reads?: unknown) => {
         this.calls.push('jobs.getMany');
+        this.readsWith.push(['jobs.getMany', reads]);
         const out = new Map<string, { name: string; def: JobDefinition; version: number }>();
         for (const n of names) {
           const j = this.jobs.get(n);
@@ -210,8 +214,9 @@ class FakeStores {
       },
     };
     const control = {
-      isPaused: async () => {
+      isPaused: async (reads?: unknown) => {
         this.calls.push('isPaused');
+        this.readsWith.push(['isPaused', reads]);
         return this.paused;
       },
       acquireLock: async (
@@ -237,6 +242,7 @@ class FakeStores {
       jobs,
       control,
       agents: { list: async () => [] },
+      readTogether: () => ({ readsTogether: true, n: this.readsWith.length }),
     } as unknown as Context;
   }
 }
@@ -691,6 +697,20 @@ describe('Runner', () => {
     expect(verdicts).toEqual(['done', 'done', 'done']);
     expect(s.calls.filter((c) => c === 'claimMany')).toHaveLength(1);
     expect(s.calls.filter((c) => c === 'claim')).toHaveLength(0);
+    // The read before the claim (executions and jobs) and the one after it (jobs and the pause flag):
+    // each is asked for together, one request each (ReadTogether).
+    const [before1, before2, after1, after2] = s.readsWith;
+    expect(s.readsWith.map(([call]) => call)).toEqual([
+      'getMany',
+      'jobs.getMany',
+      'jobs.getMany',
+      'isPaused',
+    ]);
+    expect(before1![1]).toBeDefined();
+    expect(before2![1]).toBe(before1![1]);
+    expect(after1![1]).toBeDefined();
+    expect(after2![1]).toBe(after1![1]);
+    expect(after1![1]).not.toBe(before1![1]);
     expect(runs.map((r) => r.id).sort()).toEqual(es.map((e) => e.executionId).sort());
 
     // One of them is another agent's already, and one is delivered twice: the transaction is refused,
