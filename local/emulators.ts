@@ -176,7 +176,7 @@ function dynamoDbLocalArgs(port: number, dbPath: string | undefined): string[] {
   ];
 }
 
-/** moto, started through local/moto-server.py (moto with its SQS clock hot spot made cheap; see there). */
+/** moto, started through local/moto-server.py (moto with its SQS hot spots made cheap, served by waitress; see there). */
 const MOTO_LAUNCHER = join(REPO_ROOT, 'local', 'moto-server.py');
 
 function motoPython(): string {

@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MOTO_VERSION=5.2.5
+WAITRESS_VERSION=3.0.2
 CFN_LINT_VERSION=1.58.0
 PYDKRON_VERSION=0.2.4
 DKRON_CLI_VERSION=0.0.5
@@ -66,6 +67,12 @@ if [[ ! -x .venv/bin/moto_server ]]; then
   fi
   say "installing moto[server]==${MOTO_VERSION} into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}" >&2
+fi
+
+# --- waitress in .venv (local/moto-server.py serves moto with it: connections kept alive as SQS does) ---
+if [[ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("waitress"))' 2>/dev/null)" != "${WAITRESS_VERSION}" ]]; then
+  say "installing waitress==${WAITRESS_VERSION} into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "waitress==${WAITRESS_VERSION}" >&2
 fi
 
 # --- cfn-lint in .venv (test/unit/infra/cfn-lint.test.ts lints the synthesized template) -----------

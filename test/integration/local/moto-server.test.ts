@@ -6,11 +6,58 @@
  * in the project's virtual environment, with the launcher's patches applied. The send path's speed-up
  * changes no behaviour either; its test counts the work a send does instead of timing it.
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { Agent } from 'node:http';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import {
+  CreateQueueCommand,
+  ListQueuesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../../agent/stack-file.ts';
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+
+let server: ChildProcess | undefined;
+afterAll(() => {
+  server?.kill('SIGKILL');
+});
+
+/** The launcher as local/emulators.ts starts it, on a port of its own; answers once moto answers. */
+async function startMoto(): Promise<string> {
+  const port = await freePort();
+  server = spawn(
+    join(REPO_ROOT, '.venv', 'bin', 'python'),
+    [join(REPO_ROOT, 'local', 'moto-server.py'), '-H', '127.0.0.1', '-p', String(port)],
+    { stdio: 'ignore' },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    if (
+      await fetch(url).then(
+        () => true,
+        () => false,
+      )
+    )
+      return url;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('moto did not start');
+}
 
 describe('moto server as the local stack runs it', () => {
   it('loses no sent message and undoes no delete when sends and deletes race', async () => {
@@ -36,5 +83,43 @@ describe('moto server as the local stack runs it', () => {
       fifo_refused: true,
       counters: { visible: 100, delayed: 100, plain_dedupe: null, fifo_dedupe: 'true' },
     });
+  }, 60_000);
+
+  it('keeps connections open as SQS does, and a burst of long polls does not hold up other requests', async () => {
+    const endpoint = await startMoto();
+    // A keep-alive agent as the SDK's, counting the connections it opens.
+    let connects = 0;
+    const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+    const create = agent.createConnection.bind(agent);
+    agent.createConnection = (...args: Parameters<typeof create>) => {
+      connects++;
+      return create(...args);
+    };
+    const sqs = new SQSClient({
+      region: 'us-east-1',
+      endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      requestHandler: new NodeHttpHandler({ httpAgent: agent }),
+    });
+    const { QueueUrl: quiet } = await sqs.send(new CreateQueueCommand({ QueueName: 'keepalive-quiet' }));
+    const { QueueUrl: busy } = await sqs.send(new CreateQueueCommand({ QueueName: 'keepalive-busy' }));
+    for (let i = 0; i < 30; i++)
+      await sqs.send(new SendMessageCommand({ QueueUrl: busy, MessageBody: `m${i}` }));
+    // moto's werkzeug server closed every connection: 32 requests, 32 connections.
+    expect(connects).toBe(1);
+
+    // 300 long polls of an empty queue wait at once (an agent polls every queue its tags serve, and
+    // several agents share the emulator); requests beside them are answered at once.
+    const polls = Array.from({ length: 300 }, () =>
+      sqs.send(new ReceiveMessageCommand({ QueueUrl: quiet, WaitTimeSeconds: 3 })),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: busy, MaxNumberOfMessages: 10 }));
+    await sqs.send(new ListQueuesCommand({}));
+    expect(got.Messages?.length).toBeGreaterThan(0);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    expect((await Promise.all(polls)).every((r) => (r.Messages ?? []).length === 0)).toBe(true);
+    sqs.destroy();
   }, 60_000);
 });
