@@ -53,7 +53,7 @@ describe('on-demand AWS clients', () => {
     expect(send.mock.calls[0]?.[0]).toBe(command);
   });
 
-  it("drops the SDK's logger middleware from every client (it masks each call's input and output for no logger)", async () => {
+  it("drops the SDK's logger, user-agent and (outside Lambda) recursion-detection middleware from every client", async () => {
     const clients = createClients(env);
     const stacks = [
       clients.dynamodb.middlewareStack,
@@ -67,6 +67,8 @@ describe('on-demand AWS clients', () => {
         names.some((n) => n.startsWith('awsAuthMiddleware') || n.startsWith('httpSigningMiddleware')),
       ).toBe(true);
       expect(names.filter((n) => n.startsWith('loggerMiddleware'))).toEqual([]);
+      expect(names.filter((n) => n.startsWith('getUserAgentMiddleware'))).toEqual([]);
+      expect(names.filter((n) => n.startsWith('recursionDetectionMiddleware'))).toEqual([]);
     }
   });
 
