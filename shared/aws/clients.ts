@@ -159,14 +159,13 @@ function baseConfig(service: Service, env: Env) {
  *   request (native getenv calls) to pass on an X-Ray trace id that only exists inside Lambda. The
  *   functions keep it.
  */
-function lean<C extends { middlewareStack: { remove(name: string): boolean } }>(client: C): C {
+function lean<C extends { middlewareStack: { remove(name: string): boolean } }>(client: C, env: Env): C {
   client.middlewareStack.remove('loggerMiddleware');
   client.middlewareStack.remove('getUserAgentMiddleware');
-  if (!IN_LAMBDA) client.middlewareStack.remove('recursionDetectionMiddleware');
+  if (env.AWS_LAMBDA_FUNCTION_NAME === undefined)
+    client.middlewareStack.remove('recursionDetectionMiddleware');
   return client;
 }
-
-const IN_LAMBDA = process.env.AWS_LAMBDA_FUNCTION_NAME !== undefined;
 
 /** Services whose SDK module is imported on first use, and their client types. */
 export interface OnDemandClients {
@@ -191,29 +190,29 @@ export const ON_DEMAND_SERVICES: readonly OnDemandService[] = [
 const construct: { readonly [S in OnDemandService]: (env: Env) => Promise<OnDemandClients[S]> } = {
   dynamodbStreams: async (env) => {
     const { DynamoDBStreamsClient } = await import('@aws-sdk/client-dynamodb-streams');
-    return lean(new DynamoDBStreamsClient(baseConfig('dynamodbStreams', env)));
+    return lean(new DynamoDBStreamsClient(baseConfig('dynamodbStreams', env)), env);
   },
   eventbridge: async (env) => {
     const { EventBridgeClient } = await import('@aws-sdk/client-eventbridge');
-    return lean(new EventBridgeClient(baseConfig('eventbridge', env)));
+    return lean(new EventBridgeClient(baseConfig('eventbridge', env)), env);
   },
   lambda: async (env) => {
     const { LambdaClient } = await import('@aws-sdk/client-lambda');
-    return lean(new LambdaClient(baseConfig('lambda', env)));
+    return lean(new LambdaClient(baseConfig('lambda', env)), env);
   },
   ssm: async (env) => {
     const { SSMClient } = await import('@aws-sdk/client-ssm');
-    return lean(new SSMClient(baseConfig('ssm', env)));
+    return lean(new SSMClient(baseConfig('ssm', env)), env);
   },
   s3: async (env) => {
     const { S3Client } = await import('@aws-sdk/client-s3');
     // Emulators (moto on 127.0.0.1) cannot serve virtual-hosted bucket names: path style there.
     const config = baseConfig('s3', env);
-    return lean(new S3Client({ ...config, ...('endpoint' in config ? { forcePathStyle: true } : {}) }));
+    return lean(new S3Client({ ...config, ...('endpoint' in config ? { forcePathStyle: true } : {}) }), env);
   },
   logs: async (env) => {
     const { CloudWatchLogsClient } = await import('@aws-sdk/client-cloudwatch-logs');
-    return lean(new CloudWatchLogsClient(baseConfig('logs', env)));
+    return lean(new CloudWatchLogsClient(baseConfig('logs', env)), env);
   },
 };
 
@@ -277,7 +276,7 @@ export function createClients(env: Env): AwsClients {
     if (!cache.has(key)) cache.set(key, make());
     return cache.get(key) as T;
   };
-  const dynamodb = () => once('dynamodb', () => lean(new DynamoDBClient(baseConfig('dynamodb', env))));
+  const dynamodb = () => once('dynamodb', () => lean(new DynamoDBClient(baseConfig('dynamodb', env)), env));
 
   const loaded = new Map<OnDemandService, unknown>();
   const loading = new Map<OnDemandService, Promise<unknown>>();
@@ -322,7 +321,7 @@ export function createClients(env: Env): AwsClients {
     get sqs() {
       // An explicit endpoint stops the SQS client from routing by the host inside a queue URL.
       return once('sqs', () =>
-        lean(new SQSClient({ ...baseConfig('sqs', env), useQueueUrlAsEndpoint: false })),
+        lean(new SQSClient({ ...baseConfig('sqs', env), useQueueUrlAsEndpoint: false }), env),
       );
     },
     get dynamodbStreams() {

@@ -70,6 +70,13 @@ describe('on-demand AWS clients', () => {
       expect(names.filter((n) => n.startsWith('getUserAgentMiddleware'))).toEqual([]);
       expect(names.filter((n) => n.startsWith('recursionDetectionMiddleware'))).toEqual([]);
     }
+    // Inside Lambda, recursion detection stays (it passes the function's trace id on).
+    const inLambda = createClients({ ...env, AWS_LAMBDA_FUNCTION_NAME: 'tick' });
+    for (const stack of [inLambda.dynamodb.middlewareStack, inLambda.sqs.middlewareStack]) {
+      const names = stack.identify();
+      expect(names.filter((n) => n.startsWith('recursionDetectionMiddleware'))).toHaveLength(1);
+      expect(names.filter((n) => n.startsWith('getUserAgentMiddleware'))).toEqual([]);
+    }
   });
 
   it('keeps separate factories separate', async () => {
