@@ -173,8 +173,6 @@ export function referencesSecrets(value: unknown): boolean {
   return Object.values(value).some(referencesSecrets);
 }
 
-const NO_SECRETS: ReadonlySet<string> = new Set();
-
 /**
  * Runs one execution in its own secret scope: whatever is resolved during `run` is redacted from the
  * result, and an exception (a missing parameter, a bad config) becomes a failed result with the
@@ -190,18 +188,12 @@ export async function withSecretScope(
   run: (secrets: ReadonlySet<string>) => Promise<ExecutorResult>,
   config?: { readonly resolvesFrom: unknown },
 ): Promise<ExecutorResult> {
-  if (config && !referencesSecrets(config.resolvesFrom)) {
-    try {
-      return await run(NO_SECRETS);
-    } catch (error) {
-      return failedResult(errorMessage(error));
-    }
-  }
+  const scoped = !config || referencesSecrets(config.resolvesFrom);
   const parent = scope.getStore();
   const secrets = new Set<string>();
   let result: ExecutorResult;
   try {
-    result = await scope.run(secrets, () => run(secrets));
+    result = scoped ? await scope.run(secrets, () => run(secrets)) : await run(secrets);
   } catch (error) {
     result = failedResult(errorMessage(error));
   }
@@ -220,8 +212,7 @@ export async function resolvingSecrets<T>(
 ): Promise<{ value: T; secrets: Set<string> }> {
   const secrets = new Set<string>();
   // Nothing to resolve: no scope (see withSecretScope).
-  if (!referencesSecrets(config.resolvesFrom)) return { value: await work(), secrets };
-  const value = await scope.run(secrets, work);
+  const value = referencesSecrets(config.resolvesFrom) ? await scope.run(secrets, work) : await work();
   return { value, secrets };
 }
 
