@@ -151,23 +151,13 @@ export class JobsStore implements JobsPort {
   async getMany(names: readonly string[], reads?: ReadTogether): Promise<Map<string, JobRecord>> {
     const unique = [...new Set(names)];
     const batch = readBatchOf(reads);
-    if (batch) {
-      const items = await batch.get(
-        this.table,
-        unique.map((name) => ({ name })),
-      );
-      return new Map(items.map((item) => [String(item.name), fromItem(item)]));
-    }
-    if (unique.length === 1) {
-      // One job: a GetItem, the smaller request.
+    if (!batch && unique.length === 1) {
+      // One job alone: a GetItem, the smaller request.
       const job = await this.get(unique[0]!);
       return new Map(job ? [[unique[0]!, job]] : []);
     }
-    const items = await batchGet(
-      this.clients,
-      this.table,
-      unique.map((name) => ({ name })),
-    );
+    const keys = unique.map((name) => ({ name }));
+    const items = batch ? await batch.get(this.table, keys) : await batchGet(this.clients, this.table, keys);
     return new Map(items.map((item) => [String(item.name), fromItem(item)]));
   }
 
