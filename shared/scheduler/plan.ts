@@ -75,6 +75,11 @@ interface FirePlan {
   readonly missed: number;
 }
 
+/** A job with a fire time before `windowEnd`: one this pass plans. */
+export function dueBefore(job: JobRecord, windowEnd: number): job is JobRecord & { nextRunAt: number } {
+  return job.nextRunAt !== null && job.nextRunAt < windowEnd;
+}
+
 /** Fire plans by job record, for the round they were computed for (the tick counts them before planning). */
 const firePlans = new WeakMap<JobRecord, { windowEnd: number; now: number; plan: FirePlan }>();
 
@@ -136,9 +141,7 @@ export async function planJobs(
     advanced: false,
   }));
   const work = jobs.flatMap((job, i) =>
-    job.nextRunAt === null || job.nextRunAt >= windowEnd
-      ? []
-      : [{ i, job, plan: firePlanOf(job as JobRecord & { nextRunAt: number }, windowEnd, now) }],
+    dueBefore(job, windowEnd) ? [{ i, job, plan: firePlanOf(job, windowEnd, now) }] : [],
   );
   const trigger = (t: number): Trigger => (t < now - LATE_TOLERANCE_MS ? 'catchup' : 'schedule');
   const launches = await launchMany(

@@ -9,7 +9,7 @@ import { stagingLeadSeconds } from '../dispatch/dispatch.ts';
 import { recordTick } from '../metrics/metrics.ts';
 import type { JobRecord } from '../ports.ts';
 import { MAX_HOLD_MS } from '../timing.ts';
-import { fireTimes, liveAgents, planJobs } from './plan.ts';
+import { dueBefore, fireTimes, liveAgents, planJobs } from './plan.ts';
 
 export interface TickReport {
   readonly leader: boolean;
@@ -154,10 +154,10 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
     // launches in each of its seconds.
     const perSecond = new Map<number, number>();
     for (const job of due) {
-      if (job.nextRunAt === null || job.nextRunAt >= windowEnd) continue;
+      if (!dueBefore(job, windowEnd)) continue;
       let times: number[];
       try {
-        times = fireTimes(job as JobRecord & { nextRunAt: number }, windowEnd, now);
+        times = fireTimes(job, windowEnd, now);
       } catch {
         continue; // a definition that cannot be planned: its chunk isolates it (planIsolated)
       }
