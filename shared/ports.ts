@@ -56,6 +56,13 @@ export interface JobRecord {
   /** Why the planner could not plan this job at its last try (null once it plans again), and when. */
   readonly planError: string | null;
   readonly planErrorAt: number | null;
+  /**
+   * The reactions' bookkeeping (JobsStore.settleFinishes): `settleSeq` is bumped by every write of the
+   * counters (their optimistic lock), `settling` holds the executions they counted whose `countedAt` mark
+   * is not known written.
+   */
+  readonly settleSeq: number;
+  readonly settling: readonly string[];
 }
 
 /** Move `job.nextRunAt` (as read) to `next`, adding `missed` to its missed count. */
@@ -110,14 +117,16 @@ export interface JobsPort {
   clearPlanError(name: string): Promise<void>;
 
   /**
-   * The last write of the reactions to finishes of one job: marks each execution reacted (and counted), adds
-   * the counts to the job's counters and sets its status from `status.group` unless a newer group set it —
-   * in one transaction, so a finish is counted exactly once. Finishes already reacted to are left out;
-   * the rest is written without the status (newer group) or without the job (gone). Returns the finishes
-   * it marked.
+   * The last writes of the reactions to finishes of one job: adds the counts to the job's counters and sets
+   * its status from `status.group` unless a newer group set it, then marks each execution reacted (and
+   * counted), so that a finish is counted exactly once (how, without a transaction: the store). `known`
+   * is the job as read before the finishes' marks (null: gone); `counted` of each finish is from marks
+   * read after it. Finishes already reacted to are left out; the rest is written without the status
+   * (newer group) or without the job (gone). Returns the finishes it marked.
    */
   settleFinishes(
     jobName: string,
+    known: JobRecord | null,
     finishes: readonly SettledFinish[],
     status: { readonly status: string; readonly group: string } | null,
     now: number,

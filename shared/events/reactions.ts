@@ -12,21 +12,23 @@
  * 3. `Execution Finished` on the configured EventBridge bus;
  * 4. an ephemeral job's deletion after a successful run.
  *
- * Then, per job, one transaction (the last write): every finish of the batch marked `reactedAt` (and
- * `countedAt`), `success_count`/`last_success` or `error_count`/`last_error` added up, and the job's
- * `status` computed over the newest group (`success`, `failed`, `partially_failed`). Last, retention trims
+ * Then, per job, the last writes (JobsStore.settleFinishes): one update of the job — `success_count`/
+ * `last_success` or `error_count`/`last_error` added up for the batch's finishes, and the job's `status`
+ * computed over the newest group (`success`, `failed`, `partially_failed`) — then every finish marked
+ * `reactedAt` (and `countedAt`), one update each. Last, retention trims
  * the job's history to the newest N finished-and-reacted executions (planned, running and unreacted ones
  * are never deleted) and takes up the job's finishes that never got their reaction.
  *
  * What each step decides is in policy.ts (pure); launch.ts, publish.ts and retention.ts carry it out.
  *
  * Stream delivery is at least once, so every step is idempotent: new executions have ids derived from
- * what caused them (conditional puts), and the last write is conditional on `reactedAt` being absent, so
- * a redelivered record is a no-op and a finish is counted once. A crash before the last write re-runs the
- * steps (at worst the event is published twice: EventBridge is at-least-once anyway; the detail's `id`
- * identifies the execution). `reactedAt` also starts retention: a finished execution gets its TTL
- * (`expiresAt`) only then. One write per job and batch instead of four per finish: the events function
- * was the largest writer per execution (README, Cost).
+ * what caused them (conditional puts), a finish with `reactedAt` is a no-op, and the job's update keeps
+ * the finishes it counted (`settling`) until their `countedAt` is seen, under an optimistic lock
+ * (`settleSeq`), so a finish is counted once. A crash before the marks re-runs the steps (at worst the
+ * event is published twice: EventBridge is at-least-once anyway; the detail's `id` identifies the
+ * execution). `reactedAt` also starts retention: a finished execution gets its TTL (`expiresAt`) only
+ * then. No transaction: one would bill each item twice (4 write units a finish instead of 2), and the
+ * events function was the largest writer per execution (README, Cost).
  */
 
 import type { Context } from '../context.ts';
@@ -120,13 +122,14 @@ class BatchState {
 
   constructor(private readonly ctx: Context) {}
 
-  /** Reads the reaction marks of these finishes and their jobs, one BatchGetItem each per 100. */
+  /**
+   * Reads the jobs of these finishes, then their reaction marks, one BatchGetItem each per 100: the jobs
+   * first, as the last write's count-once rule needs (JobsStore.settleFinishes).
+   */
   async prefetch(executions: readonly Execution[]): Promise<void> {
     if (executions.length === 0) return;
-    const [marks, jobs] = await Promise.all([
-      this.ctx.executions.reactionMarksMany(executions),
-      this.ctx.jobs.getMany(executions.map((e) => e.jobName)),
-    ]);
+    const jobs = await this.ctx.jobs.getMany(executions.map((e) => e.jobName));
+    const marks = await this.ctx.executions.reactionMarksMany(executions);
     for (const [key, m] of marks) this.marks.set(key, m);
     for (const e of executions) {
       this.jobRecords.set(e.jobName, jobs.get(e.jobName) ?? null);
@@ -194,16 +197,16 @@ interface Prepared {
   readonly status: string;
 }
 
-/** Jobs whose last writes go out together (one transaction each). */
+/** Jobs whose last writes go out together. */
 const SETTLE_CONCURRENCY = 8;
 
 /**
  * Reacts to a batch of finishes in two phases. First, for each finish in stream order, everything that
  * starts or announces something: the retry, the dependent jobs or `on_failure_job` of a settled group,
  * `Execution Finished`, an ephemeral job's deletion — each idempotent (ids derived from the cause). Then,
- * per job, ONE transaction: every finish marked reacted (and counted), the counts added to the job's
- * counters and its status set — so a redelivered record finds its reaction done and nothing is counted
- * twice, and a batch costs a write per job instead of four per finish. Retention then trims each job once.
+ * per job, the last writes: the counts added to the job's counters and its status set (one update), then
+ * every finish marked reacted (and counted) — so a redelivered record finds its reaction done and nothing
+ * is counted twice (JobsStore.settleFinishes). Retention then trims each job once.
  * Answers the index of the first finish whose reaction is not done (Lambda redelivers from it), or null.
  */
 async function reactToFinishes(
@@ -253,9 +256,15 @@ async function reactToFinishes(
       jobs.slice(i, i + SETTLE_CONCURRENCY).map(async ([jobName, ps]) => {
         try {
           const settled = new Set(
-            (await ctx.jobs.settleFinishes(jobName, ps.map(settledFinish), statusOf(ps), ctx.clock())).map(
-              (f) => f.executionId,
-            ),
+            (
+              await ctx.jobs.settleFinishes(
+                jobName,
+                await batch.job(jobName),
+                ps.map(settledFinish),
+                statusOf(ps),
+                ctx.clock(),
+              )
+            ).map((f) => f.executionId),
           );
           for (const p of ps) {
             if (!settled.has(p.finish.e.executionId)) {

@@ -446,8 +446,9 @@ export class ExecutionsStore implements ExecutionsPort {
   }
 
   /**
-   * Reaction bookkeeping of one execution (read without its output): `countedAt` is set with the job's
-   * counters in one transaction, `reactedAt` once every reaction is done. Null when the execution is gone.
+   * Reaction bookkeeping of one execution (read without its output): `countedAt` and `reactedAt` are set
+   * together once every reaction is done and the job's counters hold the finish (JobsStore.settleFinishes);
+   * `countedAt` alone was left by a version that counted in a transaction. Null when the execution is gone.
    */
   async reactionMarks(jobName: string, executionId: string): Promise<ReactionMarks | null> {
     const out = await this.clients.doc.send(

@@ -4,15 +4,9 @@
  * identity) and the last JOB_HISTORY_LIMIT changes (`history`: version, time, caller, action), written in
  * the same conditional update as the definition so that a change is never stored without its entry.
  */
-import {
-  DeleteCommand,
-  GetCommand,
-  QueryCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
-import { cancellation, ifCondition, isConditionFailedReason, onConditionFailed } from '../aws/conditional.ts';
+import { ifCondition, isConditionFailedReason, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { readBatchOf } from '../aws/read-batch.ts';
 import { transactEach } from '../aws/transactions.ts';
@@ -65,6 +59,8 @@ export function fromItem(item: Item): JobRecord {
     history: Array.isArray(item.history) ? (item.history as unknown[]).map(toChange) : [],
     planError: typeof item.planError === 'string' ? item.planError : null,
     planErrorAt: typeof item.planErrorAt === 'number' ? item.planErrorAt : null,
+    settleSeq: Number(item.settleSeq ?? 0),
+    settling: Array.isArray(item.settling) ? (item.settling as string[]) : [],
   };
 }
 
@@ -78,22 +74,28 @@ function toChange(raw: unknown): JobChange {
   };
 }
 
-interface CountsChange {
+/** What a settle writes on the job (settleWrite). */
+interface SettleWrite {
   readonly expression: string;
   readonly condition: string;
   readonly names: Record<string, string>;
   readonly values: Record<string, unknown>;
 }
 
-/** The job's counters, last success/error and status for these finishes; null when nothing changes. */
-function countsChange(
-  finishes: readonly SettledFinish[],
+/**
+ * The job's side of a settle: the counters and last success/error of `counting`, the status (unless null,
+ * or a newer group set it), the new `settling` list and `settleSeq` bumped — conditional on `settleSeq`
+ * as read (`seq`), so that of two settles that read the same job only one writes.
+ */
+function settleWrite(
+  counting: readonly SettledFinish[],
   status: { readonly status: string; readonly group: string } | null,
-): CountsChange | null {
-  const counting = finishes.filter((f) => f.outcome !== 'neutral' && !f.counted);
+  settling: readonly string[],
+  seq: number,
+): SettleWrite {
   const add: string[] = [];
-  const set: string[] = [];
-  const values: Record<string, unknown> = {};
+  const set: string[] = ['settling = :settling', 'settleSeq = :next'];
+  const values: Record<string, unknown> = { ':settling': [...settling], ':next': seq + 1 };
   for (const outcome of ['success', 'error'] as const) {
     const of = counting.filter((f) => f.outcome === outcome);
     if (of.length === 0) continue;
@@ -104,7 +106,8 @@ function countsChange(
     values[`:${outcome}`] = of.length;
     values[`:${outcome}At`] = Math.max(...of.map((f) => f.finishedAt));
   }
-  let condition = 'attribute_exists(#n)';
+  let condition = `attribute_exists(#n) AND ${seq === 0 ? 'attribute_not_exists(settleSeq)' : 'settleSeq = :seq'}`;
+  if (seq !== 0) values[':seq'] = seq;
   const names: Record<string, string> = { '#n': 'name' };
   if (status) {
     set.push('#s = :status', 'statusGroup = :g');
@@ -113,15 +116,21 @@ function countsChange(
     values[':status'] = status.status;
     values[':g'] = status.group;
   }
-  if (add.length === 0 && set.length === 0) return null;
-  const expression = [
-    add.length > 0 ? `ADD ${add.join(', ')}` : '',
-    set.length > 0 ? `SET ${set.join(', ')}` : '',
-  ]
+  const expression = [add.length > 0 ? `ADD ${add.join(', ')}` : '', `SET ${set.join(', ')}`]
     .filter(Boolean)
     .join(' ');
   return { expression, condition, names, values };
 }
+
+/** Counts (not neutral) and not counted by an earlier delivery (no `countedAt`). */
+function counts(f: SettledFinish): boolean {
+  return f.outcome !== 'neutral' && !f.counted;
+}
+
+/** Rounds of a settle whose job write lost to another settle of the job before it gives up (and is retried). */
+const SETTLE_ROUNDS = 8;
+/** Executions remembered as marked by this store (settle's `markedHere`). */
+const MARKED_REMEMBERED = 10_000;
 
 export class JobsStore implements JobsPort {
   constructor(
@@ -406,80 +415,132 @@ export class JobsStore implements JobsPort {
     );
   }
 
+  /**
+   * The reactions' last writes for one job's finishes, without a transaction (one costs twice its items'
+   * write units: 4 for a finish and its job, against 2 here):
+   *
+   * 1. the job: its counters, last success/error and status, and `settling` — the finishes counted by
+   *    this and earlier settles whose `countedAt` is not known written — conditional on `settleSeq` as
+   *    read (settleWrite), so two consumers of one record, or a settle and a late reaction, never both count;
+   * 2. each execution: `reactedAt` (with its TTL: retention starts here) and `countedAt`, conditional on
+   *    `reactedAt` absent.
+   *
+   * A finish is counted when it is in `settling` or has `countedAt` (it leaves `settling` only at a later
+   * settle of the job that saw its `countedAt`, written by this store or read), so a delivery that died
+   * between 1 and 2 is not counted again by the next one, which writes its marks. That holds because the
+   * job was read before the marks: when neither shows a finish counted and `settleSeq` has not moved
+   * since, nobody counted it (settleFinishes' `known`). A write that loses reads the job, then the
+   * marks, again.
+   */
   async settleFinishes(
     jobName: string,
+    known: JobRecord | null,
     finishes: readonly SettledFinish[],
     status: { readonly status: string; readonly group: string } | null,
     now: number,
   ): Promise<SettledFinish[]> {
-    const settled: SettledFinish[] = [];
-    // 99 executions and the job per transaction (TransactWriteItems takes 100 items); the status goes with
-    // the last chunk.
-    for (let i = 0; i < finishes.length; i += 99) {
-      const chunk = finishes.slice(i, i + 99);
-      const last = i + 99 >= finishes.length;
-      settled.push(...(await this.settleChunk(jobName, chunk, last ? status : null, now)));
-    }
-    return settled;
-  }
-
-  private async settleChunk(
-    jobName: string,
-    chunk: readonly SettledFinish[],
-    status: { readonly status: string; readonly group: string } | null,
-    now: number,
-  ): Promise<SettledFinish[]> {
-    let rest = [...chunk];
+    let job = known;
+    let rest = [...finishes];
     let withStatus = status;
-    let withJob = true;
-    while (rest.length > 0) {
-      const change = withJob ? countsChange(rest, withStatus) : null;
-      const items = [
-        ...rest.map((f) => ({ Update: this.reactedMark(jobName, f, now) })),
-        ...(change ? [{ Update: this.countsUpdate(jobName, change) }] : []),
-      ];
-      const cancelled = await cancellation(
-        this.clients.doc.send(new TransactWriteCommand({ TransactItems: items })),
+    for (let round = 1; job !== null && !(await this.settleJob(job, rest, withStatus)); round++) {
+      if (round >= SETTLE_ROUNDS) throw new Error(`job ${jobName}: ${round} settles lost to others in a row`);
+      const tried = job.settleSeq;
+      job = await this.get(jobName);
+      const marks = await this.countMarks(
+        jobName,
+        rest.map((f) => f.executionId),
       );
-      if (!cancelled) return rest;
-      const at = cancelled.conditionFailedAt;
-      if (at === undefined) throw cancelled.error;
-      if (at < rest.length) {
-        // Reacted to meanwhile (another delivery of its record), or deleted: not this write's any more.
-        rest = rest.filter((_, k) => k !== at);
-      } else if (withStatus) {
-        withStatus = null; // a newer group set the status
-      } else {
-        withJob = false; // the job is gone
-      }
+      // Reacted to meanwhile (another delivery of its record), or deleted: not this settle's any more.
+      rest = rest.flatMap((f) => {
+        const m = marks.get(f.executionId);
+        return m && m.reactedAt === undefined ? [{ ...f, counted: m.countedAt !== undefined }] : [];
+      });
+      if (job?.settleSeq === tried) withStatus = null; // nobody else settled: a newer group set the status
     }
-    return rest;
+    const marked = await Promise.all(
+      rest.map(async (f) => ((await this.markSettled(jobName, f, now)) ? [f] : [])),
+    );
+    return marked.flat();
   }
 
-  /** An execution's `reactedAt` (with its TTL: retention starts here) and, when it counts, `countedAt`. */
-  private reactedMark(jobName: string, f: SettledFinish, now: number) {
-    const counting = f.outcome !== 'neutral' && !f.counted;
-    return {
-      TableName: this.config.tables.executions,
-      Key: { jobName, executionId: f.executionId },
-      UpdateExpression: `SET reactedAt = :now, expiresAt = :exp${counting ? ', countedAt = :now' : ''}`,
-      ConditionExpression: `attribute_exists(executionId) AND attribute_not_exists(reactedAt)${
-        counting ? ' AND attribute_not_exists(countedAt)' : ''
-      }`,
-      ExpressionAttributeValues: { ':now': now, ':exp': expiryAfter(now, this.config.retentionDays) },
-    };
+  /** Executions whose `countedAt` this store wrote, newest last (at most MARKED_REMEMBERED). */
+  private readonly markedHere = new Set<string>();
+
+  /** Step 1 of settleFinishes: false when another settle of the job (or a newer group) came first. */
+  private async settleJob(
+    job: JobRecord,
+    finishes: readonly SettledFinish[],
+    status: { readonly status: string; readonly group: string } | null,
+  ): Promise<boolean> {
+    const inBatch = new Set(finishes.map((f) => f.executionId));
+    const before = new Set(job.settling);
+    const open = await this.notCountMarked(
+      job.name,
+      job.settling.filter((id) => !inBatch.has(id)),
+    );
+    const counting = finishes.filter((f) => counts(f) && !before.has(f.executionId));
+    const settling = [...open, ...finishes.filter(counts).map((f) => f.executionId)];
+    const same = settling.length === before.size && settling.every((id) => before.has(id));
+    if (counting.length === 0 && status === null && same) return true;
+    const write = settleWrite(counting, status, settling, job.settleSeq);
+    return ifCondition(
+      this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { name: job.name },
+          UpdateExpression: write.expression,
+          ConditionExpression: write.condition,
+          ExpressionAttributeNames: write.names,
+          ExpressionAttributeValues: write.values,
+        }),
+      ),
+    );
   }
 
-  /** The job's side of a settle: its counters, last success/error and status (countsChange). */
-  private countsUpdate(jobName: string, change: CountsChange) {
-    return {
-      TableName: this.table,
-      Key: { name: jobName },
-      UpdateExpression: change.expression,
-      ConditionExpression: change.condition,
-      ExpressionAttributeNames: change.names,
-      ExpressionAttributeValues: change.values,
-    };
+  /** Step 2 of settleFinishes: false when the execution was reacted to meanwhile, or deleted. */
+  private async markSettled(jobName: string, f: SettledFinish, now: number): Promise<boolean> {
+    const counting = counts(f);
+    const marked = await ifCondition(
+      this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.config.tables.executions,
+          Key: { jobName, executionId: f.executionId },
+          UpdateExpression: `SET reactedAt = :now, expiresAt = :exp${counting ? ', countedAt = :now' : ''}`,
+          ConditionExpression: `attribute_exists(executionId) AND attribute_not_exists(reactedAt)${
+            counting ? ' AND attribute_not_exists(countedAt)' : ''
+          }`,
+          ExpressionAttributeValues: { ':now': now, ':exp': expiryAfter(now, this.config.retentionDays) },
+        }),
+      ),
+    );
+    if (marked && counting) {
+      this.markedHere.add(`${jobName}/${f.executionId}`);
+      if (this.markedHere.size > MARKED_REMEMBERED)
+        this.markedHere.delete(this.markedHere.values().next().value!);
+    }
+    return marked;
+  }
+
+  /** Of these executions in a job's `settling`, those still without `countedAt` (gone ones are left out). */
+  private async notCountMarked(jobName: string, ids: readonly string[]): Promise<string[]> {
+    const unknown = ids.filter((id) => !this.markedHere.has(`${jobName}/${id}`));
+    if (unknown.length === 0) return [];
+    const marks = await this.countMarks(jobName, unknown);
+    return unknown.filter((id) => marks.has(id) && marks.get(id)?.countedAt === undefined);
+  }
+
+  /** `countedAt` and `reactedAt` of executions of a job, read consistently; gone ones absent. */
+  private async countMarks(jobName: string, ids: readonly string[]) {
+    const items = await batchGet(
+      this.clients,
+      this.config.tables.executions,
+      ids.map((executionId) => ({ jobName, executionId })),
+      true,
+      { ProjectionExpression: 'executionId, countedAt, reactedAt' },
+    );
+    return new Map(
+      items.map((i) => [String(i.executionId), { countedAt: i.countedAt, reactedAt: i.reactedAt }] as const),
+    );
   }
 
   /** Stores the names of the jobs whose `parent_job` is this job (Dkron's server-maintained `dependent_jobs`). */

@@ -20,6 +20,7 @@ import { marshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventsHandler } from '../../functions/events/handler.ts';
+import { createContext } from '../../shared/context.ts';
 import { reactToChanges } from '../../shared/events/reactions.ts';
 import { trimExecutions } from '../../shared/events/retention.ts';
 import { type Execution, executionIdFor, groupIdFor } from '../../shared/executions/execution.ts';
@@ -416,6 +417,69 @@ describe('idempotency', () => {
       [2, 'retry', 'scheduled'],
     ]);
     expect(runs[1]!.scheduledAt).toBe(e.finishedAt! + 600_000);
+  });
+
+  it('does not count again when a delivery died between the count and the marks', async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, { name: 'dup-split', schedule: '@manually', executor_config: { command: 'true' } });
+    const settling = async () =>
+      (
+        await ctx.clients.doc.send(
+          new GetCommand({
+            TableName: ctx.config.tables.jobs,
+            Key: { name: 'dup-split' },
+            ConsistentRead: true,
+          }),
+        )
+      ).Item?.settling;
+    await stack.streamPoller.pause();
+    try {
+      const e = await finishedExecution('dup-split', Date.parse('2030-03-02T00:00:00Z'));
+      // A consumer whose process dies after the job's update: every mark it sends fails before it is sent.
+      const dying = createContext(stack.env);
+      let marksRefused = 0;
+      dying.clients.doc.middlewareStack.add(
+        (next, context) => async (args) => {
+          const input = args.input as { TableName?: string; UpdateExpression?: string };
+          if (
+            /^Update(Item)?Command$/.test(context.commandName ?? '') &&
+            input.TableName === ctx.config.tables.executions &&
+            input.UpdateExpression?.includes('reactedAt')
+          ) {
+            marksRefused++;
+            throw Object.assign(new Error('injected: the consumer died'), { name: 'TimeoutError' });
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'dieBeforeMarks' },
+      );
+      const first = await createEventsHandler(() => dying, {})(streamEvent(e, '300'));
+      expect(first.batchItemFailures).toEqual([{ itemIdentifier: '300' }]);
+      expect(marksRefused).toBe(1);
+      expect(await job('dup-split')).toMatchObject({ error_count: 1 });
+      expect((await ctx.executions.reactionMarks('dup-split', e.executionId))?.reactedAt).toBeNull();
+      expect(await settling()).toEqual([e.executionId]);
+
+      // Delivered again to another consumer (a fresh process: it knows nothing of the first): counted once.
+      const again = await createEventsHandler(() => createContext(stack.env), {})(streamEvent(e, '300'));
+      expect(again.batchItemFailures).toEqual([]);
+      expect(await job('dup-split')).toMatchObject({ error_count: 1, status: 'failed' });
+      const marks = (await ctx.executions.reactionMarks('dup-split', e.executionId))!;
+      expect(marks.countedAt).not.toBeNull();
+      expect(marks.reactedAt).not.toBeNull();
+
+      // The next finish counts, and the first leaves `settling` once its mark is read.
+      const next = await finishedExecution('dup-split', Date.parse('2030-03-02T00:01:00Z'));
+      const later = await createEventsHandler(() => createContext(stack.env), {})(streamEvent(next, '301'));
+      expect(later.batchItemFailures).toEqual([]);
+      expect(await job('dup-split')).toMatchObject({ error_count: 2 });
+      expect(await settling()).toEqual([next.executionId]);
+    } finally {
+      stack.streamPoller.resume();
+    }
+    // The stack's own poller then sees both records: already reacted to, nothing counted again.
+    await sleep(1_000);
+    expect(await job('dup-split')).toMatchObject({ error_count: 2 });
   });
 
   it('reports a failed record to Lambda, and reacts in full when it is delivered again', async () => {
