@@ -16,6 +16,9 @@
  * (infra/lib: 512 MB, arm64). Stdout written inside an invocation (Powertools log lines, EMF metric
  * lines) is counted as CloudWatch Logs ingestion, plus ~400 bytes of START/END/REPORT lines per invocation.
  *
+ * Per execution: the ticks' usage divided by the executions they planned, everything else's by the finishes
+ * reacted to (the API plans a new job's first minute before the meter starts).
+ *
  * Variants: `shell` (jobs on an agent), `agentless` (http jobs on the worker), `idle` (no jobs: per tick
  * and per idle agent, scaled to a 30-day month with one tick a minute as on AWS).
  */
@@ -337,6 +340,13 @@ function perExecutionTable(tally: Tally, n: number) {
   return { requests, byService, units, failed, unitsByCommand };
 }
 
+/** Row-wise sum of per-execution rows. */
+function sumRows(rows: ReadonlyArray<Record<string, number>>): Record<string, number> {
+  const sum: Record<string, number> = {};
+  for (const row of rows) for (const [k, v] of Object.entries(row)) sum[k] = r3((sum[k] ?? 0) + v);
+  return sum;
+}
+
 function lambdaSummary(invs: readonly Invocation[], n: number) {
   const out: Record<string, { invocations: number; mean_ms: number; billed_gb_s: number }> = {};
   for (const fn of Object.keys(LAMBDA_MEMORY_MB) as FunctionName[]) {
@@ -474,16 +484,32 @@ export async function costExecutions(o: CostOptions): Promise<void> {
     // Executions = distinct finished executions (a finish delivered twice is counted once).
     const n = eventsMapping.state.keys.size;
     progress(`planned ${planned}, finishes reacted to ${n}, ${wallS.toFixed(0)} s`);
-    const logsBytes = [...out.bytes.values()].reduce((s, v) => s + v, 0);
-    const usage = usageOf(tally, invocations, logsBytes);
-    const perExecution = scaleUsage(usage, 1 / Math.max(1, n));
+    // Per execution, each part by the executions it served: the ticks' by those they planned (the API
+    // planned each job's first minute when it was created, before the meter started: dividing the ticks'
+    // cost by every finish would count half of the plan writes), the rest by the finishes reacted to.
+    const isTick = (actor: string) => actor === 'tick';
+    const part = (tick: boolean, per: number) => {
+      const mine = new Map([...tally].filter(([a]) => isTick(a) === tick));
+      const invs = invocations.filter((i) => (i.fn === 'tick') === tick);
+      const logs = [...out.bytes].filter(([a]) => isTick(a) === tick).reduce((s, [, v]) => s + v, 0);
+      return { tally: mine, invs, per, usage: scaleUsage(usageOf(mine, invs, logs), 1 / per) };
+    };
+    const parts = [part(true, Math.max(1, planned)), part(false, Math.max(1, n))];
+    const perExecution = addUsage(...parts.map((p) => p.usage));
     const perMillion = dollars(scaleUsage(perExecution, 1_000_000));
     // The same usage on provisioned capacity (`-c billing=provisioned`) that auto scaling keeps 70 % used.
     const perMillionProvisioned = dollars(
       scaleUsage(perExecution, 1_000_000),
       provisionedPrices(PROVISIONED_UTILIZATION),
     );
-    const table = perExecutionTable(tally, Math.max(1, n));
+    const tables = parts.map((p) => perExecutionTable(p.tally, p.per));
+    const table = {
+      byService: sumRows(tables.map((t) => t.byService)),
+      requests: Object.assign({}, ...tables.map((t) => t.requests)),
+      units: Object.assign({}, ...tables.map((t) => t.units)),
+      unitsByCommand: Object.assign({}, ...tables.map((t) => t.unitsByCommand)),
+      failed: Object.assign({}, ...tables.map((t) => t.failed)),
+    };
     emitLine({
       variant: o.variant === 'shell' ? 'shell-on-agent' : 'agentless-http-worker',
       jobs: o.jobs,
@@ -501,8 +527,8 @@ export async function costExecutions(o: CostOptions): Promise<void> {
       request_units_per_execution: table.units,
       request_units_per_execution_by_command: table.unitsByCommand,
       failed_per_execution: table.failed,
-      lambda_per_execution: lambdaSummary(invocations, Math.max(1, n)),
-      log_bytes_per_execution: Math.round((usage.logsIngestedBytes ?? 0) / Math.max(1, n)),
+      lambda_per_execution: Object.assign({}, ...parts.map((p) => lambdaSummary(p.invs, p.per))),
+      log_bytes_per_execution: Math.round(perExecution.logsIngestedBytes ?? 0),
       events_batches: eventsMapping.state.batches,
       events_failures: eventsMapping.state.failures,
       ...(workerMapping
