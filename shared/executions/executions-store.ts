@@ -12,10 +12,10 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
-import { cancellation, ifCondition, isConditionFailedReason, onConditionFailed } from '../aws/conditional.ts';
+import { cancellation, ifCondition, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { readBatchOf } from '../aws/read-batch.ts';
-import { transactEach } from '../aws/transactions.ts';
+import { writeEach } from '../aws/write-each.ts';
 import type { Config } from '../config.ts';
 import { CONTROL_ITEM_ABSENT, controlKeys } from '../control/control-keys.ts';
 import type {
@@ -106,20 +106,12 @@ export class ExecutionsStore implements ExecutionsPort {
     );
   }
 
-  /** `createScheduled` for many at once (`transactEach`): null = created, else the existing one; in order. */
+  /** `createScheduled` for many at once (`writeEach`): null = created, else the existing one; in order. */
   async createScheduledMany(
     executions: readonly NewExecution[],
     now: number,
   ): Promise<Array<Execution | null>> {
-    return transactEach<NewExecution, Execution | null>(this.clients, executions, {
-      item: (e) => ({ Put: this.scheduledPut(e, now) }),
-      written: null,
-      refused: (reason) =>
-        isConditionFailedReason(reason) && reason.Item
-          ? fromItem(unmarshall(reason.Item as Parameters<typeof unmarshall>[0]))
-          : undefined,
-      single: (e) => this.createScheduled(e, now),
-    });
+    return writeEach(executions, (e) => this.createScheduled(e, now));
   }
 
   /** Re-targets a still-scheduled execution at the job's new version (the job was edited). */

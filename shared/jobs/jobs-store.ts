@@ -6,11 +6,11 @@
  */
 import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
-import { ifCondition, isConditionFailedReason, onConditionFailed } from '../aws/conditional.ts';
+import { ifCondition, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { readBatchOf } from '../aws/read-batch.ts';
-import { transactEach } from '../aws/transactions.ts';
 import { retryUnavailable } from '../aws/unavailable.ts';
+import { writeEach } from '../aws/write-each.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
 import { expiryAfter } from '../executions/execution.ts';
@@ -264,14 +264,9 @@ export class JobsStore implements JobsPort {
     return ifCondition(this.clients.doc.send(new UpdateCommand(this.advanceUpdate({ job, next, missed }))));
   }
 
-  /** `advanceNextRun` for many jobs at once (`transactEach`): false where another writer moved the job. */
+  /** `advanceNextRun` for many jobs at once (`writeEach`): false where another writer moved the job. */
   async advanceNextRunMany(advances: readonly NextRunAdvance[]): Promise<boolean[]> {
-    return transactEach(this.clients, advances, {
-      item: (a) => ({ Update: this.advanceUpdate(a) }),
-      written: true,
-      refused: (reason) => (isConditionFailedReason(reason) ? false : undefined),
-      single: (a) => this.advanceNextRun(a.job, a.next, a.missed),
-    });
+    return writeEach(advances, (a) => this.advanceNextRun(a.job, a.next, a.missed));
   }
 
   private advanceUpdate({ job, next, missed }: NextRunAdvance) {
