@@ -35,7 +35,7 @@ import type { Context } from '../context.ts';
 import { type Execution, TERMINAL } from '../executions/execution.ts';
 import { recordFinish } from '../metrics/metrics.ts';
 import type { JobRecord, ReactionMarks, SettledFinish } from '../ports.ts';
-import { type AgentsSnapshot, liveAgents } from '../scheduler/plan.ts';
+import { type AgentsSnapshot, liveAgents, runsOneSlot } from '../scheduler/plan.ts';
 import { launchFollowUps, launchRetry } from './launch.ts';
 import { ephemeralFate, followUps, type Outcome, outcomeOf, summarizeGroup, willRetry } from './policy.ts';
 import { publishFinished } from './publish.ts';
@@ -361,7 +361,8 @@ async function prepareFinish(
  */
 async function reactInJob(f: Finish, job: JobRecord): Promise<{ status: string; children: JobRecord[] }> {
   const { ctx, e, now } = f;
-  const summary = summarizeGroup(await ctx.executions.listGroup(e.jobName, e.group), job.def.retries);
+  const group = aloneInGroup(e, job) ? [e] : await ctx.executions.listGroup(e.jobName, e.group);
+  const summary = summarizeGroup(group, job.def.retries);
 
   if (f.retrying) {
     await launchRetry(ctx, job, e, now);
@@ -378,6 +379,21 @@ async function reactInJob(f: Finish, job: JobRecord): Promise<{ status: string; 
     f.log,
   );
   return { status: summary.status, children };
+}
+
+/**
+ * The finish is its group's only execution, so the group need not be read (a query a finish): the first
+ * attempt of a one-slot job without retries, planned for the job's version as it is now (an edit may
+ * have changed its tags or retries since).
+ */
+function aloneInGroup(e: Execution, job: JobRecord): boolean {
+  return (
+    e.attempt === 1 &&
+    e.slot === 0 &&
+    job.def.retries === 0 &&
+    e.jobVersion === job.version &&
+    runsOneSlot(job.def)
+  );
 }
 
 /** The job's `dependent_jobs` (shown by the API) follow the jobs that name it as `parent_job`. */

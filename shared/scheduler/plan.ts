@@ -50,9 +50,14 @@ export function liveAgents(ctx: Context, now: number): AgentsSnapshot {
  * large count cannot turn one fire time into hundreds of writes that no agent could take. With no live
  * match there is one slot, which ends `failed` with the reason.
  */
+/** A job launched as one slot per fire time whatever the fleet: no tag selector, or agentless. */
+export function runsOneSlot(def: JobRecord['def']): boolean {
+  return Object.keys(parseTags(def.tags).selector).length === 0 || isAgentless(def);
+}
+
 async function slotsFor(job: JobRecord, agents: AgentsSnapshot): Promise<{ slots: number; live: number }> {
+  if (runsOneSlot(job.def)) return { slots: 1, live: 1 };
   const { selector, count } = parseTags(job.def.tags);
-  if (Object.keys(selector).length === 0 || isAgentless(job.def)) return { slots: 1, live: 1 };
   const live = (await agents()).filter((a) => tagsSatisfy(a.tags, selector)).length;
   return { slots: Math.max(1, Math.min(count ?? live, live)), live };
 }

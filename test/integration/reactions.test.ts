@@ -520,54 +520,74 @@ describe('event bus configuration', () => {
 });
 
 describe('fan-out groups', () => {
-  it('sets partially_failed and runs the children once when the group settles with a success', async () => {
+  /**
+   * A fan-out job (tagged: an untagged job's group is one slot) with a dependent job, and one claimed
+   * execution per slot of one manual group, as the planner launches them on three agents.
+   */
+  async function fanOut(name: string, slotCount: number) {
     const { ctx } = stack;
-    await upsertJob(ctx, { name: 'fan', schedule: '@manually', executor_config: { command: 'true' } });
     await upsertJob(ctx, {
-      name: 'fan-child',
-      parent_job: 'fan',
+      name,
+      schedule: '@manually',
+      tags: { role: 'fan' },
+      executor_config: { command: 'true' },
+    });
+    await upsertJob(ctx, {
+      name: `${name}-child`,
+      parent_job: name,
       schedule: '@manually',
       executor_config: { command: 'echo c' },
     });
-    const fanJob = (await ctx.jobs.get('fan'))!;
+    const fanJob = (await ctx.jobs.get(name))!;
     const now = Date.now();
-    const group = groupIdFor(now, 'fan');
-    const slots = [0, 1, 2].map((slot) => ({
-      jobName: 'fan',
-      executionId: executionIdFor(group, slot, 1),
-      group,
-      slot,
-      attempt: 1,
-      trigger: 'manual' as const,
-      scheduledAt: now,
-      jobVersion: fanJob.version,
-      queueUrl: ctx.config.defaultQueueUrl,
-    }));
-    for (const s of slots) await ctx.executions.createScheduled(s, now);
-    const claimed = [];
-    for (const s of slots) {
+    const group = groupIdFor(now, name);
+    const claimed: Execution[] = [];
+    for (let slot = 0; slot < slotCount; slot++) {
+      const s = {
+        jobName: name,
+        executionId: executionIdFor(group, slot, 1),
+        group,
+        slot,
+        attempt: 1,
+        trigger: 'manual' as const,
+        scheduledAt: now,
+        jobVersion: fanJob.version,
+        queueUrl: ctx.config.defaultQueueUrl,
+      };
+      await ctx.executions.createScheduled(s, now);
       const c = await ctx.executions.claim(
-        (await ctx.executions.get('fan', s.executionId))!,
-        { agentId: `fake-${s.slot}`, nodeName: 'n' },
+        (await ctx.executions.get(name, s.executionId))!,
+        { agentId: `fake-${slot}`, nodeName: 'n' },
         now,
       );
       if (!c.claimed) throw new Error('claim failed');
       claimed.push(c.execution);
     }
-    const result = (status: 'succeeded' | 'failed') => ({
-      status,
-      exitCode: status === 'succeeded' ? 0 : 1,
-      output: '',
-      outputTruncated: false,
-      reason: null,
-    });
-    await ctx.executions.finish(claimed[0]!, 'fake-0', result('succeeded'), now + 100);
-    await ctx.executions.finish(claimed[1]!, 'fake-1', result('failed'), now + 200);
+    const finish = (slot: number, status: 'succeeded' | 'failed') =>
+      ctx.executions.finish(
+        claimed[slot]!,
+        `fake-${slot}`,
+        {
+          status,
+          exitCode: status === 'succeeded' ? 0 : 1,
+          output: '',
+          outputTruncated: false,
+          reason: null,
+        },
+        now + 100 * (slot + 1),
+      );
+    return { finish };
+  }
+
+  it('sets partially_failed and runs the children once when the group settles with a success', async () => {
+    const { finish } = await fanOut('fan', 3);
+    await finish(0, 'succeeded');
+    await finish(1, 'failed');
     await waitFor(async () => (await job('fan')).error_count === 1, 10_000, 'the failed slot counted');
     // One slot still running: not settled, no child yet.
     await sleep(500);
     expect(await executions('fan-child')).toHaveLength(0);
-    await ctx.executions.finish(claimed[2]!, 'fake-2', result('succeeded'), now + 300);
+    await finish(2, 'succeeded');
 
     await waitFor(
       async () => (await executions('fan-child')).find((e) => e.status === 'succeeded'),
@@ -577,6 +597,27 @@ describe('fan-out groups', () => {
     expect(await job('fan')).toMatchObject({ status: 'partially_failed', success_count: 2, error_count: 1 });
     await sleep(500);
     expect(await executions('fan-child')).toHaveLength(1);
+  });
+
+  it("waits for every slot of a group planned before an edit took the job's tags away", async () => {
+    const { finish } = await fanOut('fan-edited', 2);
+    // Now untagged (a one-slot job from this version on): the group launched before has two slots still.
+    await upsertJob(stack.ctx, {
+      name: 'fan-edited',
+      schedule: '@manually',
+      executor_config: { command: 'true' },
+    });
+    await finish(0, 'succeeded');
+    await waitFor(async () => (await job('fan-edited')).success_count === 1, 10_000, 'slot 0 counted');
+    await sleep(500);
+    expect(await executions('fan-edited-child')).toHaveLength(0);
+    await finish(1, 'succeeded');
+    await waitFor(
+      async () => (await executions('fan-edited-child')).find((e) => e.status === 'succeeded'),
+      15_000,
+      'the child to run once the group settled',
+    );
+    expect(await executions('fan-edited-child')).toHaveLength(1);
   });
 });
 
