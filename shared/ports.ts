@@ -87,7 +87,8 @@ export interface JobsPort {
   get(name: string, consistent?: boolean): Promise<JobRecord | null>;
   /** Several jobs in one read (with `reads`: in its request), by name; absent ones are missing from the map. */
   getMany(names: readonly string[], reads?: ReadTogether): Promise<Map<string, JobRecord>>;
-  list(): Promise<JobRecord[]>;
+  /** Every job (`consistent`: a strongly consistent scan, seeing every write before it). */
+  list(consistent?: boolean): Promise<JobRecord[]>;
   /**
    * Creates or replaces the definition; `expected` (the record read before, or its version; null for a
    * new job) makes a concurrent writer fail with ConflictError instead of overwriting.

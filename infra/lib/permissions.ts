@@ -288,13 +288,7 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
     grants: [
       {
         sid: 'Jobs',
-        actions: [
-          'dynamodb:GetItem',
-          'dynamodb:BatchGetItem',
-          'dynamodb:UpdateItem',
-          'dynamodb:DeleteItem',
-          'dynamodb:Scan',
-        ],
+        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
         resources: ['jobs'],
       },
       {

@@ -115,7 +115,7 @@ function reportUnreactedDeletion(change: ExecutionChange, options: ReactionOptio
 
 /** Lookups shared by the records of one batch. */
 class BatchState {
-  private jobs: Promise<JobRecord[]> | null = null;
+  private readonly children = new Map<string, Promise<Map<string, JobRecord>>>();
   private agentsSnapshot: AgentsSnapshot | null = null;
   private readonly marks = new Map<string, ReactionMarks>();
   private readonly jobRecords = new Map<string, JobRecord | null>();
@@ -154,14 +154,21 @@ class BatchState {
     this.jobRecords.set(name, null);
   }
 
-  /** Jobs whose `parent_job` is `name` (one scan per batch; a parent_job index would avoid it). */
-  async childrenOf(name: string): Promise<JobRecord[]> {
-    this.jobs ??= this.ctx.jobs.list();
-    this.jobs.catch(() => {
-      this.jobs = null;
-    });
-    return (await this.jobs)
-      .filter((j) => j.def.parent_job === name)
+  /**
+   * The jobs whose `parent_job` is this job: those its `dependent_jobs` names (the API keeps that list as
+   * children are written and deleted: refreshDependents) that still name it, read once per batch. It was a
+   * scan of every job per batch, a cost that grew with the account, not with the finishes.
+   */
+  async childrenOf(parent: JobRecord): Promise<JobRecord[]> {
+    if (parent.dependentJobs.length === 0) return [];
+    let read = this.children.get(parent.name);
+    if (!read) {
+      read = this.ctx.jobs.getMany(parent.dependentJobs);
+      this.children.set(parent.name, read);
+      read.catch(() => this.children.delete(parent.name));
+    }
+    return [...(await read).values()]
+      .filter((j) => j.def.parent_job === parent.name)
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -369,7 +376,7 @@ async function reactInJob(f: Finish, job: JobRecord): Promise<{ status: string; 
     f.log('retry scheduled', { attempt: e.attempt + 1 });
   }
 
-  const children = await syncDependentJobs(f, job);
+  const children = await f.batch.childrenOf(job);
   await launchFollowUps(
     ctx,
     { job, execution: e, children },
@@ -394,15 +401,6 @@ function aloneInGroup(e: Execution, job: JobRecord): boolean {
     e.jobVersion === job.version &&
     runsOneSlot(job.def)
   );
-}
-
-/** The job's `dependent_jobs` (shown by the API) follow the jobs that name it as `parent_job`. */
-async function syncDependentJobs(f: Finish, job: JobRecord): Promise<JobRecord[]> {
-  const children = await f.batch.childrenOf(job.name);
-  const childNames = children.map((c) => c.name);
-  if (childNames.join('\n') !== job.dependentJobs.join('\n'))
-    await f.ctx.jobs.setDependentJobs(job.name, childNames);
-  return children;
 }
 
 /** Step 4: `Execution Finished`, when a bus is configured (a success only when every finish is published). */

@@ -145,16 +145,24 @@ async function childrenOf(ctx: Context, parent: string): Promise<string[]> {
   return childrenIn(await ctx.jobs.list(), parent);
 }
 
+/** Rounds of refreshDependents' read-write-read. */
+const REFRESH_ROUNDS = 5;
+
 /**
  * Dkron's server-maintained `dependent_jobs` of these parents ('' for none), brought up to date when a child
- * is written or deleted, from one read of the jobs. (The events reaction also refreshes it after each parent
- * run, which mends what two concurrent writes miss.)
+ * is written or deleted, from a read of the jobs. The events reactions launch a parent's children from this
+ * list, so it must not miss one: of two children of one parent written at once, each sets the list from its
+ * own read and the later set wins, so a writer reads again after its set and sets again what changed
+ * meanwhile (the last set is always followed by a read that includes every child written before it).
  */
 export async function refreshDependents(ctx: Context, parents: readonly string[]): Promise<void> {
-  const named = [...new Set(parents)].filter((p) => p !== '');
-  if (named.length === 0) return;
-  const jobs = await ctx.jobs.list();
-  for (const parent of named) await ctx.jobs.setDependentJobs(parent, childrenIn(jobs, parent));
+  let stale = [...new Set(parents)].filter((p) => p !== '');
+  for (let round = 0; round < REFRESH_ROUNDS && stale.length > 0; round++) {
+    const jobs = await ctx.jobs.list(true);
+    const stored = new Map(jobs.map((j) => [j.name, j.dependentJobs.join('\n')]));
+    stale = stale.filter((p) => stored.has(p) && stored.get(p) !== childrenIn(jobs, p).join('\n'));
+    for (const parent of stale) await ctx.jobs.setDependentJobs(parent, childrenIn(jobs, parent));
+  }
 }
 
 /** Plans [now, cursor) for a job just written and skips its stale planned executions. */

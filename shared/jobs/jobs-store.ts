@@ -382,8 +382,16 @@ export class JobsStore implements JobsPort {
     return moved;
   }
 
-  async list(): Promise<JobRecord[]> {
-    return collect(allItems(this.clients, { kind: 'scan', TableName: this.table }), fromItem);
+  /** Every job; `consistent`: a strongly consistent scan (twice the read units), which sees every write before it. */
+  async list(consistent = false): Promise<JobRecord[]> {
+    return collect(
+      allItems(this.clients, {
+        kind: 'scan',
+        TableName: this.table,
+        ...(consistent ? { ConsistentRead: true } : {}),
+      }),
+      fromItem,
+    );
   }
 
   async delete(name: string): Promise<JobRecord | null> {

@@ -24,7 +24,7 @@ import { createContext } from '../../shared/context.ts';
 import { reactToChanges } from '../../shared/events/reactions.ts';
 import { trimExecutions } from '../../shared/events/retention.ts';
 import { type Execution, executionIdFor, groupIdFor } from '../../shared/executions/execution.ts';
-import { upsertJob } from '../../shared/jobs/jobs-service.ts';
+import { refreshDependents, upsertJob } from '../../shared/jobs/jobs-service.ts';
 import { claimedExecution, plannedExecution } from './support/executions.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 
@@ -141,6 +141,71 @@ describe('retries', () => {
 });
 
 describe('dependent jobs', () => {
+  it('runs every child of a parent', async () => {
+    await createJob({ name: 'many-parent', executor_config: { command: 'true' } });
+    const names = Array.from({ length: 8 }, (_, i) => `many-child-${i}`);
+    await Promise.all(
+      names.map((name) =>
+        createJob({ name, parent_job: 'many-parent', executor_config: { command: 'true' } }),
+      ),
+    );
+    expect((await job('many-parent')).dependent_jobs).toEqual(names);
+    expect((await stack.api('POST', '/v1/jobs/many-parent/run')).status).toBe(202);
+    for (const name of names) {
+      await waitFor(
+        async () => (await executions(name)).find((e) => e.status === 'succeeded'),
+        20_000,
+        `${name} to run`,
+      );
+    }
+  });
+
+  it("keeps both children in the parent's list when their writes' updates of it cross", async () => {
+    const { ctx } = stack;
+    await upsertJob(ctx, {
+      name: 'cross-parent',
+      schedule: '@manually',
+      executor_config: { command: 'true' },
+    });
+    const child = (name: string) => ({
+      name,
+      parent_job: 'cross-parent',
+      schedule: '@manually',
+      executor_config: { command: 'true' },
+    });
+    // The first child's write read the jobs before the second existed, and its update of the parent's list
+    // is held until the second child's write has set the list: the first then sets a list without it.
+    const slow = createContext(stack.env);
+    let held: (() => void) | undefined;
+    const release = new Promise<void>((r) => {
+      held = r;
+    });
+    let holding = false;
+    slow.clients.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { UpdateExpression?: string };
+        if (
+          /^Update(Item)?Command$/.test(context.commandName ?? '') &&
+          input.UpdateExpression?.includes('dependentJobs') &&
+          !holding
+        ) {
+          holding = true;
+          await release;
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'holdTheListUpdate' },
+    );
+    await upsertJob(ctx, child('cross-a'), { batch: { previous: null } });
+    const first = refreshDependents(slow, ['cross-parent']);
+    await waitFor(async () => holding, 5_000, 'the first update to be held');
+    await upsertJob(ctx, child('cross-b'));
+    expect((await job('cross-parent')).dependent_jobs).toEqual(['cross-a', 'cross-b']);
+    held!();
+    await first;
+    expect((await job('cross-parent')).dependent_jobs).toEqual(['cross-a', 'cross-b']);
+  });
+
   it('runs parent → child → grandchild in order after the parent runs', async () => {
     await createJob({ name: 'chain-parent', executor_config: { command: 'echo parent' } });
     await createJob({
