@@ -237,8 +237,8 @@ export async function startKafka(libs: string): Promise<RunningKafka> {
       ...jvm,
       'kafka.tools.StorageTool',
       'format',
-      '-t',
-      clusterId,
+      // `=`: a base64url id may begin with '-' (1 in 64), which argparse would take for an option.
+      `--cluster-id=${clusterId}`,
       '-c',
       join(dir, 'server.properties'),
       ...scram('SCRAM-SHA-256'),
