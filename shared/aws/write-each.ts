@@ -13,7 +13,10 @@
 /** Writes in flight per call. */
 export const WRITE_CONCURRENCY = 32;
 
-/** `single` for every input, at most `concurrency` at a time; answers in input order. */
+/**
+ * `single` for every input, at most `concurrency` at a time; answers in input order. The first write that
+ * fails fails the call, and no write starts after it (the caller tries the whole again, or leaves it).
+ */
 export async function writeEach<T, A>(
   inputs: readonly T[],
   single: (input: T) => Promise<A>,
@@ -21,10 +24,16 @@ export async function writeEach<T, A>(
 ): Promise<A[]> {
   const answers = new Array<A>(inputs.length);
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < inputs.length) {
+    while (next < inputs.length && !failed) {
       const i = next++;
-      answers[i] = await single(inputs[i]!);
+      try {
+        answers[i] = await single(inputs[i]!);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, inputs.length) }, worker));

@@ -32,12 +32,19 @@ describe('writeEach', () => {
     );
   });
 
-  it('fails when a write fails', async () => {
+  it('fails when a write fails, and starts no write after it', async () => {
+    const started: number[] = [];
     const write = async (i: number) => {
+      started.push(i);
       await tick();
-      if (i === 5) throw new Error('the store did not answer');
+      if (i === 0) throw new Error('the store did not answer');
+      await tick();
       return i;
     };
-    await expect(writeEach([1, 2, 3, 4, 5, 6, 7], write, 3)).rejects.toThrow('the store did not answer');
+    const inputs = Array.from({ length: 20 }, (_, i) => i);
+    await expect(writeEach(inputs, write, 3)).rejects.toThrow('the store did not answer');
+    await new Promise((r) => setTimeout(r, 20));
+    // 0, 1 and 2 were in flight together; 0 failed first, and no input after them was started.
+    expect(started).toEqual([0, 1, 2]);
   });
 });
