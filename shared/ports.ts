@@ -57,7 +57,7 @@ export interface JobRecord {
   readonly planError: string | null;
   readonly planErrorAt: number | null;
   /**
-   * The reactions' bookkeeping (JobsStore.settleFinishes): `settleSeq` is bumped by every write of the
+   * The reactions' bookkeeping (settleFinishes, shared/events/settle.ts): `settleSeq` is bumped by every write of the
    * counters (their optimistic lock), `settling` holds the executions they counted whose `countedAt` mark
    * is not known written.
    */
@@ -118,20 +118,16 @@ export interface JobsPort {
   clearPlanError(name: string): Promise<void>;
 
   /**
-   * The last writes of the reactions to finishes of one job: adds the counts to the job's counters and sets
-   * its status from `status.group` unless a newer group set it, then marks each execution reacted (and
-   * counted), so that a finish is counted exactly once (how, without a transaction: the store). `known`
-   * is the job as read before the finishes' marks (null: gone); `counted` of each finish is from marks
-   * read after it. Finishes already reacted to are left out; the rest is written without the status
-   * (newer group) or without the job (gone). Returns the finishes it marked.
+   * The job's side of the reactions' last writes (shared/events/settle.ts): adds `counting` to its
+   * counters, sets its status unless a newer group set it, stores `settling` — conditional on its
+   * `settleSeq` being the one read (`job`). False when another write came first.
    */
-  settleFinishes(
-    jobName: string,
-    known: JobRecord | null,
-    finishes: readonly SettledFinish[],
+  settleCounts(
+    job: JobRecord,
+    counting: readonly SettledFinish[],
     status: { readonly status: string; readonly group: string } | null,
-    now: number,
-  ): Promise<SettledFinish[]>;
+    settling: readonly string[],
+  ): Promise<boolean>;
   setDependentJobs(name: string, children: readonly string[]): Promise<void>;
   resetResults(name: string): Promise<void>;
 }
@@ -259,6 +255,11 @@ export interface ExecutionsPort {
 
   /** Reaction bookkeeping of one execution; null when it is gone. */
   reactionMarks(jobName: string, executionId: string): Promise<ReactionMarks | null>;
+  /**
+   * Marks a finish reacted to (and counted, with `counted`), conditional on its not being marked yet:
+   * false when it was, or is gone.
+   */
+  markReacted(e: ExecutionRef, counted: boolean, now: number): Promise<boolean>;
   /** `reactionMarks` of several executions in one read, keyed `jobName/executionId`; gone ones absent. */
   reactionMarksMany(keys: readonly ExecutionRef[]): Promise<Map<string, ReactionMarks>>;
   /** Keys, statuses and reaction marks of a job's executions, newest first. */

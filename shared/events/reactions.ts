@@ -12,7 +12,7 @@
  * 3. `Execution Finished` on the configured EventBridge bus;
  * 4. an ephemeral job's deletion after a successful run.
  *
- * Then, per job, the last writes (JobsStore.settleFinishes): one update of the job — `success_count`/
+ * Then, per job, the last writes (settle.ts): one update of the job — `success_count`/
  * `last_success` or `error_count`/`last_error` added up for the batch's finishes, and the job's `status`
  * computed over the newest group (`success`, `failed`, `partially_failed`) — then every finish marked
  * `reactedAt` (and `countedAt`), one update each. Last, retention trims
@@ -40,6 +40,7 @@ import { launchFollowUps, launchRetry } from './launch.ts';
 import { ephemeralFate, followUps, type Outcome, outcomeOf, summarizeGroup, willRetry } from './policy.ts';
 import { publishFinished } from './publish.ts';
 import { DEFAULT_KEEP_EXECUTIONS, retention } from './retention.ts';
+import { settleFinishes } from './settle.ts';
 import {
   changeFromStreamRecord,
   type ExecutionChange,
@@ -124,7 +125,7 @@ class BatchState {
 
   /**
    * Reads the jobs of these finishes, then their reaction marks, one BatchGetItem each per 100: the jobs
-   * first, as the last write's count-once rule needs (JobsStore.settleFinishes).
+   * first, as the last write's count-once rule needs (settle.ts).
    */
   async prefetch(executions: readonly Execution[]): Promise<void> {
     if (executions.length === 0) return;
@@ -213,7 +214,7 @@ const SETTLE_CONCURRENCY = 8;
  * `Execution Finished`, an ephemeral job's deletion — each idempotent (ids derived from the cause). Then,
  * per job, the last writes: the counts added to the job's counters and its status set (one update), then
  * every finish marked reacted (and counted) — so a redelivered record finds its reaction done and nothing
- * is counted twice (JobsStore.settleFinishes). Retention then trims each job once.
+ * is counted twice (settle.ts). Retention then trims each job once.
  * Answers the index of the first finish whose reaction is not done (Lambda redelivers from it), or null.
  */
 async function reactToFinishes(
@@ -264,7 +265,8 @@ async function reactToFinishes(
         try {
           const settled = new Set(
             (
-              await ctx.jobs.settleFinishes(
+              await settleFinishes(
+                ctx,
                 jobName,
                 await batch.job(jobName),
                 ps.map(settledFinish),

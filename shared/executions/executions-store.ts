@@ -67,7 +67,7 @@ export class ExecutionsStore implements ExecutionsPort {
   /**
    * TTL (`expiresAt`, seconds) `retentionDays` after `now`. Set on a planned execution (counted from its
    * fire time: one that never ran goes eventually), removed when it finishes and set again by
-   * the reactions' last write (JobsStore.settleFinishes): a finished execution never expires before its
+   * the reactions' last write (settleFinishes, shared/events/settle.ts): a finished execution never expires before its
    * reactions (retry, counters, event) ran.
    */
   private expiresAt(now: number) {
@@ -439,7 +439,7 @@ export class ExecutionsStore implements ExecutionsPort {
 
   /**
    * Reaction bookkeeping of one execution (read without its output): `countedAt` and `reactedAt` are set
-   * together once every reaction is done and the job's counters hold the finish (JobsStore.settleFinishes);
+   * together once every reaction is done and the job's counters hold the finish (settleFinishes, shared/events/settle.ts);
    * `countedAt` alone was left by a version that counted in a transaction. Null when the execution is gone.
    */
   async reactionMarks(jobName: string, executionId: string): Promise<ReactionMarks | null> {
@@ -472,6 +472,27 @@ export class ExecutionsStore implements ExecutionsPort {
       },
     );
     return new Map(items.map((item) => [`${item.jobName}/${item.executionId}`, marksOf(item)]));
+  }
+
+  /**
+   * The reactions' mark of a finish (settleFinishes, shared/events/settle.ts): `reactedAt` with its TTL
+   * (retention starts here) and, when the finish was counted by this settle or an earlier one, `countedAt`.
+   * False when it was reacted to meanwhile (another delivery of its record), or deleted.
+   */
+  async markReacted(e: ExecutionRef, counted: boolean, now: number): Promise<boolean> {
+    return ifCondition(
+      this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobName: e.jobName, executionId: e.executionId },
+          UpdateExpression: `SET reactedAt = :now, expiresAt = :exp${counted ? ', countedAt = :now' : ''}`,
+          ConditionExpression: `attribute_exists(executionId) AND attribute_not_exists(reactedAt)${
+            counted ? ' AND attribute_not_exists(countedAt)' : ''
+          }`,
+          ExpressionAttributeValues: { ':now': now, ':exp': this.expiresAt(now) },
+        }),
+      ),
+    );
   }
 
   /** Every slot and attempt of one group (ids are `<group>.<slot>.<attempt>`), without outputs. */

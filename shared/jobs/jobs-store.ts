@@ -13,7 +13,6 @@ import { retryUnavailable } from '../aws/unavailable.ts';
 import { writeEach } from '../aws/write-each.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
-import { expiryAfter } from '../executions/execution.ts';
 import type {
   JobChange,
   JobChangeAction,
@@ -121,16 +120,6 @@ function settleWrite(
     .join(' ');
   return { expression, condition, names, values };
 }
-
-/** Counts (not neutral) and not counted by an earlier delivery (no `countedAt`). */
-function counts(f: SettledFinish): boolean {
-  return f.outcome !== 'neutral' && !f.counted;
-}
-
-/** Rounds of a settle whose job write lost to another settle of the job before it gives up (and is retried). */
-const SETTLE_ROUNDS = 8;
-/** Executions remembered as marked by this store (settle's `markedHere`). */
-const MARKED_REMEMBERED = 10_000;
 
 export class JobsStore implements JobsPort {
   constructor(
@@ -419,72 +408,17 @@ export class JobsStore implements JobsPort {
   }
 
   /**
-   * The reactions' last writes for one job's finishes, without a transaction (one costs twice its items'
-   * write units: 4 for a finish and its job, against 2 here):
-   *
-   * 1. the job: its counters, last success/error and status, and `settling` — the finishes counted by
-   *    this and earlier settles whose `countedAt` is not known written — conditional on `settleSeq` as
-   *    read (settleWrite), so two consumers of one record, or a settle and a late reaction, never both count;
-   * 2. each execution: `reactedAt` (with its TTL: retention starts here) and `countedAt`, conditional on
-   *    `reactedAt` absent.
-   *
-   * A finish is counted when it is in `settling` or has `countedAt` (it leaves `settling` only at a later
-   * settle of the job that saw its `countedAt`, written by this store or read), so a delivery that died
-   * between 1 and 2 is not counted again by the next one, which writes its marks. That holds because the
-   * job was read before the marks: when neither shows a finish counted and `settleSeq` has not moved
-   * since, nobody counted it (settleFinishes' `known`). A write that loses reads the job, then the
-   * marks, again.
+   * The job's side of the reactions' last writes (settleFinishes, shared/events/settle.ts): `counting`
+   * added to its counters and last success/error, its status set unless a newer group set it, `settling`
+   * stored — conditional on `settleSeq` being `job.settleSeq` (it is bumped). False when another settle of
+   * the job, a newer group's status, or the job's deletion came first.
    */
-  async settleFinishes(
-    jobName: string,
-    known: JobRecord | null,
-    finishes: readonly SettledFinish[],
-    status: { readonly status: string; readonly group: string } | null,
-    now: number,
-  ): Promise<SettledFinish[]> {
-    let job = known;
-    let rest = [...finishes];
-    let withStatus = status;
-    for (let round = 1; job !== null && !(await this.settleJob(job, rest, withStatus)); round++) {
-      if (round >= SETTLE_ROUNDS) throw new Error(`job ${jobName}: ${round} settles lost to others in a row`);
-      const tried = job.settleSeq;
-      job = await this.get(jobName);
-      const marks = await this.countMarks(
-        jobName,
-        rest.map((f) => f.executionId),
-      );
-      // Reacted to meanwhile (another delivery of its record), or deleted: not this settle's any more.
-      rest = rest.flatMap((f) => {
-        const m = marks.get(f.executionId);
-        return m && m.reactedAt === undefined ? [{ ...f, counted: m.countedAt !== undefined }] : [];
-      });
-      if (job?.settleSeq === tried) withStatus = null; // nobody else settled: a newer group set the status
-    }
-    const marked = await Promise.all(
-      rest.map(async (f) => ((await this.markSettled(jobName, f, now)) ? [f] : [])),
-    );
-    return marked.flat();
-  }
-
-  /** Executions whose `countedAt` this store wrote, newest last (at most MARKED_REMEMBERED). */
-  private readonly markedHere = new Set<string>();
-
-  /** Step 1 of settleFinishes: false when another settle of the job (or a newer group) came first. */
-  private async settleJob(
+  async settleCounts(
     job: JobRecord,
-    finishes: readonly SettledFinish[],
+    counting: readonly SettledFinish[],
     status: { readonly status: string; readonly group: string } | null,
+    settling: readonly string[],
   ): Promise<boolean> {
-    const inBatch = new Set(finishes.map((f) => f.executionId));
-    const before = new Set(job.settling);
-    const open = await this.notCountMarked(
-      job.name,
-      job.settling.filter((id) => !inBatch.has(id)),
-    );
-    const counting = finishes.filter((f) => counts(f) && !before.has(f.executionId));
-    const settling = [...open, ...finishes.filter(counts).map((f) => f.executionId)];
-    const same = settling.length === before.size && settling.every((id) => before.has(id));
-    if (counting.length === 0 && status === null && same) return true;
     const write = settleWrite(counting, status, settling, job.settleSeq);
     return ifCondition(
       this.clients.doc.send(
@@ -497,52 +431,6 @@ export class JobsStore implements JobsPort {
           ExpressionAttributeValues: write.values,
         }),
       ),
-    );
-  }
-
-  /** Step 2 of settleFinishes: false when the execution was reacted to meanwhile, or deleted. */
-  private async markSettled(jobName: string, f: SettledFinish, now: number): Promise<boolean> {
-    const counting = counts(f);
-    const marked = await ifCondition(
-      this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.config.tables.executions,
-          Key: { jobName, executionId: f.executionId },
-          UpdateExpression: `SET reactedAt = :now, expiresAt = :exp${counting ? ', countedAt = :now' : ''}`,
-          ConditionExpression: `attribute_exists(executionId) AND attribute_not_exists(reactedAt)${
-            counting ? ' AND attribute_not_exists(countedAt)' : ''
-          }`,
-          ExpressionAttributeValues: { ':now': now, ':exp': expiryAfter(now, this.config.retentionDays) },
-        }),
-      ),
-    );
-    if (marked && counting) {
-      this.markedHere.add(`${jobName}/${f.executionId}`);
-      if (this.markedHere.size > MARKED_REMEMBERED)
-        this.markedHere.delete(this.markedHere.values().next().value!);
-    }
-    return marked;
-  }
-
-  /** Of these executions in a job's `settling`, those still without `countedAt` (gone ones are left out). */
-  private async notCountMarked(jobName: string, ids: readonly string[]): Promise<string[]> {
-    const unknown = ids.filter((id) => !this.markedHere.has(`${jobName}/${id}`));
-    if (unknown.length === 0) return [];
-    const marks = await this.countMarks(jobName, unknown);
-    return unknown.filter((id) => marks.has(id) && marks.get(id)?.countedAt === undefined);
-  }
-
-  /** `countedAt` and `reactedAt` of executions of a job, read consistently; gone ones absent. */
-  private async countMarks(jobName: string, ids: readonly string[]) {
-    const items = await batchGet(
-      this.clients,
-      this.config.tables.executions,
-      ids.map((executionId) => ({ jobName, executionId })),
-      true,
-      { ProjectionExpression: 'executionId, countedAt, reactedAt' },
-    );
-    return new Map(
-      items.map((i) => [String(i.executionId), { countedAt: i.countedAt, reactedAt: i.reactedAt }] as const),
     );
   }
 

@@ -47,7 +47,9 @@ describe('the permission table against the code', () => {
     expect(methods('api')).toEqual(
       expect.arrayContaining(['JobsStore.putDefinition', 'ControlStore.setPaused']),
     );
-    expect(methods('events')).toEqual(expect.arrayContaining(['JobsStore.settleFinishes']));
+    expect(methods('events')).toEqual(
+      expect.arrayContaining(['JobsStore.settleCounts', 'ExecutionsStore.markReacted']),
+    );
     expect(scans.worker!.files).toContain('shared/executors/aws.ts');
   });
 
