@@ -227,6 +227,7 @@ export class Runner {
       const c = (await claimed)[i];
       if (!c) return this.process(launch, options[i]!);
       if (c.def) return this.runFromClaim(c.execution, options[i]!, c.def);
+      this.active.delete(keyOf(c.execution));
       this.claimsSent.delete(keyOf(c.execution)); // ended after its claim (confirmClaims)
       return 'done';
     });
@@ -329,7 +330,17 @@ export class Runner {
     const claimAt = ctx.clock();
     for (const c of candidates) this.claimSent(c, claimAt);
     const running = (await ctx.executions.claimMany(candidates, me, claimAt)).filter((e) => e !== null);
-    const defs = await this.confirmClaims(running);
+    // Held here from the moment the claims land: a duplicate of one of their messages read during the
+    // reads after them finds the execution running under this agent with a claim this runner sent, and
+    // must not take it for a claim whose answer was lost (it ran the launch a second time).
+    for (const e of running) this.active.add(keyOf(e));
+    let defs: Array<JobDefinition | null>;
+    try {
+      defs = await this.confirmClaims(running);
+    } catch (error) {
+      for (const e of running) this.active.delete(keyOf(e));
+      throw error;
+    }
     const byKey = new Map(running.map((e, k) => [keyOf(e), { execution: e, def: defs[k]! }]));
     return plain.map((c) => (c ? (byKey.get(keyOf(c)) ?? null) : null));
   }

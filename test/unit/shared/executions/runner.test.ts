@@ -429,6 +429,45 @@ describe('Runner', () => {
     expect(runs).toHaveLength(1);
   });
 
+  it('runs a launch claimed in a batch once when a duplicate of its message is read during the reads after the claim', async () => {
+    const s = new FakeStores();
+    const now = Date.now();
+    const es = [execution('j1', now), execution('j2', now)];
+    for (const e of es) {
+      s.put(e);
+      s.job(def(e.jobName));
+    }
+    const { ex, runs } = executor();
+    const duplicate: Array<Promise<string>> = [];
+    let jobReads = 0;
+    const runner: Runner = new Runner(
+      {
+        ...s.context(),
+        jobs: {
+          ...s.context().jobs,
+          getMany: async (names: readonly string[], reads?: never) => {
+            // The second read is the one after the batch's claims landed: the duplicate arrives then.
+            if (++jobReads === 2) {
+              duplicate.push(runner.process(launchOf(es[0]!), options(ex)));
+              await duplicate[0];
+            }
+            return s.context().jobs.getMany(names, reads);
+          },
+        },
+      } as Context,
+      me,
+    );
+    const verdicts = await Promise.all(
+      runner.processMany(
+        es.map(launchOf),
+        es.map(() => options(ex)),
+      ),
+    );
+    expect(verdicts).toEqual(['done', 'done']);
+    expect(await duplicate[0]).toBe('done');
+    expect(runs.map((r) => r.id).sort()).toEqual(es.map((e) => e.executionId).sort());
+  });
+
   it('leaves a run elsewhere alone while it heartbeats, and marks it lost once silent past lost-after', async () => {
     const s = new FakeStores();
     const now = Date.now();
