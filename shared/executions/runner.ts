@@ -121,6 +121,12 @@ export class Runner {
   private readonly claimsSent = new Map<string, Set<number>>();
   /** Executions this runner holds or runs now (a duplicate of one of their messages is dropped). */
   private readonly active = new Set<string>();
+  /**
+   * Claim requests in flight, by execution: a claim may land before its answer arrives, and a duplicate
+   * read in between finds the execution running under this agent with a claim this runner sent — not a
+   * lost answer (its sender is about to run it), so not in doubt.
+   */
+  private readonly claiming = new Map<string, number>();
 
   constructor(
     private readonly ctx: Context,
@@ -233,11 +239,31 @@ export class Runner {
     });
   }
 
-  /** The conditional claim, its `claimedAt` remembered (see `claimsSent`). */
-  private claim(e: Execution, options: { oneSlotPerAgent?: boolean }): Promise<ClaimOutcome> {
+  /** The conditional claim, its `claimedAt` remembered (see `claimsSent`), in flight until answered. */
+  private async claim(e: Execution, options: { oneSlotPerAgent?: boolean }): Promise<ClaimOutcome> {
     const at = this.ctx.clock();
     this.claimSent(e, at);
-    return this.ctx.executions.claim(e, this.me, at, options);
+    const done = this.claimingStarts([e]);
+    try {
+      const outcome = await this.ctx.executions.claim(e, this.me, at, options);
+      // Held from its answer on (runFromClaim holds it too, a few turns later).
+      if (outcome.claimed) this.active.add(keyOf(e));
+      return outcome;
+    } finally {
+      done();
+    }
+  }
+
+  /** Marks claims in flight; the function answered ends them. */
+  private claimingStarts(es: readonly Execution[]): () => void {
+    for (const e of es) this.claiming.set(keyOf(e), (this.claiming.get(keyOf(e)) ?? 0) + 1);
+    return () => {
+      for (const e of es) {
+        const left = (this.claiming.get(keyOf(e)) ?? 1) - 1;
+        if (left > 0) this.claiming.set(keyOf(e), left);
+        else this.claiming.delete(keyOf(e));
+      }
+    };
   }
 
   private claimSent(e: Execution, at: number): void {
@@ -259,6 +285,7 @@ export class Runner {
       e.agentId === this.me.agentId &&
       e.claimedAt !== null &&
       !this.active.has(key) &&
+      !this.claiming.has(key) &&
       (this.claimsSent.get(key)?.has(e.claimedAt) ?? false)
     );
   }
@@ -329,11 +356,17 @@ export class Runner {
     if (candidates.length < 2) return none;
     const claimAt = ctx.clock();
     for (const c of candidates) this.claimSent(c, claimAt);
-    const running = (await ctx.executions.claimMany(candidates, me, claimAt)).filter((e) => e !== null);
-    // Held here from the moment the claims land: a duplicate of one of their messages read during the
-    // reads after them finds the execution running under this agent with a claim this runner sent, and
-    // must not take it for a claim whose answer was lost (it ran the launch a second time).
-    for (const e of running) this.active.add(keyOf(e));
+    // In flight, then held from the answer on: a duplicate of one of their messages read while the claims
+    // are in flight, or during the reads after them, finds the execution running under this agent with a
+    // claim this runner sent, and must not take it for a claim whose answer was lost (it ran it twice).
+    const done = this.claimingStarts(candidates);
+    let running: Execution[];
+    try {
+      running = (await ctx.executions.claimMany(candidates, me, claimAt)).filter((e) => e !== null);
+      for (const e of running) this.active.add(keyOf(e));
+    } finally {
+      done();
+    }
     let defs: Array<JobDefinition | null>;
     try {
       defs = await this.confirmClaims(running);

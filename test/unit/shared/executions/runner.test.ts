@@ -468,6 +468,56 @@ describe('Runner', () => {
     expect(runs.map((r) => r.id).sort()).toEqual(es.map((e) => e.executionId).sort());
   });
 
+  it('runs a launch once when a duplicate of its message is read while its claim is in flight (landed, not answered)', async () => {
+    for (const batch of [false, true]) {
+      const s = new FakeStores();
+      const now = Date.now();
+      const es = batch ? [execution('j1', now), execution('j2', now)] : [execution('j1', now)];
+      for (const e of es) {
+        s.put(e);
+        s.job(def(e.jobName));
+      }
+      const { ex, runs } = executor();
+      const duplicate: Array<Promise<string>> = [];
+      const base = s.context().executions;
+      // The claim has landed in the store; before its answer arrives, a duplicate is read and processed.
+      const meanwhile = async () => {
+        duplicate.push(runner.process(launchOf(es[0]!), options(ex)));
+        await duplicate[0];
+      };
+      const runner: Runner = new Runner(
+        {
+          ...s.context(),
+          executions: {
+            ...base,
+            claim: async (...args: Parameters<typeof base.claim>) => {
+              const outcome = await base.claim(...args);
+              if (duplicate.length === 0) await meanwhile();
+              return outcome;
+            },
+            claimMany: async (...args: Parameters<typeof base.claimMany>) => {
+              const outcome = await base.claimMany(...args);
+              await meanwhile();
+              return outcome;
+            },
+          },
+        } as Context,
+        me,
+      );
+      const verdicts = batch
+        ? await Promise.all(
+            runner.processMany(
+              es.map(launchOf),
+              es.map(() => options(ex)),
+            ),
+          )
+        : [await runner.process(launchOf(es[0]!), options(ex))];
+      expect(verdicts, `batch: ${batch}`).toEqual(es.map(() => 'done'));
+      expect(await duplicate[0]).toBe('done');
+      expect(runs.map((r) => r.id).sort(), `batch: ${batch}`).toEqual(es.map((e) => e.executionId).sort());
+    }
+  });
+
   it('leaves a run elsewhere alone while it heartbeats, and marks it lost once silent past lost-after', async () => {
     const s = new FakeStores();
     const now = Date.now();
