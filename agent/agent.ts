@@ -21,6 +21,7 @@ import {
   Runner,
   type RunnerOptions,
   type RunnerVerdict,
+  recheckVisibilitySeconds,
 } from '../shared/executions/runner.ts';
 import { jobBaseEnv } from '../shared/executors/common.ts';
 import type { Executor } from '../shared/executors/executor.ts';
@@ -534,6 +535,9 @@ export class Agent {
       // `scheduled` for ever. Send first, then delete: a crash in between only duplicates it (harmless).
       await this.ctx.dispatch.handOff(queueUrl, launch, 1);
       await this.acks.ack(queueUrl, m.receiptHandle);
+    } else if (verdict === 'recheck') {
+      // Running elsewhere, not in the lost sweep's index: back when a silent run would look lost.
+      await this.ctx.dispatch.hide(queueUrl, m.receiptHandle, recheckVisibilitySeconds(this.lostAfterMs));
     } else {
       await this.ctx.dispatch.hide(
         queueUrl,

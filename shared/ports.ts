@@ -212,7 +212,7 @@ export interface ExecutionsPort {
     e: Execution,
     agent: Claimant,
     now: number,
-    options?: { oneSlotPerAgent?: boolean },
+    options?: { oneSlotPerAgent?: boolean; index?: boolean },
   ): Promise<ClaimOutcome>;
   /** Claims several at once, each on its own: the running execution, or null where it was not claimed. */
   claimMany(executions: readonly Execution[], agent: Claimant, now: number): Promise<Array<Execution | null>>;

@@ -8,7 +8,11 @@ import middy from '@middy/core';
 import type { Context as LambdaContext, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createContext } from '../../shared/context.ts';
 import type { LaunchMessage } from '../../shared/dispatch/dispatch.ts';
-import { laterVisibilitySeconds, processLaunch } from '../../shared/executions/runner.ts';
+import {
+  laterVisibilitySeconds,
+  processLaunch,
+  recheckVisibilitySeconds,
+} from '../../shared/executions/runner.ts';
 import { createExecutors } from '../../shared/executors/registry.ts';
 import { SERVICES } from '../../shared/metrics/metrics.ts';
 import { createProcessorHost } from '../../shared/processors/registry.ts';
@@ -66,6 +70,10 @@ async function handle(event: SQSEvent, lambda: LambdaContext): Promise<SQSBatchR
             record.receiptHandle,
             laterVisibilitySeconds(launch, ctx.clock()),
           );
+        }
+        if (verdict === 'recheck') {
+          // Running elsewhere, not in the lost sweep's index: back when a silent run would look lost.
+          await ctx.dispatch.hide(queueUrl, record.receiptHandle, recheckVisibilitySeconds(LOST_AFTER_MS));
         }
         if (verdict !== 'done') failures.push({ itemIdentifier: record.messageId });
       } catch (error) {

@@ -57,6 +57,12 @@ export interface Execution {
   readonly processorErrors: Readonly<Record<string, string>> | null;
   /** Bytes the job printed so far (live, while it runs) or in all; null when its executor does not say. */
   readonly outputBytes: number | null;
+  /**
+   * In the `byActive` index (what `GET /v1/busy` and the lost sweep read): a run that lived a second (its
+   * start record) or beat, or that was claimed from a message delivered before. A run claimed from its
+   * first delivery and ended within a second never is (ExecutionsStore). Absent: not known.
+   */
+  readonly indexed?: boolean;
 }
 
 /** Zero-padded so that ids sort by fire time. */
@@ -122,6 +128,7 @@ export function fromItem(item: Record<string, unknown>): Execution {
     reason: (item.reason as string) ?? null,
     processorErrors: stringMap(item.processorErrors),
     outputBytes: num(item.outputBytes),
+    indexed: item.activeShard !== undefined,
   };
 }
 

@@ -31,10 +31,16 @@ import type {
 import { type Execution, type ExecutionStatus, expiryAfter, fromItem } from './execution.ts';
 
 /**
- * Partitions of the sparse `byActive` index. Every execution is written into it when planned and taken out
- * when it ends: with one partition key value that is two index writes per execution on one partition
- * (DynamoDB allows ~1,000 writes a second per partition), a ceiling near 30,000 executions a minute.
- * Spread over 8 by job name, the index takes 8 times that; listing the active executions costs 8 queries.
+ * Partitions of the sparse `byActive` index: the runs `GET /v1/busy` lists and the lost sweep checks. A run
+ * enters it when it is known to live on — its start record (a run that lasted a second) or a heartbeat —
+ * or at its claim when its message was delivered before (see `claim`); it leaves it when it ends. A run
+ * claimed from its first delivery that ends within a second never enters it: two index writes (2 WRU, of
+ * ~8 an execution) saved on the common case. Such a run, should its agent die, is found through its
+ * message, which comes back (Runner.runningElsewhere): a message delivered once can be delivered again
+ * before the queue's `maxReceiveCount`, and a claim from any later delivery indexes the run.
+ * With one partition key value that would be two index writes per indexed run on one partition (DynamoDB
+ * allows ~1,000 writes a second per partition); spread over 8 by job name, the index takes 8 times that;
+ * listing the active executions costs 8 queries.
  */
 export const ACTIVE_SHARDS = 8;
 
@@ -44,6 +50,9 @@ export function activeShardOf(jobName: string): number {
   for (const c of jobName) h = (h * 31 + c.charCodeAt(0)) | 0;
   return Math.abs(h) % ACTIVE_SHARDS;
 }
+
+/** The update clause that puts a running execution into `byActive` (`:shard`: its `activeShardOf`). */
+const ENTER_ACTIVE = 'activeShard = if_not_exists(activeShard, :shard)';
 
 function marksOf(item: Record<string, unknown>): ReactionMarks {
   const num = (v: unknown) => (typeof v === 'number' ? v : null);
@@ -81,7 +90,6 @@ export class ExecutionsStore implements ExecutionsPort {
       Item: {
         ...e,
         status: 'scheduled',
-        activeShard: activeShardOf(e.jobName),
         createdAt: now,
         expiresAt: this.expiresAt(e.scheduledAt),
       },
@@ -130,7 +138,7 @@ export class ExecutionsStore implements ExecutionsPort {
     e: Execution,
     agent: { agentId: string; nodeName: string },
     now: number,
-    options: { oneSlotPerAgent?: boolean } = {},
+    options: { oneSlotPerAgent?: boolean; index?: boolean } = {},
   ): Promise<ClaimOutcome> {
     const running: Execution = {
       ...e,
@@ -139,10 +147,12 @@ export class ExecutionsStore implements ExecutionsPort {
       heartbeatAt: now,
       agentId: agent.agentId,
       nodeName: agent.nodeName,
+      indexed: options.index === true,
     };
+    const index = options.index === true;
     if (!options.oneSlotPerAgent) {
       const landed = await ifCondition(
-        this.clients.doc.send(new UpdateCommand(this.claimItem(e, agent, now))),
+        this.clients.doc.send(new UpdateCommand(this.claimItem(e, agent, now, index))),
       );
       return landed ? { claimed: true, execution: running } : { claimed: false, why: 'not_scheduled' };
     }
@@ -150,7 +160,7 @@ export class ExecutionsStore implements ExecutionsPort {
       this.clients.doc.send(
         new TransactWriteCommand({
           TransactItems: [
-            { Update: this.claimItem(e, agent, now) },
+            { Update: this.claimItem(e, agent, now, index) },
             {
               // Fan-out: an agent takes at most one slot of an execution group.
               Put: {
@@ -177,13 +187,12 @@ export class ExecutionsStore implements ExecutionsPort {
     throw cancelled.error;
   }
 
-  /** The `scheduled → running` update of a claim. */
-  private claimItem(e: Execution, agent: { agentId: string; nodeName: string }, now: number) {
+  /** The `scheduled → running` update of a claim; with `index`, it enters `byActive` at once. */
+  private claimItem(e: Execution, agent: { agentId: string; nodeName: string }, now: number, index: boolean) {
     return {
       TableName: this.table,
       Key: { jobName: e.jobName, executionId: e.executionId },
-      UpdateExpression:
-        'SET #s = :running, claimedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n',
+      UpdateExpression: `SET #s = :running, claimedAt = :now, heartbeatAt = :now, agentId = :a, nodeName = :n${index ? ', activeShard = :shard' : ''}`,
       ConditionExpression: '#s = :scheduled',
       ExpressionAttributeNames: { '#s': 'status' },
       ExpressionAttributeValues: {
@@ -192,6 +201,7 @@ export class ExecutionsStore implements ExecutionsPort {
         ':now': now,
         ':a': agent.agentId,
         ':n': agent.nodeName,
+        ...(index ? { ':shard': activeShardOf(e.jobName) } : {}),
       },
     };
   }
@@ -233,15 +243,17 @@ export class ExecutionsStore implements ExecutionsPort {
         new UpdateCommand({
           TableName: this.table,
           Key: { jobName: e.jobName, executionId: e.executionId },
+          // A run that beats lives on: it enters `byActive` (once; the same value again writes no index).
           UpdateExpression: live
-            ? 'SET heartbeatAt = :now, #o = :out, outputBytes = :bytes'
-            : 'SET heartbeatAt = :now',
+            ? `SET heartbeatAt = :now, #o = :out, outputBytes = :bytes, ${ENTER_ACTIVE}`
+            : `SET heartbeatAt = :now, ${ENTER_ACTIVE}`,
           ConditionExpression: '#s = :running AND agentId = :me',
           ExpressionAttributeNames: { '#s': 'status', ...(live ? { '#o': 'output' } : {}) },
           ExpressionAttributeValues: {
             ':now': now,
             ':running': 'running',
             ':me': agentId,
+            ':shard': activeShardOf(e.jobName),
             ...(live ? { ':out': live.text, ':bytes': live.bytes } : {}),
           },
           ReturnValues: 'ALL_NEW',
@@ -257,7 +269,14 @@ export class ExecutionsStore implements ExecutionsPort {
    * agent claims as soon as the launch arrives and starts it at the exact millisecond).
    */
   async markStarted(e: Pick<Execution, 'jobName' | 'executionId'>, agentId: string, at: number) {
-    return this.conditionalUpdate(e, 'SET startedAt = :at', 'running', { ':at': at }, agentId);
+    // A run that lasted a second (see the runner) enters `byActive` with it.
+    return this.conditionalUpdate(
+      e,
+      `SET startedAt = :at, ${ENTER_ACTIVE}`,
+      'running',
+      { ':at': at, ':shard': activeShardOf(e.jobName) },
+      agentId,
+    );
   }
 
   /** Asks the agent running `e` to kill it; it notices at its next heartbeat. */

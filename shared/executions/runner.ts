@@ -69,7 +69,17 @@ export interface RunnerOptions {
  * `done`: delete the message. `retry`: make it visible again soon (another agent may take it).
  * `later`: it arrived long before its fire time (clock skew, a hand-sent message): hide it until then.
  */
-export type RunnerVerdict = 'done' | 'retry' | 'later';
+/**
+ * What to do with the message: `done` delete it; `retry` hand it on (a fan-out slot); `later` hide it until
+ * near its fire time; `recheck` hide it for `recheckVisibilitySeconds` — its execution runs elsewhere, not
+ * yet in the `byActive` index the lost sweep reads, so this message is what finds it should its agent die.
+ */
+export type RunnerVerdict = 'done' | 'retry' | 'later' | 'recheck';
+
+/** Seconds to hide a message answered `recheck`: by then a run that has not beaten since looks lost. */
+export function recheckVisibilitySeconds(lostAfterMs: number): number {
+  return Math.min(43_200, Math.ceil(lostAfterMs / 1000) + 1);
+}
 
 /** Seconds to hide a message answered `later` (SQS allows up to 12 hours). */
 export function laterVisibilitySeconds(launch: LaunchMessage, now: number): number {
@@ -183,7 +193,10 @@ export class Runner {
     }
 
     const tagged = Object.keys(job.def.tags).length > 0;
-    const claim = await this.claim(execution, { oneSlotPerAgent: tagged });
+    // A message delivered before may not come back again (the queue's maxReceiveCount): the run it
+    // launches enters the lost sweep's index at its claim (see ExecutionsStore's ACTIVE_SHARDS).
+    const index = (options.receiveCount ?? 1) > 1;
+    const claim = await this.claim(execution, { oneSlotPerAgent: tagged, index });
     if (!claim.claimed) {
       if (claim.why === 'slot_taken') {
         // Hand-offs are random (whoever polls next), so a slot may meet agents that already hold one of
@@ -225,7 +238,7 @@ export class Runner {
     options: readonly RunnerOptions[],
   ): Promise<RunnerVerdict>[] {
     if (launches.length < 2) return launches.map((l, i) => this.process(l, options[i]!));
-    const claimed = this.claimTogether(launches).catch((error: unknown) => {
+    const claimed = this.claimTogether(launches, options).catch((error: unknown) => {
       options[0]?.log?.({ msg: 'batch claim failed; claiming one by one', error: String(error) });
       return launches.map(() => null);
     });
@@ -240,7 +253,10 @@ export class Runner {
   }
 
   /** The conditional claim, its `claimedAt` remembered (see `claimsSent`), in flight until answered. */
-  private async claim(e: Execution, options: { oneSlotPerAgent?: boolean }): Promise<ClaimOutcome> {
+  private async claim(
+    e: Execution,
+    options: { oneSlotPerAgent?: boolean; index?: boolean },
+  ): Promise<ClaimOutcome> {
     const at = this.ctx.clock();
     this.claimSent(e, at);
     const done = this.claimingStarts([e]);
@@ -321,11 +337,14 @@ export class Runner {
    */
   private async claimTogether(
     launches: readonly LaunchMessage[],
+    options: readonly RunnerOptions[],
   ): Promise<Array<{ execution: Execution; def: JobDefinition | null } | null>> {
     const { ctx, me } = this;
     const none = launches.map(() => null);
     const now = ctx.clock();
-    const holdable = (l: LaunchMessage) => l.scheduledAt - now <= MAX_HOLD_MS;
+    // First deliveries only: a claim from a later one indexes its run (`process`).
+    const first = new Set(launches.filter((_, i) => (options[i]?.receiveCount ?? 1) <= 1));
+    const holdable = (l: LaunchMessage) => first.has(l) && l.scheduledAt - now <= MAX_HOLD_MS;
     const soon = launches.filter(holdable);
     if (soon.length < 2) return none;
     // One request for both (ReadTogether).
@@ -718,11 +737,19 @@ export class Runner {
    * duplicate, or the agent died (SIGKILL, host lost) and the heartbeat went stale — then the attempt is
    * recorded as `lost` and the retry policy (events reaction) decides what happens next.
    */
+  /**
+   * A duplicate (or a message back after its visibility timeout) of a launch running elsewhere — or under
+   * this agent's name but not held here: a process of the same name before a restart. Silent past
+   * lost-after: marked `lost`. Alive: left alone; the message is deleted when the run is in `byActive` (the
+   * lost sweep watches it), else it comes back when a silent run would look lost (`recheck`): a run not
+   * in the index is watched through its messages only.
+   */
   private async runningElsewhere(e: Execution, options: RunnerOptions): Promise<RunnerVerdict> {
     const { ctx, me } = this;
-    if (e.agentId === me.agentId) return 'done';
+    const key = keyOf(e);
+    if (e.agentId === me.agentId && (this.active.has(key) || this.claiming.has(key))) return 'done';
     const age = ctx.clock() - (e.heartbeatAt ?? e.startedAt ?? 0);
-    if (age <= options.lostAfterMs) return 'done';
+    if (age <= options.lostAfterMs) return e.indexed ? 'done' : 'recheck';
     const marked = await ctx.executions.markLost(
       e,
       ctx.clock(),

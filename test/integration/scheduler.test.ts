@@ -449,7 +449,8 @@ describe('claiming a batch of launches together', () => {
         batch.map(() => options),
       ),
     );
-    expect(verdicts).toEqual(batch.map(() => 'done'));
+    // The first comes back to be checked again (running elsewhere, not in the lost sweep's index).
+    expect(verdicts).toEqual(batch.map((_, i) => (i === 0 ? 'recheck' : 'done')));
     // Each of the other three ran exactly once; the first was left to the agent that claimed it.
     expect(ran.sort()).toEqual(
       launches

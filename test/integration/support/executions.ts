@@ -31,18 +31,22 @@ export function plannedExecution(
   };
 }
 
-/** Writes `planned` as `scheduled` and claims it for a pretend agent `agentId` at `at`; throws when refused. */
+/**
+ * Writes `planned` as `scheduled` and claims it for a pretend agent `agentId` at `at`; throws when refused.
+ * With `index`, the claim puts the run into `byActive` (as a claim from a message delivered before does).
+ */
 export async function claimedExecution(
   ctx: Context,
   planned: NewExecution,
   agentId: string,
   at: number,
+  options: { index?: boolean } = {},
 ): Promise<Execution> {
   if ((await ctx.executions.createScheduled(planned, Date.now())) !== null) {
     throw new Error(`execution ${planned.executionId} exists already`);
   }
   const e = (await ctx.executions.get(planned.jobName, planned.executionId))!;
-  const claim = await ctx.executions.claim(e, { agentId, nodeName: agentId }, at);
+  const claim = await ctx.executions.claim(e, { agentId, nodeName: agentId }, at, options);
   if (!claim.claimed) throw new Error(`claim refused: ${claim.why}`);
   return claim.execution;
 }

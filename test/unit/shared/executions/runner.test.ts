@@ -103,7 +103,7 @@ class FakeStores {
   }
 
   context(): Context {
-    const claimed = (e: Execution, agent: typeof me, now: number) => {
+    const claimed = (e: Execution, agent: typeof me, now: number, index = false) => {
       const stored = this.executions.get(this.key(e.jobName, e.executionId));
       if (stored?.status !== 'scheduled') return null;
       const running = this.update(e, {
@@ -112,6 +112,7 @@ class FakeStores {
         heartbeatAt: now,
         agentId: agent.agentId,
         nodeName: agent.nodeName,
+        indexed: index,
       });
       this.afterClaim?.(running);
       return running;
@@ -131,9 +132,14 @@ class FakeStores {
         }
         return out;
       },
-      claim: async (e: Execution, agent: typeof me, now: number): Promise<ClaimOutcome> => {
+      claim: async (
+        e: Execution,
+        agent: typeof me,
+        now: number,
+        options?: { index?: boolean },
+      ): Promise<ClaimOutcome> => {
         this.calls.push('claim');
-        const running = claimed(e, agent, now);
+        const running = claimed(e, agent, now, options?.index);
         if (!running) return { claimed: false, why: 'not_scheduled' };
         if (this.loseClaimAnswers > 0 && this.loseClaimAnswers--) throw new Error('request timed out');
         return { claimed: true, execution: running };
@@ -540,12 +546,66 @@ describe('Runner', () => {
     s.locks.set('k', { executionId: silent.executionId, agentId: 'agent-b', expiresAt: now + 10_000 });
     const { ex, runs } = executor();
     const runner = new Runner(s.context(), me);
+    // Not in the lost sweep's index: the message comes back when a silent run would look lost.
+    expect(await runner.process(launchOf(alive), options(ex))).toBe('recheck');
+    expect(s.executions.get(`j/${alive.executionId}`)!.status).toBe('running');
+    // In it (it lived a second, or beat): the sweep watches it, the message goes.
+    s.put({ ...alive, indexed: true });
     expect(await runner.process(launchOf(alive), options(ex))).toBe('done');
     expect(s.executions.get(`j/${alive.executionId}`)!.status).toBe('running');
     expect(await runner.process(launchOf(silent), options(ex))).toBe('done');
     expect(s.executions.get(`k/${silent.executionId}`)!.status).toBe('lost');
     expect(s.locks.has('k')).toBe(false);
+    // Under this agent's name but not held here (a process of that name before a restart), silent: lost.
+    const mine = execution('m', now - 5_000, {
+      status: 'running',
+      agentId: me.agentId,
+      claimedAt: now - 5_000,
+      heartbeatAt: now - 1_000,
+    });
+    s.put(mine);
+    s.job(def('m'));
+    expect(await runner.process(launchOf(mine), options(ex))).toBe('done');
+    expect(s.executions.get(`m/${mine.executionId}`)!.status).toBe('lost');
     expect(runs).toHaveLength(0);
+  });
+
+  it('claims from a first delivery without indexing the run, from any later one indexed at once', async () => {
+    for (const receiveCount of [1, 2]) {
+      const s = new FakeStores();
+      const e = execution('j', Date.now());
+      s.put(e);
+      s.job(def('j'));
+      const { ex, runs } = executor();
+      s.afterClaim = (running) => expect(running.indexed, `receive ${receiveCount}`).toBe(receiveCount > 1);
+      expect(await new Runner(s.context(), me).process(launchOf(e), options(ex, { receiveCount }))).toBe(
+        'done',
+      );
+      expect(runs).toHaveLength(1);
+    }
+    // A batch of first deliveries is claimed together; one delivered before goes alone, indexed.
+    const s = new FakeStores();
+    const es = ['a', 'b', 'c'].map((n) => execution(n, Date.now() + 50));
+    for (const e of es) {
+      s.put(e);
+      s.job(def(e.jobName));
+    }
+    const indexed: string[] = [];
+    s.afterClaim = (running) => {
+      if (running.indexed) indexed.push(running.jobName);
+    };
+    const { ex, runs } = executor();
+    const verdicts = await Promise.all(
+      new Runner(s.context(), me).processMany(
+        es.map(launchOf),
+        es.map((_, i) => options(ex, { receiveCount: i === 2 ? 3 : 1 })),
+      ),
+    );
+    expect(verdicts).toEqual(['done', 'done', 'done']);
+    expect(indexed).toEqual(['c']);
+    expect(s.calls.filter((c) => c === 'claimMany')).toHaveLength(1);
+    expect(s.calls.filter((c) => c === 'claim')).toHaveLength(1);
+    expect(runs).toHaveLength(3);
   });
 
   it('ends a launch it may not run with why: paused → skipped, forbid with the lock held → skipped', async () => {
@@ -819,7 +879,8 @@ describe('Runner', () => {
         batch.map(() => options(second.ex)),
       ),
     );
-    expect(v2).toEqual(['done', 'done', 'done', 'done']);
+    // The other agent's (alive, not in the sweep's index) comes back later to be checked again.
+    expect(v2).toEqual(['recheck', 'done', 'done', 'done']);
     expect(second.runs.map((r) => r.id).sort()).toEqual([more[1]!.executionId, more[2]!.executionId].sort());
   });
 
@@ -835,8 +896,9 @@ describe('Runner', () => {
     await expect(runner.process(launchOf(e), options(ex))).rejects.toThrow('timed out');
     expect(s.executions.get(`j/${e.executionId}`)).toMatchObject({ status: 'running', agentId: me.agentId });
     // ...and a restarted agent (same name, another process) receiving it leaves it alone (it cannot know
-    // whether the attempt ran before the restart: the sweep marks it lost, the retry policy decides)...
-    expect(await new Runner(s.context(), me).process(launchOf(e), options(ex))).toBe('done');
+    // whether the attempt ran before the restart): it comes back, to be marked lost once silent past
+    // lost-after, and the retry policy decides...
+    expect(await new Runner(s.context(), me).process(launchOf(e), options(ex))).toBe('recheck');
     expect(runs).toHaveLength(0);
     // ...while the runner that sent the claim knows it as its own, and runs it once.
     expect(await runner.process(launchOf(e), options(ex))).toBe('done');
