@@ -22,8 +22,11 @@ export interface Context {
   readonly clock: () => number;
   /** Where the tick and the reactions record their metrics (shared/metrics/metrics.ts). */
   readonly metrics: MetricsSink;
-  /** A fresh set of reads to send together (ports.ts ReadTogether). */
-  readonly readTogether: () => ReadTogether;
+  /**
+   * A fresh set of reads to send together (ports.ts ReadTogether); `consistent: false` for eventually
+   * consistent reads (default: consistent).
+   */
+  readonly readTogether: (options?: { readonly consistent?: boolean }) => ReadTogether;
 }
 
 /** Records no metrics: a deployable that has a sink puts it in (`{ ...createContext(), metrics }`). */
@@ -40,6 +43,6 @@ export function createContext(env: Env = processEnv(), clock: () => number = Dat
     control: new ControlStore(clients, config),
     agents: new AgentsStore(clients, config),
     dispatch: new Dispatcher(clients, config),
-    readTogether: () => new ReadBatch(clients),
+    readTogether: (options = {}) => new ReadBatch(clients, options.consistent ?? true),
   };
 }

@@ -29,9 +29,13 @@ export class ReadBatch implements ReadTogether {
   readonly readsTogether = true;
   private asked: Asked[] = [];
 
-  constructor(private readonly clients: AwsClients) {}
+  /** `consistent` false: eventually consistent reads (half the read units; a recent write may be missed). */
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly consistent = true,
+  ) {}
 
-  /** The items of `table` with these keys (consistent reads); missing ones are absent. */
+  /** The items of `table` with these keys; missing ones are absent. */
   get(table: string, keys: readonly Item[]): Promise<Item[]> {
     if (keys.length === 0) return Promise.resolve([]);
     return new Promise<Item[]>((resolve, reject) => {
@@ -52,7 +56,11 @@ export class ReadBatch implements ReadTogether {
     try {
       const items = await batchGetTables(
         this.clients,
-        [...byTable].map(([table, keys]) => ({ table, keys: [...keys.values()] })),
+        [...byTable].map(([table, keys]) => ({
+          table,
+          keys: [...keys.values()],
+          consistent: this.consistent,
+        })),
       );
       for (const a of asked) {
         const wanted = new Set(a.keys.map((k) => identity(k)));

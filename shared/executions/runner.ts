@@ -347,8 +347,12 @@ export class Runner {
     const holdable = (l: LaunchMessage) => first.has(l) && l.scheduledAt - now <= MAX_HOLD_MS;
     const soon = launches.filter(holdable);
     if (soon.length < 2) return none;
-    // One request for both (ReadTogether).
-    const reads = ctx.readTogether();
+    // One request for both (ReadTogether), eventually consistent (half the read units): a stale answer
+    // costs a detour, never a wrong launch. An execution or job not found yet, or versions that differ,
+    // leave the launch out (`process` reads consistently); a stale `scheduled` is refused by the claim's
+    // condition and the launch goes one by one too; the read after the claim, which decides whether it
+    // runs, is consistent (and reads the execution again before ending it for a changed job).
+    const reads = ctx.readTogether({ consistent: false });
     const [executions, jobs] = await Promise.all([
       ctx.executions.getMany(soon, reads),
       ctx.jobs.getMany(
@@ -420,11 +424,18 @@ export class Runner {
     return Promise.all(
       claimed.map(async (e) => {
         const job = jobs.get(e.jobName);
+        // The version the execution was claimed at, as read before the claim — stale, when that read was
+        // eventually consistent (claimTogether), for an execution the job's write path had retargeted:
+        // read again (consistently) before ending it for a changed job (rare: an edit in flight).
+        const version =
+          job && job.version !== e.jobVersion
+            ? ((await ctx.executions.get(e.jobName, e.executionId))?.jobVersion ?? e.jobVersion)
+            : e.jobVersion;
         const ended: readonly ['cancelled' | 'skipped', string] | null = !job
           ? ['cancelled', 'job deleted']
           : paused && e.trigger !== 'manual'
             ? ['skipped', 'scheduler paused']
-            : job.version !== e.jobVersion
+            : job.version !== version
               ? ['skipped', job.def.disabled ? 'job disabled' : 'job changed after planning']
               : null;
         if (!ended) return job!.def;

@@ -12,6 +12,8 @@ let stack: Stack;
 let ctx: Context;
 /** The tables each BatchGetItem sent asked for, in order. */
 let batches: string[][] = [];
+/** Each BatchGetItem's `ConsistentRead` per table, in order. */
+let consistency: Array<Record<string, boolean | undefined>> = [];
 let failNext = false;
 
 beforeAll(async () => {
@@ -20,8 +22,13 @@ beforeAll(async () => {
   ctx.clients.doc.middlewareStack.add(
     (next, context) => async (args) => {
       if (/^BatchGet(Item)?Command$/.test(context.commandName ?? '')) {
-        const input = args.input as { RequestItems?: Record<string, { Keys: unknown[] }> };
+        const input = args.input as {
+          RequestItems?: Record<string, { Keys: unknown[]; ConsistentRead?: boolean }>;
+        };
         batches.push(Object.keys(input.RequestItems ?? {}).sort());
+        consistency.push(
+          Object.fromEntries(Object.entries(input.RequestItems ?? {}).map(([t, r]) => [t, r.ConsistentRead])),
+        );
         if (failNext) {
           failNext = false;
           throw Object.assign(new Error('injected: the store did not answer'), { name: 'TimeoutError' });
@@ -87,6 +94,23 @@ describe('ReadTogether', () => {
     expect(paused).toBe(true);
     await ctx.control.setPaused(false, Date.now());
     expect(await ctx.control.isPaused(ctx.readTogether())).toBe(false);
+  });
+
+  it("reads consistently unless asked not to (the runner's read before a claim: half the read units)", async () => {
+    const { tables } = ctx.config;
+    const ask = async (reads: ReturnType<typeof ctx.readTogether>) => {
+      consistency = [];
+      const [executions, jobs] = await Promise.all([
+        ctx.executions.getMany([{ jobName: 'rb-a', executionId: 'e003' }], reads),
+        ctx.jobs.getMany(['rb-a'], reads),
+      ]);
+      expect([...executions.keys(), ...jobs.keys()]).toEqual(['rb-a/e003', 'rb-a']);
+      return consistency;
+    };
+    expect(await ask(ctx.readTogether())).toEqual([{ [tables.executions]: true, [tables.jobs]: true }]);
+    expect(await ask(ctx.readTogether({ consistent: false }))).toEqual([
+      { [tables.executions]: false, [tables.jobs]: false },
+    ]);
   });
 
   it('reads more than 100 keys in as many requests as it takes, every item answered', async () => {

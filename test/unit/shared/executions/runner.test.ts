@@ -106,14 +106,17 @@ class FakeStores {
     const claimed = (e: Execution, agent: typeof me, now: number, index = false) => {
       const stored = this.executions.get(this.key(e.jobName, e.executionId));
       if (stored?.status !== 'scheduled') return null;
-      const running = this.update(e, {
-        status: 'running',
+      const patch = {
+        status: 'running' as const,
         claimedAt: now,
         heartbeatAt: now,
         agentId: agent.agentId,
         nodeName: agent.nodeName,
         indexed: index,
-      });
+      };
+      this.update(e, patch);
+      // As the store answers: the execution given, claimed (not the stored item read back).
+      const running: Execution = { ...e, ...patch };
       this.afterClaim?.(running);
       return running;
     };
@@ -248,7 +251,11 @@ class FakeStores {
       jobs,
       control,
       agents: { list: async () => [] },
-      readTogether: () => ({ readsTogether: true, n: this.readsWith.length }),
+      readTogether: (options?: { consistent?: boolean }) => ({
+        readsTogether: true,
+        n: this.readsWith.length,
+        consistent: options?.consistent ?? true,
+      }),
     } as unknown as Context;
   }
 }
@@ -522,6 +529,43 @@ describe('Runner', () => {
       expect(await duplicate[0]).toBe('done');
       expect(runs.map((r) => r.id).sort(), `batch: ${batch}`).toEqual(es.map((e) => e.executionId).sort());
     }
+  });
+
+  it('runs a batch launch its stale read showed at the version before a retarget (the job and it were edited)', async () => {
+    const s = new FakeStores();
+    const now = Date.now();
+    const es = [execution('j1', now), execution('j2', now)];
+    for (const e of es) {
+      s.put(e);
+      s.job(def(e.jobName));
+    }
+    const { ex, runs } = executor();
+    const base = s.context();
+    const runner = new Runner(
+      {
+        ...base,
+        executions: {
+          ...base.executions,
+          // The read before the claim answers version 1 of both; meanwhile j1 and its execution went to 2.
+          getMany: async (...args: Parameters<typeof base.executions.getMany>) => {
+            const stale = await base.executions.getMany(...args);
+            s.job(def('j1'), 2);
+            s.put({ ...es[0]!, jobVersion: 2 });
+            return stale;
+          },
+        },
+      } as Context,
+      me,
+    );
+    const verdicts = await Promise.all(
+      runner.processMany(
+        es.map(launchOf),
+        es.map(() => options(ex)),
+      ),
+    );
+    expect(verdicts).toEqual(['done', 'done']);
+    expect(runs.map((r) => r.id).sort()).toEqual(es.map((e) => e.executionId).sort());
+    expect(s.executions.get(`j1/${es[0]!.executionId}`)!.status).toBe('succeeded');
   });
 
   it('leaves a run elsewhere alone while it heartbeats, and marks it lost once silent past lost-after', async () => {
@@ -860,6 +904,9 @@ describe('Runner', () => {
     expect(after1![1]).toBeDefined();
     expect(after2![1]).toBe(after1![1]);
     expect(after1![1]).not.toBe(before1![1]);
+    // The read before the claim may be stale (eventually consistent); the one after it, which decides, not.
+    expect(before1![1]).toMatchObject({ consistent: false });
+    expect(after1![1]).toMatchObject({ consistent: true });
     expect(runs.map((r) => r.id).sort()).toEqual(es.map((e) => e.executionId).sort());
 
     // One of them is another agent's already, and one is delivered twice: the transaction is refused,
