@@ -159,10 +159,21 @@ export class Runner {
     const early = launch.scheduledAt - ctx.clock();
     if (early > MAX_HOLD_MS) return 'later';
 
+    // One eventually consistent read of both (one request, half the read units), trusted only to go on to
+    // the claim, which is conditional on `scheduled`. Anything else — not found yet, running, ended, or
+    // the job not found — is read again consistently: a resumed claim, a lost mark or a skip is decided
+    // on the latest write, never on a stale one.
+    const reads = ctx.readTogether({ consistent: false });
     let [execution, job] = await Promise.all([
-      ctx.executions.get(launch.jobName, launch.executionId),
-      ctx.jobs.get(launch.jobName),
+      ctx.executions.getMany([launch], reads).then((found) => found.get(keyOf(launch)) ?? null),
+      ctx.jobs.getMany([launch.jobName], reads).then((found) => found.get(launch.jobName) ?? null),
     ]);
+    if (execution?.status !== 'scheduled' || !job) {
+      [execution, job] = await Promise.all([
+        ctx.executions.get(launch.jobName, launch.executionId),
+        ctx.jobs.get(launch.jobName),
+      ]);
+    }
     const skip = (why: string): RunnerVerdict => {
       options.log?.({ msg: 'launch not run', job: launch.jobName, id: launch.executionId, why });
       return 'done';

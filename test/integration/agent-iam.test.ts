@@ -135,8 +135,9 @@ describe('an agent limited to its role', () => {
       new Set([
         'dynamodb:UpdateItem', // membership, the claim, heartbeats, the result
         'dynamodb:Scan', // the tag-set queue registry
-        'dynamodb:GetItem', // the job and the execution
-        'dynamodb:BatchGetItem', // after the claim, the job and the pause flag in one request
+        // Before the claim, the job and the execution (eventually consistent; GetItem reads them again
+        // consistently when that read shows anything but `scheduled`); after it, the job and the pause flag.
+        'dynamodb:BatchGetItem',
       ]),
     );
     // Heartbeats of the running execution (not the claim, not the result) went through it too.

@@ -565,7 +565,7 @@ describe('agent errors', () => {
     (realCtx.clients.dynamodb.middlewareStack as unknown as MiddlewareStack).add(
       (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) =>
         async (args: unknown) => {
-          if (/^Get(Item)?Command$/.test(context.commandName ?? '') && failed++ === 0) {
+          if (/^(Batch)?Get(Item)?Command$/.test(context.commandName ?? '') && failed++ === 0) {
             throw new Error('injected: DynamoDB unavailable');
           }
           return next(args);

@@ -568,6 +568,49 @@ describe('Runner', () => {
     expect(s.executions.get(`j1/${es[0]!.executionId}`)!.status).toBe('succeeded');
   });
 
+  it('reads a launch eventually consistent and goes on to the claim on it alone; anything else is read again', async () => {
+    const s = new FakeStores();
+    const e = execution('j', Date.now());
+    s.put(e);
+    s.job(def('j'));
+    const { ex, runs } = executor();
+    const base = s.context();
+    let stale: Execution | null = null;
+    const runner = new Runner(
+      {
+        ...base,
+        executions: {
+          ...base.executions,
+          // Once `stale` is set, the eventually consistent read answers it (it has not seen a later write).
+          getMany: async (...args: Parameters<typeof base.executions.getMany>) =>
+            stale ? new Map([[`j/${e.executionId}`, stale]]) : base.executions.getMany(...args),
+        },
+      } as Context,
+      me,
+    );
+    s.loseClaimAnswers = 1;
+    // Claimed, its answer lost: the message comes back. Meanwhile the attempt was marked lost elsewhere.
+    await expect(runner.process(launchOf(e), options(ex))).rejects.toThrow('timed out');
+    stale = s.executions.get(`j/${e.executionId}`)!;
+    expect(stale).toMatchObject({ status: 'running', agentId: me.agentId });
+    s.put({ ...stale, status: 'lost' });
+    // The stale read shows this runner's claim in doubt; the consistent one, lost: not resumed.
+    expect(await runner.process(launchOf(e), options(ex))).toBe('done');
+    expect(runs).toHaveLength(0);
+    expect(s.executions.get(`j/${e.executionId}`)!.status).toBe('lost');
+
+    // A scheduled launch: one eventually consistent read, then the claim (no consistent read before it).
+    const s2 = new FakeStores();
+    const e2 = execution('k', Date.now());
+    s2.put(e2);
+    s2.job(def('k'));
+    const second = executor();
+    expect(await new Runner(s2.context(), me).process(launchOf(e2), options(second.ex))).toBe('done');
+    expect(second.runs).toHaveLength(1);
+    expect(s2.calls.slice(0, s2.calls.indexOf('claim'))).toEqual(['getMany', 'jobs.getMany']);
+    expect(s2.readsWith[0]![1]).toMatchObject({ consistent: false });
+  });
+
   it('leaves a run elsewhere alone while it heartbeats, and marks it lost once silent past lost-after', async () => {
     const s = new FakeStores();
     const now = Date.now();
@@ -768,6 +811,7 @@ describe('Runner', () => {
     s.paused = false;
     s.afterClaim = undefined;
     const checked = s.calls.length;
+    let jobReads = 0;
     const runner = new Runner(
       {
         ...s.context(),
@@ -775,7 +819,8 @@ describe('Runner', () => {
           ...s.context().jobs,
           getMany: async (names: readonly string[]) => {
             const read = await s.context().jobs.getMany(names);
-            s.job(def('late'), 2); // edited just after the runner read it
+            // Edited just after the runner's read after the claim (the second: the first is before it).
+            if (++jobReads === 2) s.job(def('late'), 2);
             return read;
           },
         },
