@@ -78,12 +78,22 @@ export type RunnerVerdict = 'done' | 'retry' | 'later' | 'recheck';
 
 /** Seconds to hide a message answered `recheck`: by then a run that has not beaten since looks lost. */
 export function recheckVisibilitySeconds(lostAfterMs: number): number {
-  return Math.min(43_200, Math.ceil(lostAfterMs / 1000) + 1);
+  return Math.min(MAX_HIDE_SECONDS, Math.ceil(lostAfterMs / 1000) + 1);
 }
 
-/** Seconds to hide a message answered `later` (SQS allows up to 12 hours). */
+/**
+ * The longest a received message may be hidden: SQS refuses a visibility timeout that would keep it
+ * hidden more than 12 hours after its receive (`InvalidParameterValue`: "Total VisibilityTimeout for the
+ * message is beyond the limit"), and the receive was a moment ago; 5 minutes to spare.
+ */
+export const MAX_HIDE_SECONDS = 43_200 - 300;
+
+/** Seconds to hide a message answered `later`. */
 export function laterVisibilitySeconds(launch: LaunchMessage, now: number): number {
-  return Math.min(43_200, Math.max(1, Math.ceil((launch.scheduledAt - now - MAX_HOLD_MS / 2) / 1000)));
+  return Math.min(
+    MAX_HIDE_SECONDS,
+    Math.max(1, Math.ceil((launch.scheduledAt - now - MAX_HOLD_MS / 2) / 1000)),
+  );
 }
 
 const MAX_SLOT_BOUNCES = 10;

@@ -7,12 +7,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
 import { type Context, createContext } from '../../shared/context.ts';
 import { stagingLeadSeconds } from '../../shared/dispatch/dispatch.ts';
-import { processLaunches } from '../../shared/executions/runner.ts';
+import { laterVisibilitySeconds, processLaunches } from '../../shared/executions/runner.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
 import type { JobRecord } from '../../shared/ports.ts';
@@ -532,7 +532,8 @@ describe('agent hand-offs', () => {
       pollWaitSeconds: 1,
       concurrency: 1,
       log: (l) => {
-        if (l.msg === 'launch passed on') passes.push(Date.now());
+        // Only this test's launches (the queue may still hold other tests' far-future ones).
+        if (l.msg === 'launch passed on' && String(l.job).startsWith('handoff-')) passes.push(Date.now());
       },
     });
     await agent.start();
@@ -653,4 +654,28 @@ describe('agent errors', () => {
       await agent.stop(1_000);
     }
   }, 60_000);
+});
+
+describe('a launch far ahead', () => {
+  it('is hidden until near its fire time: SQS counts the 12-hour limit from the receive', async () => {
+    const realCtx = createContext(stack.env);
+    const { QueueUrl } = await realCtx.clients.sqs.send(
+      new CreateQueueCommand({ QueueName: `far-ahead-${Date.now()}` }),
+    );
+    const launch = { jobName: 'far', executionId: 'x', scheduledAt: Date.now() + 3 * 86_400_000 };
+    // As a tick's message arrives at the longest delay SQS allows, still days ahead of its fire time.
+    await realCtx.clients.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: JSON.stringify(launch) }));
+    const [m] = await realCtx.dispatch.receive(QueueUrl!, { max: 1, waitSeconds: 5, visibilitySeconds: 30 });
+    expect(m?.launch?.executionId).toBe('x');
+    await new Promise((r) => setTimeout(r, 1_100)); // a moment after the receive, as an agent answers
+    // The emulator enforces the limit: twelve hours from now is refused...
+    await expect(realCtx.dispatch.hide(QueueUrl!, m!.receiptHandle, 43_200)).rejects.toThrow(
+      /VisibilityTimeout/,
+    );
+    // ...and what a `later` answer asks for is taken (it was 43,200: the agent retried it every second).
+    await realCtx.dispatch.hide(QueueUrl!, m!.receiptHandle, laterVisibilitySeconds(launch, Date.now()));
+    expect(
+      await realCtx.dispatch.receive(QueueUrl!, { max: 1, waitSeconds: 1, visibilitySeconds: 30 }),
+    ).toEqual([]);
+  });
 });
