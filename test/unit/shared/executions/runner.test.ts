@@ -299,6 +299,26 @@ const launchOf = (e: Execution): LaunchMessage => ({
   scheduledAt: e.scheduledAt,
 });
 
+/** Stores holding `es`, each planned for version 1 of its job. */
+function storesWith(es: readonly Execution[]): FakeStores {
+  const s = new FakeStores();
+  for (const e of es) {
+    s.put(e);
+    s.job(def(e.jobName));
+  }
+  return s;
+}
+
+/** The launches of `es` received together by `runner`, each with `options(ex)`: their verdicts, in order. */
+function processTogether(runner: Runner, es: readonly Execution[], ex: Executor) {
+  return Promise.all(
+    runner.processMany(
+      es.map(launchOf),
+      es.map(() => options(ex)),
+    ),
+  );
+}
+
 /** One launch of job `j` due in `holdMs`, run by a runner of its own with `ex` to the end. */
 async function runAlone(ex: Executor, over: Partial<RunnerOptions>, holdMs = 20) {
   const s = new FakeStores();
@@ -443,13 +463,9 @@ describe('Runner', () => {
   });
 
   it('runs a launch claimed in a batch once when a duplicate of its message is read during the reads after the claim', async () => {
-    const s = new FakeStores();
     const now = Date.now();
     const es = [execution('j1', now), execution('j2', now)];
-    for (const e of es) {
-      s.put(e);
-      s.job(def(e.jobName));
-    }
+    const s = storesWith(es);
     const { ex, runs } = executor();
     const duplicate: Array<Promise<string>> = [];
     let jobReads = 0;
@@ -470,12 +486,7 @@ describe('Runner', () => {
       } as Context,
       me,
     );
-    const verdicts = await Promise.all(
-      runner.processMany(
-        es.map(launchOf),
-        es.map(() => options(ex)),
-      ),
-    );
+    const verdicts = await processTogether(runner, es, ex);
     expect(verdicts).toEqual(['done', 'done']);
     expect(await duplicate[0]).toBe('done');
     expect(runs.map((r) => r.id).sort()).toEqual(es.map((e) => e.executionId).sort());
@@ -483,13 +494,9 @@ describe('Runner', () => {
 
   it('runs a launch once when a duplicate of its message is read while its claim is in flight (landed, not answered)', async () => {
     for (const batch of [false, true]) {
-      const s = new FakeStores();
       const now = Date.now();
       const es = batch ? [execution('j1', now), execution('j2', now)] : [execution('j1', now)];
-      for (const e of es) {
-        s.put(e);
-        s.job(def(e.jobName));
-      }
+      const s = storesWith(es);
       const { ex, runs } = executor();
       const duplicate: Array<Promise<string>> = [];
       const base = s.context().executions;
@@ -518,12 +525,7 @@ describe('Runner', () => {
         me,
       );
       const verdicts = batch
-        ? await Promise.all(
-            runner.processMany(
-              es.map(launchOf),
-              es.map(() => options(ex)),
-            ),
-          )
+        ? await processTogether(runner, es, ex)
         : [await runner.process(launchOf(es[0]!), options(ex))];
       expect(verdicts, `batch: ${batch}`).toEqual(es.map(() => 'done'));
       expect(await duplicate[0]).toBe('done');
@@ -532,13 +534,9 @@ describe('Runner', () => {
   });
 
   it('runs a batch launch its stale read showed at the version before a retarget (the job and it were edited)', async () => {
-    const s = new FakeStores();
     const now = Date.now();
     const es = [execution('j1', now), execution('j2', now)];
-    for (const e of es) {
-      s.put(e);
-      s.job(def(e.jobName));
-    }
+    const s = storesWith(es);
     const { ex, runs } = executor();
     const base = s.context();
     const runner = new Runner(
@@ -557,12 +555,7 @@ describe('Runner', () => {
       } as Context,
       me,
     );
-    const verdicts = await Promise.all(
-      runner.processMany(
-        es.map(launchOf),
-        es.map(() => options(ex)),
-      ),
-    );
+    const verdicts = await processTogether(runner, es, ex);
     expect(verdicts).toEqual(['done', 'done']);
     expect(runs.map((r) => r.id).sort()).toEqual(es.map((e) => e.executionId).sort());
     expect(s.executions.get(`j1/${es[0]!.executionId}`)!.status).toBe('succeeded');
@@ -777,12 +770,7 @@ describe('Runner', () => {
         const { ex, runs } = executor();
         const runner = new Runner(s.context(), me);
         const verdicts = batch
-          ? await Promise.all(
-              runner.processMany(
-                es.map(launchOf),
-                es.map(() => options(ex)),
-              ),
-            )
+          ? await processTogether(runner, es, ex)
           : [await runner.process(launchOf(es[0]!), options(ex))];
         expect(verdicts, name).toEqual(es.map(() => 'done'));
         expect(s.calls.includes(batch ? 'claimMany' : 'claim'), name).toBe(true);
@@ -926,12 +914,7 @@ describe('Runner', () => {
     }
     const { ex, runs } = executor();
     const runner = new Runner(s.context(), me);
-    const verdicts = await Promise.all(
-      runner.processMany(
-        es.map(launchOf),
-        es.map(() => options(ex)),
-      ),
-    );
+    const verdicts = await processTogether(runner, es, ex);
     expect(verdicts).toEqual(['done', 'done', 'done']);
     expect(s.calls.filter((c) => c === 'claimMany')).toHaveLength(1);
     expect(s.calls.filter((c) => c === 'claim')).toHaveLength(0);
@@ -965,12 +948,7 @@ describe('Runner', () => {
     s2.put({ ...more[0]!, status: 'running', agentId: 'agent-b', heartbeatAt: Date.now() });
     const second = executor();
     const batch = [...more, more[1]!];
-    const v2 = await Promise.all(
-      new Runner(s2.context(), me).processMany(
-        batch.map(launchOf),
-        batch.map(() => options(second.ex)),
-      ),
-    );
+    const v2 = await processTogether(new Runner(s2.context(), me), batch, second.ex);
     // The other agent's (alive, not in the sweep's index) comes back later to be checked again.
     expect(v2).toEqual(['recheck', 'done', 'done', 'done']);
     expect(second.runs.map((r) => r.id).sort()).toEqual([more[1]!.executionId, more[2]!.executionId].sort());
@@ -1007,12 +985,7 @@ describe('Runner', () => {
     }
     s.loseClaimAnswers = 1;
     const batch = executor();
-    const verdicts = await Promise.all(
-      runner.processMany(
-        es.map(launchOf),
-        es.map(() => options(batch.ex)),
-      ),
-    );
+    const verdicts = await processTogether(runner, es, batch.ex);
     expect(verdicts).toEqual(['done', 'done', 'done']);
     expect(batch.runs.map((r) => r.id).sort()).toEqual(es.map((x) => x.executionId).sort());
   });
