@@ -97,9 +97,10 @@ const PAUSE_READ_ALONE = (deployable: string): NotGranted => ({
 
 /**
  * The attributes of an Executions item that an agent writes: the claim (`status`, `claimedAt`,
- * `heartbeatAt`, `agentId`, `nodeName`, and `activeShard` when its message was delivered before), heartbeats
- * and `startedAt` (each setting `activeShard` if not set: a run that lives on enters `byActive`), the result (`finishedAt`, `exitCode`,
- * `success`, `output`, `outputTruncated`, `outputUrl`, `reason`, `expiresAt`, removing `activeShard`), a
+ * `heartbeatAt`, `agentId`, `nodeName`, and `activeShard` when its message was delivered before),
+ * heartbeats and `startedAt` (each setting `activeShard` if not set: a run that lives on enters
+ * `byActive`), the result (`finishedAt`, `exitCode`, `success`, `output`, `outputTruncated`, `outputUrl`,
+ * `reason`, `expiresAt`, removing `activeShard`), a
  * `replace` job's cancel request (`cancelRequested`, `cancelReason`). IAM requires the table's and its
  * indexes' key attributes in the list (`jobName`, `executionId`, `activeShard`, `scheduledAt`). Not in
  * it: `jobVersion`, `queueUrl`, `trigger`, `attempt`, `group`, `slot`, `countedAt`, `reactedAt` — an

@@ -66,13 +66,10 @@ export interface RunnerOptions {
 }
 
 /**
- * `done`: delete the message. `retry`: make it visible again soon (another agent may take it).
- * `later`: it arrived long before its fire time (clock skew, a hand-sent message): hide it until then.
- */
-/**
- * What to do with the message: `done` delete it; `retry` hand it on (a fan-out slot); `later` hide it until
- * near its fire time; `recheck` hide it for `recheckVisibilitySeconds` — its execution runs elsewhere, not
- * yet in the `byActive` index the lost sweep reads, so this message is what finds it should its agent die.
+ * What to do with the message. `done`: delete it. `retry`: hand it on (another agent may take it). `later`:
+ * it arrived long before its fire time (clock skew, a hand-sent message): hide it until then. `recheck`:
+ * hide it for `recheckVisibilitySeconds` — its execution runs elsewhere, not yet in the `byActive` index the
+ * lost sweep reads, so this message is what finds it should its agent die.
  */
 export type RunnerVerdict = 'done' | 'retry' | 'later' | 'recheck';
 
