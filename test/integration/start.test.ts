@@ -67,8 +67,10 @@ function spawnInGroup(command: string, args: string[], env: NodeJS.ProcessEnv) {
 /** `npm start` (or its entry point) in a terminal of its own; resolves at the "running at" line. */
 async function start(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Started> {
   const { child, output } = spawnInGroup(command, args, env);
+  // 'close', not 'exit': 'exit' may come before the last of its output has been read (CI once saw
+  // "stopping…" without the "stopped" the process had written before it exited).
   const exited = new Promise<string>((resolve) =>
-    child.on('exit', (code, signal) => resolve(signal ?? `exit ${code}`)),
+    child.on('close', (code, signal) => resolve(signal ?? `exit ${code}`)),
   );
   const url = await waitFor(
     async () => {
