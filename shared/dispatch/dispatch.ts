@@ -204,12 +204,14 @@ export class Dispatcher {
 
   /**
    * Sends launches in batches of ten, SEND_PARALLEL batches at a time, each visible `leadFor(its fire
-   * time)` seconds early (default 1).
+   * time)` seconds early (default 1). Each batch's delays are counted from `clock()` when it is sent, not
+   * from when its launches were planned: a tick that spent two seconds writing a burst would otherwise
+   * make each of them visible two seconds late, after its fire time.
    */
   async send(
     queueUrl: string,
     messages: readonly LaunchMessage[],
-    now: number,
+    clock: () => number,
     leadFor: (fireAt: number) => number = () => 1,
   ): Promise<void> {
     const batches: LaunchMessage[][] = [];
@@ -217,7 +219,7 @@ export class Dispatcher {
     // A burst of launches goes out SEND_PARALLEL batches at a time, in the order given (earliest first).
     let next = 0;
     const worker = async () => {
-      while (next < batches.length) await this.sendBatch(queueUrl, batches[next++]!, now, leadFor);
+      while (next < batches.length) await this.sendBatch(queueUrl, batches[next++]!, clock(), leadFor);
     };
     await Promise.all(Array.from({ length: Math.min(SEND_PARALLEL, batches.length) }, worker));
   }

@@ -47,7 +47,7 @@ export async function launchRetry(ctx: Context, job: JobRecord, e: Execution, no
   await ctx.dispatch.send(
     queueUrl,
     [{ jobName: job.name, executionId, scheduledAt: existing?.scheduledAt ?? scheduledAt }],
-    now,
+    ctx.clock,
   );
 }
 

@@ -318,7 +318,7 @@ export async function launchMany(
     }),
   );
   await Promise.all(
-    [...byQueue].map(([queueUrl, messages]) => ctx.dispatch.send(queueUrl, messages, now, leadFor)),
+    [...byQueue].map(([queueUrl, messages]) => ctx.dispatch.send(queueUrl, messages, ctx.clock, leadFor)),
   );
   return results;
 }

@@ -120,7 +120,7 @@ describe('the keys-only byActive index', () => {
     const planned = plannedExecution(ctx, name, fireAt, { trigger: 'manual', jobVersion: version });
     expect(await ctx.executions.createScheduled(planned, Date.now())).toBeNull();
     const launch = { jobName: name, executionId: planned.executionId, scheduledAt: fireAt };
-    await ctx.dispatch.send(queueUrl, [launch], Date.now());
+    await ctx.dispatch.send(queueUrl, [launch], Date.now);
     // The ghost agent receives the launch (its message hidden 1 s), claims it, and dies on the spot.
     const [received] = await waitFor(
       async () => {

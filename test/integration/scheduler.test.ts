@@ -225,7 +225,7 @@ describe('at most one launch per fire time', () => {
       executionId: execution!.executionId,
       scheduledAt: execution!.scheduledAt,
     };
-    await realCtx.dispatch.send(realCtx.config.defaultQueueUrl, Array(5).fill(message), now);
+    await realCtx.dispatch.send(realCtx.config.defaultQueueUrl, Array(5).fill(message), () => now);
     const agents = [0, 1].map(
       (i) => new Agent(realCtx, { agentId: `dup-${i}`, pollWaitSeconds: 1, concurrency: 8 }),
     );
@@ -274,8 +274,8 @@ describe('a tick killed after each step', () => {
       return new Error(message);
     };
     const dispatch = Object.create(ctx.dispatch) as Context['dispatch'];
-    dispatch.send = async (url, messages, now, leadFor) => {
-      await ctx.dispatch.send(url, messages, now, leadFor);
+    dispatch.send = async (url, messages, clock, leadFor) => {
+      await ctx.dispatch.send(url, messages, clock, leadFor);
       for (const m of messages) sent.add(m.executionId);
       if (step === 'send' && fired === 0) throw fire('killed after send');
     };
@@ -350,8 +350,8 @@ describe('a tick killed after each step', () => {
 
   function recordingSends(sent: Set<string>): Context {
     const dispatch = Object.create(ctx.dispatch) as Context['dispatch'];
-    dispatch.send = async (url, messages, now, leadFor) => {
-      await ctx.dispatch.send(url, messages, now, leadFor);
+    dispatch.send = async (url, messages, clock, leadFor) => {
+      await ctx.dispatch.send(url, messages, clock, leadFor);
       for (const m of messages) sent.add(m.executionId);
     };
     return { ...ctx, dispatch };
@@ -677,5 +677,47 @@ describe('a launch far ahead', () => {
     expect(
       await realCtx.dispatch.receive(QueueUrl!, { max: 1, waitSeconds: 1, visibilitySeconds: 30 }),
     ).toEqual([]);
+  });
+});
+
+describe('a launch planned before a slow write', () => {
+  it('is delayed from when it is sent, not from when it was planned', async () => {
+    await createJob('slow-put');
+    // The tick's puts take three seconds (a burst on a busy table): its launches are sent 3 s after "now".
+    const executions = Object.create(ctx.executions) as Context['executions'];
+    executions.createScheduledMany = async (list, now) => {
+      const out = await ctx.executions.createScheduledMany(list, now);
+      clockNow += 3_000;
+      return out;
+    };
+    const plannedAt = clockNow;
+    // What SQS is asked for, and the clock when it is asked: each launch becomes visible at sentAt + delay.
+    const sent: Array<{ fireAt: number; visibleAt: number }> = [];
+    const spy = 'spy-send-delays';
+    ctx.clients.sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'SendMessageBatchCommand') {
+          const input = args.input as { Entries: Array<{ MessageBody: string; DelaySeconds: number }> };
+          for (const e of input.Entries) {
+            const { scheduledAt } = JSON.parse(e.MessageBody) as { scheduledAt: number };
+            sent.push({ fireAt: scheduledAt, visibleAt: clockNow + e.DelaySeconds * 1_000 });
+          }
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: spy },
+    );
+    try {
+      const result = await tick({ ...ctx, executions }, 'slow-put');
+      expect(result.errors).toEqual([]);
+    } finally {
+      ctx.clients.sqs.middlewareStack.remove(spy);
+    }
+    const ahead = sent.filter((s) => s.fireAt >= plannedAt + 5_000);
+    expect(ahead.length).toBeGreaterThan(5);
+    // Visible at least a second before its fire time (counted from the planning, it was 3 s too late:
+    // two seconds after it).
+    for (const s of ahead)
+      expect(s.fireAt - s.visibleAt, `fire ${s.fireAt - plannedAt}`).toBeGreaterThanOrEqual(1_000);
   });
 });
