@@ -10,7 +10,7 @@
  * lateness of those launches. `launch_messages` / `resent_messages` count the SQS launch messages the
  * stack sent for them (a resend is harmless, but costs a receive and two reads on an agent).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
@@ -117,6 +117,8 @@ export async function sustained(o: SustainedOptions): Promise<void> {
     const ticks = traceTicks(ctx);
     socketQueue.reset();
     const sends = new Map<string, number>();
+    /** When each launch's first message becomes visible (sent + its delay): the timeline's `visible`. */
+    const sentAt = new Map<string, number>();
     (ctx.clients.sqs.middlewareStack as unknown as SqsStack).add(
       (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: any) => {
         if (context.commandName === 'SendMessageBatchCommand') {
@@ -124,6 +126,7 @@ export async function sustained(o: SustainedOptions): Promise<void> {
             const b = JSON.parse(e.MessageBody) as { jobName: string; scheduledAt: number };
             const k = `${b.jobName}@${b.scheduledAt}`;
             sends.set(k, (sends.get(k) ?? 0) + 1);
+            if (!sentAt.has(k)) sentAt.set(k, Date.now() + 1_000 * Number(e.DelaySeconds ?? 0));
           }
         }
         return next(args);
@@ -305,6 +308,40 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       starts.length === 0 || starts.some((t) => t === null)
         ? null
         : Math.round((Math.max(...(starts as number[])) - lastFire) / 100) / 10;
+    if (process.env.CRONPLANE_BENCH_TIMELINE) {
+      // One line per fire second of the window: where its launches' time went (planned, visible, claimed,
+      // started, each relative to the fire time; the worst of the second and its median).
+      const lines: string[] = [];
+      const bySecond = new Map<number, typeof executions>();
+      for (const e of executions) {
+        const s = Math.floor((e.scheduledAt - w0) / 1000);
+        bySecond.set(s, [...(bySecond.get(s) ?? []), e]);
+      }
+      const stat = (xs: number[]) => {
+        const q2 = quantiles(xs);
+        return [q2.p50, q2.max];
+      };
+      for (const [s, list] of [...bySecond].sort(([a], [b]) => a - b)) {
+        const rel = (f: (e: (typeof list)[number]) => number | null | undefined) =>
+          stat(
+            list.flatMap((e) => {
+              const t = f(e);
+              return t == null ? [] : [t - e.scheduledAt];
+            }),
+          );
+        lines.push(
+          JSON.stringify({
+            s,
+            n: list.length,
+            planned: rel((e) => e.createdAt),
+            visible: rel((e) => sentAt.get(`${e.jobName}@${e.scheduledAt}`)),
+            claimed: rel((e) => e.claimedAt),
+            started: rel((e) => e.startedAt),
+          }),
+        );
+      }
+      writeFileSync(process.env.CRONPLANE_BENCH_TIMELINE, `${lines.join('\n')}\n`);
+    }
     const hz = clockTicksPerSecond();
     const msPer = (ticks: number) =>
       finishedInWindow > 0 ? Math.round(((ticks / hz) * 1000 * 100) / finishedInWindow) / 100 : null;
