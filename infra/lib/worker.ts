@@ -19,7 +19,10 @@ export interface WorkerProps {
 
 /**
  * Execution without hosts: the `worker` function runs the agentless executors (HTTP and the AWS-native
- * `lambda` invoke, `sqs` / `eventbridge` publish) for the messages of its own queue, one at a time.
+ * `lambda` invoke, `sqs` / `eventbridge` publish) for the messages of its own queue, up to ten an
+ * invocation. Launches of one fire second become visible together and mostly arrive in one batch: the
+ * invocation holds to their fire time once for all of them (Lambda bills the hold), and each record is
+ * claimed, run and answered on its own (a failed or early one is a batch item failure).
  *
  * Built in two steps, because every function's environment names this queue: the constructor creates
  * the queue, `addHandler` the function (once the RuntimeBindings exist).
@@ -55,7 +58,8 @@ export class Worker extends Construct {
       timeout: this.props.timeout ?? Duration.seconds(900),
       memorySize: this.props.memorySize ?? 512,
     }).function;
-    fn.addEventSource(new SqsEventSource(this.queue, { batchSize: 1, reportBatchItemFailures: true }));
+    // No batching window: a receive hands over what is visible at once, never waiting to fill the batch.
+    fn.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }));
     // The targets the executors may call come from the `workerTargets` allow-list (permissions.ts).
     this.fn = fn;
     return fn;

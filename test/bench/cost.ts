@@ -189,7 +189,7 @@ function startEventsMapping(stack: Stack, handler: Handler<unknown, unknown>) {
   };
 }
 
-/** The worker function's SQS event source mapping: receive ≤ 10, one invocation per message. */
+/** The worker function's SQS event source mapping: receive ≤ 10, one invocation per receive (batch size 10). */
 function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItemFailures: unknown[] }>) {
   const ctx = stack.ctx;
   const queueUrl = ctx.config.workerQueueUrl ?? '';
@@ -209,40 +209,45 @@ function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItem
               MessageSystemAttributeNames: ['All'],
             }),
           );
-          const done: Array<{ Id: string; ReceiptHandle: string }> = [];
-          const handled = (got.Messages ?? []).map(async (m) => {
+          const messages = got.Messages ?? [];
+          if (messages.length === 0) continue;
+          for (const m of messages) {
             try {
               const at = (JSON.parse(m.Body ?? '{}') as { scheduledAt?: number }).scheduledAt;
               if (typeof at === 'number') state.holdMs.push(Math.max(0, at - Date.now()));
             } catch {
               // not a launch
             }
-            const res = await invoke('worker', () =>
-              handler(
-                {
-                  Records: [
-                    {
-                      messageId: m.MessageId ?? '',
-                      receiptHandle: m.ReceiptHandle ?? '',
-                      body: m.Body ?? '',
-                      attributes: m.Attributes as never,
-                      messageAttributes: {},
-                      md5OfBody: m.MD5OfBody ?? '',
-                      eventSource: 'aws:sqs',
-                      eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:worker',
-                      awsRegion: 'us-east-1',
-                    },
-                  ],
-                },
-                lambdaContext('worker'),
-              ),
-            );
+          }
+          // As Lambda's mapping does: what one receive got (up to the batch size, 10) is one invocation.
+          const handled = invoke('worker', () =>
+            handler(
+              {
+                Records: messages.map((m) => ({
+                  messageId: m.MessageId ?? '',
+                  receiptHandle: m.ReceiptHandle ?? '',
+                  body: m.Body ?? '',
+                  attributes: m.Attributes as never,
+                  messageAttributes: {},
+                  md5OfBody: m.MD5OfBody ?? '',
+                  eventSource: 'aws:sqs',
+                  eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:worker',
+                  awsRegion: 'us-east-1',
+                })),
+              },
+              lambdaContext('worker'),
+            ),
+          ).then((res) => {
             state.invocations++;
-            if ((res?.batchItemFailures?.length ?? 0) === 0)
-              done.push({ Id: m.MessageId ?? '', ReceiptHandle: m.ReceiptHandle ?? '' });
-            else state.failures++;
+            const failed = new Set(
+              (res?.batchItemFailures ?? []).map((f) => (f as { itemIdentifier: string }).itemIdentifier),
+            );
+            state.failures += failed.size;
+            return messages
+              .filter((m) => !failed.has(m.MessageId ?? ''))
+              .map((m) => ({ Id: m.MessageId ?? '', ReceiptHandle: m.ReceiptHandle ?? '' }));
           });
-          const p = Promise.all(handled).then(async () => {
+          const p = handled.then(async (done) => {
             if (done.length > 0)
               await ctx.clients.sqs.send(
                 new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: done }),

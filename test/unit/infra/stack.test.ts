@@ -348,7 +348,7 @@ describe('Cronplane stack', () => {
     }[];
   };
 
-  it('runs the worker function (900 s, 512 MB) from the worker queue, one message at a time', () => {
+  it('runs the worker function (900 s, 512 MB) from the worker queue, up to ten messages at a time', () => {
     const workerId = functionId(/Worker/);
     expect(template.findResources('AWS::Lambda::Function')[workerId]!.Properties).toMatchObject({
       Timeout: 900,
@@ -357,7 +357,8 @@ describe('Cronplane stack', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: workerId },
       EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('WorkerQueue'), 'Arn'] },
-      BatchSize: 1,
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: Match.absent(),
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
   });
