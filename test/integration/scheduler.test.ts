@@ -523,9 +523,10 @@ describe('agent hand-offs', () => {
       });
       jobs.push(await realCtx.jobs.putDefinition(def, fireAt, null, now));
     }
-    // Planned as if 2.5 s before the fire time, so the launches become visible ~4 s ahead of it (the
-    // real tick's delay would leave them ~1–2 s, too close to the 1 s limit for a steady test).
-    await planJobs(realCtx, jobs, fireAt + 1, fireAt - 2_500);
+    // Planned and sent as if 2.5 s before the fire time (the clock the delays are counted from too), so
+    // the launches become visible ~4 s ahead of it (the real tick's delay would leave them ~1–2 s, too
+    // close to the 1 s limit for a steady test).
+    await planJobs({ ...realCtx, clock: () => fireAt - 2_500 }, jobs, fireAt + 1, fireAt - 2_500);
     const passes: number[] = [];
     const agent = new Agent(realCtx, {
       agentId: 'handoff-agent',
