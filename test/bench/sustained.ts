@@ -117,6 +117,8 @@ export async function sustained(o: SustainedOptions): Promise<void> {
     const ticks = traceTicks(ctx);
     socketQueue.reset();
     const sends = new Map<string, number>();
+    /** CRONPLANE_BENCH_TIMELINE: where to write one line per fire second of the window (below). */
+    const timelineFile = process.env.CRONPLANE_BENCH_TIMELINE;
     /** When each launch's first message becomes visible (sent + its delay): the timeline's `visible`. */
     const sentAt = new Map<string, number>();
     (ctx.clients.sqs.middlewareStack as unknown as SqsStack).add(
@@ -126,7 +128,8 @@ export async function sustained(o: SustainedOptions): Promise<void> {
             const b = JSON.parse(e.MessageBody) as { jobName: string; scheduledAt: number };
             const k = `${b.jobName}@${b.scheduledAt}`;
             sends.set(k, (sends.get(k) ?? 0) + 1);
-            if (!sentAt.has(k)) sentAt.set(k, Date.now() + 1_000 * Number(e.DelaySeconds ?? 0));
+            if (timelineFile && !sentAt.has(k))
+              sentAt.set(k, Date.now() + 1_000 * Number(e.DelaySeconds ?? 0));
           }
         }
         return next(args);
@@ -308,39 +311,38 @@ export async function sustained(o: SustainedOptions): Promise<void> {
       starts.length === 0 || starts.some((t) => t === null)
         ? null
         : Math.round((Math.max(...(starts as number[])) - lastFire) / 100) / 10;
-    if (process.env.CRONPLANE_BENCH_TIMELINE) {
+    if (timelineFile) {
       // One line per fire second of the window: where its launches' time went (planned, visible, claimed,
-      // started, each relative to the fire time; the worst of the second and its median).
-      const lines: string[] = [];
+      // started), each as [median, worst] of (that instant − the fire time).
       const bySecond = new Map<number, typeof executions>();
       for (const e of executions) {
         const s = Math.floor((e.scheduledAt - w0) / 1000);
-        bySecond.set(s, [...(bySecond.get(s) ?? []), e]);
+        const list = bySecond.get(s);
+        if (list) list.push(e);
+        else bySecond.set(s, [e]);
       }
-      const stat = (xs: number[]) => {
-        const q2 = quantiles(xs);
-        return [q2.p50, q2.max];
-      };
-      for (const [s, list] of [...bySecond].sort(([a], [b]) => a - b)) {
-        const rel = (f: (e: (typeof list)[number]) => number | null | undefined) =>
-          stat(
-            list.flatMap((e) => {
-              const t = f(e);
-              return t == null ? [] : [t - e.scheduledAt];
-            }),
-          );
-        lines.push(
-          JSON.stringify({
+      const lines = [...bySecond]
+        .sort(([a], [b]) => a - b)
+        .map(([s, list]) => {
+          const rel = (at: (e: (typeof list)[number]) => number | null | undefined) => {
+            const q2 = quantiles(
+              list.flatMap((e) => {
+                const t = at(e);
+                return t == null ? [] : [t - e.scheduledAt];
+              }),
+            );
+            return [q2.p50, q2.max];
+          };
+          return JSON.stringify({
             s,
             n: list.length,
             planned: rel((e) => e.createdAt),
             visible: rel((e) => sentAt.get(`${e.jobName}@${e.scheduledAt}`)),
             claimed: rel((e) => e.claimedAt),
             started: rel((e) => e.startedAt),
-          }),
-        );
-      }
-      writeFileSync(process.env.CRONPLANE_BENCH_TIMELINE, `${lines.join('\n')}\n`);
+          });
+        });
+      writeFileSync(timelineFile, `${lines.join('\n')}\n`);
     }
     const hz = clockTicksPerSecond();
     const msPer = (ticks: number) =>
