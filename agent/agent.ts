@@ -8,9 +8,9 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from '../shared/context.ts';
 import {
+  nextHint,
   parseTagSet,
-  QUEUE_HINT_HOPS,
-  QUEUE_HINT_TTL_MS,
+  type QueueEntry,
   type ReceivedLaunch,
   tagsSatisfy,
 } from '../shared/dispatch/dispatch.ts';
@@ -140,8 +140,6 @@ export class Agent {
   private readonly pollers = new Map<string, Promise<void>>();
   /** The tag sets of the queues polled (the default queue's is ''). */
   private readonly polledTagSets = new Set<string>();
-  /** The registry scan running now: a queue-created hint waits for it and scans once more. */
-  private refreshing: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly running = new Map<string, AbortController>();
   private readonly capacityWaiters: Array<() => void> = [];
@@ -334,26 +332,20 @@ export class Agent {
       ? this.fixedQueues.map((url) => ({ url, tagSet: '' }))
       : await this.ctx.dispatch.registry();
     for (const entry of entries) {
-      if (this.pollers.has(entry.url) || !tagsSatisfy(this.tags, parseTagSet(entry.tagSet))) continue;
-      this.polledTagSets.add(entry.tagSet);
-      this.pollers.set(entry.url, this.poll(entry.url));
+      if (tagsSatisfy(this.tags, parseTagSet(entry.tagSet))) this.pollQueue(entry);
     }
   }
 
-  /** A registry scan that starts after any scan running now (which may have read before the news). */
-  private async refreshQueuesNow(): Promise<void> {
-    const running = this.refreshing;
-    if (running) await running.catch(() => {});
-    this.refreshing ??= this.refreshQueues().finally(() => {
-      this.refreshing = undefined;
-    });
-    await this.refreshing;
+  private pollQueue(entry: QueueEntry): void {
+    if (this.stopping || this.pollers.has(entry.url)) return;
+    this.polledTagSets.add(entry.tagSet);
+    this.pollers.set(entry.url, this.poll(entry.url));
   }
 
   /**
-   * A queue-created hint (see QueueHint): rescan at once when the new queue is ours to poll, then pass
-   * the hint on for the other agents of the default queue, and delete this copy (send first: a crash in
-   * between only duplicates a hint).
+   * A queue-created hint (see QueueHint): when the new queue is ours to poll, read its registry entry and
+   * poll it; then pass the hint on while it awaits other agents, and delete this copy (send first: a crash
+   * in between only duplicates a hint).
    */
   private async onQueueHint(queueUrl: string, m: ReceivedLaunch): Promise<void> {
     const hint = m.hint!;
@@ -362,16 +354,16 @@ export class Agent {
       !this.polledTagSets.has(hint.queueCreated) &&
       tagsSatisfy(this.tags, parseTagSet(hint.queueCreated));
     if (ours) {
-      await this.refreshQueuesNow();
+      const url = await this.ctx.dispatch.registered(hint.queueCreated);
+      if (url) this.pollQueue({ tagSet: hint.queueCreated, url });
       this.log({
         msg: 'queue hint',
         tagSet: hint.queueCreated,
         polling: this.polledTagSets.has(hint.queueCreated),
       });
     }
-    if (hint.hops + 1 < QUEUE_HINT_HOPS && Date.now() - hint.sentAt < QUEUE_HINT_TTL_MS) {
-      await this.ctx.dispatch.hintQueueCreated({ ...hint, hops: hint.hops + 1 });
-    }
+    const next = nextHint(hint, this.agentId, Date.now());
+    if (next) await this.ctx.dispatch.hintQueueCreated(next);
     await this.acks.ack(queueUrl, m.receiptHandle);
   }
 

@@ -140,6 +140,8 @@ export const AGENT_EXECUTION_ATTRIBUTES = [
  */
 export const AGENT_CONTROL_LOCK_KEYS = ['lock#*'] as const;
 export const AGENT_CONTROL_SLOT_KEYS = ['slot#*'] as const;
+/** Tag-set queue registry entries (control-keys.ts `CONTROL_KEY.queue`): read when a queue-created hint comes. */
+export const AGENT_CONTROL_REGISTRY_KEYS = ['queue#*'] as const;
 /** The pause flag's key (control-keys.ts `CONTROL_KEY.pause`): read after a claim lands. */
 export const AGENT_CONTROL_READ_KEYS = ['pause'] as const;
 
@@ -345,6 +347,13 @@ export const PERMISSIONS: Readonly<Record<RoleName, RolePermissions>> = {
         actions: ['dynamodb:Scan'],
         resources: ['control'],
         // the tag-set queue registry (Dispatcher.registry): reads only
+      },
+      {
+        sid: 'ControlRegistryEntry',
+        actions: ['dynamodb:GetItem'],
+        resources: ['control'],
+        // one new queue's entry, named by a queue-created hint (Dispatcher.registered)
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': AGENT_CONTROL_REGISTRY_KEYS } },
       },
       {
         sid: 'ControlLocks',

@@ -33,24 +33,87 @@ export interface LaunchMessage {
 /**
  * "A queue for this tag set was just created": sent on the default queue, which every agent polls, by
  * whoever creates a tag-set queue, so that the agents it concerns poll it within a moment instead of at
- * their next registry scan. Only a hint: an agent whose tags satisfy `tagSet` rescans the registry (the
- * URL comes from there, never from a message), and passes the hint on as a fresh message, up to
- * QUEUE_HINT_HOPS times within QUEUE_HINT_TTL_MS, so that the other agents polling the default queue see
- * it too. A forged or repeated hint costs a registry read at most, as often as the agent allows.
+ * their next registry scan. Only a hint: an agent whose tags satisfy `tagSet` reads the queue's registry
+ * entry (the URL comes from there, never from a message) and polls it.
+ *
+ * The creator reads the live members first and shares out among the copies, in `awaiting`, the agents
+ * whose tags satisfy the tag set (every copy names the one agent when there is one). A copy is passed on
+ * (as a fresh message: SQS gives it to whichever agent polls next) until every agent it names has received
+ * it, after `hopLimit` hops (`awaitingHopLimit`: a named agent that died or stopped polling), or after
+ * QUEUE_HINT_TTL_MS. `min(QUEUE_HINT_COPIES, live members)` copies go out: one agent gets one message, and of
+ * N agents a named one is reached after ~N / copies hops. Without `awaiting` (the fleet could not be read,
+ * or it is larger than MAX_AWAITING), a copy is passed on QUEUE_HINT_HOPS times, whoever has seen it. A
+ * forged or repeated hint costs a registry read at most, as often as the agent allows.
  */
 export interface QueueHint {
   readonly queueCreated: string;
   readonly hops: number;
   readonly sentAt: number;
+  /** Agent ids this copy has yet to reach. */
+  readonly awaiting?: readonly string[];
+  /** With `awaiting`: the hops after which the copy ends all the same (at most QUEUE_HINT_HOPS_AWAITING). */
+  readonly hopLimit?: number;
 }
 /**
- * Copies of a hint sent, each passed on up to QUEUE_HINT_HOPS times: with N agents on the default queue, one
- * misses all of them with probability (1 - 1/N)^(copies × hops), 10^-6 for 10 agents, 28 % for 100 (those
- * find the queue at their next registry scan). ~400 SQS requests per queue created, none otherwise.
+ * Copies of a hint sent. Without `awaiting`, each is passed on up to QUEUE_HINT_HOPS times: with N agents on
+ * the default queue, one misses all of them with probability (1 - 1/N)^(copies × hops), 10^-6 for 10 agents,
+ * 28 % for 100 (those find the queue at their next registry scan).
  */
 export const QUEUE_HINT_COPIES = 4;
 export const QUEUE_HINT_HOPS = 32;
+/** The most hops of a copy that names the agents it awaits (see `awaitingHopLimit`). */
+export const QUEUE_HINT_HOPS_AWAITING = 512;
+
+/**
+ * Hops of a copy that awaits agents among `members` live ones: 8 + 10 per member, at most 512. SQS gives a
+ * message to any of the N agents polling, so the copy that names an agent misses it for that many hops with
+ * probability (1 - 1/N)^(8 + 10N) < e^-10 ≈ 5·10^-5 up to N = 50; past that the limit stays 512, and the
+ * other copies, which wake it too, travel longer before they find their own N/4 (at N = 200 all four reach
+ * the limit: missed in all 2,048 deliveries with probability 4·10^-5). The limit bounds what a copy costs
+ * when an agent it names never polls (it died within its liveness window, or is busy to its concurrency).
+ */
+export function awaitingHopLimit(members: number): number {
+  return Math.min(QUEUE_HINT_HOPS_AWAITING, 8 + 10 * members);
+}
 export const QUEUE_HINT_TTL_MS = 15_000;
+/** The most agents a hint names (an id is at most 128 characters: 26 KB of a 256 KB message). */
+export const MAX_AWAITING = 200;
+
+/** The hints to send for a queue just created, given the live members (null: not known). */
+export function firstHints(
+  tagSet: string,
+  fleet: ReadonlyArray<{ readonly agentId: string; readonly tags: Record<string, string> }> | null,
+  now: number,
+): QueueHint[] {
+  const base = { queueCreated: tagSet, hops: 0, sentAt: now };
+  if (fleet === null || fleet.length > MAX_AWAITING) return Array(QUEUE_HINT_COPIES).fill(base);
+  const selector = parseTagSet(tagSet);
+  const awaiting = fleet.filter((a) => tagsSatisfy(a.tags, selector)).map((a) => a.agentId);
+  // No live agent serves it: an agent that joins later scans the registry when it starts.
+  if (awaiting.length === 0) return [];
+  // The named agents are shared out among the copies (m groups, m ≤ copies): a copy ends when its own have
+  // it. Any copy wakes any agent it reaches, so sharing costs no agent its first chance, only messages.
+  const copies = Math.min(QUEUE_HINT_COPIES, fleet.length);
+  const groups = Math.min(copies, awaiting.length);
+  const hopLimit = awaitingHopLimit(fleet.length);
+  return Array.from({ length: copies }, (_, i) => ({
+    ...base,
+    awaiting: awaiting.filter((_, j) => j % groups === i % groups),
+    hopLimit,
+  }));
+}
+
+/** What agent `agentId`, having received `hint`, passes on: the next hop, or null when the copy ends. */
+export function nextHint(hint: QueueHint, agentId: string, now: number): QueueHint | null {
+  if (now - hint.sentAt >= QUEUE_HINT_TTL_MS) return null;
+  if (hint.awaiting === undefined) {
+    return hint.hops + 1 < QUEUE_HINT_HOPS ? { ...hint, hops: hint.hops + 1 } : null;
+  }
+  const awaiting = hint.awaiting.filter((id) => id !== agentId);
+  const limit = Math.min(hint.hopLimit ?? QUEUE_HINT_HOPS_AWAITING, QUEUE_HINT_HOPS_AWAITING);
+  if (awaiting.length === 0 || hint.hops + 1 >= limit) return null;
+  return { ...hint, hops: hint.hops + 1, awaiting };
+}
 
 /**
  * A message as a consumer received it. `launch` is null when the body is not a launch; `hint` is set
@@ -119,9 +182,13 @@ const SEND_PARALLEL = 8;
 export class Dispatcher {
   private readonly known = new Map<string, string>();
 
+  /** `fleet`: the live members, read when a queue is created to name the agents its hint awaits. */
   constructor(
     private readonly clients: AwsClients,
     private readonly config: Config,
+    private readonly fleet?: () => Promise<
+      ReadonlyArray<{ readonly agentId: string; readonly tags: Record<string, string> }>
+    >,
   ) {}
 
   /** Agentless jobs go to the worker's queue; the rest to the queue of their tag set. */
@@ -163,9 +230,9 @@ export class Dispatcher {
           Item: { ...key, tagSet, url, kind: 'queue' },
         }),
       );
-      // After the registry has it: an agent woken by the hint finds the queue when it rescans.
-      const hint = { queueCreated: tagSet, hops: 0, sentAt: Date.now() };
-      await Promise.all(Array.from({ length: QUEUE_HINT_COPIES }, () => this.hintQueueCreated(hint))).catch(
+      // After the registry has it: an agent woken by the hint reads the queue's entry there.
+      const fleet = this.fleet ? await this.fleet().catch(() => null) : null;
+      await Promise.all(firstHints(tagSet, fleet, Date.now()).map((h) => this.hintQueueCreated(h))).catch(
         () => {
           // Only a hint: the agents' periodic registry scan finds the queue all the same.
         },
@@ -180,6 +247,21 @@ export class Dispatcher {
     await this.clients.sqs.send(
       new SendMessageCommand({ QueueUrl: this.config.defaultQueueUrl, MessageBody: JSON.stringify(hint) }),
     );
+  }
+
+  /** The URL the registry holds for a tag set's queue (a consistent read), or null when it has none. */
+  async registered(tagSet: string): Promise<string | null> {
+    const found = await this.clients.doc.send(
+      new GetCommand({
+        TableName: this.config.tables.control,
+        Key: controlKeys.queue(tagSet),
+        ProjectionExpression: '#u',
+        ExpressionAttributeNames: { '#u': 'url' },
+        ConsistentRead: true,
+      }),
+    );
+    const url = found.Item?.url;
+    return typeof url === 'string' && url !== '' ? url : null;
   }
 
   /** Every registered tag-set queue plus the default queue (tag set ''). */
@@ -277,6 +359,11 @@ export class Dispatcher {
           typeof parsed.sentAt === 'number'
         ) {
           hint = { queueCreated: parsed.queueCreated, hops: parsed.hops, sentAt: parsed.sentAt };
+          const awaiting = parsed.awaiting as unknown;
+          if (Array.isArray(awaiting) && awaiting.every((id) => typeof id === 'string')) {
+            const hopLimit = typeof parsed.hopLimit === 'number' ? parsed.hopLimit : QUEUE_HINT_HOPS_AWAITING;
+            hint = { ...hint, awaiting: awaiting.slice(0, MAX_AWAITING), hopLimit };
+          }
         }
       } catch {
         launch = null;

@@ -264,6 +264,17 @@ describe('the IAM proxy itself', () => {
     ).rejects.toMatchObject({ name: 'ConditionalCheckFailedException' });
   });
 
+  it("reads a tag-set queue's registry entry, as a queue-created hint asks, and no other kind of key", async () => {
+    const url = await stack.ctx.dispatch.queueFor({ zone: 'iam-hint' });
+    expect(await agentCtx.dispatch.registered('zone=iam-hint')).toBe(url);
+    expect(await agentCtx.dispatch.registered('zone=nowhere')).toBeNull();
+    await expect(
+      agentCtx.clients.doc.send(
+        new GetCommand({ TableName: agentCtx.config.tables.control, Key: { pk: 'lease#scheduler' } }),
+      ),
+    ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+  });
+
   it('evaluates with the simulator: the same request is allowed by a policy that grants it', async () => {
     const request = { action: 'dynamodb:PutItem', resource: tableArn(names, 'anything'), context: {} };
     expect(await evaluate(policy, principal, ACCOUNT, request)).toBe('ImplicitlyDenied');

@@ -5,6 +5,7 @@
  * Several agents share the default queue: the hint is passed on until the one it concerns has seen it.
  */
 import { describe, expect, it } from 'vitest';
+import { awaitingHopLimit, QUEUE_HINT_COPIES } from '../../shared/dispatch/dispatch.ts';
 import { useTestStack, waitFor } from './support/stack.ts';
 
 const NEVER = 600_000;
@@ -66,4 +67,81 @@ describe('a job whose tag set is new', () => {
     expect(run.node_name).toBe('db-1');
     expect(lateMs).toBeLessThan(3_000);
   });
+
+  it('sends no hint for a new tag set that no live agent serves', async () => {
+    // Every agent here shares one SQS client: count the hint messages sent, the API's and the agents'.
+    const hints: Array<{ at: number; body: string }> = [];
+    stack.ctx.clients.sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { MessageBody?: string };
+        if (context.commandName === 'SendMessageCommand' && input.MessageBody?.includes('"role=db,zone=b"')) {
+          hints.push({ at: Date.now(), body: input.MessageBody });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'count-hints' },
+    );
+    try {
+      await stack.api('POST', '/v1/jobs', {
+        name: 'new-tags-counted',
+        schedule: '@manually',
+        tags: { role: 'db', zone: 'b' },
+        executor_config: { command: 'echo counted' },
+      });
+      // Only db-1 carries role=db, and it has no zone tag: no agent serves the tag set, nothing is sent.
+      expect((await stack.api('POST', '/v1/jobs/new-tags-counted/run')).status).toBe(202);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(hints).toEqual([]);
+    } finally {
+      stack.ctx.clients.sqs.middlewareStack.remove('count-hints');
+    }
+  });
+
+  it('ends every copy of a hint once the one agent it concerns has received it', async () => {
+    const sent: QueueHintBody[] = [];
+    stack.ctx.clients.sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { MessageBody?: string };
+        if (context.commandName === 'SendMessageCommand' && input.MessageBody?.includes('"dc=eu"')) {
+          sent.push(JSON.parse(input.MessageBody) as QueueHintBody);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'count-hints' },
+    );
+    try {
+      await stack.api('POST', '/v1/jobs', {
+        name: 'new-tags-eu',
+        schedule: '@manually',
+        tags: { dc: 'eu' },
+        executor_config: { command: 'echo eu' },
+      });
+      expect((await stack.api('POST', '/v1/jobs/new-tags-eu/run')).status).toBe(202);
+      expect((await firstStart('new-tags-eu')).node_name).toBe('web-1');
+      // Quiet for two seconds: every copy has ended (one still travelling is passed on within moments).
+      let count = -1;
+      await waitFor(
+        async () => {
+          const before = sent.length;
+          await new Promise((r) => setTimeout(r, 2_000));
+          count = sent.length;
+          return count === before;
+        },
+        20_000,
+        'the hints to stop',
+      );
+      const first = sent.filter((h) => h.hops === 0);
+      expect(first).toHaveLength(QUEUE_HINT_COPIES); // four agents live
+      for (const h of first) expect(h.awaiting).toEqual(['web-1']);
+      // A copy is passed on only while web-1 has not had it: no copy that web-1 handled goes on.
+      expect(sent.every((h) => h.awaiting?.includes('web-1'))).toBe(true);
+      // Each copy ends at web-1, a quarter of the receives: all four reaching their hop limit means none did.
+      expect(count).toBeLessThan(QUEUE_HINT_COPIES * awaitingHopLimit(4));
+      console.log(`new tag set, one agent concerned of four: ${count} hint messages`);
+    } finally {
+      stack.ctx.clients.sqs.middlewareStack.remove('count-hints');
+    }
+  });
 });
+
+type QueueHintBody = { queueCreated: string; hops: number; awaiting?: string[] };
