@@ -4,6 +4,7 @@
  * execution's `started_at` minus its fire time (run-now: minus the request). The agents keep their default
  * registry scan (15 s): what brings them to a new queue in time is the queue-created hint (README, "A new tag set
  * is served at once"). The agents carry six tags, so there are 63 tag sets they serve, each new once.
+ * `hint_messages_per_queue`: the hints sent per new queue, the API's and those the agents passed on.
  */
 import { emit, progress, quantiles, sleep, startStack, stopStack } from './support.ts';
 
@@ -45,8 +46,24 @@ async function started(base: string, job: string, timeoutMs = 30_000): Promise<n
 
 export async function newTagSetLateness(options: { agents: number; leadMs: number }): Promise<void> {
   const stack = await startStack({
-    agents: Array.from({ length: options.agents }, (_, i) => ({ agentId: `tagged-${i + 1}`, tags: TAGS })),
+    // Long polls of 20 s, as a host agent's (the local stack's in-process agents poll every 2 s: with 64
+    // queues each, four of them would keep moto answering ~130 empty receives a second).
+    agents: Array.from({ length: options.agents }, (_, i) => ({
+      agentId: `tagged-${i + 1}`,
+      tags: TAGS,
+      pollWaitSeconds: 20,
+    })),
   });
+  // Queue-created hints sent (the API's and the agents' passing on): they all go through this one client.
+  let hints = 0;
+  stack.ctx.clients.sqs.middlewareStack.add(
+    (next, context) => async (args) => {
+      const body = (args.input as { MessageBody?: string }).MessageBody;
+      if (context.commandName === 'SendMessageCommand' && body?.startsWith('{"queueCreated"')) hints++;
+      return next(args);
+    },
+    { step: 'initialize', name: 'bench-hints' },
+  );
   try {
     const sets = tagSets();
     const half = Math.floor(sets.length / 2);
@@ -57,6 +74,7 @@ export async function newTagSetLateness(options: { agents: number; leadMs: numbe
       progress(`launch_lateness_ms new tag set, ${mode}: ${chosen.length} jobs`);
       const late: number[] = [];
       let missing = 0;
+      const hintsBefore = hints;
       for (const [i, tags] of chosen.entries()) {
         const name = `new-tags-${mode}-${i}`;
         if (mode === 'first-fire') {
@@ -101,6 +119,8 @@ export async function newTagSetLateness(options: { agents: number; leadMs: numbe
         max: q.max,
         min: q.min,
         missing,
+        // Sent while this case ran (each job made one queue); the last copies may still be on their way.
+        hint_messages_per_queue: Math.round(((hints - hintsBefore) / chosen.length) * 10) / 10,
       });
     }
   } finally {

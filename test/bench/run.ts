@@ -73,8 +73,9 @@
  *   (8 at a time: a cron job plans nothing until its minute), 4 agent processes × 250, 180 s (quick: 60 s): three bursts of 1,000 launches on one second.
  *
  * `launch_lateness_ms` with `case: new-tag-set-first-fire | new-tag-set-run-now` — {jobs, agents, lead_ms, p50,
- *   p95, p99, p99.9, max, min, missing}: jobs that are each the first of their tag set (63 tag sets the agents'
- *   six tags serve), written 3 s before their fire time or run at once; see new-tag-set.ts.
+ *   p95, p99, p99.9, max, min, missing, hint_messages_per_queue}: jobs that are each the first of their tag set
+ *   (63 tag sets the agents' six tags serve), written 3 s before their fire time or run at once, with 4 agents
+ *   (quick: 2) and, as `new-tag-set-one-agent`, with one; see new-tag-set.ts.
  *
  * `agent_idle` — {variant, seconds, rss_mb, rss_max_mb, rss_peak_mb, cpu_percent, cpu_seconds,
  *   startup_ms}. One agent process, no jobs, idle for 30 s (quick: 10 s) after a 5 s settle: RSS from
@@ -224,6 +225,10 @@ const tasks: Task[] = quick
       { id: 'launch_lateness_ms/stack-ticker-100', run: lateness(100, 'stack') },
       { id: 'launch_lateness_ms/serial-ticker-100', run: lateness(100, 'serial') },
       { id: 'launch_lateness_ms/new-tag-set', run: () => newTagSetLateness({ agents: 4, leadMs: 3_000 }) },
+      {
+        id: 'launch_lateness_ms/new-tag-set-one-agent',
+        run: () => newTagSetLateness({ agents: 1, leadMs: 3_000 }),
+      },
       { id: 'tick_cost/1000', run: () => tickCost({ sizes: [1_000], due: 1_000 }) },
       { id: 'tick_cost/10000', run: () => tickCost({ sizes: [10_000], due: 1_000 }) },
       { id: 'tick_cost/100000', run: () => tickCost({ sizes: [100_000], due: 1_000 }) },
