@@ -4,6 +4,7 @@
  * execution heartbeat alive while it runs, writes the result, then deletes the message.
  */
 
+import { setMaxListeners } from 'node:events';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from '../shared/context.ts';
@@ -160,6 +161,9 @@ export class Agent {
   ) {
     this.agentId = options.agentId;
     this.nodeName = options.nodeName ?? options.agentId;
+    // Every long poll (one per queue served, up to 64) listens on this signal while it waits, and lets go
+    // when it ends: past ten, Node's "possible memory leak" warning would be a false alarm.
+    setMaxListeners(0, this.stopController.signal);
     this.tags = options.tags ?? {};
     this.concurrency = options.concurrency ?? 4;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? AGENT_HEARTBEAT_MS;
