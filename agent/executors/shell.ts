@@ -221,8 +221,9 @@ export class ShellExecutor implements Executor {
       return { ...failed('cancelled before it started'), status: 'cancelled' };
     }
     const { argv, timeoutMs, spawnOptions, payload } = prepared;
+    // Named only when the output outgrows the buffer (os.tmpdir() reads the environment each call).
     const spillPath = this.options.outputSink
-      ? join(tmpdir(), `cronplane-output-${execution.executionId}-${randomUUID()}.log`)
+      ? () => join(tmpdir(), `cronplane-output-${execution.executionId}-${randomUUID()}.log`)
       : undefined;
     const output = new OutputBuffer(undefined, undefined, spillPath);
     hooks?.output?.(output);

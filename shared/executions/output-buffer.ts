@@ -23,22 +23,27 @@ export class OutputBuffer {
   private spillError: Error | null = null;
   private closing: Promise<string | undefined> | null = null;
 
+  /** The spill file's path, once one is made. */
+  private spillPath: string | undefined;
+
+  /** `spill`: the file's path, or a function naming it when the file is first needed (most runs never do). */
   constructor(
     private readonly headLimit = DEFAULT_HEAD_BYTES,
     private readonly tailLimit = DEFAULT_TAIL_BYTES,
-    private readonly spillPath?: string,
+    private readonly spillTo?: string | (() => string),
   ) {}
 
   write(chunk: Buffer | string): void {
     let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (
       !this.spill &&
-      this.spillPath &&
+      this.spillTo &&
       !this.closing &&
       this.written + buf.length > this.headLimit + this.tailLimit
     ) {
       // The middle is about to be dropped: from now on the file keeps the whole stream, starting with
       // all of it so far (nothing was dropped yet).
+      this.spillPath = typeof this.spillTo === 'string' ? this.spillTo : this.spillTo();
       const spill = createWriteStream(this.spillPath);
       spill.on('error', (error) => {
         this.spillError ??= error;

@@ -74,6 +74,24 @@ describe('OutputBuffer', () => {
       expect(readFileSync(path, 'utf8')).toBe('0123456789');
     });
 
+    it('names the file only when the output first outgrows the buffer, once', async () => {
+      const named: string[] = [];
+      const name = () => {
+        const path = join(dir, `named-${named.length}.log`);
+        named.push(path);
+        return path;
+      };
+      const small = new OutputBuffer(4, 4, name);
+      small.write('01234567');
+      expect(await small.close()).toBeUndefined();
+      expect(named).toEqual([]);
+      const big = new OutputBuffer(4, 4, name);
+      for (const c of ['0123', '4567', '89', 'ab']) big.write(c);
+      expect(named).toHaveLength(1);
+      expect(await big.close()).toBe(named[0]);
+      expect(readFileSync(named[0]!, 'utf8')).toBe('0123456789ab');
+    });
+
     it('without a spill path closes to undefined', async () => {
       const b = new OutputBuffer(4, 4);
       b.write('0123456789');
