@@ -1,6 +1,5 @@
 /** Wires the stores of one deployable: built once from config and clients, then passed around. */
 import { AgentsStore } from './agents/agents-store.ts';
-import { liveMembers } from './agents/liveness.ts';
 import { type AwsClients, createClients, type Env } from './aws/clients.ts';
 import { ReadBatch } from './aws/read-batch.ts';
 import { type Config, loadConfig, processEnv } from './config.ts';
@@ -34,7 +33,6 @@ export interface Context {
 export function createContext(env: Env = processEnv(), clock: () => number = Date.now): Context {
   const config = loadConfig(env);
   const clients = createClients(env);
-  const agents = new AgentsStore(clients, config);
   return {
     config,
     clients,
@@ -43,9 +41,8 @@ export function createContext(env: Env = processEnv(), clock: () => number = Dat
     jobs: new JobsStore(clients, config),
     executions: new ExecutionsStore(clients, config),
     control: new ControlStore(clients, config),
-    agents,
-    // A queue-created hint names the live members it must reach (Dispatcher, QueueHint).
-    dispatch: new Dispatcher(clients, config, async () => liveMembers(await agents.list(), clock())),
+    agents: new AgentsStore(clients, config),
+    dispatch: new Dispatcher(clients, config),
     readTogether: (options = {}) => new ReadBatch(clients, options.consistent ?? true),
   };
 }

@@ -79,12 +79,16 @@ export const QUEUE_HINT_TTL_MS = 15_000;
 /** The most agents a hint names (an id is at most 128 characters: 26 KB of a 256 KB message). */
 export const MAX_AWAITING = 200;
 
+/** A member of the cluster as a hint names it. */
+export interface HintedMember {
+  readonly agentId: string;
+  readonly tags: Record<string, string>;
+}
+/** The live members, read at most once per planning pass (the planner's snapshot: scheduler/plan.ts). */
+export type LiveMembers = () => Promise<readonly HintedMember[]>;
+
 /** The hints to send for a queue just created, given the live members (null: not known). */
-export function firstHints(
-  tagSet: string,
-  fleet: ReadonlyArray<{ readonly agentId: string; readonly tags: Record<string, string> }> | null,
-  now: number,
-): QueueHint[] {
+export function firstHints(tagSet: string, fleet: readonly HintedMember[] | null, now: number): QueueHint[] {
   const base = { queueCreated: tagSet, hops: 0, sentAt: now };
   if (fleet === null || fleet.length > MAX_AWAITING) return Array(QUEUE_HINT_COPIES).fill(base);
   const selector = parseTagSet(tagSet);
@@ -182,22 +186,21 @@ const SEND_PARALLEL = 8;
 export class Dispatcher {
   private readonly known = new Map<string, string>();
 
-  /** `fleet`: the live members, read when a queue is created to name the agents its hint awaits. */
   constructor(
     private readonly clients: AwsClients,
     private readonly config: Config,
-    private readonly fleet?: () => Promise<
-      ReadonlyArray<{ readonly agentId: string; readonly tags: Record<string, string> }>
-    >,
   ) {}
 
-  /** Agentless jobs go to the worker's queue; the rest to the queue of their tag set. */
-  async queueForJob(def: JobDefinition): Promise<string> {
+  /**
+   * Agentless jobs go to the worker's queue; the rest to the queue of their tag set. `members`: the live
+   * members, read only if the queue is created here, to name the agents its hint awaits (see QueueHint).
+   */
+  async queueForJob(def: JobDefinition, members?: LiveMembers): Promise<string> {
     if (this.config.workerQueueUrl && isAgentless(def)) return this.config.workerQueueUrl;
-    return this.queueFor(parseTags(def.tags).selector);
+    return this.queueFor(parseTags(def.tags).selector, members);
   }
 
-  async queueFor(selector: Record<string, string>): Promise<string> {
+  async queueFor(selector: Record<string, string>, members?: LiveMembers): Promise<string> {
     const tagSet = canonicalTagSet(selector);
     if (tagSet === '') return this.config.defaultQueueUrl;
     const cached = this.known.get(tagSet);
@@ -231,7 +234,7 @@ export class Dispatcher {
         }),
       );
       // After the registry has it: an agent woken by the hint reads the queue's entry there.
-      const fleet = this.fleet ? await this.fleet().catch(() => null) : null;
+      const fleet = members ? await members().catch(() => null) : null;
       await Promise.all(firstHints(tagSet, fleet, Date.now()).map((h) => this.hintQueueCreated(h))).catch(
         () => {
           // Only a hint: the agents' periodic registry scan finds the queue all the same.

@@ -27,7 +27,7 @@ type Log = (msg: string, extra?: Record<string, unknown>) => void;
 /** The next attempt of the same group and slot, sent to the same queue, due after the backoff. */
 export async function launchRetry(ctx: Context, job: JobRecord, e: Execution, now: number): Promise<void> {
   const { attempt, executionId, scheduledAt } = retryPlan(e, job, now);
-  const queueUrl = e.queueUrl || (await ctx.dispatch.queueForJob(job.def));
+  const queueUrl = e.queueUrl || (await ctx.dispatch.queueForJob(job.def, liveAgents(ctx, now)));
   const existing = await ctx.executions.createScheduled(
     {
       jobName: job.name,

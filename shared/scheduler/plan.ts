@@ -9,7 +9,7 @@
  */
 import { liveMembers } from '../agents/liveness.ts';
 import type { Context } from '../context.ts';
-import { type LaunchMessage, tagsSatisfy } from '../dispatch/dispatch.ts';
+import { type LaunchMessage, type LiveMembers, tagsSatisfy } from '../dispatch/dispatch.ts';
 import { executionIdFor, groupIdFor, type Trigger } from '../executions/execution.ts';
 import { isAgentless } from '../executors/registry.ts';
 import { jobSchedule, withinExpiry } from '../jobs/job.ts';
@@ -33,11 +33,11 @@ export interface PlanResult {
   advanced: boolean;
 }
 
-export type AgentsSnapshot = () => Promise<ReadonlyArray<{ tags: Record<string, string> }>>;
+export type AgentsSnapshot = LiveMembers;
 
 /** Live agents, read at most once per planning pass. */
 export function liveAgents(ctx: Context, now: number): AgentsSnapshot {
-  let cached: Promise<ReadonlyArray<{ tags: Record<string, string> }>> | null = null;
+  let cached: ReturnType<AgentsSnapshot> | null = null;
   return () => {
     cached ??= ctx.agents.list().then((all) => liveMembers(all, now));
     return cached;
@@ -262,7 +262,7 @@ export async function launchMany(
   for (const [r, { job, times, triggerFor, options = {} }] of requests.entries()) {
     if (times.length === 0) continue;
     const { slots: count, live } = await slotsFor(job, agents);
-    const queueUrl = await ctx.dispatch.queueForJob(job.def);
+    const queueUrl = await ctx.dispatch.queueForJob(job.def, agents);
     for (const t of times) {
       const trigger = triggerFor(t);
       const group = options.groupFor?.(t) ?? groupIdFor(t);

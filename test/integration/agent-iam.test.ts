@@ -265,7 +265,7 @@ describe('the IAM proxy itself', () => {
   });
 
   it("reads a tag-set queue's registry entry, as a queue-created hint asks, and no other kind of key", async () => {
-    const url = await stack.ctx.dispatch.queueFor({ zone: 'iam-hint' });
+    const url = await stack.ctx.dispatch.queueFor({ zone: 'iam-hint' }, async () => []);
     expect(await agentCtx.dispatch.registered('zone=iam-hint')).toBe(url);
     expect(await agentCtx.dispatch.registered('zone=nowhere')).toBeNull();
     await expect(
