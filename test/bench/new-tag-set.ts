@@ -6,19 +6,10 @@
  * is served at once"). The agents carry six tags, so there are 63 tag sets they serve, each new once.
  * `hint_messages_per_queue`: the hints sent per new queue, the API's and those the agents passed on.
  */
+import { satisfiedTagSets } from '../../infra/lib/roles.ts';
 import { emit, progress, quantiles, sleep, startStack, stopStack } from './support.ts';
 
 const TAGS = { a: '1', b: '1', c: '1', d: '1', e: '1', f: '1' };
-
-/** Every non-empty subset of TAGS (63), in a fixed order. */
-function tagSets(): Array<Record<string, string>> {
-  const keys = Object.keys(TAGS);
-  const out: Array<Record<string, string>> = [];
-  for (let mask = 1; mask < 1 << keys.length; mask++) {
-    out.push(Object.fromEntries(keys.filter((_, i) => mask & (1 << i)).map((k) => [k, '1'])));
-  }
-  return out;
-}
 
 async function call(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
   const res = await fetch(`${base}${path}`, {
@@ -65,7 +56,7 @@ export async function newTagSetLateness(options: { agents: number; leadMs: numbe
     { step: 'initialize', name: 'bench-hints' },
   );
   try {
-    const sets = tagSets();
+    const sets = satisfiedTagSets(TAGS); // 63, in a fixed order
     const half = Math.floor(sets.length / 2);
     for (const [mode, chosen] of [
       ['first-fire', sets.slice(0, half)],

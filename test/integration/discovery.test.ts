@@ -5,7 +5,7 @@
  * Several agents share the default queue: the hint is passed on until the one it concerns has seen it.
  */
 import { describe, expect, it } from 'vitest';
-import { awaitingHopLimit, QUEUE_HINT_COPIES } from '../../shared/dispatch/dispatch.ts';
+import { awaitingHopLimit, QUEUE_HINT_COPIES, type QueueHint } from '../../shared/dispatch/dispatch.ts';
 import { useTestStack, waitFor } from './support/stack.ts';
 
 const NEVER = 600_000;
@@ -69,18 +69,7 @@ describe('a job whose tag set is new', () => {
   });
 
   it('sends no hint for a new tag set that no live agent serves', async () => {
-    // Every agent here shares one SQS client: count the hint messages sent, the API's and the agents'.
-    const hints: Array<{ at: number; body: string }> = [];
-    stack.ctx.clients.sqs.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { MessageBody?: string };
-        if (context.commandName === 'SendMessageCommand' && input.MessageBody?.includes('"role=db,zone=b"')) {
-          hints.push({ at: Date.now(), body: input.MessageBody });
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'count-hints' },
-    );
+    const hints = recordHints('role=db,zone=b');
     try {
       await stack.api('POST', '/v1/jobs', {
         name: 'new-tags-counted',
@@ -91,24 +80,15 @@ describe('a job whose tag set is new', () => {
       // Only db-1 carries role=db, and it has no zone tag: no agent serves the tag set, nothing is sent.
       expect((await stack.api('POST', '/v1/jobs/new-tags-counted/run')).status).toBe(202);
       await new Promise((r) => setTimeout(r, 1_000));
-      expect(hints).toEqual([]);
+      expect(hints.sent).toEqual([]);
     } finally {
-      stack.ctx.clients.sqs.middlewareStack.remove('count-hints');
+      hints.stop();
     }
   });
 
   it('ends every copy of a hint once the one agent it concerns has received it', async () => {
-    const sent: QueueHintBody[] = [];
-    stack.ctx.clients.sqs.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { MessageBody?: string };
-        if (context.commandName === 'SendMessageCommand' && input.MessageBody?.includes('"dc=eu"')) {
-          sent.push(JSON.parse(input.MessageBody) as QueueHintBody);
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'count-hints' },
-    );
+    const hints = recordHints('dc=eu');
+    const sent = hints.sent;
     try {
       await stack.api('POST', '/v1/jobs', {
         name: 'new-tags-eu',
@@ -139,9 +119,29 @@ describe('a job whose tag set is new', () => {
       expect(count).toBeLessThan(QUEUE_HINT_COPIES * awaitingHopLimit(4));
       console.log(`new tag set, one agent concerned of four: ${count} hint messages`);
     } finally {
-      stack.ctx.clients.sqs.middlewareStack.remove('count-hints');
+      hints.stop();
     }
   });
 });
 
-type QueueHintBody = { queueCreated: string; hops: number; awaiting?: string[] };
+/**
+ * Records the hints for `tagSet` sent from now on, the API's and the agents' (every agent here shares the
+ * stack's SQS client), until `stop()`.
+ */
+function recordHints(tagSet: string): { sent: QueueHint[]; stop: () => void } {
+  const sent: QueueHint[] = [];
+  const name = `record-hints-${tagSet}`;
+  const middleware = stack.ctx.clients.sqs.middlewareStack;
+  middleware.add(
+    (next, context) => async (args) => {
+      const body = (args.input as { MessageBody?: string }).MessageBody;
+      if (context.commandName === 'SendMessageCommand' && body?.startsWith('{"queueCreated"')) {
+        const hint = JSON.parse(body) as QueueHint;
+        if (hint.queueCreated === tagSet) sent.push(hint);
+      }
+      return next(args);
+    },
+    { step: 'initialize', name },
+  );
+  return { sent, stop: () => middleware.remove(name) };
+}
