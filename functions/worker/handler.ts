@@ -1,16 +1,17 @@
 /**
  * The agentless worker: SQS → Lambda. Runs `lambda`, `sqs`, `eventbridge` and untagged `http` jobs with
  * the same launch processing as the host agent (hold to the fire time, conditional claim, heartbeats,
- * conditional result). Messages it cannot settle yet are reported as batch item failures.
+ * conditional result), a batch's launches together. Messages it cannot settle yet are reported as batch
+ * item failures.
  */
 
 import middy from '@middy/core';
-import type { Context as LambdaContext, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context as LambdaContext, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createContext } from '../../shared/context.ts';
 import type { LaunchMessage } from '../../shared/dispatch/dispatch.ts';
 import {
   laterVisibilitySeconds,
-  processLaunch,
+  processLaunches,
   recheckVisibilitySeconds,
 } from '../../shared/executions/runner.ts';
 import { createExecutors } from '../../shared/executors/registry.ts';
@@ -43,27 +44,40 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function handle(event: SQSEvent, lambda: LambdaContext): Promise<SQSBatchResponse> {
   const failures: SQSBatchResponse['batchItemFailures'] = [];
+  const fail = (record: SQSRecord, error: unknown, launchLog: typeof log) => {
+    launchLog({ msg: 'launch failed', level: 'error', messageId: record.messageId, error: String(error) });
+    failures.push({ itemIdentifier: record.messageId });
+  };
+  const received: Array<{ record: SQSRecord; launch: LaunchMessage; log: typeof log }> = [];
+  for (const record of event.Records) {
+    try {
+      const launch = JSON.parse(record.body) as LaunchMessage;
+      received.push({ record, launch, log: logTo(logger, launch.executionId) });
+    } catch (error) {
+      fail(record, error, log);
+    }
+  }
+  // The batch's launches are processed together, as an agent's received batch is (Runner.processMany): one
+  // read before their claims and one after (the jobs and the pause flag once for the batch, not per launch).
+  const verdicts = processLaunches(
+    ctx,
+    received.map((r) => r.launch),
+    { agentId: `worker:${lambda.awsRequestId}`, nodeName: 'worker' },
+    received.map((r) => ({
+      executors,
+      processors,
+      // The agents' values: the same store outage (60 % of lost-after) fences a run on any host.
+      heartbeatIntervalMs: EXECUTION_HEARTBEAT_MS,
+      lostAfterMs: LOST_AFTER_MS,
+      sleep,
+      receiveCount: Number(r.record.attributes.ApproximateReceiveCount ?? 1),
+      log: r.log,
+    })),
+  );
   await Promise.all(
-    event.Records.map(async (record) => {
-      let launchLog = log;
+    received.map(async ({ record, launch, log: launchLog }, i) => {
       try {
-        const launch = JSON.parse(record.body) as LaunchMessage;
-        launchLog = logTo(logger, launch.executionId);
-        const verdict = await processLaunch(
-          ctx,
-          launch,
-          { agentId: `worker:${lambda.awsRequestId}`, nodeName: 'worker' },
-          {
-            executors,
-            processors,
-            // The agents' values: the same store outage (60 % of lost-after) fences a run on any host.
-            heartbeatIntervalMs: EXECUTION_HEARTBEAT_MS,
-            lostAfterMs: LOST_AFTER_MS,
-            sleep,
-            receiveCount: Number(record.attributes.ApproximateReceiveCount ?? 1),
-            log: launchLog,
-          },
-        );
+        const verdict = await verdicts[i]!;
         if (verdict === 'later') {
           await ctx.dispatch.hide(
             queueUrl,
@@ -77,13 +91,7 @@ async function handle(event: SQSEvent, lambda: LambdaContext): Promise<SQSBatchR
         }
         if (verdict !== 'done') failures.push({ itemIdentifier: record.messageId });
       } catch (error) {
-        launchLog({
-          msg: 'launch failed',
-          level: 'error',
-          messageId: record.messageId,
-          error: String(error),
-        });
-        failures.push({ itemIdentifier: record.messageId });
+        fail(record, error, launchLog);
       }
     }),
   );

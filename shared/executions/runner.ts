@@ -790,17 +790,7 @@ export class Runner {
   }
 }
 
-/** One launch on a runner of its own (the agentless worker: one launch per record). */
-export function processLaunch(
-  ctx: Context,
-  launch: LaunchMessage,
-  me: RunnerIdentity,
-  options: RunnerOptions,
-): Promise<RunnerVerdict> {
-  return new Runner(ctx, me).process(launch, options);
-}
-
-/** Launches received together, on a runner of their own (see Runner.processMany). */
+/** Launches received together (an agentless worker's batch), on a runner of their own (see Runner.processMany). */
 export function processLaunches(
   ctx: Context,
   launches: readonly LaunchMessage[],

@@ -1,12 +1,14 @@
 /**
  * The worker function (functions/worker/handler.ts, the real handler) takes up to ten launches an
  * invocation (issue 16: Lambda bills the hold to the fire time once for the batch, not once per launch).
- * On the emulators: launches of one fire second, received together, are each held to the fire time and run
- * once — a duplicate delivery inside the same batch included — and one too early is answered on its own.
+ * On the emulators: launches of one fire second, received together, are claimed together (one read of the
+ * pause flag for the batch), each held to the fire time and run once — a duplicate delivery inside the same
+ * batch included — and one too early is answered on its own.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { Client } from '@smithy/core/client';
 import type { Context as LambdaContext, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
@@ -28,12 +30,26 @@ const server = http.createServer((req, res) => {
   res.writeHead(200).end('ok');
 });
 let base = '';
+/** The Control tables' reads (the pause flag) of every DynamoDB client in this process, while counting. */
+let pauseReads: number | null = null;
 let handler: (event: SQSEvent, context: LambdaContext) => Promise<SQSBatchResponse>;
 const saved = { ...process.env };
 
 beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // The handler's clients are its own: count its reads of the pause flag on every client of the process.
+  const proto = Client.prototype as unknown as { send: (...args: unknown[]) => unknown };
+  const send = proto.send;
+  proto.send = function (this: unknown, ...args: unknown[]) {
+    const input = (args[0] as { input?: { RequestItems?: Record<string, unknown> } }).input;
+    if (
+      pauseReads !== null &&
+      Object.keys(input?.RequestItems ?? {}).includes(stack.env.CRONPLANE_CONTROL_TABLE!)
+    )
+      pauseReads++;
+    return send.apply(this, args);
+  };
   // The handler builds its context from the environment when loaded, as on Lambda.
   Object.assign(process.env, stack.env);
   handler = (await import('../../functions/worker/handler.ts')).handler as unknown as typeof handler;
@@ -90,7 +106,11 @@ describe('the worker takes a batch of launches', () => {
       awsRegion: 'us-east-1',
     }));
     expect(Date.now()).toBeLessThan(fireAt);
+    pauseReads = 0;
     const res = await handler({ Records: records as SQSEvent['Records'] }, lambdaContext);
+    // Claimed together: the jobs and the pause flag read once after the batch's claims, not once a launch.
+    expect(pauseReads).toBe(1);
+    pauseReads = null;
 
     // Only the early one is handed back (and hidden until near its fire time).
     const earlyId = records.find((r) => JSON.parse(r.body).jobName === 'wb-early')!.messageId;
