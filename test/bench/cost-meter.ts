@@ -12,7 +12,8 @@
  *   transaction's are scaled by its items per table: see transactionItemsPerTable). A
  *   request that fails (a conditional check, a cancelled transaction) returns no ConsumedCapacity; AWS
  *   still bills it, so it is estimated: 1 WRU per conditional write, 2 per item of a cancelled
- *   transaction, 0.5 RRU per failed read (`estimated_units` says how many units were estimated).
+ *   transaction, 0.5 RRU per failed read (`estimated_units` says how many units were estimated). A
+ *   BatchGetItem's keys without an item are added too (see missingBatchReads).
  * - SQS: requests in 64 KB chunks of payload (message bodies sent or received, attributes excluded).
  * - EventBridge: PutEvents entries (each a custom event, 64 KB chunks).
  */
@@ -139,6 +140,28 @@ function bytes(s: unknown): number {
   return typeof s === 'string' ? Buffer.byteLength(s) : 0;
 }
 
+/**
+ * The read units DynamoDB Local leaves out of a BatchGetItem's ConsumedCapacity: a key it finds no item for
+ * reports 0 units (probed 2026-12-07; a GetItem of a missing item reports 1), where AWS bills a read
+ * either way — 1 RRU consistent, 0.5 eventually consistent (the runners' read of the pause flag, absent
+ * while the scheduler runs, is such a read).
+ */
+export function missingBatchReads(
+  input: Record<string, unknown>,
+  out: Record<string, unknown> | undefined,
+): number {
+  const asked = (input.RequestItems ?? {}) as Record<string, { Keys?: unknown[]; ConsistentRead?: boolean }>;
+  const found = (out?.Responses ?? {}) as Record<string, unknown[]>;
+  const unprocessed = (out?.UnprocessedKeys ?? {}) as Record<string, { Keys?: unknown[] }>;
+  let units = 0;
+  for (const [table, spec] of Object.entries(asked)) {
+    const missing =
+      (spec.Keys?.length ?? 0) - (found[table]?.length ?? 0) - (unprocessed[table]?.Keys?.length ?? 0);
+    if (missing > 0) units += missing * (spec.ConsistentRead ? 1 : 0.5);
+  }
+  return units;
+}
+
 /** The estimate for a failed DynamoDB request (see the module comment). */
 function failedUnits(command: string, input: Record<string, unknown>): number {
   if (command === 'TransactWriteItems') return 2 * ((input.TransactItems as unknown[]) ?? []).length;
@@ -209,6 +232,11 @@ export class CostMeter {
             if (c) {
               t.units += c.units;
               t.gsiUnits += c.gsi;
+            }
+            if (command === 'BatchGetItem') {
+              const est = missingBatchReads(input, out);
+              t.units += est;
+              t.estimatedUnits += est;
             }
           }
           if (service === 'sqs' && !/^SendMessage/.test(command)) {
