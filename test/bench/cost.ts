@@ -49,7 +49,7 @@ import {
   scaleUsage,
   type Usage,
 } from './prices.ts';
-import { emit, progress, sleep, startStack, stopStack } from './support.ts';
+import { emit, progress, quantiles, sleep, startStack, stopStack } from './support.ts';
 
 /** Lambda's own START / END / REPORT lines per invocation (bytes, estimated). */
 const PLATFORM_LOG_BYTES = 400;
@@ -543,6 +543,8 @@ export async function costExecutions(o: CostOptions): Promise<void> {
               workerMapping.state.holdMs.reduce((a, b) => a + b, 0) /
                 Math.max(1, workerMapping.state.holdMs.length),
             ),
+            // SQS delays are whole seconds from each send: the hold lies in (0, 2 s], by the send's phase.
+            worker_hold_ms: quantiles(workerMapping.state.holdMs),
           }
         : {}),
       executions_kept: 5,
