@@ -4,9 +4,10 @@
  * redelivered record creates nothing twice; executions still `scheduled` are sent again (the outbox rule).
  */
 import type { Context } from '../context.ts';
+import type { LiveMembers } from '../dispatch/dispatch.ts';
 import type { Execution, Trigger } from '../executions/execution.ts';
 import type { JobRecord } from '../ports.ts';
-import { type AgentsSnapshot, launchFireTimes, liveAgents } from '../scheduler/plan.ts';
+import { launchFireTimes, liveAgents } from '../scheduler/plan.ts';
 import { type FollowUps, retryPlan } from './policy.ts';
 
 /** Why a `dependent` execution was launched (stored on it as `triggeredBy`). */
@@ -19,7 +20,7 @@ interface TriggeredBy {
 
 /** The live agents, looked up once for all launches of a batch. */
 export interface AgentsLookup {
-  agents(now: number): AgentsSnapshot;
+  agents(now: number): LiveMembers;
 }
 
 type Log = (msg: string, extra?: Record<string, unknown>) => void;

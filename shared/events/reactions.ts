@@ -32,10 +32,11 @@
  */
 
 import type { Context } from '../context.ts';
+import type { LiveMembers } from '../dispatch/dispatch.ts';
 import { type Execution, TERMINAL } from '../executions/execution.ts';
 import { recordFinish } from '../metrics/metrics.ts';
 import type { JobRecord, ReactionMarks, SettledFinish } from '../ports.ts';
-import { type AgentsSnapshot, liveAgents, runsOneSlot } from '../scheduler/plan.ts';
+import { liveAgents, runsOneSlot } from '../scheduler/plan.ts';
 import { launchFollowUps, launchRetry } from './launch.ts';
 import { ephemeralFate, followUps, type Outcome, outcomeOf, summarizeGroup, willRetry } from './policy.ts';
 import { publishFinished } from './publish.ts';
@@ -117,7 +118,7 @@ function reportUnreactedDeletion(change: ExecutionChange, options: ReactionOptio
 /** Lookups shared by the records of one batch. */
 class BatchState {
   private readonly children = new Map<string, Promise<Map<string, JobRecord>>>();
-  private agentsSnapshot: AgentsSnapshot | null = null;
+  private agentsSnapshot: LiveMembers | null = null;
   private readonly marks = new Map<string, ReactionMarks>();
   private readonly jobRecords = new Map<string, JobRecord | null>();
 
@@ -173,7 +174,7 @@ class BatchState {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  agents(now: number): AgentsSnapshot {
+  agents(now: number): LiveMembers {
     this.agentsSnapshot ??= liveAgents(this.ctx, now);
     return this.agentsSnapshot;
   }

@@ -33,11 +33,9 @@ export interface PlanResult {
   advanced: boolean;
 }
 
-export type AgentsSnapshot = LiveMembers;
-
 /** Live agents, read at most once per planning pass. */
-export function liveAgents(ctx: Context, now: number): AgentsSnapshot {
-  let cached: ReturnType<AgentsSnapshot> | null = null;
+export function liveAgents(ctx: Context, now: number): LiveMembers {
+  let cached: ReturnType<LiveMembers> | null = null;
   return () => {
     cached ??= ctx.agents.list().then((all) => liveMembers(all, now));
     return cached;
@@ -55,7 +53,7 @@ export function runsOneSlot(def: JobRecord['def']): boolean {
   return Object.keys(parseTags(def.tags).selector).length === 0 || isAgentless(def);
 }
 
-async function slotsFor(job: JobRecord, agents: AgentsSnapshot): Promise<{ slots: number; live: number }> {
+async function slotsFor(job: JobRecord, agents: LiveMembers): Promise<{ slots: number; live: number }> {
   if (runsOneSlot(job.def)) return { slots: 1, live: 1 };
   const { selector, count } = parseTags(job.def.tags);
   const live = (await agents()).filter((a) => tagsSatisfy(a.tags, selector)).length;
@@ -67,7 +65,7 @@ export async function planJob(
   job: JobRecord,
   windowEnd: number,
   now: number,
-  agents: AgentsSnapshot = liveAgents(ctx, now),
+  agents: LiveMembers = liveAgents(ctx, now),
 ): Promise<PlanResult> {
   const [result] = await planJobs(ctx, [job], windowEnd, now, agents);
   return result!;
@@ -135,7 +133,7 @@ export async function planJobs(
   jobs: readonly JobRecord[],
   windowEnd: number,
   now: number,
-  agents: AgentsSnapshot = liveAgents(ctx, now),
+  agents: LiveMembers = liveAgents(ctx, now),
   leadFor?: (fireAt: number) => number,
 ): Promise<PlanResult[]> {
   const results: PlanResult[] = jobs.map(() => ({
@@ -233,7 +231,7 @@ export async function launchFireTimes(
   times: readonly number[],
   now: number,
   triggerFor: (fireAt: number) => Trigger,
-  agents: AgentsSnapshot = liveAgents(ctx, now),
+  agents: LiveMembers = liveAgents(ctx, now),
   options: LaunchOptions = {},
 ): Promise<LaunchResult> {
   const [result] = await launchMany(ctx, [{ job, times, triggerFor, options }], now, agents);
@@ -253,7 +251,7 @@ export async function launchMany(
   ctx: Context,
   requests: readonly LaunchRequest[],
   now: number,
-  agents: AgentsSnapshot = liveAgents(ctx, now),
+  agents: LiveMembers = liveAgents(ctx, now),
   leadFor?: (fireAt: number) => number,
 ): Promise<LaunchResult[]> {
   const results = requests.map(() => ({ created: [] as string[], existing: 0, resent: 0, failedSlots: 0 }));
