@@ -126,6 +126,11 @@ process.on('message', (m) => {
     out.pause();
     send(['out', id, d], () => out.resume());
   });
+  // The run ends with its command: what it left running in its group (a background child holding the
+  // output pipe open) is killed then, as a container's leftovers die with its main process.
+  child.on('exit', () => {
+    try { process.kill(-pid, 'SIGKILL'); } catch {}
+  });
   child.on('close', (code, signal) => {
     const h = held.get(id);
     if (h) clearTimeout(h.timer);

@@ -332,6 +332,8 @@ function localJob(
     process.nextTick(() => job.emit(event, ...args));
   };
   child.on('error', (error) => end('error', error));
+  // As in the spawner: the command's exit ends the run, and kills what it left running in its group.
+  child.on('exit', () => job.kill());
   child.on('close', (code, sig) => end('close', code, sig));
   return job;
 }

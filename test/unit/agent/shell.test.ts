@@ -95,6 +95,25 @@ describe('ShellExecutor', () => {
     expect(r).toMatchObject({ status: 'succeeded', exitCode: 0, output: 'hello\n' });
   });
 
+  it('ends the run when its command exits, killing what it left running in its group', async () => {
+    const started = Date.now();
+    // The background sleep holds the output pipes open: without the kill the run would last 30 s.
+    const r = await run(job({ command: 'sleep 30 & echo $!', shell: 'true' }));
+    expect(r).toMatchObject({ status: 'succeeded', exitCode: 0 });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const pid = Number(r.output.trim());
+    const alive = () => {
+      try {
+        return !/\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false; // gone
+      }
+    };
+    const deadline = Date.now() + 3_000;
+    while (alive() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(alive()).toBe(false);
+  });
+
   it('runs through /bin/sh with shell=true, with env, cwd and payload', async () => {
     const payload = Buffer.from('from-stdin').toString('base64');
     const r = await run(

@@ -131,6 +131,15 @@ describe('ShellExecutor through the spawner', () => {
     expect(await gone(Number(r.output.trim()))).toBe(true);
   });
 
+  it('ends the run when its command exits, killing what it left running in its group', async () => {
+    const started = Date.now();
+    // The background sleep holds the output pipe open: without the kill the run would last 30 s.
+    const r = await run(job({ command: 'sleep 30 & echo $!', shell: 'true' }));
+    expect(r).toMatchObject({ status: 'succeeded', exitCode: 0 });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await gone(Number(r.output.trim()))).toBe(true);
+  });
+
   it('cancels a running job, and one cancelled while its spawn is on the way', async () => {
     const controller = new AbortController();
     const running = run(job({ command: 'sleep 30' }), controller.signal);
