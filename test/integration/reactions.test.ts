@@ -443,11 +443,14 @@ describe('idempotency', () => {
       retries: 1,
       retry_backoff: '10m',
     });
-    const e = await finishedExecution('dup-crash', Date.parse('2030-03-01T00:00:00Z'));
-    // A delivery of an earlier version that counted and then crashed (countedAt and the count, no
-    // reactedAt): what it counted is not counted again. (Unless the stack's poller reacted first.)
-    await ctx.clients.doc
-      .send(
+    // The stack's poller waits: racing the crafted write below, it could count between its read of the
+    // job and its own write — a concurrency of two versions on one record that one stream mapping never has.
+    await stack.streamPoller.pause();
+    try {
+      const e = await finishedExecution('dup-crash', Date.parse('2030-03-01T00:00:00Z'));
+      // A delivery of an earlier version that counted and then crashed (countedAt and the count, no
+      // reactedAt): what it counted is not counted again.
+      await ctx.clients.doc.send(
         new TransactWriteCommand({
           TransactItems: [
             {
@@ -469,19 +472,24 @@ describe('idempotency', () => {
             },
           ],
         }),
-      )
-      .catch(() => undefined);
-    const again = await createEventsHandler(() => ctx, {})(streamEvent(e, '200'));
-    expect(again.batchItemFailures).toEqual([]);
+      );
+      const again = await createEventsHandler(() => ctx, {})(streamEvent(e, '200'));
+      expect(again.batchItemFailures).toEqual([]);
+      await sleep(1_000);
+      expect(await job('dup-crash')).toMatchObject({ error_count: 1 });
+      // The retry was still scheduled (once), due the backoff after the failure.
+      const runs = await ctx.executions.listForJob('dup-crash', { newestFirst: false });
+      expect(runs.map((r) => [r.attempt, r.trigger, r.status])).toEqual([
+        [1, 'schedule', 'failed'],
+        [2, 'retry', 'scheduled'],
+      ]);
+      expect(runs[1]!.scheduledAt).toBe(e.finishedAt! + 600_000);
+    } finally {
+      stack.streamPoller.resume();
+    }
+    // The stack's own poller then sees the record: already reacted to, nothing counted again.
     await sleep(1_000);
     expect(await job('dup-crash')).toMatchObject({ error_count: 1 });
-    // The retry was still scheduled (once), due the backoff after the failure.
-    const runs = await ctx.executions.listForJob('dup-crash', { newestFirst: false });
-    expect(runs.map((r) => [r.attempt, r.trigger, r.status])).toEqual([
-      [1, 'schedule', 'failed'],
-      [2, 'retry', 'scheduled'],
-    ]);
-    expect(runs[1]!.scheduledAt).toBe(e.finishedAt! + 600_000);
   });
 
   it('does not count again when a delivery died between the count and the marks', async () => {
