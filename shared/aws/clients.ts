@@ -251,6 +251,14 @@ function onDemand<C extends Sendable>(
 export interface AwsClients {
   readonly dynamodb: DynamoDBClient;
   readonly doc: DynamoDBDocumentClient;
+  /**
+   * The writes every execution makes (the claim, the result), as plain `UpdateItem`s: a DynamoDB client
+   * that resolves its middleware chain once per command class (the SDK's `cacheMiddleware`) instead of on
+   * every send, sharing `dynamodb`'s middleware stack and HTTP handler. Send through `updateItem`
+   * (shared/aws/update-item.ts). Middleware added to the stack after its first send of a command class is
+   * not seen by it: add middleware before the first request, as the SDK asks of `cacheMiddleware`.
+   */
+  readonly dynamodbHot: DynamoDBClient;
   readonly sqs: SQSClient;
   /**
    * On-demand clients: `send` works at once (the first one imports the SDK module); other members
@@ -312,6 +320,22 @@ export function createClients(env: Env): AwsClients {
   return {
     get dynamodb() {
       return dynamodb();
+    },
+    get dynamodbHot() {
+      return once('dynamodbHot', () => {
+        const base = dynamodb();
+        // The document client cannot cache (lib-dynamodb refuses `cacheMiddleware`: its commands resolve
+        // to a handler bound to their own input), nor can `dynamodb`, whose config the document client shares.
+        const hot = new DynamoDBClient({
+          ...baseConfig('dynamodb', env),
+          requestHandler: base.config.requestHandler,
+          cacheMiddleware: true,
+        });
+        // One stack for all three: what is added to `dynamodb`'s (metering, a test's injected fault) applies here.
+        (hot as { middlewareStack: DynamoDBClient['middlewareStack'] }).middlewareStack =
+          base.middlewareStack;
+        return hot;
+      });
     },
     get doc() {
       return once('doc', () =>

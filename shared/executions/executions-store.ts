@@ -15,6 +15,7 @@ import type { AwsClients } from '../aws/clients.ts';
 import { cancellation, ifCondition, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { readBatchOf } from '../aws/read-batch.ts';
+import { updateItem } from '../aws/update-item.ts';
 import { writeEach } from '../aws/write-each.ts';
 import type { Config } from '../config.ts';
 import { CONTROL_ITEM_ABSENT, controlKeys } from '../control/control-keys.ts';
@@ -151,9 +152,7 @@ export class ExecutionsStore implements ExecutionsPort {
     };
     const index = options.index === true;
     if (!options.oneSlotPerAgent) {
-      const landed = await ifCondition(
-        this.clients.doc.send(new UpdateCommand(this.claimItem(e, agent, now, index))),
-      );
+      const landed = await ifCondition(updateItem(this.clients, this.claimItem(e, agent, now, index)));
       return landed ? { claimed: true, execution: running } : { claimed: false, why: 'not_scheduled' };
     }
     const cancelled = await cancellation(
@@ -239,26 +238,24 @@ export class ExecutionsStore implements ExecutionsPort {
     live?: { readonly text: string; readonly bytes: number },
   ): Promise<{ cancelRequested: boolean } | null> {
     const out = await onConditionFailed(
-      this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobName: e.jobName, executionId: e.executionId },
-          // A run that beats lives on: it enters `byActive` (once; the same value again writes no index).
-          UpdateExpression: live
-            ? `SET heartbeatAt = :now, #o = :out, outputBytes = :bytes, ${ENTER_ACTIVE}`
-            : `SET heartbeatAt = :now, ${ENTER_ACTIVE}`,
-          ConditionExpression: '#s = :running AND agentId = :me',
-          ExpressionAttributeNames: { '#s': 'status', ...(live ? { '#o': 'output' } : {}) },
-          ExpressionAttributeValues: {
-            ':now': now,
-            ':running': 'running',
-            ':me': agentId,
-            ':shard': activeShardOf(e.jobName),
-            ...(live ? { ':out': live.text, ':bytes': live.bytes } : {}),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
+      updateItem(this.clients, {
+        TableName: this.table,
+        Key: { jobName: e.jobName, executionId: e.executionId },
+        // A run that beats lives on: it enters `byActive` (once; the same value again writes no index).
+        UpdateExpression: live
+          ? `SET heartbeatAt = :now, #o = :out, outputBytes = :bytes, ${ENTER_ACTIVE}`
+          : `SET heartbeatAt = :now, ${ENTER_ACTIVE}`,
+        ConditionExpression: '#s = :running AND agentId = :me',
+        ExpressionAttributeNames: { '#s': 'status', ...(live ? { '#o': 'output' } : {}) },
+        ExpressionAttributeValues: {
+          ':now': now,
+          ':running': 'running',
+          ':me': agentId,
+          ':shard': activeShardOf(e.jobName),
+          ...(live ? { ':out': live.text, ':bytes': live.bytes } : {}),
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
       () => null,
     );
     return out && { cancelRequested: out.Attributes?.cancelRequested === true };
@@ -362,20 +359,18 @@ export class ExecutionsStore implements ExecutionsPort {
     names: Record<string, string> = {},
   ): Promise<boolean> {
     return ifCondition(
-      this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobName: e.jobName, executionId: e.executionId },
-          UpdateExpression: update,
-          ConditionExpression: agentId ? '#s = :from AND agentId = :me' : '#s = :from',
-          ExpressionAttributeNames: { '#s': 'status', ...names },
-          ExpressionAttributeValues: {
-            ...values,
-            ':from': fromStatus,
-            ...(agentId ? { ':me': agentId } : {}),
-          },
-        }),
-      ),
+      updateItem(this.clients, {
+        TableName: this.table,
+        Key: { jobName: e.jobName, executionId: e.executionId },
+        UpdateExpression: update,
+        ConditionExpression: agentId ? '#s = :from AND agentId = :me' : '#s = :from',
+        ExpressionAttributeNames: { '#s': 'status', ...names },
+        ExpressionAttributeValues: {
+          ...values,
+          ':from': fromStatus,
+          ...(agentId ? { ':me': agentId } : {}),
+        },
+      }),
     );
   }
 
