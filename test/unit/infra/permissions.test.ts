@@ -51,6 +51,13 @@ describe('the permission table against the code', () => {
       expect.arrayContaining(['JobsStore.settleCounts', 'ExecutionsStore.markReacted']),
     );
     expect(scans.worker!.files).toContain('shared/executors/aws.ts');
+    // Writes sent through a helper (shared/aws/update-item.ts) are their callers' requests.
+    const updates = scans
+      .agent!.requirements.filter((r) => r.action === 'dynamodb:UpdateItem' && r.resource === 'executions')
+      .map((r) => r.source.split('#')[1]);
+    expect(updates).toEqual(
+      expect.arrayContaining(['ExecutionsStore.conditionalUpdate', 'ExecutionsStore.heartbeat']),
+    );
   });
 
   for (const role of ROLES) {

@@ -12,7 +12,7 @@
  *    inside a store, `this.<method>(` reaches that method too. Each reached method contributes the
  *    requests it builds: `new XxxCommand(…)` (with its `TableName`, or the store's own table), the items
  *    (`Put` / `Update` / `Delete` / `ConditionCheck`) of its transactions with their own tables, and the
- *    paging helpers of shared/aws (`allItems` query/scan, `batchGet`, a ReadBatch's
+ *    helpers of shared/aws (`allItems` query/scan, `batchGet`, `updateItem`, a ReadBatch's
  *    `batch.get(<table>, keys)`).
  * 3. Every other file of the closure that builds a command contributes all its commands (file level).
  *
@@ -44,7 +44,11 @@ const STORES: Record<string, { file: string; className: string }> = {
   dispatch: { file: 'shared/dispatch/dispatch.ts', className: 'Dispatcher' },
 };
 /** Helpers whose requests are attributed to their callers (the table is the caller's argument). */
-const HELPER_FILES = new Set(['shared/aws/pages.ts', 'shared/aws/write-each.ts']);
+const HELPER_FILES = new Set([
+  'shared/aws/pages.ts',
+  'shared/aws/write-each.ts',
+  'shared/aws/update-item.ts',
+]);
 
 const DYNAMO_ACTIONS: Record<string, string> = {
   GetCommand: 'dynamodb:GetItem',
@@ -293,6 +297,11 @@ function requestsIn(
         dynamo(action, property(input, 'TableName'), property(input, 'IndexName') !== undefined, n);
       } else if (helper === 'batchGet') {
         dynamo('dynamodb:BatchGetItem', n.arguments[1], false, n);
+      } else if (helper === 'updateItem') {
+        // shared/aws/update-item.ts: `updateItem(clients, { TableName, … })` or `(clients, this.item(…))`
+        const input = n.arguments[1];
+        const obj = cls && input ? returnedObject(cls, input) : input;
+        dynamo('dynamodb:UpdateItem', property(obj, 'TableName'), false, n);
       }
     } else if (
       // A read asked of a ReadBatch (shared/aws/read-batch.ts): `batch.get(<table>, keys)`.
