@@ -96,5 +96,16 @@ describe('updateItem', () => {
       resolved.mockRestore();
     }
     expect(seen).toEqual(['UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    // The handler resolved once serves each send's own input: three items, one per key.
+    for (const id of ['a', 'b', 'c']) {
+      const item = await ctx.clients.doc.send(
+        new GetCommand({
+          TableName: ctx.config.tables.executions,
+          Key: { jobName: 'update-item', executionId: id },
+          ConsistentRead: true,
+        }),
+      );
+      expect(item.Item, id).toMatchObject({ status: 'succeeded', executionId: id });
+    }
   });
 });
