@@ -123,7 +123,12 @@ class TimedHttpHandler extends NodeHttpHandler {
   }
 }
 
-function baseConfig(service: Service, env: Env) {
+/** `requestHandler`: a client's own by default; a client may share another's (dynamodbHot). */
+function baseConfig(
+  service: Service,
+  env: Env,
+  requestHandler: DynamoDBClient['config']['requestHandler'] = new TimedHttpHandler(service),
+) {
   const endpoint = endpointFor(service, env);
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
   // Keys given in `env` win (it need not be the process's environment); emulators accept any key, so a machine without
@@ -143,7 +148,7 @@ function baseConfig(service: Service, env: Env) {
     ...(credentials ? { credentials } : {}),
     maxAttempts: MAX_ATTEMPTS,
     retryMode: 'standard',
-    requestHandler: new TimedHttpHandler(service),
+    requestHandler,
   };
 }
 
@@ -252,7 +257,8 @@ export interface AwsClients {
   readonly dynamodb: DynamoDBClient;
   readonly doc: DynamoDBDocumentClient;
   /**
-   * The writes every execution makes (the claim, the result), as plain `UpdateItem`s: a DynamoDB client
+   * The Executions table's updates (a claim, a result, a heartbeat, the reactions' mark), as plain
+   * `UpdateItem`s: a DynamoDB client
    * that resolves its middleware chain once per command class (the SDK's `cacheMiddleware`) instead of on
    * every send, sharing `dynamodb`'s middleware stack and HTTP handler. Send through `updateItem`
    * (shared/aws/update-item.ts). Middleware added to the stack after its first send of a command class is
@@ -327,8 +333,7 @@ export function createClients(env: Env): AwsClients {
         // The document client cannot cache (lib-dynamodb refuses `cacheMiddleware`: its commands resolve
         // to a handler bound to their own input), nor can `dynamodb`, whose config the document client shares.
         const hot = new DynamoDBClient({
-          ...baseConfig('dynamodb', env),
-          requestHandler: base.config.requestHandler,
+          ...baseConfig('dynamodb', env, base.config.requestHandler),
           cacheMiddleware: true,
         });
         // One stack for all three: what is added to `dynamodb`'s (metering, a test's injected fault) applies here.

@@ -8,7 +8,6 @@ import {
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
-  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { AwsClients } from '../aws/clients.ts';
@@ -287,24 +286,22 @@ export class ExecutionsStore implements ExecutionsPort {
   /** A running execution whose agent stopped heartbeating: `running → lost`, once. */
   async markLost(e: Execution, now: number, reason: string): Promise<boolean> {
     return ifCondition(
-      this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobName: e.jobName, executionId: e.executionId },
-          UpdateExpression:
-            'SET #s = :lost, finishedAt = :now, success = :f, reason = :why REMOVE activeShard, expiresAt',
-          ConditionExpression: '#s = :running AND heartbeatAt = :hb',
-          ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: {
-            ':lost': 'lost',
-            ':running': 'running',
-            ':hb': e.heartbeatAt,
-            ':now': now,
-            ':f': false,
-            ':why': reason,
-          },
-        }),
-      ),
+      updateItem(this.clients, {
+        TableName: this.table,
+        Key: { jobName: e.jobName, executionId: e.executionId },
+        UpdateExpression:
+          'SET #s = :lost, finishedAt = :now, success = :f, reason = :why REMOVE activeShard, expiresAt',
+        ConditionExpression: '#s = :running AND heartbeatAt = :hb',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: {
+          ':lost': 'lost',
+          ':running': 'running',
+          ':hb': e.heartbeatAt,
+          ':now': now,
+          ':f': false,
+          ':why': reason,
+        },
+      }),
     );
   }
 
@@ -495,17 +492,15 @@ export class ExecutionsStore implements ExecutionsPort {
    */
   async markReacted(e: ExecutionRef, counted: boolean, now: number): Promise<boolean> {
     return ifCondition(
-      this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobName: e.jobName, executionId: e.executionId },
-          UpdateExpression: `SET reactedAt = :now, expiresAt = :exp${counted ? ', countedAt = :now' : ''}`,
-          ConditionExpression: `attribute_exists(executionId) AND attribute_not_exists(reactedAt)${
-            counted ? ' AND attribute_not_exists(countedAt)' : ''
-          }`,
-          ExpressionAttributeValues: { ':now': now, ':exp': this.expiresAt(now) },
-        }),
-      ),
+      updateItem(this.clients, {
+        TableName: this.table,
+        Key: { jobName: e.jobName, executionId: e.executionId },
+        UpdateExpression: `SET reactedAt = :now, expiresAt = :exp${counted ? ', countedAt = :now' : ''}`,
+        ConditionExpression: `attribute_exists(executionId) AND attribute_not_exists(reactedAt)${
+          counted ? ' AND attribute_not_exists(countedAt)' : ''
+        }`,
+        ExpressionAttributeValues: { ':now': now, ':exp': this.expiresAt(now) },
+      }),
     );
   }
 
