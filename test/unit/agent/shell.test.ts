@@ -5,7 +5,7 @@ import type { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseEnvList, ShellExecutor, splitCommand } from '../../../agent/executors/shell.ts';
 import { jobBaseEnv, passThroughProblem, spawnJobProcess } from '../../../shared/executors/common.ts';
-import { execution, job } from './shell-job.ts';
+import { execution, gone, job } from './shell-job.ts';
 
 describe('splitCommand', () => {
   it('splits words and honours quotes and escapes without expanding', () => {
@@ -101,17 +101,7 @@ describe('ShellExecutor', () => {
     const r = await run(job({ command: 'sleep 30 & echo $!', shell: 'true' }));
     expect(r).toMatchObject({ status: 'succeeded', exitCode: 0 });
     expect(Date.now() - started).toBeLessThan(5_000);
-    const pid = Number(r.output.trim());
-    const alive = () => {
-      try {
-        return !/\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-      } catch {
-        return false; // gone
-      }
-    };
-    const deadline = Date.now() + 3_000;
-    while (alive() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
-    expect(alive()).toBe(false);
+    expect(await gone(Number(r.output.trim()))).toBe(true);
   });
 
   it('runs through /bin/sh with shell=true, with env, cwd and payload', async () => {

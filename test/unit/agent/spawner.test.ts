@@ -13,25 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ShellExecutor } from '../../../agent/executors/shell.ts';
 import { JobSpawner, SPAWNER_GATE_SCRIPT, spawnerScript } from '../../../agent/spawner.ts';
 import { rememberSecret, withSecretRedaction } from '../../../shared/executors/secrets.ts';
-import { execution, job } from './shell-job.ts';
-
-/** Whether a process exists and is not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-async function gone(pid: number, withinMs = 3_000): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (Date.now() < deadline) {
-    if (!alive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return !alive(pid);
-}
+import { alive, execution, gone, job } from './shell-job.ts';
 
 const spawners: JobSpawner[] = [];
 const children: ChildProcess[] = [];
