@@ -10,6 +10,7 @@ import { ifCondition, onConditionFailed } from '../aws/conditional.ts';
 import { allItems, batchGet, collect } from '../aws/pages.ts';
 import { readBatchOf } from '../aws/read-batch.ts';
 import { retryUnavailable } from '../aws/unavailable.ts';
+import { updateItem } from '../aws/update-item.ts';
 import { writeEach } from '../aws/write-each.ts';
 import type { Config } from '../config.ts';
 import { ConflictError } from '../errors.ts';
@@ -420,17 +421,16 @@ export class JobsStore implements JobsPort {
     settling: readonly string[],
   ): Promise<boolean> {
     const write = settleWrite(counting, status, settling, job.settleSeq);
+    // A write per job per stream batch: through the cached client, as the Executions table's marks are.
     return ifCondition(
-      this.clients.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { name: job.name },
-          UpdateExpression: write.expression,
-          ConditionExpression: write.condition,
-          ExpressionAttributeNames: write.names,
-          ExpressionAttributeValues: write.values,
-        }),
-      ),
+      updateItem(this.clients, {
+        TableName: this.table,
+        Key: { name: job.name },
+        UpdateExpression: write.expression,
+        ConditionExpression: write.condition,
+        ExpressionAttributeNames: write.names,
+        ExpressionAttributeValues: write.values,
+      }),
     );
   }
 
