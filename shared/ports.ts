@@ -276,6 +276,8 @@ export interface Lease {
   readonly expiresAtMs: number;
   /** When the holder last took or renewed it (each tick does); 0 when unknown. */
   readonly acquiredAtMs?: number;
+  /** A shard lease's window cursor, as it stood when the lease was taken (absent before its first round). */
+  readonly cursorAt?: number;
 }
 
 /**
@@ -299,6 +301,11 @@ export interface ControlPort {
   /** Takes or renews a lease (a takeover increments its fencing token); null when another holds it. */
   acquireLease(name: string, owner: string, now: number, ttlMs: number): Promise<Lease | null>;
   releaseLease(name: string, lease: Lease): Promise<void>;
+  /**
+   * Releases a shard's lease and, with `advanceTo`, moves its cursor there, in one write fenced by the
+   * lease; false when the lease was taken over meanwhile.
+   */
+  endRound(name: string, lease: Lease, advanceTo: number | null): Promise<boolean>;
   getLease(name: string): Promise<Lease | null>;
   getCursor(shard: number): Promise<number | null>;
   /** Moves a shard's cursor forward under a fencing token; false for an older token or a backward move. */

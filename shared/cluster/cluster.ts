@@ -1,9 +1,9 @@
 /** Cluster-level views and switches: members, leader, busy executions, pause. */
 import { livenessReference, memberStatus } from '../agents/liveness.ts';
 import type { Context } from '../context.ts';
+import { SCHEDULER_LEASE } from '../control/control-keys.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { toApi as executionToApi } from '../executions/execution.ts';
-import { SCHEDULER_LEASE } from '../scheduler/tick.ts';
 import { toRfc3339 } from '../time.ts';
 import { MAX_HOLD_MS } from '../timing.ts';
 

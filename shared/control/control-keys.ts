@@ -24,10 +24,21 @@ export const CONTROL_KEY = {
   queue: 'queue#',
 } as const;
 
+/** The lease of due shard 0, which is also the coordinator's (the scheduler's lease, as the cluster view names it). */
+export const SCHEDULER_LEASE = 'scheduler';
+
+/** The lease of one due shard; its item also holds the shard's window cursor (`cursorAt`, `cursorFence`). */
+export function leaseName(shard: number): string {
+  return shard === 0 ? SCHEDULER_LEASE : `${SCHEDULER_LEASE}-${shard}`;
+}
+
 export const controlKeys = {
   /** A scheduler lease (with its fencing token), by lease name (shared/scheduler/tick.ts names them). */
   lease: (name: string): ControlKey => ({ pk: `${CONTROL_KEY.lease}${name}` }),
-  /** The tick's window cursor of one due shard. */
+  /**
+   * Where a due shard's window cursor was kept until 12-07: read once, while its lease item has no cursor yet
+   * (a table from before the cursor moved onto the lease item); never written any more.
+   */
   cursor: (shard: number): ControlKey => ({ pk: `${CONTROL_KEY.cursor}${shard}` }),
   /** The global pause flag; a claim checks it in its transaction. */
   pause: (): ControlKey => ({ pk: CONTROL_KEY.pause }),

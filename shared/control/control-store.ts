@@ -8,7 +8,7 @@ import { ifCondition, onConditionFailed } from '../aws/conditional.ts';
 import { readBatchOf } from '../aws/read-batch.ts';
 import type { Config } from '../config.ts';
 import type { ControlPort, Lease, LockHolder, ReadTogether, ShardLayout } from '../ports.ts';
-import { CONTROL_ITEM_ABSENT, controlKeys } from './control-keys.ts';
+import { CONTROL_ITEM_ABSENT, controlKeys, leaseName } from './control-keys.ts';
 
 export class ControlStore implements ControlPort {
   constructor(
@@ -22,7 +22,9 @@ export class ControlStore implements ControlPort {
 
   /**
    * Takes or renews the lease: succeeds if nobody holds it, it expired, or we already hold it. Every
-   * takeover increments the fencing token, so writes made under an older token can be refused.
+   * takeover increments the fencing token, so writes made under an older token can be refused. A shard's
+   * lease item also holds its window cursor, which comes back with the lease (`cursorAt`): the tick reads
+   * nothing more to know where its window starts.
    */
   async acquireLease(name: string, owner: string, now: number, ttlMs: number): Promise<Lease | null> {
     const out = await onConditionFailed(
@@ -31,7 +33,8 @@ export class ControlStore implements ControlPort {
           TableName: this.table,
           Key: controlKeys.lease(name),
           UpdateExpression: 'SET #o = :me, expiresAtMs = :exp, acquiredAt = :now ADD #t :one',
-          ConditionExpression: `${CONTROL_ITEM_ABSENT} OR expiresAtMs < :now OR #o = :me`,
+          // Not yet a lease (absent, or only a cursor written by `advanceCursor`), expired, or ours.
+          ConditionExpression: 'attribute_not_exists(expiresAtMs) OR expiresAtMs < :now OR #o = :me',
           ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
           ExpressionAttributeValues: { ':me': owner, ':exp': now + ttlMs, ':now': now, ':one': 1 },
           ReturnValues: 'ALL_NEW',
@@ -41,7 +44,44 @@ export class ControlStore implements ControlPort {
     );
     if (!out) return null;
     const a = out.Attributes ?? {};
-    return { owner, token: Number(a.token), expiresAtMs: Number(a.expiresAtMs) };
+    return {
+      owner,
+      token: Number(a.token),
+      expiresAtMs: Number(a.expiresAtMs),
+      ...(typeof a.cursorAt === 'number' ? { cursorAt: a.cursorAt } : {}),
+    };
+  }
+
+  /**
+   * Ends a shard's round in one write on its lease item: releases the lease and, with `advanceTo`, moves
+   * the shard's cursor there (fenced by the lease itself: only the holder of this token writes, and the
+   * cursor never moves back). Until 12-07 these were two writes on two items, and the cursor a third read.
+   * False when the lease was taken over meanwhile (nothing written: the new holder plans on from the cursor).
+   */
+  async endRound(name: string, lease: Lease, advanceTo: number | null): Promise<boolean> {
+    const values: Record<string, unknown> = { ':zero': 0, ':me': lease.owner, ':token': lease.token };
+    let update = 'SET expiresAtMs = :zero';
+    let condition = '#o = :me AND #t = :token';
+    if (advanceTo !== null) {
+      update += ', cursorAt = :at, cursorFence = :token';
+      condition += ' AND (attribute_not_exists(cursorAt) OR cursorAt <= :at)';
+      values[':at'] = advanceTo;
+    }
+    const ended = await ifCondition(
+      this.clients.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: controlKeys.lease(name),
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { '#o': 'owner', '#t': 'token' },
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+    // Refused for the cursor alone (it is already further on): the lease is still released.
+    if (!ended && advanceTo !== null) await this.releaseLease(name, lease);
+    return ended;
   }
 
   /** Nothing to release when the lease was taken over meanwhile. */
@@ -74,26 +114,40 @@ export class ControlStore implements ControlPort {
     };
   }
 
+  /**
+   * A shard's window cursor, from its lease item; for a table from before the cursor moved there (12-07),
+   * from the cursor's own item until the shard's first round ends and writes it on the lease.
+   */
   async getCursor(shard: number): Promise<number | null> {
     const out = await this.clients.doc.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: controlKeys.lease(leaseName(shard)),
+        ConsistentRead: true,
+        ProjectionExpression: 'cursorAt',
+      }),
+    );
+    if (typeof out.Item?.cursorAt === 'number') return out.Item.cursorAt;
+    const legacy = await this.clients.doc.send(
       new GetCommand({ TableName: this.table, Key: controlKeys.cursor(shard), ConsistentRead: true }),
     );
-    return typeof out.Item?.at === 'number' ? out.Item.at : null;
+    return typeof legacy.Item?.at === 'number' ? legacy.Item.at : null;
   }
 
   /**
    * Moves the cursor forward under a fencing token: a holder whose token is older than the last writer's
-   * (it lost the lease while working) cannot move it, and the cursor never moves backwards.
+   * (it lost the lease while working) cannot move it, and the cursor never moves backwards. (A tick moves
+   * it with `endRound`, in the write that releases its lease.)
    */
   async advanceCursor(shard: number, at: number, fence: number): Promise<boolean> {
     return ifCondition(
       this.clients.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: controlKeys.cursor(shard),
-          UpdateExpression: 'SET #at = :at, fence = :fence',
-          ConditionExpression: `${CONTROL_ITEM_ABSENT} OR (fence <= :fence AND #at <= :at)`,
-          ExpressionAttributeNames: { '#at': 'at' },
+          Key: controlKeys.lease(leaseName(shard)),
+          UpdateExpression: 'SET cursorAt = :at, cursorFence = :fence',
+          ConditionExpression:
+            'attribute_not_exists(cursorAt) OR (cursorFence <= :fence AND cursorAt <= :at)',
           ExpressionAttributeValues: { ':at': at, ':fence': fence },
         }),
       ),

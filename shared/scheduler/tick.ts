@@ -5,6 +5,7 @@
  */
 import { storeUnavailable } from '../aws/unavailable.ts';
 import type { Context } from '../context.ts';
+import { leaseName } from '../control/control-keys.ts';
 import { stagingLeadSeconds } from '../dispatch/dispatch.ts';
 import { recordTick } from '../metrics/metrics.ts';
 import type { JobRecord } from '../ports.ts';
@@ -30,7 +31,6 @@ export interface TickReport {
   readonly errors: ReadonlyArray<{ job: string; error: string }>;
 }
 
-export const SCHEDULER_LEASE = 'scheduler';
 /** Due jobs planned together (their puts, sends and advances in bulk requests). */
 const CHUNK_JOBS = 100;
 /**
@@ -82,10 +82,6 @@ export class Slots {
 
 const planSlots = new Slots(PARALLEL_CHUNKS);
 
-export function leaseName(shard: number): string {
-  return shard === 0 ? SCHEDULER_LEASE : `${SCHEDULER_LEASE}-${shard}`;
-}
-
 /** Plans one due shard's window under that shard's lease (see coordinator.ts for who ticks which shard). */
 export async function tick(ctx: Context, owner: string, shard = 0): Promise<TickReport> {
   const started = performance.now();
@@ -120,13 +116,15 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
   const lease = await ctx.control.acquireLease(leaseName(shard), owner, now, leaseMs);
   if (!lease) return report;
   report.leader = true;
+  let advanceTo: number | null = null;
   try {
     // While paused nothing is planned and the cursor is held; catch-up decides about the gap later.
     if (await ctx.control.isPaused()) {
       report.paused = true;
       return report;
     }
-    const cursor = (await ctx.control.getCursor(shard)) ?? now;
+    // The cursor comes with the lease (its item holds both); only a table from before that reads it apart.
+    const cursor = lease.cursorAt ?? (await ctx.control.getCursor(shard)) ?? now;
     const windowEnd = Math.max(cursor, now + ctx.config.tickPeriodMs + ctx.config.tickMarginMs);
     report.windowStart = cursor;
     report.windowEnd = windowEnd;
@@ -204,13 +202,12 @@ async function tickUnderLease(ctx: Context, owner: string, shard: number): Promi
       report.errors.length === 0 ||
       due.length > report.errors.length
     ) {
-      if (ctx.clock() < lease.expiresAtMs) {
-        await ctx.control.advanceCursor(shard, windowEnd, lease.token);
-      }
+      if (ctx.clock() < lease.expiresAtMs) advanceTo = windowEnd;
     }
     return report;
   } finally {
-    await ctx.control.releaseLease(leaseName(shard), lease);
+    // One write ends the round: the lease released and, when the window was planned, the cursor moved.
+    await ctx.control.endRound(leaseName(shard), lease, advanceTo);
   }
 }
 

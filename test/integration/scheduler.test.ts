@@ -8,9 +8,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
 import { type Context, createContext } from '../../shared/context.ts';
+import { controlKeys } from '../../shared/control/control-keys.ts';
 import { stagingLeadSeconds } from '../../shared/dispatch/dispatch.ts';
 import { laterVisibilitySeconds, processLaunches } from '../../shared/executions/runner.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
@@ -122,6 +124,85 @@ describe('lease', () => {
     expect(next?.token).toBeGreaterThan(first.token + 1);
     expect(await ctx.control.advanceCursor(99, clockNow + 10, next!.token)).toBe(true);
     expect(await ctx.control.advanceCursor(99, clockNow + 20, first.token)).toBe(false);
+  });
+});
+
+describe("a shard's round on its lease item", () => {
+  /** The Control-table requests of `fn`, as `<Command> <pk>`, seen on a context of their own. */
+  async function controlRequests(fn: (c: Context) => Promise<unknown>): Promise<string[]> {
+    const seen: string[] = [];
+    const c = createContext(stack.env, () => clockNow);
+    c.clients.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string; Key?: { pk?: string | { S?: string } } };
+        if (input.TableName === c.config.tables.control && input.Key) {
+          const pk = typeof input.Key.pk === 'string' ? input.Key.pk : input.Key.pk?.S;
+          seen.push(`${(context.commandName ?? '').replace(/(Item)?Command$/, '')} ${pk}`);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'controlRequests' },
+    );
+    await fn(c);
+    return seen;
+  }
+
+  it('takes the cursor with the lease and ends the round in one write: an idle round writes twice', async () => {
+    const shard = 41;
+    const first = await tick(ctx, 'round-a', shard);
+    expect(first.leader).toBe(true);
+    clockNow += 1_000;
+    let second: Awaited<ReturnType<typeof tick>> | undefined;
+    const requests = await controlRequests(async (c) => {
+      second = await tick(c, 'round-b', shard);
+    });
+    // The window goes on where the last round left the cursor, read from the lease's own answer.
+    expect(second?.windowStart).toBe(first.windowEnd);
+    expect(requests.filter((r) => r.endsWith(`#${shard}`) || r.endsWith(`-${shard}`))).toEqual([
+      `Update lease#scheduler-${shard}`,
+      `Update lease#scheduler-${shard}`,
+    ]);
+    // Released with the cursor moved: a newcomer takes the lease at once and sees where it stands.
+    const next = await ctx.control.acquireLease(`scheduler-${shard}`, 'newcomer', clockNow, 30_000);
+    expect(next?.cursorAt).toBe(second?.windowEnd);
+  });
+
+  it('lets a holder whose lease was taken over neither move the cursor nor release the new lease', async () => {
+    const name = 'scheduler-42';
+    const old = await ctx.control.acquireLease(name, 'old', clockNow, 30_000);
+    expect(await ctx.control.endRound(name, old!, clockNow + 10_000)).toBe(true);
+    const stale = await ctx.control.acquireLease(name, 'stale', clockNow + 1_000, 30_000);
+    const successor = await ctx.control.acquireLease(name, 'successor', clockNow + 40_000, 30_000);
+    expect(successor?.cursorAt).toBe(clockNow + 10_000);
+    expect(await ctx.control.endRound(name, stale!, clockNow + 90_000)).toBe(false);
+    expect(await ctx.control.getCursor(42)).toBe(clockNow + 10_000);
+    expect(await ctx.control.getLease(name)).toMatchObject({ owner: 'successor', token: successor!.token });
+    expect(await ctx.control.acquireLease(name, 'intruder', clockNow + 41_000, 30_000)).toBeNull();
+    // The holder's own end moves it, never backwards.
+    expect(await ctx.control.endRound(name, successor!, clockNow + 5_000)).toBe(false);
+    expect(await ctx.control.getCursor(42)).toBe(clockNow + 10_000);
+    const again = await ctx.control.acquireLease(name, 'successor', clockNow + 42_000, 30_000);
+    expect(await ctx.control.endRound(name, again!, clockNow + 70_000)).toBe(true);
+    expect(await ctx.control.getCursor(42)).toBe(clockNow + 70_000);
+    expect((await ctx.control.getLease(name))?.expiresAtMs).toBe(0);
+  });
+
+  it('starts from a cursor kept in its own item before it moved onto the lease, and moves it there', async () => {
+    const shard = 43;
+    const before = clockNow - 5_000;
+    await ctx.clients.doc.send(
+      new PutCommand({
+        TableName: ctx.config.tables.control,
+        Item: { ...controlKeys.cursor(shard), at: before },
+      }),
+    );
+    const round = await tick(ctx, 'upgraded', shard);
+    expect(round.windowStart).toBe(before);
+    clockNow += 1_000;
+    const requests = await controlRequests(async (c) => {
+      expect((await tick(c, 'upgraded', shard)).windowStart).toBe(round.windowEnd);
+    });
+    expect(requests).not.toContain(`Get cursor#${shard}`);
   });
 });
 
@@ -297,14 +378,14 @@ describe('a tick killed after each step', () => {
       return r;
     };
     const control = Object.create(ctx.control) as Context['control'];
-    control.advanceCursor = async (shard, at, fence) => {
-      const r = await ctx.control.advanceCursor(shard, at, fence);
-      if (step === 'cursor' && fired === 0) throw fire('killed after moving the cursor');
+    // The round's last write moves the cursor and releases the lease together (endRound).
+    control.endRound = async (name, lease, advanceTo) => {
+      // Killed right after taking the lease: it is never released and has to expire.
+      if (step === 'lease') return false;
+      const r = await ctx.control.endRound(name, lease, advanceTo);
+      if (step === 'cursor' && advanceTo !== null && fired === 0)
+        throw fire('killed after moving the cursor');
       return r;
-    };
-    // Killed right after taking the lease: it is never released and has to expire.
-    control.releaseLease = async (name, lease) => {
-      if (step !== 'lease') await ctx.control.releaseLease(name, lease);
     };
     if (step === 'lease')
       control.isPaused = async () => Promise.reject(fire('killed after taking the lease'));

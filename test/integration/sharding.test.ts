@@ -9,6 +9,7 @@ import { CreateQueueCommand, type Message, ReceiveMessageCommand } from '@aws-sd
 import type { Context as LambdaContext, SQSEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Context, createContext } from '../../shared/context.ts';
+import { leaseName } from '../../shared/control/control-keys.ts';
 import { ACTIVE_SHARDS, activeShardOf } from '../../shared/executions/executions-store.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
 import {
@@ -20,7 +21,7 @@ import {
   type ShardFanOut,
 } from '../../shared/scheduler/coordinator.ts';
 import { runShardTicks, shardToTick, sqsFanOut } from '../../shared/scheduler/shard-ticks.ts';
-import { leaseName, tick } from '../../shared/scheduler/tick.ts';
+import { tick } from '../../shared/scheduler/tick.ts';
 import { startTestStack, waitFor } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
