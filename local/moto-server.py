@@ -1,5 +1,5 @@
-"""moto server, started by local/emulators.ts — moto itself, with one SQS race fixed and two of its SQS
-hot spots made cheap.
+"""moto server, started by local/emulators.ts — moto itself, with one SQS race fixed, two of its SQS
+hot spots made cheap, and its long poll answering a delayed message when its delay ends.
 
 The race (moto 5.2.5): `Queue.delete_message` rebuilds the queue's message list and assigns it back
 without the lock `Queue.add_message` appends under. moto's server handles requests on threads, so a
@@ -8,6 +8,10 @@ deletes that overlap undo one another (the deleted message comes back after its 
 agent handing a launch on (send, then delete its own copy) while another agent deleted a finished one lost
 the launch; the bench counted it as never started. Real SQS does neither; delete now holds the lock
 (test/integration/local/moto-server.test.ts).
+
+And one fidelity fix: moto's long poll slept a whole second on its queue's condition, which only a send
+wakes, so a message whose delay ran out during the wait was answered up to a second late (below,
+`wait_for_messages`); SQS answers it at once.
 
 moto's SQS model asks the clock through `unix_time_millis()`, which builds two naive datetimes and
 subtracts them, for every message in the queue, several times per request: `Message.visible` and
@@ -87,6 +91,44 @@ def send_message(self, *args, **kwargs):
         _sending.depth -= 1
 
 
+def messages(self):
+    # The same test as moto's `Message.visible` and `not Message.delayed`, with the clock read once per walk
+    # instead of twice per message.
+    now = time.time() * 1000.0
+    return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
+
+
+# The shortest a long poll sleeps between two looks at its queue, and the margin past a message's due time.
+_MIN_WAIT_S = 0.005
+_DUE_MARGIN_S = 0.001
+
+
+def wait_for_messages(self, timeout):
+    # moto's long poll sleeps on the queue's condition, which only a send notifies: a message whose delay or
+    # visibility timeout ran out meanwhile was seen only when the one-second wait timed out — up to a second
+    # after it became receivable, half a second on average, where SQS answers a long poll at once. Launches
+    # are sent with delays and made visible a second before their fire time, so that lateness reached the
+    # agents and the worker. This sleeps until the first message in the queue becomes receivable (or a send).
+    deadline = time.time() + timeout
+    with self._messages_lock:
+        while True:
+            now = time.time() * 1000.0
+            due = None
+            for m in self._messages:
+                if now > m.visible_at and now >= m.delayed_until:
+                    return
+                at = max(m.visible_at, m.delayed_until)
+                if due is None or at < due:
+                    due = at
+            left = deadline - time.time()
+            if left <= 0:
+                return
+            wait = left if due is None else min(left, max(_MIN_WAIT_S, (due - now) / 1000.0 + _DUE_MARGIN_S))
+            self._messages_lock.wait(wait)
+
+
+sqs_models.Queue.messages = property(messages)
+sqs_models.Queue.wait_for_messages = wait_for_messages
 sqs_models.Queue.attributes = property(attributes)
 sqs_models.SQSBackend.send_message = send_message
 sqs_models.unix_time = unix_time

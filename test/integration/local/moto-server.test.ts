@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   CreateQueueCommand,
+  DeleteMessageCommand,
   ListQueuesCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
@@ -36,6 +37,12 @@ let server: ChildProcess | undefined;
 afterAll(() => {
   server?.kill('SIGKILL');
 });
+let started: Promise<string> | undefined;
+/** One launcher for the tests that talk to it over HTTP. */
+const moto = () => {
+  started ??= startMoto();
+  return started;
+};
 
 /** The launcher as local/emulators.ts starts it, on a port of its own; answers once moto answers. */
 async function startMoto(): Promise<string> {
@@ -86,7 +93,7 @@ describe('moto server as the local stack runs it', () => {
   }, 60_000);
 
   it('keeps connections open as SQS does, and a burst of long polls does not hold up other requests', async () => {
-    const endpoint = await startMoto();
+    const endpoint = await moto();
     // A keep-alive agent as the SDK's, counting the connections it opens.
     let connects = 0;
     const agent = new Agent({ keepAlive: true, maxSockets: 512 });
@@ -120,6 +127,41 @@ describe('moto server as the local stack runs it', () => {
     expect(got.Messages?.length).toBeGreaterThan(0);
     expect(Date.now() - t0).toBeLessThan(2_000);
     expect((await Promise.all(polls)).every((r) => (r.Messages ?? []).length === 0)).toBe(true);
+    sqs.destroy();
+  }, 60_000);
+
+  it('answers a waiting long poll when a delay or a visibility timeout ends, as SQS does', async () => {
+    const sqs = new SQSClient({
+      region: 'us-east-1',
+      endpoint: await moto(),
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'long-poll-wakes' }));
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    /** How long after `dueAt` a long poll started `afterMs` into the wait got a message. */
+    const lateness = async (dueAt: number) => {
+      const got = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 5, VisibilityTimeout: 1 }),
+      );
+      expect(got.Messages).toHaveLength(1);
+      return { late: Date.now() - dueAt, handle: got.Messages![0]!.ReceiptHandle! };
+    };
+    // moto as released slept a second on the queue's condition, which only a send wakes: a poll that began
+    // 300–700 ms into a one-second delay got its message 300–700 ms after the delay ended.
+    for (const afterMs of [300, 500, 700]) {
+      const sent = Date.now();
+      await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: `d${afterMs}`, DelaySeconds: 1 }));
+      await sleep(afterMs - (Date.now() - sent));
+      const { late, handle } = await lateness(sent + 1_000);
+      expect(late).toBeLessThan(150);
+      // Received with a visibility timeout of 1 s and not deleted: it comes back a second later.
+      const received = Date.now();
+      await sleep(afterMs);
+      const again = await lateness(received + 1_000);
+      expect(again.late).toBeLessThan(150);
+      await sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: again.handle }));
+      expect(handle).not.toBe(again.handle);
+    }
     sqs.destroy();
   }, 60_000);
 });
