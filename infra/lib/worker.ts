@@ -3,6 +3,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { WORKER_BATCH_SIZE, WORKER_BATCH_WINDOW_SECONDS } from '../../shared/dispatch/dispatch.ts';
 import type { RuntimeBindings } from './bindings.ts';
 import { HandlerFunction } from './function.ts';
 
@@ -58,8 +59,16 @@ export class Worker extends Construct {
       timeout: this.props.timeout ?? Duration.seconds(900),
       memorySize: this.props.memorySize ?? 512,
     }).function;
-    // No batching window: a receive hands over what is visible at once, never waiting to fill the batch.
-    fn.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }));
+    // A batching window: launches made visible together are gathered into one invocation, which holds once
+    // for all of them (without it a receive answers with the first visible launch: ~1 an invocation). The
+    // planner gives the worker's queue the window's length of lead more (WORKER_BATCH_WINDOW_SECONDS).
+    fn.addEventSource(
+      new SqsEventSource(this.queue, {
+        batchSize: WORKER_BATCH_SIZE,
+        maxBatchingWindow: Duration.seconds(WORKER_BATCH_WINDOW_SECONDS),
+        reportBatchItemFailures: true,
+      }),
+    );
     // The targets the executors may call come from the `workerTargets` allow-list (permissions.ts).
     this.fn = fn;
     return fn;

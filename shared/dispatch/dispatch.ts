@@ -166,6 +166,20 @@ export function delaySecondsFor(fireAtMs: number, now: number, leadSeconds = 1):
   return Math.max(0, Math.min(900, Math.floor((fireAtMs - now) / 1000) - Math.max(1, leadSeconds)));
 }
 
+/**
+ * The worker function's SQS event source mapping gathers launches for up to this long before it invokes
+ * the function (`MaximumBatchingWindowInSeconds`, infra/lib/worker.ts), and launches for the worker's
+ * queue get this much more lead, so a launch gathered for the whole window still arrives before its fire
+ * time. Without a window each receive was one invocation, and a receive answers as soon as one launch is
+ * visible: ~1 launch an invocation, each holding the billed invocation to its own fire time (README, Cost).
+ */
+export const WORKER_BATCH_WINDOW_SECONDS = 1;
+/**
+ * The most launches one worker invocation takes (`BatchSize`; above 10 SQS mappings need a window). The
+ * launches of one fire second are gathered into one invocation, which holds once for all of them.
+ */
+export const WORKER_BATCH_SIZE = 100;
+
 /** Launches of one second that one more second of lead is given for (see `stagingLeadSeconds`). */
 export const LAUNCHES_PER_LEAD_SECOND = 100;
 /** The most lead a busy second gets; agents hold a launch for at most MAX_HOLD_MS (15 s). */
@@ -301,10 +315,15 @@ export class Dispatcher {
   ): Promise<void> {
     const batches: LaunchMessage[][] = [];
     for (let i = 0; i < messages.length; i += 10) batches.push(messages.slice(i, i + 10));
+    // The worker's mapping may gather a launch for its whole batching window before it invokes.
+    const lead =
+      queueUrl === this.config.workerQueueUrl
+        ? (fireAt: number) => leadFor(fireAt) + WORKER_BATCH_WINDOW_SECONDS
+        : leadFor;
     // A burst of launches goes out SEND_PARALLEL batches at a time, in the order given (earliest first).
     let next = 0;
     const worker = async () => {
-      while (next < batches.length) await this.sendBatch(queueUrl, batches[next++]!, clock(), leadFor);
+      while (next < batches.length) await this.sendBatch(queueUrl, batches[next++]!, clock(), lead);
     };
     await Promise.all(Array.from({ length: Math.min(SEND_PARALLEL, batches.length) }, worker));
   }

@@ -30,6 +30,14 @@ export function asActor<T>(actor: string, fn: () => T): T {
 
 export const currentActor = () => actorStore.getStore() ?? 'agent';
 
+const unmeteredStacks = new WeakSet<object>();
+
+/** A client whose requests are not counted: the bench's own looks at the emulators, which AWS has no part in. */
+export function unmetered<T extends { middlewareStack: object }>(client: T): T {
+  unmeteredStacks.add(client.middlewareStack);
+  return client;
+}
+
 export interface CommandTally {
   requests: number;
   failed: number;
@@ -271,7 +279,7 @@ export class CostMeter {
     proto.send = function (this: { middlewareStack: { add: (m: unknown, o: unknown) => void } }, ...args) {
       const stack = this.middlewareStack;
       // The document client shares its DynamoDB client's stack: one middleware for both.
-      if (stack && !seen.has(stack)) {
+      if (stack && !seen.has(stack) && !unmeteredStacks.has(stack)) {
         seen.add(stack);
         stack.add(middleware, {
           step: 'serialize',

@@ -32,10 +32,24 @@ import {
   GetShardIteratorCommand,
   type _Record as StreamRecord,
 } from '@aws-sdk/client-dynamodb-streams';
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { Context as LambdaContext, SQSEvent } from 'aws-lambda';
+import { WORKER_BATCH_SIZE, WORKER_BATCH_WINDOW_SECONDS } from '../../shared/dispatch/dispatch.ts';
 import { TERMINAL } from '../../shared/executions/execution.ts';
-import { asActor, CostMeter, isDynamoRead, isDynamoWrite, StdoutMeter, type Tally } from './cost-meter.ts';
+import {
+  asActor,
+  CostMeter,
+  isDynamoRead,
+  isDynamoWrite,
+  StdoutMeter,
+  type Tally,
+  unmetered,
+} from './cost-meter.ts';
 import {
   addUsage,
   billedGbSeconds,
@@ -189,10 +203,41 @@ function startEventsMapping(stack: Stack, handler: Handler<unknown, unknown>) {
   };
 }
 
-/** The worker function's SQS event source mapping: receive ≤ 10, one invocation per receive (batch size 10). */
+/**
+ * The worker function's SQS event source mapping (infra/lib/worker.ts): batch size WORKER_BATCH_SIZE and a
+ * batching window of WORKER_BATCH_WINDOW_SECONDS. A poller long-polls; once it has launches it gathers more
+ * (receives of ten) until the batch is full or the window since its first ran out, then invokes the
+ * function once with all of them.
+ */
 function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItemFailures: unknown[] }>) {
   const ctx = stack.ctx;
   const queueUrl = ctx.config.workerQueueUrl ?? '';
+  // Looks at the queue without a receive, and without the meter: what Lambda's pollers know of the queue
+  // while they gather is theirs; only their receives are billed (and counted, below).
+  const peek = unmetered(
+    new SQSClient({
+      region: 'us-east-1',
+      endpoint: stack.env.AWS_ENDPOINT_URL_SQS ?? stack.env.AWS_ENDPOINT_URL,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    }),
+  );
+  const visible = async () => {
+    const got = await peek.send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+    );
+    return Number(got.Attributes?.ApproximateNumberOfMessages ?? 0);
+  };
+  const receive = async (max: number, waitSeconds: number) =>
+    (
+      await ctx.clients.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: max,
+          WaitTimeSeconds: waitSeconds,
+          MessageSystemAttributeNames: ['All'],
+        }),
+      )
+    ).Messages ?? [];
   let stopping = false;
   const inFlight = new Set<Promise<void>>();
   /** holdMs: how long before its fire time each launch reached the worker (it holds until then, billed). */
@@ -201,16 +246,14 @@ function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItem
     asActor('worker_mapping', async () => {
       while (!stopping) {
         try {
-          const got = await ctx.clients.sqs.send(
-            new ReceiveMessageCommand({
-              QueueUrl: queueUrl,
-              MaxNumberOfMessages: 10,
-              WaitTimeSeconds: 20,
-              MessageSystemAttributeNames: ['All'],
-            }),
-          );
-          const messages = got.Messages ?? [];
+          const messages = await receive(10, 20);
           if (messages.length === 0) continue;
+          const windowEnd = Date.now() + WORKER_BATCH_WINDOW_SECONDS * 1_000;
+          while (messages.length < WORKER_BATCH_SIZE && Date.now() < windowEnd) {
+            if ((await visible()) > 0)
+              messages.push(...(await receive(Math.min(10, WORKER_BATCH_SIZE - messages.length), 1)));
+            else await sleep(Math.min(50, Math.max(1, windowEnd - Date.now())));
+          }
           for (const m of messages) {
             try {
               const at = (JSON.parse(m.Body ?? '{}') as { scheduledAt?: number }).scheduledAt;
@@ -219,7 +262,7 @@ function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItem
               // not a launch
             }
           }
-          // As Lambda's mapping does: what one receive got (up to the batch size, 10) is one invocation.
+          // As Lambda's mapping does: what it gathered (up to the batch size, 10) is one invocation.
           const handled = invoke('worker', () =>
             handler(
               {

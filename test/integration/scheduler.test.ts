@@ -762,6 +762,40 @@ describe('a launch far ahead', () => {
   });
 });
 
+describe("the worker's queue", () => {
+  it('gets a second more of lead: its mapping may gather a launch for a second before it invokes', async () => {
+    const worker = ctx.config.workerQueueUrl;
+    expect(worker).toBeTruthy();
+    const delays = new Map<string, number[]>();
+    const spy = 'spy-worker-lead';
+    ctx.clients.sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'SendMessageBatchCommand') {
+          const input = args.input as { QueueUrl: string; Entries: Array<{ DelaySeconds: number }> };
+          delays.set(input.QueueUrl, [
+            ...(delays.get(input.QueueUrl) ?? []),
+            ...input.Entries.map((e) => e.DelaySeconds),
+          ]);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: spy },
+    );
+    const fireAt = Math.floor(clockNow / 1_000) * 1_000 + 10_000;
+    const launch = (name: string) => ({ jobName: name, executionId: `${fireAt}.0.1`, scheduledAt: fireAt });
+    try {
+      await ctx.dispatch.send(ctx.config.defaultQueueUrl, [launch('lead-default')], () => fireAt - 10_000);
+      await ctx.dispatch.send(worker!, [launch('lead-worker')], () => fireAt - 10_000);
+    } finally {
+      ctx.clients.sqs.middlewareStack.remove(spy);
+    }
+    // Visible 1 s early on an agents' queue (9 s of delay from 10 s ahead); 2 s early on the worker's.
+    expect(delays.get(ctx.config.defaultQueueUrl)).toEqual([9]);
+    expect(delays.get(worker!)).toEqual([8]);
+    await drainQueue(1, 'lead-default');
+  });
+});
+
 describe('a launch planned before a slow write', () => {
   it('is delayed from when it is sent, not from when it was planned', async () => {
     await createJob('slow-put');
