@@ -313,14 +313,19 @@ export class Dispatcher {
     clock: () => number,
     leadFor: (fireAt: number) => number = () => 1,
   ): Promise<void> {
+    // In fire-time order: a batch's launches then share their second, so they come due together and one
+    // receive hands them over together (to be claimed together). In the order planned — each job's fire
+    // times one after another — a batch held ten seconds of one job, every launch came due alone, and each
+    // receive, claim read and pause-flag read served ~1 launch.
+    const ordered = [...messages].sort((a, b) => a.scheduledAt - b.scheduledAt);
     const batches: LaunchMessage[][] = [];
-    for (let i = 0; i < messages.length; i += 10) batches.push(messages.slice(i, i + 10));
+    for (let i = 0; i < ordered.length; i += 10) batches.push(ordered.slice(i, i + 10));
     // The worker's mapping may gather a launch for its whole batching window before it invokes.
     const lead =
       queueUrl === this.config.workerQueueUrl
         ? (fireAt: number) => leadFor(fireAt) + WORKER_BATCH_WINDOW_SECONDS
         : leadFor;
-    // A burst of launches goes out SEND_PARALLEL batches at a time, in the order given (earliest first).
+    // A burst of launches goes out SEND_PARALLEL batches at a time, earliest first.
     let next = 0;
     const worker = async () => {
       while (next < batches.length) await this.sendBatch(queueUrl, batches[next++]!, clock(), lead);
