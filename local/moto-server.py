@@ -1,5 +1,6 @@
 """moto server, started by local/emulators.ts — moto itself, with one SQS race fixed, two of its SQS
-hot spots made cheap, and its long poll answering a delayed message when its delay ends.
+hot spots made cheap, and its long poll answering a delayed message when its delay ends (a batch's messages
+stamped with one time, as SQS does).
 
 The race (moto 5.2.5): `Queue.delete_message` rebuilds the queue's message list and assigns it back
 without the lock `Queue.add_message` appends under. moto's server handles requests on threads, so a
@@ -47,8 +48,15 @@ def unix_time(dt=None):
     return time.time() if dt is None else _unix_time(dt)
 
 
+# The instant a SendMessageBatch came in, while moto works through its entries (see send_message_batch).
+_batch_clock = threading.local()
+
+
 def unix_time_millis(dt=None):
-    return time.time() * 1000.0 if dt is None else _unix_time_millis(dt)
+    if dt is not None:
+        return _unix_time_millis(dt)
+    frozen = getattr(_batch_clock, "ms", None)
+    return frozen if frozen is not None else time.time() * 1000.0
 
 
 def is_message_valid_based_on_retention_period(self, queue_name, message):
@@ -129,6 +137,21 @@ def wait_for_messages(self, timeout):
 
 sqs_models.Queue.messages = property(messages)
 sqs_models.Queue.wait_for_messages = wait_for_messages
+_send_message_batch = sqs_models.SQSBackend.send_message_batch
+
+
+def send_message_batch(self, *args, **kwargs):
+    # SQS stamps a batch's messages with the time of its request: ten launches sent together with one delay
+    # come due together, and a long poll hands them over together. moto stamped each as it got to it, a
+    # millisecond or more apart on a busy host, so a poll woken when the first came due got one or two.
+    _batch_clock.ms = time.time() * 1000.0
+    try:
+        return _send_message_batch(self, *args, **kwargs)
+    finally:
+        _batch_clock.ms = None
+
+
+sqs_models.SQSBackend.send_message_batch = send_message_batch
 sqs_models.Queue.attributes = property(attributes)
 sqs_models.SQSBackend.send_message = send_message
 sqs_models.unix_time = unix_time

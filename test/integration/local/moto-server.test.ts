@@ -92,6 +92,22 @@ describe('moto server as the local stack runs it', () => {
     });
   }, 60_000);
 
+  it("stamps a batch's messages with one time, so ten sent together come due together", async () => {
+    const run = async (mode: string) =>
+      JSON.parse(
+        (
+          await promisify(execFile)(
+            join(REPO_ROOT, '.venv', 'bin', 'python'),
+            [join(REPO_ROOT, 'test', 'integration', 'local', 'moto_batch_clock.py'), mode],
+            { cwd: REPO_ROOT },
+          )
+        ).stdout,
+      ) as { batches: number; spread: number };
+    // moto as released stamps each message as it gets to it: every batch of ten comes due over a spread.
+    expect((await run('unpatched')).spread).toBeGreaterThan(0);
+    expect(await run('patched')).toEqual({ batches: 50, spread: 0 });
+  }, 60_000);
+
   it('keeps connections open as SQS does, and a burst of long polls does not hold up other requests', async () => {
     const endpoint = await moto();
     // A keep-alive agent as the SDK's, counting the connections it opens.

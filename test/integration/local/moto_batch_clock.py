@@ -1,0 +1,29 @@
+"""Sends batches of ten delayed messages to one moto SQS queue; prints how many batches had messages stamped
+with different times (sent or due). `patched`: with local/moto-server.py's patches applied (as the local stack
+runs moto), `unpatched`: moto as released. Used by moto-server.test.ts."""
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+if sys.argv[1] == "patched":
+    path = pathlib.Path(__file__).resolve().parents[3] / "local" / "moto-server.py"
+    spec = importlib.util.spec_from_file_location("moto_server", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+from moto.sqs.models import sqs_backends  # noqa: E402
+
+backend = sqs_backends["123456789012"]["us-east-1"]
+backend.create_queue("batches")
+BATCHES = 50
+spread = 0
+for b in range(BATCHES):
+    entries = {
+        str(i): {"Id": f"m{i}", "MessageBody": f"{b}.{i}" * 50, "DelaySeconds": 5, "MessageAttributes": {}}
+        for i in range(10)
+    }
+    sent, _ = backend.send_message_batch("batches", entries)
+    if len({m.delayed_until for m in sent}) > 1:
+        spread += 1
+print(json.dumps({"batches": BATCHES, "spread": spread}))
