@@ -2,17 +2,14 @@
 are missing afterwards. `patched`: with local/moto-server.py's patches applied (as the local stack runs
 moto), `unpatched`: moto as released. Used by moto-server.test.ts."""
 
-import importlib.util
 import json
-import pathlib
 import sys
 import threading
 
+import moto_patches
+
 sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race needs a switch mid-delete
-if sys.argv[1] == "patched":
-    path = pathlib.Path(__file__).resolve().parents[3] / "local" / "moto-server.py"
-    spec = importlib.util.spec_from_file_location("moto_server", path)
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+moto_patches.apply(sys.argv[1])
 
 from moto.sqs.models import sqs_backends  # noqa: E402
 

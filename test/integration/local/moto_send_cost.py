@@ -11,15 +11,12 @@ as released. Used by moto-server.test.ts.
 - counters: what the attributes read afterwards report (they are still computed when asked for).
 """
 
-import importlib.util
 import json
-import pathlib
 import sys
 
-if sys.argv[1] == "patched":
-    path = pathlib.Path(__file__).resolve().parents[3] / "local" / "moto-server.py"
-    spec = importlib.util.spec_from_file_location("moto_server", path)
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+import moto_patches
+
+moto_patches.apply(sys.argv[1])
 
 import moto.sqs.models as sqs_models  # noqa: E402
 from moto.sqs.models import sqs_backends  # noqa: E402
