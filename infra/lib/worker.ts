@@ -61,7 +61,8 @@ export class Worker extends Construct {
     }).function;
     // A batching window: launches made visible together are gathered into one invocation, which holds once
     // for all of them (without it a receive answers with the first visible launch: ~1 an invocation). The
-    // planner gives the worker's queue the window's length of lead more (WORKER_BATCH_WINDOW_SECONDS).
+    // planner makes the worker's launches visible the window and a start margin early, at a chosen phase of
+    // the second (shared/dispatch/dispatch.ts: workerLeadMs, phaseWaitMs).
     fn.addEventSource(
       new SqsEventSource(this.queue, {
         batchSize: WORKER_BATCH_SIZE,

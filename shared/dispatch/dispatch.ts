@@ -175,6 +175,78 @@ export function delaySecondsFor(fireAtMs: number, now: number, leadSeconds = 1):
  */
 export const WORKER_BATCH_WINDOW_SECONDS = 1;
 /**
+ * What the worker's launches are given beyond the batching window: the invocation starts at least this
+ * long before the fire time. A warm invocation's start and the claim take tens of ms; agents' queues get a
+ * whole second (`delaySecondsFor`), but the worker holds its billed invocation for whatever lead is left,
+ * so its launches get this margin and are sent at a chosen phase of the second (`phaseWaitMs`).
+ */
+export const WORKER_START_MARGIN_MS = 500;
+/**
+ * A launch with no other worker launch in the WORKER_WARM_MS before it likely meets a cold start (Lambda
+ * retires an idle environment within minutes; starting Node and the bundle takes hundreds of ms), so it
+ * gets this much more margin: a whole second, which keeps the phase of the warm ones. What a lone launch's
+ * longer hold costs is that one launch's; a steady stream pays the warm margin.
+ */
+export const WORKER_COLD_EXTRA_MS = 1_000;
+/** How far back another worker launch of the same send makes a launch count as warm. */
+export const WORKER_WARM_MS = 60_000;
+/**
+ * A worker launch becomes visible between its lead and this much earlier. SQS delays are whole seconds
+ * from the send: sent at any moment, a launch becomes visible up to a second earlier than asked; the
+ * sender waits for the part of the second in which the error stays under this (a quarter of every second).
+ */
+export const WORKER_PHASE_TOLERANCE_MS = 250;
+/** The most a `send` to the worker's queue waits for the phase in all: a burst beyond it goes out as it can. */
+export const WORKER_PHASE_BUDGET_MS = 5_000;
+
+/**
+ * Milliseconds before its fire time that a worker launch is to become visible: the batching window, the
+ * start margin (a second more for a launch likely to meet a cold start), and the busy second's extra
+ * staging lead (`leadSeconds` − 1, as agents get it).
+ */
+export function workerLeadMs(leadSeconds: number, warm = true): number {
+  return (
+    WORKER_BATCH_WINDOW_SECONDS * 1_000 +
+    WORKER_START_MARGIN_MS +
+    (warm ? 0 : WORKER_COLD_EXTRA_MS) +
+    Math.max(0, leadSeconds - 1) * 1_000
+  );
+}
+
+/**
+ * Of launches sorted by fire time: whether each fire time has another launch between WORKER_WARM_MS and
+ * one second before it (whose invocation likely left a warm environment behind).
+ */
+export function warmFireTimes(ordered: readonly LaunchMessage[]): (fireAt: number) => boolean {
+  const times = [...new Set(ordered.map((m) => m.scheduledAt))];
+  const warm = new Set<number>();
+  let from = 0;
+  for (const at of times) {
+    while (from < times.length && times[from]! < at - WORKER_WARM_MS) from++;
+    if (from < times.length && times[from]! <= at - 1_000) warm.add(at);
+  }
+  return (fireAt) => warm.has(fireAt);
+}
+
+/** Whole seconds of delay (0–900) that make a launch visible no later than `leadMs` before `fireAtMs`. */
+export function delaySecondsBefore(fireAtMs: number, now: number, leadMs: number): number {
+  return Math.max(0, Math.min(900, Math.floor((fireAtMs - leadMs - now) / 1000)));
+}
+
+/**
+ * How long to wait before sending a launch so that it becomes visible at most `toleranceMs` earlier than
+ * `leadMs` before its fire time: sent at `now`, it is visible `(fireAtMs − leadMs − now) mod 1000` ms early.
+ * 0 when that is within the tolerance, when the launch is due within its lead (it goes at once), or when
+ * it is beyond SQS's longest delay (900 s: visible early whatever the phase).
+ */
+export function phaseWaitMs(fireAtMs: number, now: number, leadMs: number, toleranceMs: number): number {
+  const ahead = fireAtMs - leadMs - now;
+  if (ahead < 0 || ahead >= 901_000) return 0;
+  const early = ahead % 1_000;
+  return early > toleranceMs ? early - toleranceMs + 10 : 0;
+}
+
+/**
  * The most launches one worker invocation takes (`BatchSize`; above 10 SQS mappings need a window). The
  * launches of one fire second are gathered into one invocation, which holds once for all of them.
  */
@@ -203,6 +275,9 @@ export class Dispatcher {
   constructor(
     private readonly clients: AwsClients,
     private readonly config: Config,
+    /** How a send to the worker's queue waits for its phase (tests may pass their own). */
+    private readonly sleep: (ms: number) => Promise<void> = (ms) =>
+      new Promise((resolve) => setTimeout(resolve, ms)),
   ) {}
 
   /**
@@ -306,6 +381,13 @@ export class Dispatcher {
    * time)` seconds early (default 1). Each batch's delays are counted from `clock()` when it is sent, not
    * from when its launches were planned: a tick that spent two seconds writing a burst would otherwise
    * make each of them visible two seconds late, after its fire time.
+   *
+   * The worker's queue: each launch is visible `workerLeadMs` early (the batching window and the start
+   * margin; a second more for one with no launch in the minute before it in this send), and a batch is
+   * sent only in the part of the second that makes it visible at most WORKER_PHASE_TOLERANCE_MS earlier
+   * than that: the worker holds its billed invocation from the launch's arrival to its fire time, and a
+   * launch sent at any phase came half a second more early on average. The senders wait together, at most
+   * WORKER_PHASE_BUDGET_MS in all.
    */
   async send(
     queueUrl: string,
@@ -320,17 +402,35 @@ export class Dispatcher {
     const ordered = [...messages].sort((a, b) => a.scheduledAt - b.scheduledAt);
     const batches: LaunchMessage[][] = [];
     for (let i = 0; i < ordered.length; i += 10) batches.push(ordered.slice(i, i + 10));
-    // The worker's mapping may gather a launch for its whole batching window before it invokes.
-    const lead =
-      queueUrl === this.config.workerQueueUrl
-        ? (fireAt: number) => leadFor(fireAt) + WORKER_BATCH_WINDOW_SECONDS
-        : leadFor;
+    const toWorker = queueUrl === this.config.workerQueueUrl;
+    const warm = toWorker ? warmFireTimes(ordered) : () => true;
+    const leadMs = (fireAt: number) => workerLeadMs(leadFor(fireAt), warm(fireAt));
+    const delayFor = toWorker
+      ? (fireAt: number, now: number) => delaySecondsBefore(fireAt, now, leadMs(fireAt))
+      : (fireAt: number, now: number) => delaySecondsFor(fireAt, now, leadFor(fireAt));
+    // The senders share one wait for the phase (while one waits the others do not send) and a budget.
+    let gate: Promise<void> | null = null;
+    let waited = 0;
+    const inPhase = async (fireAt: number) => {
+      if (gate) return gate;
+      const wait = phaseWaitMs(fireAt, clock(), leadMs(fireAt), WORKER_PHASE_TOLERANCE_MS);
+      if (wait === 0 || waited + wait > WORKER_PHASE_BUDGET_MS) return;
+      waited += wait;
+      gate = this.sleep(wait).finally(() => {
+        gate = null;
+      });
+      return gate;
+    };
     // A burst of launches goes out SEND_PARALLEL batches at a time, earliest first.
     let next = 0;
-    const worker = async () => {
-      while (next < batches.length) await this.sendBatch(queueUrl, batches[next++]!, clock(), lead);
+    const sender = async () => {
+      while (next < batches.length) {
+        const batch = batches[next++]!;
+        if (toWorker) await inPhase(batch[0]!.scheduledAt);
+        await this.sendBatch(queueUrl, batch, clock(), delayFor);
+      }
     };
-    await Promise.all(Array.from({ length: Math.min(SEND_PARALLEL, batches.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(SEND_PARALLEL, batches.length) }, sender));
   }
 
   /** Entries SQS refuses are sent again, twice at most; any still refused then fail the call. */
@@ -338,12 +438,12 @@ export class Dispatcher {
     queueUrl: string,
     messages: readonly LaunchMessage[],
     now: number,
-    leadFor: (fireAt: number) => number,
+    delayFor: (fireAt: number, now: number) => number,
   ) {
     let batch = messages.map((m, j) => ({
       Id: String(j),
       MessageBody: JSON.stringify(m),
-      DelaySeconds: delaySecondsFor(m.scheduledAt, now, leadFor(m.scheduledAt)),
+      DelaySeconds: delayFor(m.scheduledAt, now),
     }));
     for (let round = 0; round < 3 && batch.length > 0; round++) {
       const out = await this.clients.sqs.send(

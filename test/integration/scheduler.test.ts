@@ -13,7 +13,11 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { Agent } from '../../agent/agent.ts';
 import { type Context, createContext } from '../../shared/context.ts';
 import { controlKeys } from '../../shared/control/control-keys.ts';
-import { stagingLeadSeconds } from '../../shared/dispatch/dispatch.ts';
+import {
+  stagingLeadSeconds,
+  WORKER_PHASE_TOLERANCE_MS,
+  workerLeadMs,
+} from '../../shared/dispatch/dispatch.ts';
 import { laterVisibilitySeconds, processLaunches } from '../../shared/executions/runner.ts';
 import { validateJob } from '../../shared/jobs/job.ts';
 import { upsertJob } from '../../shared/jobs/jobs-service.ts';
@@ -24,6 +28,7 @@ import { startTestStack, waitFor } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
 let stack: Stack;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let clockNow = 0;
 let ctx: Context;
 
@@ -763,7 +768,7 @@ describe('a launch far ahead', () => {
 });
 
 describe("the worker's queue", () => {
-  it('gets a second more of lead: its mapping may gather a launch for a second before it invokes', async () => {
+  it('gets the batching window more of lead, and a lone launch a second more for a cold start', async () => {
     const worker = ctx.config.workerQueueUrl;
     expect(worker).toBeTruthy();
     const delays = new Map<string, number[]>();
@@ -782,17 +787,61 @@ describe("the worker's queue", () => {
       { step: 'initialize', name: spy },
     );
     const fireAt = Math.floor(clockNow / 1_000) * 1_000 + 10_000;
-    const launch = (name: string) => ({ jobName: name, executionId: `${fireAt}.0.1`, scheduledAt: fireAt });
+    const launch = (name: string, at = fireAt) => ({
+      jobName: name,
+      executionId: `${at}.0.1`,
+      scheduledAt: at,
+    });
     try {
       await ctx.dispatch.send(ctx.config.defaultQueueUrl, [launch('lead-default')], () => fireAt - 10_000);
-      await ctx.dispatch.send(worker!, [launch('lead-worker')], () => fireAt - 10_000);
+      await ctx.dispatch.send(
+        worker!,
+        [launch('lead-worker'), launch('lead-worker-2', fireAt + 2_000)],
+        () => fireAt - 10_000,
+      );
     } finally {
       ctx.clients.sqs.middlewareStack.remove(spy);
     }
-    // Visible 1 s early on an agents' queue (9 s of delay from 10 s ahead); 2 s early on the worker's.
+    // Visible 1 s early on an agents' queue (9 s of delay from 10 s ahead). On the worker's: the first
+    // launch of the send 2.5 s early (window, start margin, a second for a cold start: 7 s of delay), the
+    // next, 2 s after it, 1.5 s early (12 s ahead: 10 s of delay).
     expect(delays.get(ctx.config.defaultQueueUrl)).toEqual([9]);
-    expect(delays.get(worker!)).toEqual([8]);
+    expect(delays.get(worker!)).toEqual([7, 10]);
     await drainQueue(1, 'lead-default');
+  });
+
+  it('is sent at the phase of the second that makes a launch visible no more than the tolerance early', async () => {
+    // A worker queue of its own: the stack's local worker polls the stack's.
+    const created = await ctx.clients.sqs.send(
+      new CreateQueueCommand({ QueueName: `${ctx.config.queuePrefix}phase-worker` }),
+    );
+    const worker = created.QueueUrl!;
+    const real = createContext({ ...stack.env, CRONPLANE_WORKER_QUEUE_URL: worker });
+    const fireAt = Math.ceil(Date.now() / 1_000) * 1_000 + 5_000;
+    const visibleBy = fireAt - workerLeadMs(1, false); // alone in its send: a cold start's margin
+    // Start sending at the worst phase: sent at once, the launch would be visible ~0.9 s before its lead.
+    while ((visibleBy - Date.now()) % 1_000 < 880 || (visibleBy - Date.now()) % 1_000 > 920) await sleep(5);
+    const startedAt = Date.now();
+    const launch = { jobName: 'phase-worker', executionId: `${fireAt}.0.1`, scheduledAt: fireAt };
+    await real.dispatch.send(worker, [launch], real.clock);
+    const sentAfter = Date.now() - startedAt;
+    let arrivedAt = 0;
+    while (arrivedAt === 0 && Date.now() < fireAt + 2_000) {
+      const got = await real.clients.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: worker,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 1,
+          VisibilityTimeout: 600,
+        }),
+      );
+      if ((got.Messages ?? []).some((m) => m.Body?.includes('phase-worker'))) arrivedAt = Date.now();
+    }
+    // It waited for the phase (~0.65 s), then became visible within the tolerance before its lead (the
+    // emulator answers a waiting poll within ~100 ms of a message's due time: moto-server.test.ts).
+    expect(sentAfter).toBeGreaterThan(500);
+    expect(visibleBy - arrivedAt).toBeLessThanOrEqual(WORKER_PHASE_TOLERANCE_MS);
+    expect(arrivedAt - visibleBy).toBeLessThan(150);
   });
 });
 
