@@ -39,7 +39,11 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Context as LambdaContext, SQSEvent } from 'aws-lambda';
-import { WORKER_BATCH_SIZE, WORKER_BATCH_WINDOW_SECONDS } from '../../shared/dispatch/dispatch.ts';
+import {
+  WORKER_BATCH_SIZE,
+  WORKER_BATCH_WINDOW_SECONDS,
+  workerLeadMs,
+} from '../../shared/dispatch/dispatch.ts';
 import { TERMINAL } from '../../shared/executions/execution.ts';
 import {
   asActor,
@@ -241,7 +245,8 @@ function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItem
   let stopping = false;
   const inFlight = new Set<Promise<void>>();
   /** holdMs: how long before its fire time each launch reached the worker (it holds until then, billed). */
-  const state = { invocations: 0, failures: 0, holdMs: [] as number[] };
+  const state = { invocations: 0, failures: 0, holdMs: [] as number[], lateArrivals: 0, backlog: 0 };
+  const startedAt = Date.now();
   const poller = () =>
     asActor('worker_mapping', async () => {
       while (!stopping) {
@@ -250,14 +255,27 @@ function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItem
           if (messages.length === 0) continue;
           const windowEnd = Date.now() + WORKER_BATCH_WINDOW_SECONDS * 1_000;
           while (messages.length < WORKER_BATCH_SIZE && Date.now() < windowEnd) {
+            // A receive that waits may not outlast the window (another poller may have taken what it saw):
+            // with less than a second left it does not wait (SQS reads WaitTimeSeconds 0 as a short poll).
             if ((await visible()) > 0)
-              messages.push(...(await receive(Math.min(10, WORKER_BATCH_SIZE - messages.length), 1)));
+              messages.push(
+                ...(await receive(
+                  Math.min(10, WORKER_BATCH_SIZE - messages.length),
+                  windowEnd - Date.now() >= 1_000 ? 1 : 0,
+                )),
+              );
             else await sleep(Math.min(50, Math.max(1, windowEnd - Date.now())));
           }
           for (const m of messages) {
             try {
               const at = (JSON.parse(m.Body ?? '{}') as { scheduledAt?: number }).scheduledAt;
-              if (typeof at === 'number') state.holdMs.push(Math.max(0, at - Date.now()));
+              // Launches visible before the mapping started (the API plans a new job's first minute at once)
+              // waited for it: not the lead's doing.
+              if (typeof at === 'number' && at < startedAt + workerLeadMs(1, false) + 1_000) state.backlog++;
+              else if (typeof at === 'number') {
+                state.holdMs.push(Math.max(0, at - Date.now()));
+                if (Date.now() > at) state.lateArrivals++;
+              }
             } catch {
               // not a launch
             }
@@ -586,8 +604,11 @@ export async function costExecutions(o: CostOptions): Promise<void> {
               workerMapping.state.holdMs.reduce((a, b) => a + b, 0) /
                 Math.max(1, workerMapping.state.holdMs.length),
             ),
-            // SQS delays are whole seconds from each send: the hold lies in (0, 2 s], by the send's phase.
+            // Visible 1.5–1.75 s early (the send's phase: dispatch.ts phaseWaitMs), gathered for up to 1 s.
             worker_hold_ms: quantiles(workerMapping.state.holdMs),
+            // Launches handed to the worker after their fire time (they start late).
+            worker_arrivals_after_fire_time: workerMapping.state.lateArrivals,
+            worker_backlog_at_start: workerMapping.state.backlog,
           }
         : {}),
       executions_kept: 5,
