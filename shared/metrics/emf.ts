@@ -31,8 +31,32 @@ export function createEmfMetrics(
   });
 }
 
-/** Buffers plain metrics in `metrics` (flushed per invocation); labelled ones go out at once, each with its own dimension. */
+/**
+ * Buffers plain metrics in `metrics` (flushed per invocation). Labelled counts are summed per metric and
+ * label set until the same flush, each set then one line with its own dimension: a stream batch's
+ * `Executions` is a line per status, not a line per finish (~270 bytes of CloudWatch Logs each, most of
+ * what an execution cost in logs). CloudWatch sums a count's values, so the sums are the same. Other
+ * labelled metrics go out at once.
+ */
 export function emfSink(metrics: Metrics): MetricsSink {
+  const counts = new Map<string, { name: string; labels: Readonly<Record<string, string>>; value: number }>();
+  const publish = metrics.publishStoredMetrics.bind(metrics);
+  metrics.publishStoredMetrics = () => {
+    for (const { name, labels, value } of counts.values()) single(name, MetricUnit.Count, value, labels);
+    counts.clear();
+    return publish();
+  };
+  // A dimension of its own needs a metric of its own (Powertools' dimensions hold for a whole flush).
+  const single = (
+    name: string,
+    unit: (typeof MetricUnit)[keyof typeof MetricUnit],
+    value: number,
+    labels: Readonly<Record<string, string>>,
+  ): void => {
+    const one = metrics.singleMetric();
+    for (const [k, v] of Object.entries(labels)) one.addDimension(k, v);
+    one.addMetric(name, unit, value);
+  };
   return {
     add(metric: MetricDef, value: number, labels?: Readonly<Record<string, string>>) {
       const unit = metric.unit === 'Milliseconds' ? MetricUnit.Milliseconds : MetricUnit.Count;
@@ -40,10 +64,11 @@ export function emfSink(metrics: Metrics): MetricsSink {
         metrics.addMetric(metric.name, unit, value);
         return;
       }
-      // A dimension of its own needs a metric of its own (Powertools' dimensions hold for a whole flush).
-      const single = metrics.singleMetric();
-      for (const [k, v] of Object.entries(labels)) single.addDimension(k, v);
-      single.addMetric(metric.name, unit, value);
+      if (unit !== MetricUnit.Count) return single(metric.name, unit, value, labels);
+      const key = JSON.stringify([metric.name, Object.entries(labels).sort()]);
+      const sum = counts.get(key);
+      if (sum) sum.value += value;
+      else counts.set(key, { name: metric.name, labels: { ...labels }, value });
     },
   };
 }
