@@ -125,7 +125,14 @@ type Handler<E, R> = (event: E, context: LambdaContext) => Promise<R>;
 function startEventsMapping(stack: Stack, handler: Handler<unknown, unknown>) {
   const ctx = stack.ctx;
   let stopping = false;
-  const state = { finishes: 0, batches: 0, failures: 0, keys: new Set<string>() };
+  const state = {
+    finishes: 0,
+    batches: 0,
+    failures: 0,
+    keys: new Set<string>(),
+    /** Of each finish that started: its fire time and how late it started (its own clock reading). */
+    starts: [] as Array<{ scheduledAt: number; lateMs: number }>,
+  };
   const isFinish = (r: StreamRecord) => {
     const now = r.dynamodb?.NewImage?.status?.S;
     const before = r.dynamodb?.OldImage?.status?.S;
@@ -183,10 +190,16 @@ function startEventsMapping(stack: Stack, handler: Handler<unknown, unknown>) {
               )) as { batchItemFailures?: unknown[] };
               state.batches++;
               state.finishes += finishes.length;
-              for (const r of finishes)
+              for (const r of finishes) {
                 state.keys.add(
                   `${r.dynamodb?.Keys?.jobName?.S}/${r.dynamodb?.Keys?.executionId?.S ?? r.dynamodb?.Keys?.executionId?.N}`,
                 );
+                const image = r.dynamodb?.NewImage;
+                const scheduledAt = Number(image?.scheduledAt?.N);
+                const startedAt = Number(image?.startedAt?.N);
+                if (Number.isFinite(scheduledAt) && Number.isFinite(startedAt))
+                  state.starts.push({ scheduledAt, lateMs: startedAt - scheduledAt });
+              }
               state.failures += res?.batchItemFailures?.length ?? 0;
             }
             if (records.length < 100 || shard.done) break;
@@ -247,6 +260,7 @@ function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItem
   /** holdMs: how long before its fire time each launch reached the worker (it holds until then, billed). */
   const state = { invocations: 0, failures: 0, holdMs: [] as number[], lateArrivals: 0, backlog: 0 };
   const startedAt = Date.now();
+  const backlogBefore = startedAt + workerLeadMs(1, false) + 1_000;
   const poller = () =>
     asActor('worker_mapping', async () => {
       while (!stopping) {
@@ -271,7 +285,7 @@ function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItem
               const at = (JSON.parse(m.Body ?? '{}') as { scheduledAt?: number }).scheduledAt;
               // Launches visible before the mapping started (the API plans a new job's first minute at once)
               // waited for it: not the lead's doing.
-              if (typeof at === 'number' && at < startedAt + workerLeadMs(1, false) + 1_000) state.backlog++;
+              if (typeof at === 'number' && at < backlogBefore) state.backlog++;
               else if (typeof at === 'number') {
                 state.holdMs.push(Math.max(0, at - Date.now()));
                 if (Date.now() > at) state.lateArrivals++;
@@ -325,6 +339,7 @@ function startWorkerMapping(stack: Stack, handler: Handler<SQSEvent, { batchItem
   for (let i = 0; i < 4; i++) void poller();
   return {
     state,
+    backlogBefore,
     async stop() {
       stopping = true; // the long polls in the air are left to end with the stack
       await Promise.all([...inFlight]);
@@ -609,6 +624,12 @@ export async function costExecutions(o: CostOptions): Promise<void> {
             // Launches handed to the worker after their fire time (they start late).
             worker_arrivals_after_fire_time: workerMapping.state.lateArrivals,
             worker_backlog_at_start: workerMapping.state.backlog,
+            // Start minus fire time of the runs whose launches the mapping found waiting for it left out.
+            start_late_ms: quantiles(
+              eventsMapping.state.starts
+                .filter((s) => s.scheduledAt >= workerMapping.backlogBefore)
+                .map((s) => s.lateMs),
+            ),
           }
         : {}),
       executions_kept: 5,
