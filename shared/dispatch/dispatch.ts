@@ -180,7 +180,7 @@ export const WORKER_BATCH_WINDOW_SECONDS = 1;
  * whole second (`delaySecondsFor`), but the worker holds its billed invocation for whatever lead is left,
  * so its launches get this margin and are sent at a chosen phase of the second (`phaseWaitMs`).
  */
-export const WORKER_START_MARGIN_MS = 500;
+export const WORKER_START_MARGIN_MS = 300;
 /**
  * A launch with no other worker launch in the WORKER_WARM_MS before it likely meets a cold start (Lambda
  * retires an idle environment within minutes; starting Node and the bundle takes hundreds of ms), so it

@@ -619,7 +619,7 @@ export async function costExecutions(o: CostOptions): Promise<void> {
               workerMapping.state.holdMs.reduce((a, b) => a + b, 0) /
                 Math.max(1, workerMapping.state.holdMs.length),
             ),
-            // Visible 1.5–1.75 s early (the send's phase: dispatch.ts phaseWaitMs), gathered for up to 1 s.
+            // Visible 1.3–1.55 s early (the send's phase: dispatch.ts phaseWaitMs), gathered for up to 1 s.
             worker_hold_ms: quantiles(workerMapping.state.holdMs),
             // Launches handed to the worker after their fire time (they start late).
             worker_arrivals_after_fire_time: workerMapping.state.lateArrivals,

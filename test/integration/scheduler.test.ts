@@ -803,8 +803,8 @@ describe("the worker's queue", () => {
       ctx.clients.sqs.middlewareStack.remove(spy);
     }
     // Visible 1 s early on an agents' queue (9 s of delay from 10 s ahead). On the worker's: the first
-    // launch of the send 2.5 s early (window, start margin, a second for a cold start: 7 s of delay), the
-    // next, 2 s after it, 1.5 s early (12 s ahead: 10 s of delay).
+    // launch of the send 2.3 s early (window, start margin, a second for a cold start: 7 s of delay), the
+    // next, 2 s after it, 1.3 s early (12 s ahead: 10 s of delay).
     expect(delays.get(ctx.config.defaultQueueUrl)).toEqual([9]);
     expect(delays.get(worker!)).toEqual([7, 10]);
     await drainQueue(1, 'lead-default');
