@@ -198,8 +198,19 @@ export function cronplanePropsFromContext(app: App): CronplaneProps {
   if (dueShards !== undefined && !(Number.isInteger(dueShards) && dueShards >= 1 && dueShards <= 64)) {
     throw new Error(`context dueShards: must be a whole number from 1 to 64, got "${dueShardsValue}"`);
   }
+  const workerMemoryValue = app.node.tryGetContext('workerMemory') as string | number | undefined;
+  const workerMemory = workerMemoryValue === undefined ? undefined : Number(workerMemoryValue);
+  if (
+    workerMemory !== undefined &&
+    !(Number.isInteger(workerMemory) && workerMemory >= 128 && workerMemory <= 10_240)
+  ) {
+    throw new Error(
+      `context workerMemory: must be a whole number of MB from 128 to 10240, got "${workerMemoryValue}"`,
+    );
+  }
   const billing = contextBilling(app);
   return {
+    ...(workerMemory === undefined ? {} : { workerMemory }),
     ...(dueShards === undefined ? {} : { dueShards }),
     ...(iamAuth === undefined ? {} : { iamAuth: !iamAuthOff }),
     ...(notifyOn === undefined ? {} : { notifyOn }),

@@ -362,6 +362,16 @@ describe('Cronplane stack', () => {
       MaximumBatchingWindowInSeconds: 1,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
+    // `-c workerMemory=256`: the worker only (its holds are billed by the MB), and checked.
+    const small = synth({ workerMemory: '256' }).findResources('AWS::Lambda::Function');
+    expect(small[workerId]!.Properties.MemorySize).toBe(256);
+    for (const [id, fn] of Object.entries(small))
+      if (id !== workerId && fn.Properties.MemorySize !== undefined)
+        expect(fn.Properties.MemorySize).toBe(512);
+    expect(() => synth({ workerMemory: '100' })).toThrow(
+      /workerMemory: must be a whole number of MB from 128/,
+    );
+    expect(() => synth({ workerMemory: 'lots' })).toThrow(/workerMemory/);
   });
 
   it('lets the worker call no user target without workerTargets, and read only the secrets path', () => {
