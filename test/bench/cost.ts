@@ -583,6 +583,22 @@ export async function costExecutions(o: CostOptions): Promise<void> {
       scaleUsage(perExecution, 1_000_000),
       provisionedPrices(PROVISIONED_UTILIZATION),
     );
+    // The same runs with `-c workerMemory=256`: the worker's billed GB-seconds halve (its durations are
+    // mostly the hold to the fire time, wall time that no CPU shortens; the CPU-bound rest would be slower).
+    const workerGbS =
+      invocations
+        .filter((i) => i.fn === 'worker')
+        .reduce((s, i) => s + billedGbSeconds(i.ms, LAMBDA_MEMORY_MB.worker), 0) / Math.max(1, n);
+    const perMillionWorker256 = dollars(
+      scaleUsage(
+        {
+          ...perExecution,
+          lambdaGbSeconds:
+            (perExecution.lambdaGbSeconds ?? 0) - workerGbS * (1 - 256 / LAMBDA_MEMORY_MB.worker),
+        },
+        1_000_000,
+      ),
+    );
     const tables = parts.map((p) => perExecutionTable(p.tally, p.per));
     const table = {
       byService: sumRows(tables.map((t) => t.byService)),
@@ -600,6 +616,9 @@ export async function costExecutions(o: CostOptions): Promise<void> {
       planned_by_ticks: planned,
       executions_per_minute: Math.round((n / wallS) * 60),
       dollars_per_million_executions: roundDollars(perMillion.total),
+      ...(workerMapping
+        ? { dollars_per_million_executions_worker_256mb: roundDollars(perMillionWorker256.total) }
+        : {}),
       dollars_per_million_by_line: roundLines(perMillion.byLine),
       dollars_per_million_executions_provisioned_70pct: roundDollars(perMillionProvisioned.total),
       dollars_per_million_provisioned_by_line: roundLines(perMillionProvisioned.byLine),
