@@ -57,7 +57,15 @@ export interface ApiHandlerOptions {
   readonly logError?: (error: unknown) => void;
 }
 
-export function createApiHandler(ctx: Context, options: ApiHandlerOptions = {}) {
+export function createApiHandler(shared: Context, options: ApiHandlerOptions = {}) {
+  // A client waits on the API: a new agentless job's first minute goes out at once, not at the phase of
+  // the second that shortens the worker's holds (shared/dispatch/dispatch.ts). Made at the first request,
+  // inside the handler: a context that fails is a 500 there, not a handler that cannot be built.
+  let own: Context | undefined;
+  const contextOf = () => {
+    own ??= { ...shared, dispatch: shared.dispatch.withoutPhaseWait() };
+    return own;
+  };
   const logError = options.logError ?? ((error: unknown) => console.error(error));
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
     .use(cors())
@@ -80,7 +88,7 @@ export function createApiHandler(ctx: Context, options: ApiHandlerOptions = {}) 
       // The IAM identity API Gateway verified: recorded on every job change (shared/jobs/caller.ts).
       const caller = callerOf(event.requestContext?.identity);
       const res = await asCaller(caller, () =>
-        route(ctx, event.httpMethod.toUpperCase(), event.path, {
+        route(contextOf(), event.httpMethod.toUpperCase(), event.path, {
           query,
           body: parseBody(event),
           basePath: basePath(event),

@@ -275,10 +275,19 @@ export class Dispatcher {
   constructor(
     private readonly clients: AwsClients,
     private readonly config: Config,
-    /** How a send to the worker's queue waits for its phase (tests may pass their own). */
-    private readonly sleep: (ms: number) => Promise<void> = (ms) =>
+    /** How a send to the worker's queue waits for its phase; null: it does not (`withoutPhaseWait`). */
+    private readonly sleep: ((ms: number) => Promise<void>) | null = (ms) =>
       new Promise((resolve) => setTimeout(resolve, ms)),
   ) {}
+
+  /**
+   * This dispatcher, sending worker launches at once, whatever the phase: for a caller that someone waits
+   * on (the API planning a new job's first minute), for whom up to ¾ s more matters more than the longer
+   * holds of that minute's launches.
+   */
+  withoutPhaseWait(): Dispatcher {
+    return new Dispatcher(this.clients, this.config, null);
+  }
 
   /**
    * Agentless jobs go to the worker's queue; the rest to the queue of their tag set. `members`: the live
@@ -413,6 +422,7 @@ export class Dispatcher {
     let waited = 0;
     const inPhase = async (fireAt: number) => {
       if (gate) return gate;
+      if (!this.sleep) return;
       const wait = phaseWaitMs(fireAt, clock(), leadMs(fireAt), WORKER_PHASE_TOLERANCE_MS);
       if (wait === 0 || waited + wait > WORKER_PHASE_BUDGET_MS) return;
       waited += wait;

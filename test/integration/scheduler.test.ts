@@ -7,13 +7,21 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.ts';
+import { createApiHandler } from '../../functions/api/app.ts';
+import { startHttpServer } from '../../local/http-server.ts';
 import { type Context, createContext } from '../../shared/context.ts';
 import { controlKeys } from '../../shared/control/control-keys.ts';
 import {
+  Dispatcher,
   stagingLeadSeconds,
   WORKER_PHASE_TOLERANCE_MS,
   workerLeadMs,
@@ -24,7 +32,7 @@ import { upsertJob } from '../../shared/jobs/jobs-service.ts';
 import type { JobRecord } from '../../shared/ports.ts';
 import { planJob, planJobs } from '../../shared/scheduler/plan.ts';
 import { tick } from '../../shared/scheduler/tick.ts';
-import { startTestStack, waitFor } from './support/stack.ts';
+import { api, startTestStack, waitFor } from './support/stack.ts';
 
 type Stack = Awaited<ReturnType<typeof startTestStack>>;
 let stack: Stack;
@@ -842,6 +850,57 @@ describe("the worker's queue", () => {
     expect(sentAfter).toBeGreaterThan(500);
     expect(visibleBy - arrivedAt).toBeLessThanOrEqual(WORKER_PHASE_TOLERANCE_MS);
     expect(arrivedAt - visibleBy).toBeLessThan(150);
+  });
+
+  it('is sent at once by the API (a client waits on it): only the planner waits for the phase', async () => {
+    const created = await ctx.clients.sqs.send(
+      new CreateQueueCommand({ QueueName: `${ctx.config.queuePrefix}phase-api` }),
+    );
+    const worker = created.QueueUrl!;
+    // A frozen clock 300 ms into a second: a launch on a whole second is 400 ms off its phase.
+    const now = clockNow + 300;
+    const base = createContext({ ...stack.env, CRONPLANE_WORKER_QUEUE_URL: worker }, () => now);
+    // A tick's window, which the API plans a new job's launches up to.
+    expect((await tick(base, 'phase-api')).leader).toBe(true);
+    const waits: number[] = [];
+    const spied: Context = {
+      ...base,
+      dispatch: new Dispatcher(base.clients, base.config, async (ms) => {
+        waits.push(ms);
+      }),
+    };
+    const fireAt = now - 300 + 10_000;
+    await spied.dispatch.send(
+      worker,
+      [{ jobName: 'phase-tick', executionId: `${fireAt}.0.1`, scheduledAt: fireAt }],
+      spied.clock,
+    );
+    expect(waits).toHaveLength(1);
+    waits.length = 0;
+    // Through the API: a new http job's first minute is planned and sent, without a wait.
+    const server = await startHttpServer({ handler: createApiHandler(spied), port: 0 });
+    try {
+      const res = await api(server.url)('POST', '/v1/jobs', {
+        name: 'phase-api',
+        schedule: '@every 1s',
+        executor: 'http',
+        executor_config: { method: 'GET', url: 'http://127.0.0.1:9/' },
+      });
+      expect(res.status).toBe(201);
+    } finally {
+      await server.close();
+    }
+    const attrs = await ctx.clients.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: worker,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesDelayed'],
+      }),
+    );
+    const sent =
+      Number(attrs.Attributes?.ApproximateNumberOfMessages) +
+      Number(attrs.Attributes?.ApproximateNumberOfMessagesDelayed);
+    expect(sent).toBeGreaterThan(10);
+    expect(waits).toEqual([]);
   });
 });
 
