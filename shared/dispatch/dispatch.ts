@@ -196,8 +196,14 @@ export const WORKER_WARM_MS = 60_000;
  * sender waits for the part of the second in which the error stays under this (a quarter of every second).
  */
 export const WORKER_PHASE_TOLERANCE_MS = 250;
-/** The most a `send` to the worker's queue waits for the phase in all: a burst beyond it goes out as it can. */
+/**
+ * The most one dispatcher (a process: a tick's chunks and shards share it) waits for the phase in a
+ * minute: a tick planning thousands of agentless jobs in chunks would otherwise wait in every chunk's send.
+ * What goes out beyond it goes out as it can.
+ */
 export const WORKER_PHASE_BUDGET_MS = 5_000;
+/** The period the phase budget is counted over. */
+export const WORKER_PHASE_BUDGET_PERIOD_MS = 60_000;
 
 /**
  * Milliseconds before its fire time that a worker launch is to become visible: the batching window, the
@@ -271,6 +277,9 @@ const SEND_PARALLEL = 8;
 
 export class Dispatcher {
   private readonly known = new Map<string, string>();
+  /** The wait for the phase the sends to the worker's queue share, and what they waited this period. */
+  private phaseGate: Promise<void> | null = null;
+  private readonly phaseBudget = { from: 0, used: 0 };
 
   constructor(
     private readonly clients: AwsClients,
@@ -396,7 +405,7 @@ export class Dispatcher {
    * sent only in the part of the second that makes it visible at most WORKER_PHASE_TOLERANCE_MS earlier
    * than that: the worker holds its billed invocation from the launch's arrival to its fire time, and a
    * launch sent at any phase came half a second more early on average. The senders wait together, at most
-   * WORKER_PHASE_BUDGET_MS in all.
+   * WORKER_PHASE_BUDGET_MS a minute in all (concurrent sends share one wait).
    */
   async send(
     queueUrl: string,
@@ -418,18 +427,15 @@ export class Dispatcher {
       ? (fireAt: number, now: number) => delaySecondsBefore(fireAt, now, leadMs(fireAt))
       : (fireAt: number, now: number) => delaySecondsFor(fireAt, now, leadFor(fireAt));
     // The senders share one wait for the phase (while one waits the others do not send) and a budget.
-    let gate: Promise<void> | null = null;
-    let waited = 0;
     const inPhase = async (fireAt: number) => {
-      if (gate) return gate;
+      if (this.phaseGate) return this.phaseGate;
       if (!this.sleep) return;
       const wait = phaseWaitMs(fireAt, clock(), leadMs(fireAt), WORKER_PHASE_TOLERANCE_MS);
-      if (wait === 0 || waited + wait > WORKER_PHASE_BUDGET_MS) return;
-      waited += wait;
-      gate = this.sleep(wait).finally(() => {
-        gate = null;
+      if (wait === 0 || !this.spendPhaseBudget(wait)) return;
+      this.phaseGate = this.sleep(wait).finally(() => {
+        this.phaseGate = null;
       });
-      return gate;
+      return this.phaseGate;
     };
     // A burst of launches goes out SEND_PARALLEL batches at a time, earliest first.
     let next = 0;
@@ -441,6 +447,18 @@ export class Dispatcher {
       }
     };
     await Promise.all(Array.from({ length: Math.min(SEND_PARALLEL, batches.length) }, sender));
+  }
+
+  /** Takes `ms` from this period's phase budget (real time: it bounds real waiting); false if it has not that much. */
+  private spendPhaseBudget(ms: number): boolean {
+    const now = Date.now();
+    if (now - this.phaseBudget.from >= WORKER_PHASE_BUDGET_PERIOD_MS) {
+      this.phaseBudget.from = now;
+      this.phaseBudget.used = 0;
+    }
+    if (this.phaseBudget.used + ms > WORKER_PHASE_BUDGET_MS) return false;
+    this.phaseBudget.used += ms;
+    return true;
   }
 
   /** Entries SQS refuses are sent again, twice at most; any still refused then fail the call. */

@@ -23,6 +23,7 @@ import { controlKeys } from '../../shared/control/control-keys.ts';
 import {
   Dispatcher,
   stagingLeadSeconds,
+  WORKER_PHASE_BUDGET_MS,
   WORKER_PHASE_TOLERANCE_MS,
   workerLeadMs,
 } from '../../shared/dispatch/dispatch.ts';
@@ -850,6 +851,31 @@ describe("the worker's queue", () => {
     expect(sentAfter).toBeGreaterThan(500);
     expect(visibleBy - arrivedAt).toBeLessThanOrEqual(WORKER_PHASE_TOLERANCE_MS);
     expect(arrivedAt - visibleBy).toBeLessThan(150);
+  });
+
+  it("shares one wait among concurrent sends, and waits at most the budget a minute (a tick's chunks)", async () => {
+    const created = await ctx.clients.sqs.send(
+      new CreateQueueCommand({ QueueName: `${ctx.config.queuePrefix}phase-budget` }),
+    );
+    const worker = created.QueueUrl!;
+    const now = clockNow + 300; // 400 ms off the phase: each send would wait 160 ms
+    const base = createContext({ ...stack.env, CRONPLANE_WORKER_QUEUE_URL: worker }, () => now);
+    const waits: number[] = [];
+    const dispatcher = new Dispatcher(base.clients, base.config, async (ms) => {
+      waits.push(ms);
+      await sleep(20);
+    });
+    const launch = (i: number) => {
+      const at = clockNow + 10_000 + i * 1_000;
+      return { jobName: `budget-${i}`, executionId: `${at}.0.1`, scheduledAt: at };
+    };
+    // Ten sends at once (a tick's chunks and shards in one process): one wait.
+    await Promise.all(Array.from({ length: 10 }, (_, i) => dispatcher.send(worker, [launch(i)], () => now)));
+    expect(waits).toEqual([160]);
+    // One after another: they wait until the minute's budget is spent, then go out as they can.
+    for (let i = 10; i < 50; i++) await dispatcher.send(worker, [launch(i)], () => now);
+    expect(waits.length).toBe(Math.floor(WORKER_PHASE_BUDGET_MS / 160));
+    expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(WORKER_PHASE_BUDGET_MS);
   });
 
   it('is sent at once by the API (a client waits on it): only the planner waits for the phase', async () => {
