@@ -532,11 +532,24 @@ export async function costExecutions(o: CostOptions): Promise<void> {
       if (!res.ok) throw new Error(`POST /v1/jobs ${name}: ${res.status} ${await res.text()}`);
     }
     await sleep(1_000);
+    const workerMapping = worker ? startWorkerMapping(stack, worker) : undefined;
+    const eventsMapping = startEventsMapping(stack, events);
+    if (workerMapping) {
+      // The API sent each new job's launches up to the tick's cursor at once, without the phase wait the
+      // ticks' sends make (its client waits: shared/dispatch/dispatch.ts); a million executions are the
+      // ticks' launches but for each job's first minute. Those are served unmetered, and the figure starts
+      // with the first tick, a few seconds before the cursor.
+      const cursor = await stack.ctx.control.getCursor(0);
+      if (cursor !== null) await sleep(cursor - Date.now() - 3_000);
+      workerMapping.state.holdMs.length = 0;
+      workerMapping.state.lateArrivals = 0;
+      Object.assign(eventsMapping.state, { finishes: 0, batches: 0, failures: 0 });
+      eventsMapping.state.keys.clear();
+      eventsMapping.state.starts.length = 0;
+    }
     meter.start();
     out.reset();
     invocations.length = 0;
-    const eventsMapping = startEventsMapping(stack, events);
-    const workerMapping = worker ? startWorkerMapping(stack, worker) : undefined;
     const t0 = Date.now();
     let planned = 0;
     for (let i = 0; i < o.ticks; i++) {
