@@ -163,7 +163,7 @@ export interface QueueEntry {
  * the agent that takes it claims it at once and holds it to the exact millisecond.
  */
 export function delaySecondsFor(fireAtMs: number, now: number, leadSeconds = 1): number {
-  return Math.max(0, Math.min(900, Math.floor((fireAtMs - now) / 1000) - Math.max(1, leadSeconds)));
+  return delaySecondsBefore(fireAtMs, now, Math.max(1, leadSeconds) * 1_000);
 }
 
 /**
